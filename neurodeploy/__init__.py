@@ -1,0 +1,40 @@
+"""neurodeploy: spiking networks from GPU training to Loihi-style integer execution.
+
+The Python API behind the ``neurodeploy`` command::
+
+    from neurodeploy import TrainConfig, train
+    result = train(TrainConfig(task="digits", T=4, mps=True, guidance=True, epochs=5))
+    print(result.test_acc, result.model.alphas())
+
+Names are imported lazily (PEP 562), so ``import neurodeploy`` is cheap and the command line
+starts fast; ``neurodeploy.X`` loads the module that holds X on first use.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "neurodeploy.checkpoint": ("CheckpointError", "load_checkpoint", "save_checkpoint"),
+    "neurodeploy.data": ("TaskData", "list_tasks", "load_task"),
+    "neurodeploy.layers": ("LIF", "NeuronConfig", "PerStep"),
+    "neurodeploy.lif": ("LIFParams", "LIFState", "LIFTrace", "lif_multistep", "lif_step", "lif_trace"),
+    "neurodeploy.losses": ("GuidanceConfig", "SNNLoss", "ensemble_ce", "guidance_loss", "tet_loss"),
+    "neurodeploy.models": ("MODELS", "SpikingNet", "build_model"),
+    "neurodeploy.surrogate": ("Surrogate",),
+    "neurodeploy.train": ("TrainConfig", "TrainResult", "evaluate", "load_model", "train"),
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'neurodeploy' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,4 @@
+"""``python -m neurodeploy`` runs the command-line interface."""
+from neurodeploy.cli import main
+
+raise SystemExit(main())
