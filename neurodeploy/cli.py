@@ -1,0 +1,108 @@
+"""The ``neurodeploy`` command line: a thin layer over the Python API."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from neurodeploy.checkpoint import CheckpointError
+
+BOOL = argparse.BooleanOptionalAction
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    from neurodeploy.losses import DIRECTIONS, LOSS_KINDS
+    from neurodeploy.surrogate import SURROGATES
+    from neurodeploy.train import TrainConfig
+    d = TrainConfig().to_dict()  # defaults from TrainConfig: the CLI and the API cannot disagree
+    p.add_argument("--task", default=d["task"], help="offline task (see `neurodeploy tasks`)")
+    p.add_argument("--model", default=None, help="zoo model; default: the task's own")
+    p.add_argument("--T", type=int, default=d["T"], help="timesteps")
+    p.add_argument("--mps", action=BOOL, default=d["mps"], help="membrane potential smoothing")
+    p.add_argument("--mps-mode", choices=("reset", "charge"), default=d["mps_mode"])
+    p.add_argument("--alpha-init", type=float, default=d["alpha_init"])
+    p.add_argument("--tau", type=float, default=d["tau"], help="membrane time constant (> 1), timesteps")
+    p.add_argument("--theta", type=float, default=d["theta"], help="threshold")
+    p.add_argument("--reset", choices=("hard", "soft"), default=d["reset"])
+    p.add_argument("--surrogate", choices=SURROGATES, default=d["surrogate"])
+    p.add_argument("--detach-reset", action=BOOL, default=d["detach_reset"])
+    p.add_argument("--loss", choices=LOSS_KINDS, default=d["loss"])
+    p.add_argument("--guidance", action=BOOL, default=d["guidance"], help="adjacent-timestep guidance")
+    p.add_argument("--lam", type=float, default=d["lam"], help="guidance weight")
+    p.add_argument("--tau-kd", type=float, default=d["tau_kd"], help="distillation temperature")
+    p.add_argument("--p-drop", type=float, default=d["p_drop"], help="probability of dropping a guidance term")
+    p.add_argument("--direction", choices=DIRECTIONS, default=d["direction"])
+    p.add_argument("--epochs", type=int, default=d["epochs"])
+    p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    p.add_argument("--lr", type=float, default=d["lr"])
+    p.add_argument("--weight-decay", type=float, default=d["weight_decay"])
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default=d["optimizer"])
+    p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument("--data-seed", type=int, default=d["data_seed"])
+    p.add_argument("--device", default=d["device"], help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neurodeploy", description=(
+        "Spiking networks from training to Loihi-style execution. Run `neurodeploy demo` for the "
+        "main job on the embedded offline task."))
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a spiking model on an offline task")
+    _add_train_args(p)
+    p.add_argument("--out", "-o", required=True, help="run folder (checkpoint.pt, metrics.jsonl)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("demo", help="main job: MPS + guidance on event-digits, T=4, a few minutes on CPU")
+    p.add_argument("--out", "-o", default=None, help="folder for the runs (default runs/demo-<time>)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--compare", action="store_true", help="also train a vanilla-LIF, CE-only baseline")
+    p.add_argument("--no-progress", action="store_true")
+
+    sub.add_parser("tasks", help="list the offline tasks")
+    return parser
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from neurodeploy.train import TrainConfig, train
+    fields = {k: getattr(a, k) for k in TrainConfig().to_dict() if k not in ("arch",) and hasattr(a, k)}
+    cfg = TrainConfig(**fields)
+    res = train(cfg, out_dir=a.out, resume=a.resume, progress=not a.no_progress)
+    alphas = ", ".join(f"{n}={v:.3f}" for n, v in res.model.alphas().items())
+    print(f"{res.config.task}/{res.config.model} T={res.config.T}: test acc {res.test_acc:.4f} "
+          f"after {len(res.history)} epochs; alpha: {alphas or '-'}; run folder {a.out}")
+    return 0
+
+
+def _cmd_tasks(_: argparse.Namespace) -> int:
+    from neurodeploy.data import list_tasks, load_task
+    for name in list_tasks():
+        t = load_task(name)
+        print(f"{name:<13} input {t.input_shape} {'temporal' if t.temporal else 'static'}  "
+              f"{t.num_classes} classes  train {len(t.y_train)} / test {len(t.y_test)}  "
+              f"(stands in for {t.stands_in_for}): {t.description}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        import torch
+        torch.set_num_threads(args.threads)
+    try:
+        if args.command == "train":
+            return _cmd_train(args)
+        if args.command == "demo":
+            from neurodeploy.demo import run_demo
+            out = args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
+            run_demo(out, epochs=args.epochs, compare=args.compare, progress=not args.no_progress)
+            return 0
+        if args.command == "tasks":
+            return _cmd_tasks(args)
+    except (ValueError, FileExistsError, CheckpointError, FileNotFoundError) as e:
+        print(f"neurodeploy {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 1

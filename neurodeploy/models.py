@@ -1,0 +1,158 @@
+"""The model zoo: every model is built from the same layers (:class:`PerStep` around stateless
+torch modules, :class:`LIF` neurons) and returns per-timestep logits (T, B, classes) from a
+non-spiking linear readout; the prediction is the mean over timesteps.
+
+========== ================================================ =========================
+name       architecture                                     input (per timestep)
+========== ================================================ =========================
+mlp        Flatten-[Linear-BN-LIF] x n-Linear                any
+vgg        [Conv3x3-BN-LIF(-AvgPool2)] blocks-Flatten-Linear (C, H, W)
+conv1d     [Conv1d k3-BN-LIF-AvgPool2] x2-Linear-LIF-Linear  (C, L)
+pointnet   shared per-point [Conv1d k1-BN-LIF] x3, mean (or   (3, N points)
+           max) over points, Linear-BN-LIF-Linear
+========== ================================================ =========================
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from neurodeploy.layers import LIF, NeuronConfig, PerStep
+
+
+class SpikingNet(nn.Module):
+    """A sequential spiking network: input (T, B, *input_shape) -> logits (T, B, num_classes)."""
+
+    def __init__(self, name: str, body: nn.Sequential, input_shape: Sequence[int], num_classes: int):
+        super().__init__()
+        self.name = name
+        self.body = body
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.num_classes = int(num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 + len(self.input_shape) or tuple(x.shape[2:]) != self.input_shape:
+            raise ValueError(
+                f"model {self.name!r}: expected input (T, B, {', '.join(map(str, self.input_shape))}), "
+                f"got shape {tuple(x.shape)}"
+            )
+        return self.body(x)
+
+    def lif_layers(self) -> list[tuple[str, LIF]]:
+        return [(n, m) for n, m in self.named_modules() if isinstance(m, LIF)]
+
+    def alphas(self) -> dict[str, float]:
+        """The smoothing coefficient of every LIF layer (0.0 where MPS is off)."""
+        return {n: m.alpha_value() for n, m in self.lif_layers()}
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+def build_mlp(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
+              hidden: Sequence[int] = (256, 128), batchnorm: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [PerStep(nn.Flatten())]
+    width = _numel(input_shape)
+    for h in hidden:
+        # BN (folded into the Linear at export) keeps deeper layers from falling silent at init
+        norm = [PerStep(nn.BatchNorm1d(h))] if batchnorm else []
+        layers += [PerStep(nn.Linear(width, h, bias=not batchnorm)), *norm, neuron.build()]
+        width = h
+    layers.append(PerStep(nn.Linear(width, num_classes)))
+    return nn.Sequential(*layers)
+
+
+def build_vgg(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
+              channels: Sequence[int | str] = (32, "P", 64, "P")) -> nn.Sequential:
+    if len(input_shape) != 3:
+        raise ValueError(f"model 'vgg' needs image input (C, H, W), got input shape {tuple(input_shape)}")
+    c, h, w = input_shape
+    layers: list[nn.Module] = []
+    for spec in channels:
+        if spec == "P":
+            layers.append(PerStep(nn.AvgPool2d(2)))
+            h, w = h // 2, w // 2
+        else:
+            layers += [PerStep(nn.Conv2d(c, int(spec), 3, padding=1, bias=False)),
+                       PerStep(nn.BatchNorm2d(int(spec))), neuron.build()]
+            c = int(spec)
+    if h < 1 or w < 1:
+        raise ValueError(f"model 'vgg': input {tuple(input_shape)} is too small for {len([s for s in channels if s == 'P'])} poolings")
+    layers += [PerStep(nn.Flatten()), PerStep(nn.Linear(c * h * w, num_classes))]
+    return nn.Sequential(*layers)
+
+
+def build_conv1d(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
+                 channels: Sequence[int] = (16, 32), hidden: int = 64) -> nn.Sequential:
+    if len(input_shape) != 2:
+        raise ValueError(f"model 'conv1d' needs sequence input (C, L), got input shape {tuple(input_shape)}")
+    c, length = input_shape
+    layers: list[nn.Module] = []
+    for ch in channels:
+        layers += [PerStep(nn.Conv1d(c, ch, 3, padding=1, bias=False)), PerStep(nn.BatchNorm1d(ch)),
+                   neuron.build(), PerStep(nn.AvgPool1d(2))]
+        c, length = ch, length // 2
+    if length < 1:
+        raise ValueError(f"model 'conv1d': sequence length {input_shape[1]} too short for {len(channels)} poolings")
+    layers += [PerStep(nn.Flatten()), PerStep(nn.Linear(c * length, hidden)), neuron.build(),
+               PerStep(nn.Linear(hidden, num_classes))]
+    return nn.Sequential(*layers)
+
+
+class GlobalPool(nn.Module):
+    """Symmetric pooling over the last (points) axis: (B, C, N) -> (B, C).
+
+    "mean" (default): the fraction of points whose feature fired, a linear (sum-pool) map
+    that neuromorphic hardware can run. "max": PointNet's max, on spikes "any point fired";
+    with few channels and many points it saturates to all-ones and carries no information.
+    """
+
+    def __init__(self, mode: str = "mean") -> None:
+        super().__init__()
+        if mode not in ("mean", "max"):
+            raise ValueError(f"pool must be 'mean' or 'max', got {mode!r}")
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=-1) if self.mode == "mean" else x.amax(dim=-1)
+
+    def extra_repr(self) -> str:
+        return self.mode
+
+
+def build_pointnet(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
+                   channels: Sequence[int] = (32, 64, 128), hidden: int = 64,
+                   pool: str = "mean") -> nn.Sequential:
+    if len(input_shape) != 2:
+        raise ValueError(f"model 'pointnet' needs point input (3, N), got input shape {tuple(input_shape)}")
+    c = input_shape[0]
+    layers: list[nn.Module] = []
+    for ch in channels:
+        layers += [PerStep(nn.Conv1d(c, ch, 1, bias=False)), PerStep(nn.BatchNorm1d(ch)), neuron.build()]
+        c = ch
+    layers += [PerStep(GlobalPool(pool)), PerStep(nn.Linear(c, hidden, bias=False)),
+               PerStep(nn.BatchNorm1d(hidden)), neuron.build(), PerStep(nn.Linear(hidden, num_classes))]
+    return nn.Sequential(*layers)
+
+
+MODELS: dict[str, Callable[..., nn.Sequential]] = {
+    "mlp": build_mlp,
+    "vgg": build_vgg,
+    "conv1d": build_conv1d,
+    "pointnet": build_pointnet,
+}
+
+
+def build_model(name: str, input_shape: Sequence[int], num_classes: int,
+                neuron: NeuronConfig | None = None, **arch: object) -> SpikingNet:
+    """Build zoo model ``name`` for ``input_shape`` (one timestep) and ``num_classes``."""
+    if name not in MODELS:
+        raise ValueError(f"model: unknown name {name!r}; available: {sorted(MODELS)}")
+    body = MODELS[name](tuple(input_shape), num_classes, neuron or NeuronConfig(), **arch)
+    return SpikingNet(name, body, input_shape, num_classes)
