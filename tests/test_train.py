@@ -74,7 +74,7 @@ def test_bad_checkpoints_raise_naming_the_file_and_stay_untouched(tmp_path, dama
         torch.save(torch.nn.Linear(2, 2).state_dict(), path)
     else:
         import pickle
-        path.write_bytes(pickle.dumps(TrainConfig(**QUICK)))  # arbitrary objects are refused
+        path.write_bytes(pickle.dumps(TrainConfig(**QUICK), protocol=2))  # arbitrary objects are refused
     before = path.read_bytes()
     with pytest.raises(CheckpointError, match="checkpoint.pt"):
         train(TrainConfig(**QUICK, epochs=2), out_dir=tmp_path, resume=True, progress=False)
