@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="main job: MPS + guidance on event-digits, T=4, a few minutes on CPU")
     p.add_argument("--out", "-o", default=None, help="folder for the runs (default runs/demo-<time>)")
     p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--compare", action="store_true", help="also train a vanilla-LIF, CE-only baseline")
+    p.add_argument("--compare", action=BOOL, default=True,
+                   help="also train the vanilla-LIF, CE-only baseline the same way (default on)")
     p.add_argument("--no-progress", action="store_true")
 
     sub.add_parser("tasks", help="list the offline tasks")
