@@ -63,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also train the vanilla-LIF, CE-only baseline the same way (default on)")
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("reproduce", help="the paper's claims on the offline tasks: ablation, variants, "
+                       "reduced-timestep inference, initial states, gradient flow")
+    p.add_argument("--quick", action="store_true", help="small size for CI (minutes); default: full (~1 h on 2 cores)")
+    p.add_argument("--tasks", nargs="+", default=None, help="subset of the offline tasks (default: all)")
+    p.add_argument("--out", "-o", default="runs/reproduce", help="folder for reproduction.md/.json and figures/")
+    p.add_argument("--workers", type=int, default=1, help="parallel training processes (1 torch thread each)")
+    p.add_argument("--report-from", default=None, metavar="JSON",
+                   help="only re-render the report and figures from a saved reproduction.json (no training)")
+    p.add_argument("--no-progress", action="store_true")
+
     sub.add_parser("tasks", help="list the offline tasks")
     return parser
 
@@ -100,6 +110,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from neurodeploy.demo import run_demo
             out = args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
             run_demo(out, epochs=args.epochs, compare=args.compare, progress=not args.no_progress)
+            return 0
+        if args.command == "reproduce":
+            from neurodeploy.reproduce import reproduce, rewrite_report
+            if args.report_from:
+                print(f"report: {rewrite_report(args.report_from, args.out if args.out != 'runs/reproduce' else None)}")
+                return 0
+            md = reproduce(quick=args.quick, tasks=args.tasks, out=args.out, workers=args.workers,
+                           progress=not args.no_progress)
+            print(f"report: {md}")
             return 0
         if args.command == "tasks":
             return _cmd_tasks(args)
