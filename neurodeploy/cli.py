@@ -73,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only re-render the report and figures from a saved reproduction.json (no training)")
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("export", help="export a trained checkpoint as a NIR graph")
+    p.add_argument("checkpoint", help="checkpoint.pt written by `neurodeploy train`")
+    p.add_argument("--out", "-o", required=True, help="output .nir file")
+    p.add_argument("--dt", type=float, default=None, help="seconds per timestep in the NIR graph (default 1e-4)")
+
+    p = sub.add_parser("inspect", help="summarise a NIR graph: nodes, shapes, parameter ranges, counts")
+    p.add_argument("path", help=".nir file")
+
     sub.add_parser("tasks", help="list the offline tasks")
     return parser
 
@@ -119,6 +127,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             md = reproduce(quick=args.quick, tasks=args.tasks, out=args.out, workers=args.workers,
                            progress=not args.no_progress)
             print(f"report: {md}")
+            return 0
+        if args.command == "export":
+            from neurodeploy.converters.nir_common import DEFAULT_DT
+            from neurodeploy.converters.nir_export import export_nir
+            from neurodeploy.converters.nir_inspect import format_summary
+            from neurodeploy.train import load_model
+            model, _ = load_model(args.checkpoint)
+            graph = export_nir(model, args.out, dt=args.dt or DEFAULT_DT)
+            print(format_summary(graph, args.out))
+            return 0
+        if args.command == "inspect":
+            from neurodeploy.converters.nir_import import read_nir
+            from neurodeploy.converters.nir_inspect import format_summary
+            print(format_summary(read_nir(args.path), args.path))
             return 0
         if args.command == "tasks":
             return _cmd_tasks(args)

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from neurodeploy.lif import LIFParams, LIFTrace, lif_multistep, lif_trace
+from neurodeploy.lif import LIFParams, LIFTrace, li_multistep, lif_multistep, lif_trace
 from neurodeploy.surrogate import Surrogate
 
 
@@ -115,3 +115,34 @@ class NeuronConfig:
 
     def __repr__(self) -> str:
         return f"NeuronConfig({self.kwargs})"
+
+
+class LI(nn.Module):
+    """Non-spiking leaky-integrator readout, (T, B, ...) -> membrane (T, B, ...):
+    V(t) = beta * V(t-1) + I(t), beta = 1 - 1/tau (tau in timesteps, > 1; inf: pure sum)."""
+
+    def __init__(self, tau: float = 2.0) -> None:
+        super().__init__()
+        LIFParams(tau=tau)  # same validation as the LIF's tau
+        self.tau = float(tau)
+
+    @property
+    def beta(self) -> float:
+        return 1.0 - 1.0 / self.tau
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return li_multistep(x, self.beta)
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau}"
+
+
+class Scale(nn.Module):
+    """Multiply by a fixed factor (scalar or per-feature); NIR's Scale node and input gains."""
+
+    def __init__(self, scale: torch.Tensor | float) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale

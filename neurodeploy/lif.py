@@ -45,7 +45,8 @@ MPS_MODES = ("reset", "charge")
 
 @dataclass(frozen=True)
 class LIFParams:
-    """Fixed (non-learned) neuron parameters. ``tau`` in timesteps, ``theta`` in input units."""
+    """Fixed (non-learned) neuron parameters. ``tau`` in timesteps (``math.inf``: integrate-and-
+    fire, beta = 1), ``theta`` in input units."""
 
     tau: float = 2.0
     theta: float = 1.0
@@ -55,8 +56,9 @@ class LIFParams:
     surrogate: Surrogate = field(default_factory=Surrogate)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.tau, (int, float)) and math.isfinite(self.tau) and self.tau > 1):
-            raise ValueError(f"tau must be a finite number > 1 (beta = 1 - 1/tau), got {self.tau!r}")
+        if not (isinstance(self.tau, (int, float)) and self.tau > 1):  # NaN fails too; inf is IF
+            raise ValueError(f"tau must be a number > 1 (beta = 1 - 1/tau; inf gives the "
+                             f"non-leaky IF neuron), got {self.tau!r}")
         if not (isinstance(self.theta, (int, float)) and math.isfinite(self.theta) and self.theta > 0):
             raise ValueError(f"theta (threshold) must be a finite number > 0, got {self.theta!r}")
         if self.reset not in RESETS:
@@ -160,3 +162,14 @@ def lif_trace(x: torch.Tensor, alpha: torch.Tensor | float | None, p: LIFParams)
         for k, v in (("spikes", s), ("h", h), ("u", state.u), ("m", state.m)):
             rec[k].append(v)
     return LIFTrace(**{k: torch.stack(v) for k, v in rec.items()})
+
+
+def li_multistep(x: torch.Tensor, beta: float) -> torch.Tensor:
+    """Leaky integrator (non-spiking readout): V(t) = beta * V(t-1) + I(t), V(0) = 0; returns V (T, B, ...)."""
+    check_input(x)
+    v = torch.zeros_like(x[0])
+    out = []
+    for t in range(x.shape[0]):
+        v = beta * v + x[t]
+        out.append(v)
+    return torch.stack(out)

@@ -1,0 +1,268 @@
+"""NIR export/import: exact round trips, metadata, and clear errors for bad graphs and files."""
+import copy
+import math
+
+import nir
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from neurodeploy.converters.nir_common import METADATA_KEY, NIRConversionError
+from neurodeploy.converters.nir_export import export_nir, model_to_nir
+from neurodeploy.converters.nir_import import NIRFileError, nir_to_model, read_nir
+from neurodeploy.fold import fold_batchnorm
+from neurodeploy.layers import LIF, NeuronConfig
+from neurodeploy.models import build_model
+
+ZOO = [("mlp", (1, 8, 8)), ("vgg", (2, 12, 12)), ("conv1d", (1, 16)), ("pointnet", (3, 32))]
+NEURONS = {
+    "mps": dict(mps=True, alpha_init=0.3),
+    "vanilla": dict(mps=False),
+    "charge-soft": dict(mps=True, alpha_init=0.7, mps_mode="charge", reset="soft", tau=3.0),
+}
+
+
+def randomised(name, shape, neuron, seed=0):
+    """A zoo model with non-trivial weights and BatchNorm statistics (eval mode)."""
+    torch.manual_seed(seed)
+    m = build_model(name, shape, 10, NeuronConfig(**neuron)).eval()
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                mod.running_mean.uniform_(-0.3, 0.3)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.8, 2.0)
+                mod.bias.uniform_(-0.2, 0.4)
+            if isinstance(mod, LIF) and mod.a is not None:
+                mod.a.add_(0.123)  # an alpha that is not a round number
+    return m
+
+
+@pytest.mark.parametrize("neuron", list(NEURONS))
+@pytest.mark.parametrize("name,shape", ZOO)
+def test_round_trip_is_exact(tmp_path, name, shape, neuron):
+    model = randomised(name, shape, NEURONS[neuron])
+    path = tmp_path / "m.nir"
+    export_nir(model, path)
+    back = nir_to_model(path)
+    folded = fold_batchnorm(model)
+    x = (torch.rand(8, 5, *shape, generator=torch.Generator().manual_seed(1)) < 0.3).float() * 1.5
+    spikes = {}
+    for tag, m in (("folded", folded), ("back", back)):
+        rec = []
+        hooks = [l.register_forward_hook(lambda _m, _i, o: rec.append(o)) for _, l in m.lif_layers()]
+        with torch.no_grad():
+            out = m(x)
+        for h in hooks:
+            h.remove()
+        spikes[tag] = (out, rec)
+    out_a, rec_a = spikes["folded"]
+    out_b, rec_b = spikes["back"]
+    assert torch.equal(out_a, out_b)
+    assert len(rec_a) == len(rec_b) > 0
+    for sa, sb in zip(rec_a, rec_b):
+        assert torch.equal(sa, sb)
+    assert sum(0 < float(s.mean()) < 1 for s in rec_a) >= len(rec_a) / 2  # non-trivial spike trains
+    assert [l.alpha_value() for _, l in back.lif_layers()] == [l.alpha_value() for _, l in folded.lif_layers()]
+    # a second round trip writes the same graph
+    g1, g2 = model_to_nir(model), model_to_nir(back)
+    assert list(g1.nodes) == list(g2.nodes)
+    for k in g1.nodes:
+        for f in ("weight", "bias", "tau", "r", "v_threshold"):
+            if hasattr(g1.nodes[k], f):
+                assert np.array_equal(getattr(g1.nodes[k], f), getattr(g2.nodes[k], f)), (k, f)
+
+
+def test_folding_keeps_the_function():
+    model = randomised("vgg", (2, 12, 12), NEURONS["mps"])
+    x = (torch.rand(4, 8, 2, 12, 12) < 0.3).float()
+    with torch.no_grad():
+        a, b = model(x), fold_batchnorm(model)(x)
+    assert torch.allclose(a, b, atol=1e-4)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fold_batchnorm(model).modules())
+
+
+def test_lif_fields_follow_the_documented_convention():
+    model = build_model("mlp", (4,), 3, NeuronConfig(mps=True, tau=4.0, theta=0.75, alpha_init=0.25))
+    g = model_to_nir(model, dt=1e-3)
+    lif = g.nodes["2_lif"]
+    assert isinstance(lif, nir.LIF) and lif.tau.shape == (256,)
+    assert np.allclose(lif.tau, 4e-3) and np.allclose(lif.r, 4.0)      # tau = dt*tau_steps, r = tau/dt
+    assert np.all(lif.v_threshold == np.float32(0.75)) and not lif.v_leak.any() and not lif.v_reset.any()
+    meta = lif.metadata[METADATA_KEY]
+    assert math.isclose(meta["mps_alpha"], 0.25, rel_tol=1e-6) and meta["mps_mode"] == "reset"
+    assert g.metadata["dt"] == 1e-3 and g.metadata["producer"] == "neurodeploy"
+    assert isinstance(g.nodes["0_flatten"], nir.Flatten) and g.nodes["0_flatten"].start_dim == 0
+    assert tuple(g.nodes["input"].input_type["input"]) == (4,)  # no batch dimension
+
+
+def test_dt_is_symmetric(tmp_path):
+    model = randomised("mlp", (1, 8, 8), NEURONS["vanilla"])
+    export_nir(model, tmp_path / "a.nir", dt=1e-3)
+    back = nir_to_model(tmp_path / "a.nir")  # dt from the graph's metadata
+    assert back.lif_layers()[0][1].params.tau == 2.0
+    # forcing another dt reinterprets the time constants (tau_steps = tau/dt), loudly if absurd
+    g = read_nir(tmp_path / "a.nir")
+    for node in g.nodes.values():
+        if isinstance(node, nir.LIF):
+            node.metadata = {}
+    assert nir_to_model(g, dt=5e-4).lif_layers()[0][1].params.tau == pytest.approx(4.0)
+    with pytest.raises(NIRConversionError, match="tau"):
+        nir_to_model(g, dt=1e-2)
+
+
+def test_metadata_blind_import_is_a_vanilla_lif():
+    model = randomised("mlp", (1, 8, 8), NEURONS["mps"])
+    blind = nir_to_model(model_to_nir(model), ignore_metadata=True)
+    assert all(not l.mps for _, l in blind.lif_layers())
+    vanilla = copy.deepcopy(fold_batchnorm(model))
+    for _, l in vanilla.lif_layers():
+        l.a, l.mps = None, False
+    x = torch.rand(6, 4, 1, 8, 8) * 2
+    with torch.no_grad():
+        assert torch.equal(blind(x), vanilla(x))
+
+
+def _chain(*pairs):
+    nodes = {"input": nir.Input(input_type=np.array([4]))}
+    edges, prev = [], "input"
+    for name, node in pairs:
+        nodes[name], prev = node, (edges.append((prev, name)) or name)
+    out_shape = None
+    nodes["output"] = nir.Output(output_type=np.array([3]))
+    edges.append((prev, "output"))
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+def _affine(n_in=4, n_out=3):
+    return nir.Affine(weight=np.ones((n_out, n_in), np.float32), bias=np.zeros(n_out, np.float32))
+
+
+def _lif3(**over):
+    f = dict(tau=np.full(3, 2e-4), r=np.full(3, 2.0), v_leak=np.zeros(3), v_threshold=np.ones(3), v_reset=np.zeros(3))
+    f.update(over)
+    return nir.LIF(**{k: np.asarray(v, np.float32) for k, v in f.items()})
+
+
+@pytest.mark.parametrize("graph,node,field", [
+    (lambda: _chain(("fc", _affine()), ("thr", nir.Threshold(threshold=np.ones(3)))), "thr", None),
+    (lambda: _chain(("fc", _affine(n_in=5))), "fc", "weight"),
+    (lambda: _chain(("fc", _affine()), ("lif", _lif3(tau=np.full(4, 2e-4), r=np.full(4, 2.0), v_leak=np.zeros(4),
+                                                         v_threshold=np.ones(4), v_reset=np.zeros(4)))), "lif", "v_threshold"),
+    (lambda: _chain(("fc", _affine()), ("lif", _lif3(tau=np.array([2e-4, np.nan, 2e-4])))), "lif", "tau"),
+    (lambda: _chain(("fc", nir.Affine(weight=np.full((3, 4), np.inf, np.float32), bias=np.zeros(3, np.float32)))), "fc", "weight"),
+    (lambda: _chain(("fc", _affine()), ("lif", _lif3(v_leak=np.full(3, 0.1)))), "lif", "v_leak"),
+    (lambda: _chain(("fc", _affine()), ("lif", _lif3(v_reset=np.full(3, -1.0)))), "lif", "v_reset"),
+    (lambda: _chain(("fc", _affine()), ("lif", _lif3(tau=np.array([2e-4, 3e-4, 2e-4])))), "lif", "tau"),
+])
+def test_bad_graphs_name_node_and_field(graph, node, field):
+    with pytest.raises(NIRConversionError) as e:
+        nir_to_model(graph())
+    assert e.value.node == node and e.value.field == field
+    assert repr(node) in str(e.value)
+
+
+def test_missing_field_names_node_and_field():
+    g = _chain(("fc", _affine()))
+    del g.nodes["fc"].bias
+    with pytest.raises(NIRConversionError, match="'fc'.*'bias'"):
+        nir_to_model(g)
+
+
+def test_branches_and_cycles_are_refused():
+    g = _chain(("fc", _affine()), ("fc2", nir.Affine(weight=np.ones((3, 3), np.float32), bias=np.zeros(3, np.float32))))
+    g.edges.append(("fc2", "fc"))  # recurrent edge
+    with pytest.raises(NIRConversionError, match="recurrent"):
+        nir_to_model(g)
+
+
+def test_bad_files(tmp_path):
+    good = tmp_path / "good.nir"
+    export_nir(randomised("mlp", (1, 8, 8), NEURONS["mps"]), good)
+    data = good.read_bytes()
+    (tmp_path / "trunc.nir").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.nir").write_text("not a graph")
+    for path, match in ((tmp_path / "trunc.nir", "trunc.nir"), (tmp_path / "text.nir", "not an HDF5"),
+                        (tmp_path, "directory"), (tmp_path / "none.nir", "no such file")):
+        with pytest.raises(NIRFileError, match=match):
+            nir_to_model(path)
+    assert good.read_bytes() == data  # reading never writes
+
+
+def test_unknown_node_type_in_a_file(tmp_path):
+    import h5py
+    path = tmp_path / "m.nir"
+    export_nir(randomised("mlp", (1, 8, 8), NEURONS["mps"]), path)
+    with h5py.File(path, "r+") as f:
+        t = f["node/nodes/2_lif/type"]
+        del f["node/nodes/2_lif/type"]
+        f["node/nodes/2_lif/type"] = b"FancyNeuron"
+        del f["node/nodes/1_linear/bias"]
+    with pytest.raises(NIRConversionError, match="'1_linear', field 'bias'|'2_lif', field 'type'"):
+        read_nir(path)
+
+
+# ---- property test: mutated graphs give a model or one of our documented errors, nothing else
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_BASE = {}
+
+
+def _base_graph(kind):
+    if kind not in _BASE:
+        name, shape = {"mlp": ZOO[0], "vgg": ZOO[1], "conv1d": ZOO[2], "pointnet": ZOO[3]}[kind]
+        _BASE[kind] = model_to_nir(randomised(name, shape, NEURONS["mps"]))
+    return copy.deepcopy(_BASE[kind])
+
+
+def _mutate(g, node_i, kind, field_i, value):
+    names = [n for n in g.nodes if n not in ("input", "output")]
+    name = names[node_i % len(names)]
+    node = g.nodes[name]
+    fields = [f for f, v in vars(node).items() if f not in ("input_type", "output_type")]
+    field = fields[field_i % len(fields)]
+    if kind == "nan":
+        v = getattr(node, field)
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.size:
+            v = v.copy()
+            v.flat[field_i % v.size] = value
+            setattr(node, field, v)
+    elif kind == "drop_field":
+        delattr(node, field)
+    elif kind == "truncate":
+        v = getattr(node, field)
+        if isinstance(v, np.ndarray) and v.ndim and v.shape[0] > 1:
+            setattr(node, field, v[:-1])
+    elif kind == "scale":
+        v = getattr(node, field)
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+            setattr(node, field, v * value)
+    elif kind == "drop_edge":
+        g.edges.pop(node_i % len(g.edges))
+    elif kind == "add_edge":
+        g.edges.append((name, names[field_i % len(names)]))
+    elif kind == "replace_node":
+        g.nodes[name] = [nir.Threshold(threshold=np.ones(3)), nir.Delay(delay=np.ones(3)),
+                         nir.Scale(scale=np.full(3, value)), _affine()][field_i % 4]
+    elif kind == "metadata":
+        node.metadata = {METADATA_KEY: {"mps_alpha": value, "mps_mode": ["reset", "x"][field_i % 2]}}
+    return g
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(base=st.sampled_from(["mlp", "vgg", "conv1d", "pointnet"]), node_i=st.integers(0, 50),
+       kind=st.sampled_from(["nan", "drop_field", "truncate", "scale", "drop_edge", "add_edge",
+                             "replace_node", "metadata"]),
+       field_i=st.integers(0, 50), value=st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -1.0, 1.5, 1e9]))
+def test_mutated_graphs_fail_only_with_documented_errors(base, node_i, kind, field_i, value):
+    g = _mutate(_base_graph(base), node_i, kind, field_i, value)
+    try:
+        model = nir_to_model(g)
+    except (NIRConversionError, NIRFileError) as e:
+        assert "node" in str(e) or ".nir" in str(e)
+        return
+    x = torch.rand(2, 2, *model.input_shape)
+    with torch.no_grad():
+        assert model(x).shape[:2] == (2, 2)  # whatever loads, runs
