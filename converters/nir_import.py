@@ -311,9 +311,33 @@ def _li(name: str, node: nir.LI, shape: tuple[int, ...], ctx: _Ctx) -> Modules:
     return [*_gain(name, r, tau, ctx), LI(tau / ctx.dt)]
 
 
+def _cuba_lif(name: str, node: nir.CubaLIF, shape: tuple[int, ...], ctx: _Ctx) -> Modules:
+    """CubaLIF = a synaptic current I(t) = alpha_syn I(t-1) + g_syn x(t) (our LI) feeding a LIF:
+    tau_syn dI/dt = -I + w_in x, tau_mem dv/dt = (v_leak - v) + r I, Euler at dt, so
+    g_syn = w_in dt/tau_syn and the membrane gain is r dt/tau_mem (both 1 in snntorch's export).
+    Spike for spike this is snntorch's Synaptic with reset_mechanism="zero", reset_delay=False."""
+    _neuron_shape(name, "v_threshold", _arr(name, node, "v_threshold"), shape)
+    tau_syn = _uniform(name, "tau_syn", _arr(name, node, "tau_syn"))
+    tau_mem = _uniform(name, "tau_mem", _arr(name, node, "tau_mem"))
+    r = _uniform(name, "r", _arr(name, node, "r"))
+    w_in = _uniform(name, "w_in", _arr(name, node, "w_in"))
+    if _uniform(name, "v_leak", _arr(name, node, "v_leak")) != 0:
+        raise NIRConversionError(name, "v_leak", "a non-zero leak potential is not supported")
+    for field, tau in (("tau_syn", tau_syn), ("tau_mem", tau_mem)):
+        if tau <= 0:
+            raise NIRConversionError(name, field, f"must be > 0, got {tau}")
+    syn_steps = tau_syn / ctx.dt
+    if syn_steps < 1 - GAIN_RTOL:
+        raise NIRConversionError(name, "tau_syn", f"tau_syn/dt = {syn_steps:g} < 1 timestep (dt={ctx.dt:g})")
+    synapse: Modules = [] if abs(syn_steps - 1) <= GAIN_RTOL else [LI(syn_steps)]  # tau_syn = dt: no memory
+    kw, logit = _lif_kwargs(name, node, ctx, tau_mem)
+    return [*_gain(name, w_in, tau_syn, ctx), *synapse, *_gain(name, r, tau_mem, ctx), _make_lif(name, kw, logit)]
+
+
 IMPORTERS: dict[type, Callable[[str, Any, tuple[int, ...], _Ctx], Modules]] = {
     nir.Affine: _affine, nir.Linear: _affine, nir.Conv1d: _conv, nir.Conv2d: _conv, nir.Flatten: _flatten,
     nir.AvgPool2d: _pool, nir.SumPool2d: _pool, nir.Scale: _scale, nir.LIF: _lif, nir.IF: _if, nir.LI: _li,
+    nir.CubaLIF: _cuba_lif,
 }
 
 

@@ -266,3 +266,30 @@ def test_mutated_graphs_fail_only_with_documented_errors(base, node_i, kind, fie
     x = torch.rand(2, 2, *model.input_shape)
     with torch.no_grad():
         assert model(x).shape[:2] == (2, 2)  # whatever loads, runs
+
+
+def test_cli_export_and_inspect(tmp_path, capsys):
+    from neurodeploy.cli import main
+    from neurodeploy.converters.nir_inspect import summarize
+    from neurodeploy.train import TrainConfig, load_model, train
+
+    train(TrainConfig(task="digits", model="mlp", T=2, epochs=1, arch={"hidden": [16]}), out_dir=tmp_path / "run",
+          progress=False)
+    assert main(["export", str(tmp_path / "run" / "checkpoint.pt"), "-o", str(tmp_path / "m.nir")]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "m.nir")]) == 0
+    text = capsys.readouterr().out
+    # Flatten(64) -> Affine 64x16 (BN folded) -> LIF(16) -> Affine 16x10
+    assert "neurons: 16; synaptic weights: 1184; synaptic connections: 1184" in text
+    assert "smoothed (MPS) neurons in: 2_lif" in text and "mps_alpha" in text
+    model, _ = load_model(tmp_path / "run" / "checkpoint.pt")
+    x = torch.rand(3, 2, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(nir_to_model(tmp_path / "m.nir")(x), fold_batchnorm(model)(x))
+    conv = summarize(model_to_nir(build_model("vgg", (2, 4, 4), 3, NeuronConfig(mps=False))))
+    c0 = next(s for s in conv if s.type == "Conv2d")
+    assert c0.weights == 32 * 2 * 9 and c0.connections == 32 * 4 * 4 * 2 * 9  # padding counted
+    assert main(["inspect", str(tmp_path / "run" / "checkpoint.pt")]) == 2
+    assert "checkpoint.pt" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "nope.pt"), "-o", str(tmp_path / "x.nir")]) == 2
+    assert not (tmp_path / "x.nir").exists()
