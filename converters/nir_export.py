@@ -9,7 +9,8 @@ ours                       NIR
 PerStep(Linear)            Affine(weight, bias) (Linear(weight) when there is no bias)
 PerStep(Conv1d / Conv2d)   Conv1d / Conv2d (input_shape = spatial shape, bias zeros if none)
 PerStep(Flatten)           Flatten (start_dim - 1: NIR has no batch dimension)
-PerStep(AvgPool2d)         AvgPool2d
+PerStep(AvgPool2d)         AvgPool2d (SumPool2d when divisor_override=1)
+PerStep(Scale), LI         Scale, LI (readout; tau = dt*tau_steps, r = tau/dt)
 PerStep(AvgPool1d)         Conv1d, depthwise, weights 1/k (NIR has no 1D pooling)
 PerStep(GlobalPool mean)   Conv1d, depthwise, kernel = #points, weights 1/N; then Flatten
 LIF                        LIF (tau = dt*tau_steps, r = tau/dt, v_leak = 0, v_threshold =
@@ -31,7 +32,7 @@ import torch
 from torch import nn
 
 from neurodeploy.fold import fold_batchnorm
-from neurodeploy.layers import LIF, PerStep
+from neurodeploy.layers import LI, LIF, PerStep, Scale
 from neurodeploy.models import GlobalPool, SpikingNet
 
 from .nir_common import (DEFAULT_DT, GRAPH_FORMAT_VERSION, METADATA_KEY, PRODUCER, NIRConversionError,
@@ -88,7 +89,12 @@ def _avgpool2d(m: nn.AvgPool2d, name: str, _in: Shape, _out: Shape, _dt: float) 
     if any(_pair(m.padding)) and not m.count_include_pad:
         raise NIRConversionError(name, "count_include_pad", "padded pooling must count the padding in NIR")
     stride = m.stride if m.stride is not None else m.kernel_size
-    return [(name, nir.AvgPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(stride), padding=_pair(m.padding)))]
+    args = dict(kernel_size=_pair(m.kernel_size), stride=_pair(stride), padding=_pair(m.padding))
+    if m.divisor_override == 1:  # a sum pool (how we import NIR's SumPool2d)
+        return [(name, nir.SumPool2d(**args))]
+    if m.divisor_override is not None:
+        raise NIRConversionError(name, "divisor_override", f"{m.divisor_override} has no NIR equivalent")
+    return [(name, nir.AvgPool2d(**args))]
 
 
 def _depthwise_mean(name: str, channels: int, length: int, kernel: int, stride: int) -> nir.Conv1d:
@@ -141,9 +147,23 @@ def _lif(m: LIF, name: str, in_shape: Shape, _out: Shape, dt: float) -> Exported
     return [(name, lif_node(m, in_shape, dt))]
 
 
+def _li(m: LI, name: str, in_shape: Shape, _out: Shape, dt: float) -> Exported:
+    """Leaky integrator: tau = dt*tau_steps, r = tau/dt (unit gain), v_leak = 0."""
+    full = lambda v: np.full(in_shape, v, dtype=np.float32)  # noqa: E731
+    tau = dt * m.tau
+    if math.isinf(tau):
+        raise NIRConversionError(name, "tau", "a non-leaky integrator (tau = inf) has no NIR LI form")
+    return [(name, nir.LI(tau=full(tau), r=full(tau / dt), v_leak=full(0.0)))]
+
+
+def _scale(m: Scale, name: str, in_shape: Shape, _out: Shape, _dt: float) -> Exported:
+    return [(name, nir.Scale(scale=np.broadcast_to(_np(m.scale), in_shape).astype(np.float32).copy()))]
+
+
 EXPORTERS: dict[type, Callable[..., Exported]] = {
     nn.Linear: _linear, nn.Conv1d: _conv1d, nn.Conv2d: _conv2d, nn.Flatten: _flatten,
-    nn.AvgPool2d: _avgpool2d, nn.AvgPool1d: _avgpool1d, GlobalPool: _global_pool, LIF: _lif,
+    nn.AvgPool2d: _avgpool2d, nn.AvgPool1d: _avgpool1d, GlobalPool: _global_pool, LIF: _lif, LI: _li,
+    Scale: _scale,
 }
 
 

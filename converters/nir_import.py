@@ -230,7 +230,9 @@ def _pool(name: str, node: nir.NIRNode, shape: tuple[int, ...], ctx: _Ctx) -> Mo
 
 
 def _scale(name: str, node: nir.Scale, shape: tuple[int, ...], ctx: _Ctx) -> Modules:
-    return [PerStep(Scale(_tensor(_arr(name, node, "scale"))))]
+    sc = _arr(name, node, "scale")
+    _neuron_shape(name, "scale", sc, shape)
+    return [PerStep(Scale(_tensor(sc)))]
 
 
 def _gain(name: str, r: float, tau: float, ctx: _Ctx) -> Modules:

@@ -293,3 +293,28 @@ def test_cli_export_and_inspect(tmp_path, capsys):
     assert "checkpoint.pt" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "nope.pt"), "-o", str(tmp_path / "x.nir")]) == 2
     assert not (tmp_path / "x.nir").exists()
+
+
+def test_sumpool_scale_and_li_from_other_producers():
+    w = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
+    g = nir.NIRGraph(nodes={
+        "in": nir.Input(input_type=np.array([1, 4, 4])),
+        "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+        "flat": nir.Flatten(input_type={"input": np.array([1, 2, 2])}, start_dim=0, end_dim=-1),
+        "scale": nir.Scale(scale=np.full(4, 0.5, np.float32)),
+        "fc": nir.Affine(weight=w, bias=np.zeros(3, np.float32)),
+        "li": nir.LI(tau=np.full(3, 2e-4, np.float32), r=np.full(3, 2.0, np.float32), v_leak=np.zeros(3, np.float32)),
+        "out": nir.Output(output_type=np.array([3]))},
+        edges=[("in", "pool"), ("pool", "flat"), ("flat", "scale"), ("scale", "fc"), ("fc", "li"), ("li", "out")])
+    m = nir_to_model(g)
+    x = torch.rand(3, 2, 1, 4, 4)
+    pooled = x.reshape(3, 2, 2, 2, 2, 2).sum((3, 5)).reshape(3, 2, 4) * 0.5  # 2x2 sums
+    cur = pooled @ torch.from_numpy(w).T
+    v, want = torch.zeros(2, 3), []
+    for t in range(3):  # LI with beta = 1 - dt/tau = 0.5, gain r*dt/tau = 1
+        v = 0.5 * v + cur[t]
+        want.append(v)
+    with torch.no_grad():
+        assert torch.allclose(m(x), torch.stack(want), atol=1e-6)
+    again = model_to_nir(m)
+    assert [type(n).__name__ for n in again.nodes.values()][1:-1] == ["SumPool2d", "Flatten", "Scale", "Affine", "LI"]
