@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="parallel training processes (1 torch thread each)")
     p.add_argument("--report-from", default=None, metavar="JSON",
                    help="only re-render the report and figures from a saved reproduction.json (no training)")
+    p.add_argument("--refresh-analysis", default=None, metavar="JSON",
+                   help="retrain the seed-0 T=4 runs of a saved reproduction.json, recompute initial states and "
+                        "gradients with the current code (accuracies must reproduce exactly) and rewrite the report")
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("export", help="export a trained checkpoint as a NIR graph")
@@ -120,7 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_demo(out, epochs=args.epochs, compare=args.compare, progress=not args.no_progress)
             return 0
         if args.command == "reproduce":
-            from neurodeploy.reproduce import reproduce, rewrite_report
+            from neurodeploy.reproduce import refresh_analysis, reproduce, rewrite_report
+            if args.refresh_analysis:
+                print(f"report: {refresh_analysis(args.refresh_analysis, args.workers, not args.no_progress)}")
+                return 0
             if args.report_from:
                 print(f"report: {rewrite_report(args.report_from, args.out if args.out != 'runs/reproduce' else None)}")
                 return 0

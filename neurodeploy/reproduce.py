@@ -259,18 +259,57 @@ def write_report(records: list[dict[str, Any]], plan: Plan, out: Path, wall_s: f
     return md
 
 
-def rewrite_report(json_path: str | Path, out: str | Path | None = None) -> Path:
-    """Render reproduction.md and the figures again from a saved reproduction.json (no training)."""
-    json_path = Path(json_path)
+def _load_json(json_path: Path) -> tuple[Plan, list[dict[str, Any]], float]:
     try:
         data = json.loads(json_path.read_text())
         p = data["plan"]
         plan = Plan(p["name"], dict(p["epochs"]), tuple(p["seeds"]), tuple(p["variant_seeds"]), tuple(p["Ts"]),
                     p["batch_size"], tuple(p["tasks"]))
-        records, wall_s = data["runs"], float(data["wall_s"])
+        return plan, data["runs"], float(data["wall_s"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{json_path}: not a readable reproduction.json ({type(e).__name__}: {e})") from e
+
+
+def rewrite_report(json_path: str | Path, out: str | Path | None = None) -> Path:
+    """Render reproduction.md and the figures again from a saved reproduction.json (no training)."""
+    json_path = Path(json_path)
+    plan, records, wall_s = _load_json(json_path)
     return write_report(records, plan, Path(out) if out else json_path.parent, wall_s)
+
+
+def refresh_analysis(json_path: str | Path, workers: int = 1, progress: bool = True) -> Path:
+    """Retrain the seed-0 T=4 ablation runs of a saved reproduction (training is deterministic for
+    a seed and thread count, so they are the same models), recompute their initial-state and
+    gradient measurements with the current analysis code, check that the accuracies are
+    reproduced exactly, and rewrite the JSON and the report."""
+    json_path = Path(json_path)
+    plan, records, wall_s = _load_json(json_path)
+    idx = [i for i, r in enumerate(records) if r["study"] == "ablation" and r["T"] == ANALYSIS_T
+           and r["seed"] == plan.seeds[0]]
+    specs = [{k: records[i][k] for k in ("study", "task", "arm", "T", "seed")} for i in idx]
+    sub = dataclasses.replace(plan, name=plan.name)
+    bar = tqdm(total=len(specs), desc="refresh analysis", disable=not progress)
+    fresh = []
+    if workers <= 1:
+        for s in specs:
+            fresh.append(run_one(s, sub))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init) as ex:
+            for rec in ex.map(run_one, specs, [sub] * len(specs)):
+                fresh.append(rec)
+                bar.update()
+    bar.close()
+    for i, rec in zip(idx, fresh):
+        if rec["test_acc"] != records[i]["test_acc"]:
+            raise RuntimeError(f"run {specs[idx.index(i)]} did not reproduce: test accuracy {rec['test_acc']} "
+                               f"now vs {records[i]['test_acc']} saved (different threads or library versions?)")
+        rec["seconds"] = records[i]["seconds"]
+        records[i] = rec
+    data = json.loads(json_path.read_text())
+    data["runs"] = records
+    json_path.write_text(json.dumps(data, indent=1))
+    return write_report(records, plan, json_path.parent, wall_s)
 
 
 def reproduce(quick: bool = False, tasks: Sequence[str] | None = None, out: str | Path = "runs/reproduce",

@@ -42,6 +42,8 @@ def test_quick_reproduce_writes_a_well_formed_report(tmp_path, capsys):
     (out / "reproduction.md").unlink()
     assert main(["reproduce", "--report-from", str(out / "reproduction.json")]) == 0
     assert (out / "reproduction.md").read_text().split("\n", 3)[3] == md.split("\n", 3)[3]
+    # retraining the seed-0 runs reproduces their accuracies exactly (else the command fails)
+    assert main(["reproduce", "--refresh-analysis", str(out / "reproduction.json"), "--no-progress"]) == 0
 
 
 def test_full_plan_covers_what_the_issue_asks():
