@@ -1,0 +1,140 @@
+"""Quantise a float spiking model (or a NIR graph) for a hardware spec: the integer program.
+
+Per stage (neurodeploy/stages.py) with weights W, bias b, threshold theta, beta = 1 - 1/tau,
+smoothing alpha, and x_scale the integer units of one float unit of the stage's input
+(``input_scale`` for graded first-layer input, 1 for spikes):
+
+    w_scale = weight_max / r             r = max|W| (or the given percentile of |W|)
+    W_int   = 2 * round(W * w_scale / 2) even, in [weight_min, weight_max]; clipped ones counted
+    e       = the largest weight exponent in [weight_exp_min, weight_exp_max] for which the
+              threshold and the bias fit their bits (finest integer resolution)
+    a_scale = w_scale * x_scale * 2^e    synaptic input a_int = (sum W_int x_int) << e ~ I * a_scale
+    vth     = round(theta * a_scale)     (Lava compares v > vth << 6, v ~ H * a_scale * 64)
+    bias    = round(b * a_scale * 64) = bias_mant << bias_exp
+    dv      = round(4096 / tau),  du = 4095 (no synaptic current memory),  coef = round(4096 * alpha)
+
+The readout stage keeps e = 0 and an integer bias in a-units. Anything that does not fit (a
+threshold above 2^17 - 1 at the smallest exponent, a bias beyond 13-bit mantissa << 7) raises
+an error naming the layer and the limit; weights beyond the range (percentile scaling) are
+clipped and counted, never silently.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import nir
+import numpy as np
+
+from neurodeploy.hardware import LOIHI2, HardwareSpec
+from neurodeploy.intprogram import IntLayer, IntProgram
+from neurodeploy.models import SpikingNet
+from neurodeploy.stages import Stage, model_stages
+
+
+class QuantizationError(ValueError):
+    """A value does not fit the hardware's format; the message names the layer and the limit."""
+
+
+def weight_scale(w: np.ndarray, hw: HardwareSpec, percentile: float | None = None) -> float:
+    """Integer weight units per float unit: the reference magnitude lands on ``hw.weight_max``."""
+    a = np.abs(w)
+    ref = float(np.percentile(a, percentile)) if percentile is not None else float(a.max(initial=0.0))
+    return hw.weight_max / ref if ref > 0 else 1.0
+
+
+def quantize_weights(w: np.ndarray, scale: float, hw: HardwareSpec) -> tuple[np.ndarray, int]:
+    """Even integers 2*round(w*scale/2) within the spec's range; returns (weights, number clipped)."""
+    q = 2 * np.rint(w * scale / 2)
+    clipped = int(((q > hw.weight_max) | (q < hw.weight_min)).sum())
+    return np.clip(q, hw.weight_min, hw.weight_max).astype(np.int32), clipped
+
+
+def _bias_fits(b_v: np.ndarray, hw: HardwareSpec) -> int | None:
+    """The smallest bias exponent with every |round(b_v / 2^exp)| <= mantissa max, or None."""
+    peak = float(np.abs(b_v).max(initial=0.0))
+    lo, hi = hw.bias_exp_range
+    for exp in range(lo, hi + 1):
+        if np.abs(np.rint(b_v / 2.0 ** exp)).max(initial=0.0) <= hw.bias_mant_max:
+            return exp
+    return None if peak > 0 else lo
+
+
+def quantize_stage(st: Stage, x_scale: float, hw: HardwareSpec, percentile: float | None) -> IntLayer:
+    ws = weight_scale(st.weight, hw, percentile)
+    w_int, clipped = quantize_weights(st.weight, ws, hw)
+    common = dict(name=st.name, kind=st.kind, weight=w_int, in_shape=st.in_shape, out_shape=st.out_shape,
+                  stride=st.stride, padding=st.padding, groups=st.groups, w_scale=ws, in_scale=x_scale,
+                  clipped_weights=clipped)
+    if st.neuron is None:  # readout: a = (sum W x) << 0, bias in a-units
+        a_scale = ws * x_scale
+        return IntLayer(**common, weight_exp=0, neuron=None, a_scale=a_scale,
+                        readout_bias=np.rint(st.bias * a_scale).astype(np.int64))
+    p = st.neuron.params
+    if p.reset != "hard":
+        raise QuantizationError(f"layer {st.name}: soft reset is not what Loihi's LIF does (hard reset to 0); "
+                                "train with reset='hard'")
+    if p.mps_mode != "reset":
+        raise QuantizationError(f"layer {st.name}: MPS reading {p.mps_mode!r} has no integer mapping; "
+                                "only the smoothed reset state ('reset') is deployable")
+    bias_full = np.broadcast_to(st.bias.reshape(-1, *([1] * (len(st.out_shape) - 1))), st.out_shape) \
+        if st.kind != "dense" else st.bias
+    for e in range(hw.weight_exp_max, hw.weight_exp_min - 1, -1):
+        a_scale = ws * x_scale * 2.0 ** e
+        vth = int(round(p.theta * a_scale))
+        if vth > hw.vth_max:
+            continue
+        b_v = np.asarray(bias_full, dtype=np.float64) * a_scale * 64
+        bexp = _bias_fits(b_v, hw)
+        if bexp is None:
+            continue
+        if vth < 1:
+            raise QuantizationError(f"layer {st.name}: threshold {p.theta} rounds to 0 even at weight exponent "
+                                    f"{hw.weight_exp_max} (vth must be >= 1)")
+        alpha = st.neuron.alpha_value()
+        dv = 0 if math.isinf(p.tau) else int(round(hw.decay_unit / p.tau))
+        return IntLayer(**common, weight_exp=e, neuron="mps" if alpha > 0 else "lif", du=hw.decay_unit - 1,
+                        dv=min(dv, hw.decay_unit - 1), vth=vth,
+                        bias_mant=np.rint(b_v / 2.0 ** bexp).astype(np.int32), bias_exp=bexp,
+                        coef=int(round(hw.decay_unit * alpha)), a_scale=a_scale)
+    raise QuantizationError(f"layer {st.name}: no weight exponent in [{hw.weight_exp_min}, {hw.weight_exp_max}] keeps "
+                            f"the threshold within {hw.threshold_bits} bits (<= {hw.vth_max}) and the bias within a "
+                            f"{hw.bias_mant_bits}-bit mantissa << {hw.bias_exp_range[1]}")
+
+
+def quantize_model(model: SpikingNet, hw: HardwareSpec = LOIHI2, input_kind: str = "binary",
+                   input_range: float = 1.0, input_signed: bool = False,
+                   percentile: float | None = None) -> IntProgram:
+    """The integer program of ``model`` for ``hw``. ``input_kind`` "binary" (event spikes) or
+    "graded" (analog input as ``hw.graded_spike_bits``-bit payloads; ``input_range`` = the largest
+    |x| expected, mapped to the largest payload; ``input_signed`` for inputs below zero)."""
+    if input_kind not in ("binary", "graded"):
+        raise ValueError(f"input_kind must be 'binary' or 'graded', got {input_kind!r}")
+    if percentile is not None and not (0 < percentile <= 100):
+        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+    if input_kind == "graded":
+        if hw.graded_spike_bits < 2:
+            raise QuantizationError(f"input: {hw.name} has no graded spikes; encode the input as binary spikes")
+        if not (input_range > 0 and math.isfinite(input_range)):
+            raise ValueError(f"input_range must be > 0, got {input_range}")
+        top = 2 ** (hw.graded_spike_bits - 1) - 1 if input_signed else 2 ** hw.graded_spike_bits - 1
+        in_scale = top / input_range
+    else:
+        in_scale = 1.0
+    stages = model_stages(model)
+    layers = []
+    x_scale = in_scale
+    for st in stages:
+        layers.append(quantize_stage(st, x_scale, hw, percentile))
+        x_scale = 1.0  # later stages receive binary spikes
+    return IntProgram(layers=layers, hardware=hw.name, input_kind=input_kind, input_scale=in_scale,
+                      input_bits=hw.graded_spike_bits if input_kind == "graded" else 1,
+                      input_shape=tuple(model.input_shape), num_classes=model.num_classes,
+                      input_signed=bool(input_signed and input_kind == "graded"),
+                      meta={"model": model.name, "percentile": percentile})
+
+
+def quantize_nir(graph: nir.NIRGraph | str | os.PathLike[str], hw: HardwareSpec = LOIHI2, **kw) -> IntProgram:
+    """NIR graph (or .nir file) -> integer program, through our importer (metadata honoured)."""
+    from neurodeploy.converters.nir_import import nir_to_model
+    return quantize_model(nir_to_model(graph), hw, **kw)
