@@ -9,6 +9,7 @@ within rounding of the threshold.
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -39,7 +40,7 @@ def fold_batchnorm(model: SpikingNet) -> SpikingNet:
     """A copy of ``model`` (eval mode) in which every PerStep(BN) that follows a PerStep(Linear/
     Conv) is folded into it. A BN with nothing to fold into is an error naming the layer."""
     body = model.body
-    layers: list[nn.Module] = []
+    layers: list[tuple[str, nn.Module]] = []  # original names kept, so errors name the user's layers
     i = 0
     names = [n for n, _ in body.named_children()]
     while i < len(body):
@@ -47,13 +48,13 @@ def fold_batchnorm(model: SpikingNet) -> SpikingNet:
         nxt = body[i + 1] if i + 1 < len(body) else None
         if isinstance(m, PerStep) and isinstance(m.module, _FOLDABLE) and isinstance(nxt, PerStep) \
                 and isinstance(nxt.module, _BN):
-            layers.append(PerStep(fold_layer(m.module, nxt.module)))
+            layers.append((names[i], PerStep(fold_layer(m.module, nxt.module))))
             i += 2
             continue
         if isinstance(m, PerStep) and isinstance(m.module, _BN):
             raise ValueError(f"layer body.{names[i]}: {type(m.module).__name__} does not follow a Linear/Conv "
                              "layer, so it cannot be folded")
-        layers.append(copy.deepcopy(m))
+        layers.append((names[i], copy.deepcopy(m)))
         i += 1
-    folded = SpikingNet(model.name, nn.Sequential(*layers), model.input_shape, model.num_classes)
+    folded = SpikingNet(model.name, nn.Sequential(OrderedDict(layers)), model.input_shape, model.num_classes)
     return folded.to(next(model.parameters()).device).eval()
