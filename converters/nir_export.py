@@ -190,7 +190,7 @@ def _trace_shapes(model: SpikingNet) -> list[tuple[Shape, Shape]]:
     return shapes
 
 
-def model_to_nir(model: SpikingNet, dt: float = DEFAULT_DT) -> nir.NIRGraph:
+def model_to_nir(model: SpikingNet, dt: float = DEFAULT_DT, extra_metadata: dict | None = None) -> nir.NIRGraph:
     """The NIR graph of ``model`` (BatchNorm folded, eval mode), a chain input -> ... -> output."""
     from neurodeploy import __version__
 
@@ -214,15 +214,17 @@ def model_to_nir(model: SpikingNet, dt: float = DEFAULT_DT) -> nir.NIRGraph:
     meta = {"producer": PRODUCER, "producer_version": __version__, "format_version": GRAPH_FORMAT_VERSION,
             "dt": dt, "model": model.name, "input_shape": list(model.input_shape),
             "num_classes": model.num_classes,
-            "semantics": "per-timestep outputs; the prediction is the mean over timesteps"}
+            "semantics": "per-timestep outputs; the prediction is the mean over timesteps", **(extra_metadata or {})}
     try:
         return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
     except Exception as e:  # nir's own type check: a bug on our side, say where
         raise NIRConversionError(model.name, None, f"nir rejected the exported graph: {e}") from e
 
 
-def export_nir(model: SpikingNet, path: str | os.PathLike[str], dt: float = DEFAULT_DT) -> nir.NIRGraph:
-    """Write ``model`` as a NIR file (HDF5, via ``nir.write``); returns the graph."""
-    graph = model_to_nir(model, dt)
+def export_nir(model: SpikingNet, path: str | os.PathLike[str], dt: float = DEFAULT_DT,
+               extra_metadata: dict | None = None) -> nir.NIRGraph:
+    """Write ``model`` as a NIR file (HDF5, via ``nir.write``); returns the graph.
+    ``extra_metadata`` (e.g. the training task and T) goes into the graph's metadata."""
+    graph = model_to_nir(model, dt, extra_metadata)
     nir.write(str(path), graph)
     return graph

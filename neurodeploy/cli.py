@@ -84,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="summarise a NIR graph: nodes, shapes, parameter ranges, counts")
     p.add_argument("path", help=".nir file")
 
+    p = sub.add_parser("quantize", help="quantise a NIR model for a hardware spec: integer program + accuracy report")
+    p.add_argument("model", help=".nir file (written by `neurodeploy export`) or a checkpoint.pt")
+    p.add_argument("--out", "-o", required=True, help="integer program file (.npz)")
+    p.add_argument("--hardware", default="loihi2", help="hardware spec: loihi2 (default) or loihi1")
+    p.add_argument("--task", default=None, help="task to measure on (default: the one recorded in the model)")
+    p.add_argument("--T", type=int, default=None, help="timesteps (default: the model's)")
+    p.add_argument("--percentile", type=float, default=None,
+                   help="scale weights to this percentile of |w| instead of the max (outliers clipped, counted)")
+    p.add_argument("--samples", type=int, default=None, help="test samples to compare on (default: all)")
+
     sub.add_parser("tasks", help="list the offline tasks")
     return parser
 
@@ -96,6 +106,44 @@ def _cmd_train(a: argparse.Namespace) -> int:
     alphas = ", ".join(f"{n}={v:.3f}" for n, v in res.model.alphas().items())
     print(f"{res.config.task}/{res.config.model} T={res.config.T}: test acc {res.test_acc:.4f} "
           f"after {len(res.history)} epochs; alpha: {alphas or '-'}; run folder {a.out}")
+    return 0
+
+
+def _load_any_model(path: str):
+    """A SpikingNet from a .nir file or a checkpoint, with the task and T recorded in it (if any)."""
+    if path.endswith(".pt"):
+        from neurodeploy.train import load_model
+        model, cfg = load_model(path)
+        return model, cfg.task, cfg.T
+    from neurodeploy.converters.nir_import import nir_to_model, read_nir
+    graph = read_nir(path)
+    meta = graph.metadata if isinstance(graph.metadata, dict) else {}
+    task = meta.get("task")
+    T = meta.get("T")
+    return nir_to_model(graph), (str(task) if task is not None else None), (int(T) if T is not None else None)
+
+
+def _cmd_quantize(a: argparse.Namespace) -> int:
+    from neurodeploy.data import load_task
+    from neurodeploy.hardware import get_spec
+    from neurodeploy.qreport import compare, quantize_for_task
+    model, task_name, T = _load_any_model(a.model)
+    task_name = a.task or task_name
+    T = a.T or T or 4
+    if task_name is None:
+        raise ValueError(f"{a.model}: no task recorded in the model; pass --task")
+    task = load_task(task_name, T=T)
+    if tuple(task.input_shape) != tuple(model.input_shape):
+        raise ValueError(f"task {task_name!r} gives input {task.input_shape}, the model expects {model.input_shape}")
+    prog = quantize_for_task(model, task, get_spec(a.hardware), a.percentile)
+    prog.meta.update(task=task_name, T=T)
+    prog.save(a.out)
+    print(f"integer program for {a.hardware}: {a.out} ({len(prog.layers)} layers, input {prog.input_kind}, "
+          f"input scale {prog.input_scale:g})")
+    for l in prog.layers:
+        print(f"  {l.name:<10} {l.kind:<7} weight_exp {l.weight_exp:>3}  vth {l.vth:>6}  dv {l.dv:>4}  "
+              f"coef {l.coef:>4}  bias_exp {l.bias_exp}  v_scale {l.v_scale:.4g}")
+    print(compare(model, prog, task, T, a.samples).format())
     return 0
 
 
@@ -139,8 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from neurodeploy.converters.nir_export import export_nir
             from neurodeploy.converters.nir_inspect import format_summary
             from neurodeploy.train import load_model
-            model, _ = load_model(args.checkpoint)
-            graph = export_nir(model, args.out, dt=args.dt or DEFAULT_DT)
+            model, cfg = load_model(args.checkpoint)
+            graph = export_nir(model, args.out, dt=args.dt or DEFAULT_DT,
+                               extra_metadata={"task": cfg.task, "T": cfg.T})
             print(format_summary(graph, args.out))
             return 0
         if args.command == "inspect":
@@ -148,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from neurodeploy.converters.nir_inspect import format_summary
             print(format_summary(read_nir(args.path), args.path))
             return 0
+        if args.command == "quantize":
+            return _cmd_quantize(args)
         if args.command == "tasks":
             return _cmd_tasks(args)
     except (ValueError, FileExistsError, CheckpointError, FileNotFoundError) as e:
