@@ -13,6 +13,8 @@ smoothing alpha, and x_scale the integer units of one float unit of the stage's 
     bias    = round(b * a_scale * 64) = bias_mant << bias_exp
     dv      = round(4096 / tau),  du = 4095 (no synaptic current memory),  coef = round(4096 * alpha)
 
+Lava's Conv ignores weight_exp, so convolution stages use e >= 0 (handed to Lava as w << e);
+where the limits would need e < 0, the weights get fewer levels instead (w_scale * 2^e, e = 0).
 The readout stage keeps e = 0 and an integer bias in a-units. Anything that does not fit (a
 threshold above 2^17 - 1 at the smallest exponent, a bias beyond 13-bit mantissa << 7) raises
 an error naming the layer and the limit; weights beyond the range (percentile scaling) are
@@ -79,24 +81,39 @@ def quantize_stage(st: Stage, x_scale: float, hw: HardwareSpec, percentile: floa
                                 "only the smoothed reset state ('reset') is deployable")
     bias_full = np.broadcast_to(st.bias.reshape(-1, *([1] * (len(st.out_shape) - 1))), st.out_shape) \
         if st.kind != "dense" else st.bias
+    e = _best_exponent(st, ws, x_scale, hw, bias_full)
+    if e < 0 and st.kind != "dense":
+        # Lava's Conv ignores weight_exp; a non-negative exponent is folded into the weights handed
+        # to it (w << e), a negative one cannot be: spend weight bits instead (fewer levels).
+        ws = ws * 2.0 ** e
+        w_int, clipped = quantize_weights(st.weight, ws, hw)
+        common.update(weight=w_int, w_scale=ws, clipped_weights=clipped)
+        e = 0
+    a_scale = ws * x_scale * 2.0 ** e
+    vth = int(round(p.theta * a_scale))
+    if vth < 1:
+        raise QuantizationError(f"layer {st.name}: threshold {p.theta} rounds to 0 (vth must be >= 1)")
+    b_v = np.asarray(bias_full, dtype=np.float64) * a_scale * 64
+    bexp = _bias_fits(b_v, hw)
+    alpha = st.neuron.alpha_value()
+    dv = 0 if math.isinf(p.tau) else int(round(hw.decay_unit / p.tau))
+    return IntLayer(**common, weight_exp=e, neuron="mps" if alpha > 0 else "lif", du=hw.decay_unit - 1,
+                    dv=min(dv, hw.decay_unit - 1), vth=vth,
+                    bias_mant=np.rint(b_v / 2.0 ** bexp).astype(np.int32), bias_exp=bexp,
+                    coef=int(round(hw.decay_unit * alpha)), a_scale=a_scale)
+
+
+def _best_exponent(st: Stage, ws: float, x_scale: float, hw: HardwareSpec, bias_full: np.ndarray) -> int:
+    """The largest weight exponent at which the threshold and the bias fit (finest resolution)."""
+    p = st.neuron.params
     for e in range(hw.weight_exp_max, hw.weight_exp_min - 1, -1):
         a_scale = ws * x_scale * 2.0 ** e
         vth = int(round(p.theta * a_scale))
         if vth > hw.vth_max:
             continue
-        b_v = np.asarray(bias_full, dtype=np.float64) * a_scale * 64
-        bexp = _bias_fits(b_v, hw)
-        if bexp is None:
+        if _bias_fits(np.asarray(bias_full, dtype=np.float64) * a_scale * 64, hw) is None:
             continue
-        if vth < 1:
-            raise QuantizationError(f"layer {st.name}: threshold {p.theta} rounds to 0 even at weight exponent "
-                                    f"{hw.weight_exp_max} (vth must be >= 1)")
-        alpha = st.neuron.alpha_value()
-        dv = 0 if math.isinf(p.tau) else int(round(hw.decay_unit / p.tau))
-        return IntLayer(**common, weight_exp=e, neuron="mps" if alpha > 0 else "lif", du=hw.decay_unit - 1,
-                        dv=min(dv, hw.decay_unit - 1), vth=vth,
-                        bias_mant=np.rint(b_v / 2.0 ** bexp).astype(np.int32), bias_exp=bexp,
-                        coef=int(round(hw.decay_unit * alpha)), a_scale=a_scale)
+        return e
     raise QuantizationError(f"layer {st.name}: no weight exponent in [{hw.weight_exp_min}, {hw.weight_exp_max}] keeps "
                             f"the threshold within {hw.threshold_bits} bits (<= {hw.vth_max}) and the bias within a "
                             f"{hw.bias_mant_bits}-bit mantissa << {hw.bias_exp_range[1]}")

@@ -5,7 +5,8 @@ neuron). Synaptic sums are computed with floating-point BLAS/convolutions, which
 every partial sum stays below the mantissa (2^24 in float32, 2^53 in float64): the simulator
 checks each layer's worst case (sum |W_int| * max |input|) and picks float32 only where that
 bound is below 2^24, float64 otherwise. Then ``a = sum << weight_exp`` (a flooring right shift
-for negative exponents), as Lava's Dense does.
+for negative exponents), as Lava's Dense does; convolution outputs wrap to 24 bits as Lava's
+Conv does (counted with the layer's wraps).
 
 ``latency=True`` adds Lava's one-step delay per synaptic layer (the input of layer k at step t
 is what layer k-1 sent at step t-1), so that results line up with Lava step for step; run for
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neurodeploy.fixedpoint import Counters, lif_int_step, mps_int_step, shift_exp
+from neurodeploy.fixedpoint import STATE_LIMIT, Counters, lif_int_step, mps_int_step, shift_exp
 from neurodeploy.intprogram import IntLayer, IntProgram
 
 FLOAT32_EXACT = 2 ** 24
@@ -76,7 +77,12 @@ class ReferenceTarget:
             y = F.conv2d(xf, d["w"], stride=layer.stride, padding=layer.padding, groups=layer.groups)
         else:
             y = F.conv1d(xf, d["w"], stride=layer.stride, padding=layer.padding, groups=layer.groups)
-        return shift_exp(torch.round(y).to(torch.int64), layer.weight_exp)
+        a = shift_exp(torch.round(y).to(torch.int64), layer.weight_exp)
+        if layer.kind != "dense":  # Lava's Conv wraps its output to 24 bits (signed)
+            wrapped = ((a + STATE_LIMIT) % (2 * STATE_LIMIT)) - STATE_LIMIT
+            d["conv_wraps"] = d.get("conv_wraps", 0) + int((wrapped != a).sum())
+            a = wrapped
+        return a
 
     @torch.no_grad()
     def run(self, x_int: np.ndarray | torch.Tensor, steps: int | None = None,
@@ -115,11 +121,13 @@ class ReferenceTarget:
                         inp = torch.zeros_like(cur)
                 else:
                     inp = cur
+                d["conv_wraps"] = 0
                 a = self._synapse(d, inp)
                 layer = d["layer"]
                 if layer.neuron is None:
                     out[t] = a + d["rbias"]
                     continue
+                counters[k_neuron].wraps += d["conv_wraps"]
                 u, v = state[k_neuron]
                 if layer.neuron == "mps":
                     s, v, _ = mps_int_step(a, v, layer.dv, layer.vth, d["bias"], layer.coef, counters[k_neuron])
