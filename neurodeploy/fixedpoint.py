@@ -14,7 +14,7 @@ LIF maps to. The smoothed-reset neuron (MPS) keeps the smoothed state m instead 
 12-bit coefficient c = round(4096 * alpha):
 
     h  = sat24(decay(m, dv) + (a_in << 6) + bias);   s = h > (vth << 6);   U = 0 where s else h
-    m <- sat24(rtz((c * m + (4096 - c) * U) / 4096))
+    m <- rtz((c * m + (4096 - c) * U) / 4096)     (a convex mix of in-range values: no overflow)
 
 With c = 0, m = U and this is exactly the stock LIF with du = 4095 (tested against Lava).
 Counters of saturation and wrap events are returned so that nothing overflows silently.
@@ -37,7 +37,13 @@ V_MAX = STATE_LIMIT - 1
 
 
 def rtz_shift(x: torch.Tensor, shift: int) -> torch.Tensor:
-    """x / 2^shift rounded toward zero: sign(x) * (|x| >> shift)."""
+    """x / 2^shift rounded toward zero: sign(x) * (|x| >> shift).
+
+    Every function here takes int64 tensors, or float64 tensors holding integers (exact below
+    2^53, far above the 2^36 these products reach): the reference simulator runs float64 because
+    it needs fewer kernels (trunc instead of sign/abs/shift); tests hold both to the same results."""
+    if x.is_floating_point():
+        return torch.trunc(x * (1.0 / (1 << shift)))
     return torch.sign(x) * (x.abs() >> shift)
 
 
@@ -61,48 +67,99 @@ def sat24(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def shift_exp(x: torch.Tensor, exp: int) -> torch.Tensor:
     """x << exp, or an arithmetic (flooring) x >> -exp for a negative exponent (Lava's weight_exp)."""
+    if x.is_floating_point():
+        return x * float(1 << exp) if exp >= 0 else torch.floor(x * (1.0 / (1 << -exp)))
     return x << exp if exp >= 0 else x >> (-exp)
+
+
+def act_in(a_in: torch.Tensor) -> torch.Tensor:
+    """Synaptic input as it enters the current: a_in << 6."""
+    return a_in * float(1 << ACT_SHIFT) if a_in.is_floating_point() else a_in << ACT_SHIFT
 
 
 @dataclass
 class Counters:
-    """Overflow events of one layer over a run (summed over batch, neurons and steps)."""
+    """Overflow events of one layer over a run (summed over batch, neurons and steps).
+    Masks are summed on the device and read once (``saturations``/``wraps``), not every step."""
 
-    saturations: int = 0
-    wraps: int = 0
+    _sat: torch.Tensor | int = 0
+    _wrap: torch.Tensor | int = 0
 
     def add(self, sat: torch.Tensor | None = None, wrap: torch.Tensor | None = None) -> None:
         if sat is not None:
-            self.saturations += int(sat.sum())
+            self._sat = self._sat + sat.sum()
         if wrap is not None:
-            self.wraps += int(wrap.sum())
+            self._wrap = self._wrap + wrap.sum()
+
+    def add_count(self, wraps: int = 0, saturations: int = 0) -> None:
+        self._wrap = self._wrap + wraps
+        self._sat = self._sat + saturations
+
+    @property
+    def saturations(self) -> int:
+        return int(self._sat)
+
+    @property
+    def wraps(self) -> int:
+        return int(self._wrap)
+
+    def __repr__(self) -> str:
+        return f"Counters(saturations={self.saturations}, wraps={self.wraps})"
 
 
 def lif_int_step(a_in: torch.Tensor, u: torch.Tensor, v: torch.Tensor, du: int, dv: int, vth: int,
-                 bias: torch.Tensor | int, counters: Counters | None = None
+                 bias: torch.Tensor | int, counters: Counters | None = None,
+                 may_wrap: bool = True, may_saturate: bool = True
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One step of Lava's bit-accurate LIF. All int64. Returns (spikes bool, u, v)."""
-    u, wrapped = wrap24(decay(u, du + CURRENT_DECAY_OFFSET) + (a_in << ACT_SHIFT))
-    v, sat = sat24(decay(v, dv + VOLTAGE_DECAY_OFFSET) + u + bias)
+    """One step of Lava's bit-accurate LIF (int64 or integer-valued float64). Returns (spikes bool, u, v).
+
+    ``may_wrap=False`` / ``may_saturate=False`` skip the range checks where a caller has proved
+    they cannot trigger (:func:`state_bounds`); the result is the same, only faster."""
+    if du + CURRENT_DECAY_OFFSET == DECAY_UNIT:  # du = 4095: no current memory, u is this step's input
+        u = act_in(a_in)
+    else:
+        u = decay(u, du + CURRENT_DECAY_OFFSET) + act_in(a_in)
+    wrapped = None
+    if may_wrap:
+        u, wrapped = wrap24(u)
+    v = decay(v, dv + VOLTAGE_DECAY_OFFSET) + u + bias
+    sat = None
+    if may_saturate:
+        v, sat = sat24(v)
     s = v > (vth << VTH_SHIFT)
-    v = torch.where(s, torch.zeros_like(v), v)
+    v = v.masked_fill(s, 0)
     if counters is not None:
         counters.add(sat, wrapped)
     return s, u, v
 
 
 def mps_int_step(a_in: torch.Tensor, m: torch.Tensor, dv: int, vth: int, bias: torch.Tensor | int, coef: int,
-                 counters: Counters | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 counters: Counters | None = None, may_saturate: bool = True
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of the smoothed-reset neuron (module docstring). Returns (spikes bool, m, h)."""
-    h, sat_h = sat24(decay(m, dv + VOLTAGE_DECAY_OFFSET) + (a_in << ACT_SHIFT) + bias)
+    h = decay(m, dv + VOLTAGE_DECAY_OFFSET) + act_in(a_in) + bias
+    sat_h = None
+    if may_saturate:
+        h, sat_h = sat24(h)
     s = h > (vth << VTH_SHIFT)
-    post = torch.where(s, torch.zeros_like(h), h)
+    post = h.masked_fill(s, 0)
     if coef == 0:
-        m_new, sat_m = post, None
-    else:
-        m_new, sat_m = sat24(rtz_shift(coef * m + (DECAY_UNIT - coef) * post, DECAY_SHIFT))
-    if counters is not None:
+        m_new = post
+    else:  # a convex mix of two in-range values, rounded toward zero: stays in range
+        m_new = rtz_shift(coef * m + (DECAY_UNIT - coef) * post, DECAY_SHIFT)
+    if counters is not None and sat_h is not None:
         counters.add(sat_h)
-        if sat_m is not None:
-            counters.add(sat_m)
     return s, m_new, h
+
+
+def state_bounds(max_abs_a: float, max_abs_bias: float, du: int, dv: int) -> tuple[bool, bool]:
+    """(may_wrap, may_saturate) for a layer whose synaptic input never exceeds ``max_abs_a`` and
+    bias ``max_abs_bias`` in magnitude. Decays shrink magnitudes (rounding toward zero), so
+    |u| <= A * 4096 / (du + 1) and |v| <= (|u|max + B) * 4096 / dv, with A = max_abs_a << 6."""
+    a = max_abs_a * (1 << ACT_SHIFT)
+    u_max = a * DECAY_UNIT / (du + CURRENT_DECAY_OFFSET)
+    may_wrap = u_max > STATE_LIMIT - 1
+    if dv + VOLTAGE_DECAY_OFFSET == 0:
+        return may_wrap, True
+    v_max = (u_max + max_abs_bias) * DECAY_UNIT / (dv + VOLTAGE_DECAY_OFFSET)
+    return may_wrap, may_wrap or v_max > V_MAX

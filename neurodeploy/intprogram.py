@@ -33,6 +33,7 @@ class IntLayer:
     stride: tuple[int, ...] = ()
     padding: tuple[int, ...] = ()
     groups: int = 1
+    pool: tuple[int, ...] = ()        # the conv's kernel is made of pool-sized constant blocks (sum-pool + conv)
     neuron: str | None = "lif"        # "lif" (stock, coef 0), "mps" (smoothed reset), None (readout)
     du: int = 4095
     dv: int = 0
@@ -116,8 +117,8 @@ class IntProgram:
             raise ValueError(f"{path}: not a neurodeploy integer program version {VERSION}")
         layers = []
         for i, d in enumerate(header.pop("layers")):
-            for k in ("in_shape", "out_shape", "stride", "padding"):
-                d[k] = tuple(d[k])
+            for k in ("in_shape", "out_shape", "stride", "padding", "pool"):
+                d[k] = tuple(d.get(k, ()))
             for k, v in arrays.items():
                 if k.startswith(f"l{i}."):
                     d[k.split(".", 1)[1]] = v

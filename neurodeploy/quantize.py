@@ -66,7 +66,7 @@ def quantize_stage(st: Stage, x_scale: float, hw: HardwareSpec, percentile: floa
     ws = weight_scale(st.weight, hw, percentile)
     w_int, clipped = quantize_weights(st.weight, ws, hw)
     common = dict(name=st.name, kind=st.kind, weight=w_int, in_shape=st.in_shape, out_shape=st.out_shape,
-                  stride=st.stride, padding=st.padding, groups=st.groups, w_scale=ws, in_scale=x_scale,
+                  stride=st.stride, padding=st.padding, groups=st.groups, pool=st.pool, w_scale=ws, in_scale=x_scale,
                   clipped_weights=clipped)
     if st.neuron is None:  # readout: a = (sum W x) << 0, bias in a-units
         a_scale = ws * x_scale

@@ -39,6 +39,7 @@ class Stage:
     padding: tuple[int, ...] = ()
     groups: int = 1
     neuron: LIF | None = None     # None: readout (no neuron)
+    pool: tuple[int, ...] = ()    # set when an AvgPool(k) was folded into this conv (kernel = k-fold blocks)
     sources: list[str] = field(default_factory=list)   # the float layers folded into this stage
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,11 +137,12 @@ def _make_stage(name: str, pending: list[tuple[str, nn.Module]], in_shape: tuple
             if isinstance(last.padding, str):
                 raise ValueError(f"layer {name}: string padding {last.padding!r} is not supported")
             return Stage(name, kind, last.weight.detach().double().numpy().copy(), bias.copy(), in_shape, out_shape,
-                         tuple(last.stride), tuple(last.padding), last.groups, neuron, srcs)
+                         tuple(last.stride), tuple(last.padding), last.groups, neuron, sources=srcs)
         if len(before) == 1 and isinstance(before[0], _POOLS):
             composed = _compose_pool_conv(before[0], last)
             if composed is not None:
                 w, stride, pad = composed
-                return Stage(name, kind, w, bias.copy(), in_shape, out_shape, stride, pad, 1, neuron, srcs)
+                return Stage(name, kind, w, bias.copy(), in_shape, out_shape, stride, pad, 1, neuron,
+                             sources=srcs, pool=stride)
     w, b = _dense_from_chain(mods, in_shape)
     return Stage(name, "dense", w, b, in_shape, out_shape, neuron=neuron, sources=srcs)

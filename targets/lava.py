@@ -92,6 +92,7 @@ class LavaRun:
     spikes: list[np.ndarray]          # per neuron layer, (steps, *torch shape), uint8
     output: np.ndarray | None         # readout Dense output per step (steps, classes), without bias
     v: list[np.ndarray] | None        # per neuron layer (steps, *torch shape), post-reset, x64 domain
+    seconds: dict[str, float] | None = None   # "build", "compile", "run", "read", "stop"
 
 
 class LavaTarget:
@@ -162,8 +163,17 @@ class LavaTarget:
                 m.probe(lif.v, steps)
                 mons.append(m)
             prev_port, prev_shape = lif.s_out, shape
+        import time
+        sec: dict[str, float] = {}
+        t0 = time.perf_counter()
         try:
-            src.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            exe = src.compile(run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            src.create_runtime(executable=exe)
+            sec["compile"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            src.run(condition=RunSteps(num_steps=steps))
+            sec["run"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
             spikes = [from_lava_layout(s.data.get().astype(np.int64), l.out_shape).astype(np.uint8)
                       for s, (_, l) in zip(sinks, lifs)]
             out = readout_sink.data.get().astype(np.int64).T if readout_sink is not None else None
@@ -173,6 +183,9 @@ class LavaTarget:
                 for m, (lif, l) in zip(mons, lifs):
                     arr = m.get_data()[lif.name]["v"].astype(np.int64)  # (steps, *lava shape)
                     v.append(from_lava_layout(np.moveaxis(arr, 0, -1), l.out_shape))
+            sec["read"] = time.perf_counter() - t0
         finally:
+            t0 = time.perf_counter()
             src.stop()
-        return LavaRun(spikes, out, v)
+            sec["stop"] = time.perf_counter() - t0
+        return LavaRun(spikes, out, v, sec)

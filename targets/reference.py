@@ -20,10 +20,28 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neurodeploy.fixedpoint import STATE_LIMIT, Counters, lif_int_step, mps_int_step, shift_exp
+from neurodeploy.fixedpoint import STATE_LIMIT, Counters, lif_int_step, mps_int_step, shift_exp, state_bounds
 from neurodeploy.intprogram import IntLayer, IntProgram
 
 FLOAT32_EXACT = 2 ** 24
+# Neuron states are integers held in float64 (exact: they stay below 2^36), which needs fewer
+# kernels than int64; neurodeploy.fixedpoint computes the same in both (tested).
+STATE_DTYPE = torch.float64
+
+
+def _block_kernel(w: np.ndarray, layer: IntLayer) -> np.ndarray | None:
+    """The small kernel if ``w`` is a pooled conv's kernel (constant k x k blocks, stride k,
+    padding a multiple of k, groups 1), else None."""
+    k = tuple(layer.pool)
+    if not k or layer.kind == "dense" or layer.groups != 1 or tuple(layer.stride) != k:
+        return None
+    if any(p % kk for p, kk in zip(layer.padding, k)) or any(n % kk for n, kk in zip(w.shape[2:], k)):
+        return None
+    small = w[(..., *[slice(None, None, kk) for kk in k])]
+    big = small
+    for axis, kk in enumerate(k):
+        big = np.repeat(big, kk, axis=2 + axis)
+    return small if np.array_equal(big, w) else None
 
 
 @dataclass
@@ -57,15 +75,25 @@ class ReferenceTarget:
 
     def _prepare(self, layer: IntLayer, first: bool) -> dict:
         w = layer.weight.astype(np.float64)
+        d_pool = _block_kernel(w, layer)
         max_in = (2 ** self.program.input_bits - 1) if first and self.program.input_kind == "graded" else 1
         bound = float(np.abs(w).reshape(w.shape[0], -1).sum(1).max(initial=0.0)) * max_in
         dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
         d = {"layer": layer, "dtype": dtype, "w": torch.as_tensor(w, dtype=dtype, device=self.device)}
+        if d_pool is not None:  # sum-pool then the small kernel: same integers, 1/k^2 of the work
+            d["pool_w"] = torch.as_tensor(d_pool, dtype=dtype, device=self.device)
         if layer.neuron is not None:
-            d["bias"] = torch.as_tensor(np.asarray(layer.bias_mant, dtype=np.int64), device=self.device) \
-                << layer.bias_exp
+            max_a = bound * (2.0 ** layer.weight_exp)
+            if layer.kind != "dense":
+                max_a = min(max_a, float(STATE_LIMIT))  # conv outputs wrap into 24 bits
+            d["may_wrap"], d["may_saturate"] = state_bounds(
+                max_a, float(np.abs(np.asarray(layer.bias_mant, dtype=np.float64)).max(initial=0) * 2 ** layer.bias_exp),
+                layer.du, layer.dv)
+            d["bias"] = (torch.as_tensor(np.asarray(layer.bias_mant, dtype=np.int64), device=self.device)
+                         << layer.bias_exp).to(STATE_DTYPE)
         else:
-            d["rbias"] = torch.as_tensor(np.asarray(layer.readout_bias, dtype=np.int64), device=self.device)
+            d["rbias"] = torch.as_tensor(np.asarray(layer.readout_bias, dtype=np.int64), device=self.device
+                                         ).to(STATE_DTYPE)
         return d
 
     def _synapse(self, d: dict, x: torch.Tensor) -> torch.Tensor:
@@ -73,15 +101,22 @@ class ReferenceTarget:
         xf = x.to(d["dtype"])
         if layer.kind == "dense":
             y = xf.flatten(1) @ d["w"].T
+        elif "pool_w" in d:
+            k = layer.pool
+            pooled = (F.avg_pool2d(xf, k) if layer.kind == "conv2d" else F.avg_pool1d(xf, k)) * float(np.prod(k))
+            pad = tuple(p // kk for p, kk in zip(layer.padding, k))
+            conv = F.conv2d if layer.kind == "conv2d" else F.conv1d
+            y = conv(pooled, d["pool_w"], padding=pad)
         elif layer.kind == "conv2d":
             y = F.conv2d(xf, d["w"], stride=layer.stride, padding=layer.padding, groups=layer.groups)
         else:
             y = F.conv1d(xf, d["w"], stride=layer.stride, padding=layer.padding, groups=layer.groups)
-        a = shift_exp(torch.round(y).to(torch.int64), layer.weight_exp)
+        a = shift_exp(y.to(STATE_DTYPE), layer.weight_exp)
         if layer.kind != "dense":  # Lava's Conv wraps its output to 24 bits (signed)
-            wrapped = ((a + STATE_LIMIT) % (2 * STATE_LIMIT)) - STATE_LIMIT
-            d["conv_wraps"] = d.get("conv_wraps", 0) + int((wrapped != a).sum())
-            a = wrapped
+            out_of_range = (a >= STATE_LIMIT) | (a < -STATE_LIMIT)
+            if bool(out_of_range.any()):
+                d["conv_wraps"] += int(out_of_range.sum())
+                a = torch.remainder(a + STATE_LIMIT, 2 * STATE_LIMIT) - STATE_LIMIT
         return a
 
     @torch.no_grad()
@@ -90,7 +125,7 @@ class ReferenceTarget:
         """Run integer input (T, B, *input_shape) for ``steps`` (default T, plus the pipeline
         depth with ``latency``); missing input steps are zeros."""
         x = torch.as_tensor(np.asarray(x_int) if not isinstance(x_int, torch.Tensor) else x_int,
-                            device=self.device).to(torch.int64)
+                            device=self.device).to(STATE_DTYPE)
         if tuple(x.shape[2:]) != tuple(self.program.input_shape):
             raise ValueError(f"input: expected (T, B, {', '.join(map(str, self.program.input_shape))}), "
                              f"got {tuple(x.shape)}")
@@ -98,17 +133,17 @@ class ReferenceTarget:
         n = len(self._layers)
         steps = steps if steps is not None else T + (n if self.latency else 0)
         neurons = [d for d in self._layers if d["layer"].neuron is not None]
-        state = [(torch.zeros((B, *d["layer"].out_shape), dtype=torch.int64, device=self.device),
-                  torch.zeros((B, *d["layer"].out_shape), dtype=torch.int64, device=self.device)) for d in neurons]
+        state = [(torch.zeros((B, *d["layer"].out_shape), dtype=STATE_DTYPE, device=self.device),
+                  torch.zeros((B, *d["layer"].out_shape), dtype=STATE_DTYPE, device=self.device)) for d in neurons]
         counters = [Counters() for _ in neurons]
         spikes = [torch.zeros((steps, B, *d["layer"].out_shape), dtype=torch.uint8, device=self.device)
                   for d in neurons]
-        states = [torch.zeros((steps, B, *d["layer"].out_shape), dtype=torch.int64, device=self.device)
+        states = [torch.zeros((steps, B, *d["layer"].out_shape), dtype=STATE_DTYPE, device=self.device)
                   for d in neurons] if record_states else None
         readout = self._layers[-1] if self._layers[-1]["layer"].neuron is None else None
-        out = torch.zeros((steps, B, *readout["layer"].out_shape), dtype=torch.int64, device=self.device) \
+        out = torch.zeros((steps, B, *readout["layer"].out_shape), dtype=STATE_DTYPE, device=self.device) \
             if readout else None
-        zero_in = torch.zeros((B, *self.program.input_shape), dtype=torch.int64, device=self.device)
+        zero_in = torch.zeros((B, *self.program.input_shape), dtype=STATE_DTYPE, device=self.device)
         # with latency, pending[k] holds what layer k receives next step
         pending: list[torch.Tensor | None] = [None] * n
         for t in range(steps):
@@ -127,19 +162,21 @@ class ReferenceTarget:
                 if layer.neuron is None:
                     out[t] = a + d["rbias"]
                     continue
-                counters[k_neuron].wraps += d["conv_wraps"]
+                counters[k_neuron].add_count(wraps=d["conv_wraps"])
                 u, v = state[k_neuron]
                 if layer.neuron == "mps":
-                    s, v, _ = mps_int_step(a, v, layer.dv, layer.vth, d["bias"], layer.coef, counters[k_neuron])
+                    s, v, _ = mps_int_step(a, v, layer.dv, layer.vth, d["bias"], layer.coef, counters[k_neuron],
+                                           may_saturate=d["may_saturate"])
                 else:
-                    s, u, v = lif_int_step(a, u, v, layer.du, layer.dv, layer.vth, d["bias"], counters[k_neuron])
+                    s, u, v = lif_int_step(a, u, v, layer.du, layer.dv, layer.vth, d["bias"], counters[k_neuron],
+                                           may_wrap=d["may_wrap"], may_saturate=d["may_saturate"])
                 state[k_neuron] = (u, v)
                 spikes[k_neuron][t] = s.to(torch.uint8)
                 if states is not None:
                     states[k_neuron][t] = v
-                cur = s.to(torch.int64)
+                cur = s.to(STATE_DTYPE)
                 k_neuron += 1
         return RunResult(spikes=[s.cpu().numpy() for s in spikes],
-                         output=out.cpu().numpy() if out is not None else None, counters=counters,
-                         states=[s.cpu().numpy() for s in states] if states is not None else None,
+                         output=out.cpu().numpy().astype(np.int64) if out is not None else None, counters=counters,
+                         states=[s.cpu().numpy().astype(np.int64) for s in states] if states is not None else None,
                          layer_names=[d["layer"].name for d in neurons])

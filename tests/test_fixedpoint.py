@@ -81,3 +81,39 @@ def test_mps_trace_by_hand():
     # negative states round toward zero: m = -3, coef 2048, U = -1 -> (-6144 - 2048)/4096 = -2
     s, m2, h = mps_int_step(t(0), t(-3), dv=4095, vth=10, bias=0, coef=2048)  # h = decay(-3, 4095) = 0
     assert int(h) == 0 and int(m2) == -1  # (2048*-3 + 0)/4096 = -1.5 -> -1
+
+
+def test_float64_path_equals_int64_path():
+    """The reference simulator holds integer states in float64; the functions must agree exactly."""
+    g = torch.Generator().manual_seed(1)
+    for du, dv, coef in ((4095, 700, 0), (100, 4000, 0), (0, 1, 3000), (4095, 0, 2048)):
+        a = torch.randint(-200_000, 200_000, (40, 64), generator=g, dtype=I)  # wraps and saturations happen
+        bias = torch.randint(-500_000, 500_000, (64,), generator=g, dtype=I)
+        ci, cf = Counters(), Counters()
+        ui = vi = mi = torch.zeros(64, dtype=I)
+        uf = vf = mf = torch.zeros(64, dtype=torch.float64)
+        for step in a:
+            si, ui, vi = lif_int_step(step, ui, vi, du, dv, 50_000, bias, ci)
+            sf, uf, vf = lif_int_step(step.double(), uf, vf, du, dv, 50_000, bias.double(), cf)
+            assert torch.equal(si, sf) and torch.equal(ui, uf.long()) and torch.equal(vi, vf.long())
+            s2i, mi, hi = mps_int_step(step, mi, dv, 50_000, bias, coef)
+            s2f, mf, hf = mps_int_step(step.double(), mf, dv, 50_000, bias.double(), coef)
+            assert torch.equal(s2i, s2f) and torch.equal(mi, mf.long()) and torch.equal(hi, hf.long())
+        assert ci.wraps == cf.wraps > 0 and ci.saturations == cf.saturations > 0
+
+
+def test_state_bounds_are_sound():
+    from neurodeploy.fixedpoint import state_bounds
+    # |a| <= 1000 -> |u| <= 64000; dv = 2048 -> |v| <= (64000 + 100) * 2 : far from 2^23
+    assert state_bounds(1000, 100, 4095, 2048) == (False, False)
+    assert state_bounds(200_000, 0, 4095, 2048) == (True, True)      # a << 6 passes 2^23
+    assert state_bounds(1000, 100, 4095, 0) == (False, True)         # no leak: v unbounded
+    # skipping the checks where the bound allows it changes nothing
+    g = torch.Generator().manual_seed(2)
+    u = v = torch.zeros(32, dtype=I)
+    u2 = v2 = torch.zeros(32, dtype=I)
+    for _ in range(100):
+        a = torch.randint(-1000, 1000, (32,), generator=g, dtype=I)
+        s, u, v = lif_int_step(a, u, v, 4095, 2048, 300, 100)
+        s2, u2, v2 = lif_int_step(a, u2, v2, 4095, 2048, 300, 100, may_wrap=False, may_saturate=False)
+        assert torch.equal(s, s2) and torch.equal(v, v2)

@@ -131,3 +131,25 @@ def test_conv_program_runs_and_matches_float_closely():
     for si, sf in zip(r.spikes, rec):
         agree = (si == sf.numpy()).mean()
         assert agree > 0.97, agree  # quantisation flips only a few spikes
+
+
+def test_event_digits_integer_accuracy_close_to_float(tmp_path, capsys):
+    """Post-training quantisation of a trained event-digits model, via the CLI (export -> quantize)."""
+    from neurodeploy.cli import main
+    from neurodeploy.data import load_task
+    from neurodeploy.qreport import compare, quantize_for_task
+    from neurodeploy.train import TrainConfig, load_model, train
+
+    train(TrainConfig(task="event-digits", T=4, epochs=3, lr=2e-3), out_dir=tmp_path / "run", progress=False)
+    assert main(["export", str(tmp_path / "run" / "checkpoint.pt"), "-o", str(tmp_path / "m.nir")]) == 0
+    assert main(["quantize", str(tmp_path / "m.nir"), "-o", str(tmp_path / "m.int.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "integer (reference simulator)" in out and (tmp_path / "m.int.npz").exists()
+    model, _ = load_model(tmp_path / "run" / "checkpoint.pt")
+    task = load_task("event-digits", T=4)
+    rep = compare(model, quantize_for_task(model, task, LOIHI2), task, 4)
+    assert rep.float_acc > 0.8
+    assert abs(rep.int_acc - rep.float_acc) <= 0.03, (rep.float_acc, rep.int_acc)
+    assert all(l.spike_agreement > 0.97 for l in rep.layers[:-1])
+    assert main(["quantize", str(tmp_path / "m.nir"), "-o", str(tmp_path / "x.npz"), "--task", "digits"]) == 2
+    assert "expects" in capsys.readouterr().err
