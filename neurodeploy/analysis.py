@@ -49,6 +49,19 @@ def _capture_lif_inputs(model: SpikingNet, retain_grad: bool = False):
 
 
 @torch.no_grad()
+def run_recording_spikes(model: SpikingNet, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``model(x)`` and the spikes (T, B, ...) of every LIF layer, in order."""
+    rec: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: rec.append(out)) for _, m in model.lif_layers()]
+    try:
+        out = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return out, rec
+
+
+@torch.no_grad()
 def initial_state_stats(model: SpikingNet, x: torch.Tensor) -> dict[str, dict[str, list[float]]]:
     """``{layer: {"mean": [T values], "std": [T values]}}`` of the state each timestep starts from."""
     was = model.training

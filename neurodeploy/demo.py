@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from neurodeploy.data import load_task
-from neurodeploy.layers import LIF
+from neurodeploy.analysis import run_recording_spikes
 from neurodeploy.models import SpikingNet
 from neurodeploy.train import TrainConfig, TrainResult, train
 
@@ -20,16 +20,9 @@ DEMO_CONFIG = TrainConfig(task="event-digits", model="vgg", T=4, mps=True, guida
 @torch.no_grad()
 def firing_rates(model: SpikingNet, x: torch.Tensor) -> dict[str, float]:
     """Mean spikes per neuron per timestep of every LIF layer on input ``x`` (T, B, ...)."""
-    rates: dict[str, float] = {}
-    hooks = [m.register_forward_hook(lambda _m, _i, out, n=n: rates.__setitem__(n, float(out.mean())))
-             for n, m in model.named_modules() if isinstance(m, LIF)]
-    try:
-        model.eval()
-        model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return rates
+    model.eval()
+    _, spikes = run_recording_spikes(model, x)
+    return {name: float(s.mean()) for (name, _), s in zip(model.lif_layers(), spikes)}
 
 
 def summarize(label: str, res: TrainResult, seconds: float) -> str:

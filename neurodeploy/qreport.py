@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from neurodeploy.analysis import run_recording_spikes
 from neurodeploy.data import TaskData
 from neurodeploy.fold import fold_batchnorm
 from neurodeploy.intprogram import IntProgram
@@ -77,11 +78,7 @@ def compare(model: SpikingNet, program: IntProgram, task: TaskData, T: int, n: i
     for i in range(0, n, batch_size):
         x = task.encode(task.x_test[i:min(i + batch_size, n)], T)
         y = task.y_test[i:min(i + batch_size, n)].numpy()
-        rec: list[torch.Tensor] = []
-        hooks = [l.register_forward_hook(lambda _m, _i, o: rec.append(o)) for _, l in folded.lif_layers()]
-        z = folded(x)
-        for h in hooks:
-            h.remove()
+        z, rec = run_recording_spikes(folded, x)
         correct_f += int((z.mean(0).argmax(-1).numpy() == y).sum())
         xi, c = program.quantize_input(x.numpy())
         clipped += c

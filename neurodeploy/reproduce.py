@@ -115,9 +115,10 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def run_plan(plan: Plan, workers: int = 1, progress: bool = True) -> list[dict[str, Any]]:
-    specs = plan.runs()
-    bar = tqdm(total=len(specs), desc=f"reproduce ({plan.name})", disable=not progress)
+def _run_specs(specs: list[dict[str, Any]], plan: Plan, workers: int, progress: bool, desc: str
+               ) -> list[dict[str, Any]]:
+    """Train and measure each spec, in order; ``workers`` > 1 uses a spawn pool of 1-thread workers."""
+    bar = tqdm(total=len(specs), desc=desc, disable=not progress)
     records = []
     if workers <= 1:
         for s in specs:
@@ -130,6 +131,10 @@ def run_plan(plan: Plan, workers: int = 1, progress: bool = True) -> list[dict[s
                 bar.update()
     bar.close()
     return records
+
+
+def run_plan(plan: Plan, workers: int = 1, progress: bool = True) -> list[dict[str, Any]]:
+    return _run_specs(plan.runs(), plan, workers, progress, f"reproduce ({plan.name})")
 
 
 def _ms(values: Sequence[float]) -> tuple[float, float]:
@@ -287,19 +292,7 @@ def refresh_analysis(json_path: str | Path, workers: int = 1, progress: bool = T
     idx = [i for i, r in enumerate(records) if r["study"] == "ablation" and r["T"] == ANALYSIS_T
            and r["seed"] == plan.seeds[0]]
     specs = [{k: records[i][k] for k in ("study", "task", "arm", "T", "seed")} for i in idx]
-    sub = dataclasses.replace(plan, name=plan.name)
-    bar = tqdm(total=len(specs), desc="refresh analysis", disable=not progress)
-    fresh = []
-    if workers <= 1:
-        for s in specs:
-            fresh.append(run_one(s, sub))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init) as ex:
-            for rec in ex.map(run_one, specs, [sub] * len(specs)):
-                fresh.append(rec)
-                bar.update()
-    bar.close()
+    fresh = _run_specs(specs, plan, workers, progress, "refresh analysis")
     for i, rec in zip(idx, fresh):
         if rec["test_acc"] != records[i]["test_acc"]:
             raise RuntimeError(f"run {specs[idx.index(i)]} did not reproduce: test accuracy {rec['test_acc']} "

@@ -68,7 +68,7 @@ def _input(prog, seed, T):
     return (rng.random(shape) < 0.3).astype(np.int64)
 
 
-def _compare(prog, seed, T=STEPS - 4):
+def _compare(prog, seed, T=STEPS):
     x = _input(prog, seed, T)
     ref = ReferenceTarget(prog, device="cpu", latency=True).run(x[:, None], record_states=True, steps=T + len(prog.layers))
     lava = LavaTarget(prog).run(x, record_v=True)
@@ -93,7 +93,7 @@ def test_conv_network_with_pooling_bit_exact(graded):
 
 def test_smoothed_neuron_with_zero_coefficient_is_lavas_lif():
     prog = dense_program(3, graded=False)
-    x = _input(prog, 3, STEPS - 3)
+    x = _input(prog, 3, STEPS)
     lava = LavaTarget(prog).run(x, record_v=True)
     for layer in prog.layers:
         if layer.neuron:

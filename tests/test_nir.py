@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from neurodeploy.analysis import run_recording_spikes
 from neurodeploy.converters.nir_common import METADATA_KEY, NIRConversionError
 from neurodeploy.converters.nir_export import export_nir, model_to_nir
 from neurodeploy.converters.nir_import import NIRFileError, nir_to_model, read_nir
@@ -48,17 +49,8 @@ def test_round_trip_is_exact(tmp_path, name, shape, neuron):
     back = nir_to_model(path)
     folded = fold_batchnorm(model)
     x = (torch.rand(8, 5, *shape, generator=torch.Generator().manual_seed(1)) < 0.3).float() * 1.5
-    spikes = {}
-    for tag, m in (("folded", folded), ("back", back)):
-        rec = []
-        hooks = [l.register_forward_hook(lambda _m, _i, o: rec.append(o)) for _, l in m.lif_layers()]
-        with torch.no_grad():
-            out = m(x)
-        for h in hooks:
-            h.remove()
-        spikes[tag] = (out, rec)
-    out_a, rec_a = spikes["folded"]
-    out_b, rec_b = spikes["back"]
+    out_a, rec_a = run_recording_spikes(folded, x)
+    out_b, rec_b = run_recording_spikes(back, x)
     assert torch.equal(out_a, out_b)
     assert len(rec_a) == len(rec_b) > 0
     for sa, sb in zip(rec_a, rec_b):

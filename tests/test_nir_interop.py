@@ -11,6 +11,7 @@ snn = pytest.importorskip("snntorch")
 from snntorch.export_nir import export_to_nir  # noqa: E402
 from snntorch.import_nir import import_from_nir  # noqa: E402
 
+from neurodeploy.analysis import run_recording_spikes  # noqa: E402
 from neurodeploy.converters.nir_export import export_nir  # noqa: E402
 from neurodeploy.converters.nir_import import nir_to_model  # noqa: E402
 from neurodeploy.converters.nirtorch_bridge import nirtorch_node_map  # noqa: E402
@@ -39,12 +40,7 @@ def _snn_spikes(net, x):
 
 
 def _our_spikes(model, x):
-    rec = []
-    hooks = [l.register_forward_hook(lambda _m, _i, o: rec.append(o)) for _, l in model.lif_layers()]
-    with torch.no_grad():
-        out = model(x)
-    for h in hooks:
-        h.remove()
+    out, rec = run_recording_spikes(model, x)
     return rec, out
 
 

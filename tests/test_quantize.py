@@ -121,13 +121,8 @@ def test_conv_program_runs_and_matches_float_closely():
     assert [l.kind for l in prog.layers] == ["conv2d", "conv2d", "dense"]
     x = (torch.rand(6, 16, 2, 8, 8) < 0.3).float()
     r = ReferenceTarget(prog).run(x.long().numpy())
-    rec = []
-    f = fold_batchnorm(m)
-    hooks = [l.register_forward_hook(lambda _m, _i, o: rec.append(o)) for _, l in f.lif_layers()]
-    with torch.no_grad():
-        f(x)
-    for h in hooks:
-        h.remove()
+    from neurodeploy.analysis import run_recording_spikes
+    _, rec = run_recording_spikes(fold_batchnorm(m), x)
     for si, sf in zip(r.spikes, rec):
         agree = (si == sf.numpy()).mean()
         assert agree > 0.97, agree  # quantisation flips only a few spikes
