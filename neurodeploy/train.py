@@ -54,7 +54,7 @@ class TrainConfig:
     lam: float = 1.0
     tau_kd: float = 2.0
     p_drop: float = 0.0
-    direction: str = "later-teaches-earlier"
+    direction: str = "both"           # chosen by the reproduction, see docs/defaults.md
     # optimisation
     epochs: int = 10
     batch_size: int = 64

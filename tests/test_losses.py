@@ -27,7 +27,8 @@ def test_temperature_scaling():
     # at tau_kd = 2 the logits are halved and the KL multiplied by 4
     p0, p1 = torch.softmax(Z[0, 0] / 2, -1), torch.softmax(Z[1, 0] / 2, -1)
     want = 4 * float((p1 * (p1 / p0).log()).sum())
-    assert math.isclose(float(guidance_loss(Z, GuidanceConfig(tau_kd=2.0))), want, rel_tol=1e-9)
+    got = guidance_loss(Z, GuidanceConfig(tau_kd=2.0, direction="later-teaches-earlier"))
+    assert math.isclose(float(got), want, rel_tol=1e-9)
 
 
 def test_zero_for_identical_outputs():
@@ -50,8 +51,12 @@ def test_both_directions_reach_every_timestep():
     guidance_loss(z, GuidanceConfig(direction="both")).backward()
     assert all(torch.count_nonzero(z.grad[t]) > 0 for t in range(3))
     z.grad = None
-    guidance_loss(z, GuidanceConfig()).backward()  # later teaches earlier: the last step is only a teacher
+    guidance_loss(z, GuidanceConfig(direction="later-teaches-earlier")).backward()  # the last step only teaches
     assert torch.count_nonzero(z.grad[2]) == 0 and torch.count_nonzero(z.grad[0]) > 0
+
+
+def test_default_direction_is_both():
+    assert GuidanceConfig().direction == "both"
 
 
 def test_drop():
