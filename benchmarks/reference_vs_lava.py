@@ -32,8 +32,8 @@ def network():
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_var.uniform_(0.02, 0.05)   # enough drive for a few % firing
-                mod.running_mean.uniform_(0.0, 0.1)
+                mod.running_var.uniform_(0.02, 0.04)   # enough drive for a few % firing in both layers
+                mod.running_mean.uniform_(-0.02, 0.02)
     return m
 
 

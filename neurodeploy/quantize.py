@@ -7,7 +7,10 @@ smoothing alpha, and x_scale the integer units of one float unit of the stage's 
     w_scale = weight_max / r             r = max|W| (or the given percentile of |W|)
     W_int   = 2 * round(W * w_scale / 2) even, in [weight_min, weight_max]; clipped ones counted
     e       = the largest weight exponent in [weight_exp_min, weight_exp_max] for which the
-              threshold and the bias fit their bits (finest integer resolution)
+              threshold and the bias fit their bits (finest integer resolution) and the
+              threshold leaves ``headroom_bits`` (default 3) below the 24-bit state: vth << 6 <=
+              2^(23 - headroom_bits), so one step's input of up to 2^headroom_bits thresholds
+              neither wraps the current nor saturates the voltage
     a_scale = w_scale * x_scale * 2^e    synaptic input a_int = (sum W_int x_int) << e ~ I * a_scale
     vth     = round(theta * a_scale)     (Lava compares v > vth << 6, v ~ H * a_scale * 64)
     bias    = round(b * a_scale * 64) = bias_mant << bias_exp
@@ -103,20 +106,26 @@ def quantize_stage(st: Stage, x_scale: float, hw: HardwareSpec, percentile: floa
                     coef=int(round(hw.decay_unit * alpha)), a_scale=a_scale)
 
 
-def _best_exponent(st: Stage, ws: float, x_scale: float, hw: HardwareSpec, bias_full: np.ndarray) -> int:
-    """The largest weight exponent at which the threshold and the bias fit (finest resolution)."""
+HEADROOM_BITS = 3
+
+
+def _best_exponent(st: Stage, ws: float, x_scale: float, hw: HardwareSpec, bias_full: np.ndarray,
+                   headroom_bits: int = HEADROOM_BITS) -> int:
+    """The largest weight exponent at which the threshold (with headroom) and the bias fit."""
     p = st.neuron.params
+    vth_cap = min(hw.vth_max, 2 ** (hw.state_bits - 1 - hw.activation_shift - headroom_bits))
     for e in range(hw.weight_exp_max, hw.weight_exp_min - 1, -1):
         a_scale = ws * x_scale * 2.0 ** e
         vth = int(round(p.theta * a_scale))
-        if vth > hw.vth_max:
+        if vth > vth_cap:
             continue
         if _bias_fits(np.asarray(bias_full, dtype=np.float64) * a_scale * 64, hw) is None:
             continue
         return e
     raise QuantizationError(f"layer {st.name}: no weight exponent in [{hw.weight_exp_min}, {hw.weight_exp_max}] keeps "
-                            f"the threshold within {hw.threshold_bits} bits (<= {hw.vth_max}) and the bias within a "
-                            f"{hw.bias_mant_bits}-bit mantissa << {hw.bias_exp_range[1]}")
+                            f"the threshold within {hw.threshold_bits} bits (<= {hw.vth_max}; <= {vth_cap} with "
+                            f"{headroom_bits} bits of headroom) and the bias within a {hw.bias_mant_bits}-bit "
+                            f"mantissa << {hw.bias_exp_range[1]}")
 
 
 def quantize_model(model: SpikingNet, hw: HardwareSpec = LOIHI2, input_kind: str = "binary",
