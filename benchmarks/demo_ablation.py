@@ -49,7 +49,8 @@ def main() -> None:
         f"{torch.get_num_threads()} torch threads, Python {platform.python_version()}, torch {torch.__version__}, "
         f"numpy {numpy.__version__}; wall time {time.time() - t_start:.0f} s.",
         f"Task event-digits, model vgg, T={DEMO_CONFIG.T}, epochs {a.epochs}, batch {DEMO_CONFIG.batch_size}, "
-        f"Adam lr {DEMO_CONFIG.lr} cosine, seeds {a.seeds}; guidance lam=1, tau_kd=2, p_drop=0, later teaches earlier; "
+        f"Adam lr {DEMO_CONFIG.lr} cosine, seeds {a.seeds}; guidance lam={DEMO_CONFIG.lam}, tau_kd={DEMO_CONFIG.tau_kd}, "
+        f"p_drop={DEMO_CONFIG.p_drop}, direction {DEMO_CONFIG.direction}; "
         f"MPS alpha_init=0.5, reset reading.",
         "",
         "| arm | test acc mean | std | per seed | learned alpha (seed 0) | s per run |",

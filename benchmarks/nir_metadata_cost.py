@@ -77,8 +77,8 @@ def main() -> None:
         rows.append((task_name, own, blind, snn_blind, alphas))
     lines = ["# What ignoring the NIR metadata costs", "",
              f"Date {time.strftime('%Y-%m-%d')}; {platform.machine()}, Python {platform.python_version()}, torch "
-             f"{torch.__version__}; seeds {a.seeds}; wall time {time.time() - t0:.0f} s. Models: '+both' (MPS + "
-             "guidance) at T=4 with the reproduction's full settings (benchmarks/results/reproduction.md). 'own': "
+             f"{torch.__version__}; seeds {a.seeds}; wall time {time.time() - t0:.0f} s. Models: MPS + guidance with the shipped defaults ("
+             "guidance in both directions), T=4, the reproduction's epochs and learning rates. 'own': "
              "imported from NIR honouring metadata['neurodeploy'] (identical to the trained model with BatchNorm "
              "folded). 'metadata ignored': the same file read as plain LIF neurons, which is what any NIR tool that "
              "does not know our metadata computes.", "",
