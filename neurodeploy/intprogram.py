@@ -14,9 +14,12 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from neurodeploy.hardware import HardwareSpec
 
 FORMAT = "neurodeploy.intprogram"
 VERSION = 1
@@ -64,6 +67,45 @@ class IntProgram:
     input_signed: bool
     num_classes: int
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, hw: "HardwareSpec | None" = None) -> None:
+        """Refuse a program that a target cannot run exactly: inconsistent shapes, or values outside
+        the hardware's formats. The error names the layer, the field and the limit."""
+        from neurodeploy.hardware import get_spec
+        hw = hw or get_spec(self.hardware)
+        shape = tuple(self.input_shape)
+        for layer in self.layers:
+            where = f"layer {layer.name}"
+            if tuple(layer.in_shape) != shape:
+                raise ValueError(f"{where}: in_shape {layer.in_shape} does not match the previous output {shape}")
+            w = np.asarray(layer.weight)
+            if w.size and (w.min() < hw.weight_min or w.max() > hw.weight_max):
+                raise ValueError(f"{where}: weights outside [{hw.weight_min}, {hw.weight_max}]")
+            if w.size and w.min() < 0 < w.max() and (w % 2).any():
+                raise ValueError(f"{where}: mixed-sign weights must be even (Loihi drops the lowest bit)")
+            if not hw.weight_exp_min <= layer.weight_exp <= hw.weight_exp_max:
+                raise ValueError(f"{where}: weight_exp {layer.weight_exp} outside [{hw.weight_exp_min}, {hw.weight_exp_max}]")
+            if layer.kind != "dense" and layer.weight_exp < 0:
+                raise ValueError(f"{where}: a convolution needs weight_exp >= 0 (Lava's Conv ignores the exponent)")
+            if layer.kind == "dense":
+                if w.ndim != 2 or w.shape[1] != int(np.prod(shape)):
+                    raise ValueError(f"{where}: dense weight {w.shape} does not fit input {shape}")
+            else:
+                dims = 2 if layer.kind == "conv2d" else 1
+                if w.ndim != 2 + dims or len(shape) != 1 + dims or w.shape[1] * layer.groups != shape[0]:
+                    raise ValueError(f"{where}: {layer.kind} weight {w.shape} does not fit input {shape}")
+            if layer.neuron is not None:
+                for field, value, hi in (("dv", layer.dv, hw.decay_unit - 1), ("du", layer.du, hw.decay_unit - 1),
+                                         ("coef", layer.coef, hw.decay_unit - 1), ("vth", layer.vth, hw.vth_max)):
+                    if not 0 <= int(value) <= hi:
+                        raise ValueError(f"{where}: {field} = {value} outside 0..{hi}")
+                b = np.asarray(layer.bias_mant)
+                if b.size and np.abs(b).max() > hw.bias_mant_max:
+                    raise ValueError(f"{where}: bias mantissa beyond +-{hw.bias_mant_max}")
+                lo, hi = hw.bias_exp_range
+                if not lo <= layer.bias_exp <= hi:
+                    raise ValueError(f"{where}: bias_exp {layer.bias_exp} outside {lo}..{hi}")
+            shape = tuple(layer.out_shape)
 
     def quantize_input(self, x: np.ndarray) -> tuple[np.ndarray, int]:
         """Float input (T, B, *input_shape) -> (integer spikes or graded payloads (int64), number of

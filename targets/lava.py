@@ -8,8 +8,9 @@ Mapping (verified against Lava 0.10 in tests/test_lava_reference.py):
   Lava's (C_out, W, H, C_in) layout and flipped (Lava convolves, torch correlates), stride and
   padding in (W, H) order, and weights ``w << weight_exp`` because Lava's Conv ignores
   weight_exp (the quantiser keeps conv exponents >= 0); conv1d runs as a conv2d with H = 1;
-- neuron: stock ``LIF(du, dv, vth, bias_mant, bias_exp)``; the smoothed-reset neuron needs our
-  own process (not in this module yet): programs with a non-zero coefficient are refused;
+- neuron: stock ``LIF(du, dv, vth, bias_mant, bias_exp)`` where the smoothing coefficient is 0,
+  our :class:`~neurodeploy.targets.mps_lif.process.SmoothedLIF` process elsewhere (its fixed_pt
+  model calls the same integer functions as the reference simulator);
 - readout: the last Dense's output into a sink RingBuffer.
 Every Dense/Conv delays by one step, so a run lasts T + (number of stages) steps and equals
 ``ReferenceTarget(program, latency=True)`` step for step. The runtime is always stopped
@@ -87,6 +88,51 @@ def dense_weight_to_lava(w: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray
     return w
 
 
+STOP_TIMEOUT_S = 20.0
+
+
+def stop_runtime(proc, started_before: set | None = None, timeout: float = STOP_TIMEOUT_S) -> None:
+    """``proc.stop()``, but never hang and never leak: after an exception inside a run Lava's
+    stop() can wait forever on a dead child, and a runtime that was created but never started
+    leaves its system processes behind. Worker processes started since ``started_before`` that
+    are still alive after stop (and a short grace period) are killed, with a warning."""
+    import multiprocessing as mp
+    import threading
+    import warnings
+
+    if getattr(proc, "runtime", None) is not None:
+        t = threading.Thread(target=proc.stop, daemon=True)
+        t.start()
+        t.join(timeout)
+        if t.is_alive():
+            warnings.warn(f"Lava's stop() did not return within {timeout:g} s", RuntimeWarning, stacklevel=2)
+    if started_before is None:
+        return
+    import time
+
+    def alive_(c) -> bool:
+        try:
+            return c.is_alive()
+        except ValueError:  # closed by Lava already
+            return False
+
+    leftover = [c for c in mp.active_children() if c not in started_before]
+    deadline = time.monotonic() + 2.0
+    while any(alive_(c) for c in leftover) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = [c for c in leftover if alive_(c)]
+    for child in alive:
+        try:
+            child.kill()
+        except ValueError:
+            pass
+    deadline = time.monotonic() + 5.0
+    while any(alive_(c) for c in alive) and time.monotonic() < deadline:  # is_alive() reaps them
+        time.sleep(0.05)
+    if alive:
+        warnings.warn(f"killed {len(alive)} Lava worker processes left after stop()", RuntimeWarning, stacklevel=2)
+
+
 @dataclass
 class LavaRun:
     spikes: list[np.ndarray]          # per neuron layer, (steps, *torch shape), uint8
@@ -102,10 +148,7 @@ class LavaTarget:
 
     def __init__(self, program: IntProgram) -> None:
         _require_lava()
-        for layer in program.layers:
-            if layer.neuron == "mps" and layer.coef != 0:
-                raise ValueError(f"layer {layer.name}: smoothed-reset neurons (coef {layer.coef}) need the MPS "
-                                 "Lava process, which this target does not provide yet")
+        program.validate()  # refuse before Lava starts anything
         self.program = program
 
     def _synapse(self, layer: IntLayer, graded: bool, prev_lava_shape: tuple[int, ...]):
@@ -149,10 +192,15 @@ class LavaTarget:
                 syn.a_out.connect(readout_sink.a_in)
                 break
             shape = _lava_shape(layer.out_shape)
-            lif = LIF(shape=shape, du=int(layer.du), dv=int(layer.dv), vth=int(layer.vth),
-                      bias_mant=np.asarray(layer.bias_mant, dtype=np.int32).reshape(layer.out_shape) if layer.kind == "dense"
-                      else to_lava_layout(np.asarray(layer.bias_mant).reshape(1, *layer.out_shape))[..., 0],
-                      bias_exp=int(layer.bias_exp))
+            bias = np.asarray(layer.bias_mant, dtype=np.int32).reshape(layer.out_shape)
+            bias = bias if len(layer.out_shape) == 1 else to_lava_layout(bias[None])[..., 0]
+            if layer.neuron == "mps" and layer.coef != 0:
+                from neurodeploy.targets.mps_lif.process import SmoothedLIF
+                lif = SmoothedLIF(shape=shape, dv=int(layer.dv), vth=int(layer.vth), coef=int(layer.coef),
+                                  bias_mant=bias, bias_exp=int(layer.bias_exp), name=f"{layer.name}")
+            else:
+                lif = LIF(shape=shape, du=int(layer.du), dv=int(layer.dv), vth=int(layer.vth), bias_mant=bias,
+                          bias_exp=int(layer.bias_exp))
             syn.a_out.connect(lif.a_in)
             sink = Sink(shape=shape, buffer=steps)
             lif.s_out.connect(sink.a_in)
@@ -160,11 +208,13 @@ class LavaTarget:
             sinks.append(sink)
             if record_v:
                 m = Monitor()
-                m.probe(lif.v, steps)
+                m.probe(lif.m if hasattr(lif, "coef") else lif.v, steps)
                 mons.append(m)
             prev_port, prev_shape = lif.s_out, shape
+        import multiprocessing as mp
         import time
         sec: dict[str, float] = {}
+        before = set(mp.active_children())
         t0 = time.perf_counter()
         try:
             exe = src.compile(run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
@@ -181,11 +231,12 @@ class LavaTarget:
             if record_v:
                 v = []
                 for m, (lif, l) in zip(mons, lifs):
-                    arr = m.get_data()[lif.name]["v"].astype(np.int64)  # (steps, *lava shape)
+                    var = "m" if hasattr(lif, "coef") else "v"  # the state the reference records
+                    arr = m.get_data()[lif.name][var].astype(np.int64)  # (steps, *lava shape)
                     v.append(from_lava_layout(np.moveaxis(arr, 0, -1), l.out_shape))
             sec["read"] = time.perf_counter() - t0
         finally:
             t0 = time.perf_counter()
-            src.stop()
+            stop_runtime(src, before)
             sec["stop"] = time.perf_counter() - t0
         return LavaRun(spikes, out, v, sec)
