@@ -94,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scale weights to this percentile of |w| instead of the max (outliers clipped, counted)")
     p.add_argument("--samples", type=int, default=None, help="test samples to compare on (default: all)")
 
+    p = sub.add_parser("verify", help="conformance: float torch vs reference simulator vs Lava fixed_pt, per layer")
+    p.add_argument("model", help=".nir file or checkpoint.pt")
+    p.add_argument("--hardware", default="loihi2")
+    p.add_argument("--task", default=None)
+    p.add_argument("--T", type=int, default=None)
+    p.add_argument("--samples", type=int, default=10)
+    p.add_argument("--no-lava", action="store_true", help="compare float and reference only")
+
     sub.add_parser("tasks", help="list the offline tasks")
     return parser
 
@@ -199,6 +207,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "quantize":
             return _cmd_quantize(args)
+        if args.command == "verify":
+            from neurodeploy.data import load_task
+            from neurodeploy.hardware import get_spec
+            from neurodeploy.qreport import quantize_for_task
+            from neurodeploy.verify import verify
+            model, task_name, T = _load_any_model(args.model)
+            task_name, T = args.task or task_name, args.T or T or 4
+            if task_name is None:
+                raise ValueError(f"{args.model}: no task recorded in the model; pass --task")
+            task = load_task(task_name, T=T)
+            prog = quantize_for_task(model, task, get_spec(args.hardware))
+            print(verify(model, prog, task, T, args.samples, lava=not args.no_lava).format())
+            return 0
         if args.command == "tasks":
             return _cmd_tasks(args)
     except (ValueError, FileExistsError, CheckpointError, FileNotFoundError) as e:

@@ -1,0 +1,30 @@
+"""Conformance of a trained model across stages: float torch, reference simulator, Lava fixed_pt."""
+import pytest
+
+from neurodeploy.cli import main
+from neurodeploy.data import load_task
+from neurodeploy.hardware import LOIHI2
+from neurodeploy.qreport import quantize_for_task
+from neurodeploy.train import TrainConfig, train
+from neurodeploy.verify import verify
+
+
+@pytest.mark.lava
+def test_trained_model_agrees_in_every_layer_on_ten_samples(tmp_path, capsys):
+    pytest.importorskip("lava.magma.core.run_configs")
+    res = train(TrainConfig(task="digits", model="mlp", T=4, epochs=2, arch={"hidden": [32]}), progress=False)
+    task = load_task("digits", T=4)
+    prog = quantize_for_task(res.model, task, LOIHI2)
+    assert any(l.neuron == "mps" for l in prog.layers)  # the smoothed neuron goes through Lava too
+    c = verify(res.model, prog, task, 4, n=10)
+    assert c.ref_vs_lava == [1.0] * len(c.layers) and c.pred_ref_vs_lava == 1.0
+    assert all(a > 0.95 for a in c.float_vs_ref) and c.pred_float_vs_ref >= 0.9
+    assert "ref~lava" in c.format()
+
+
+def test_verify_cli_without_lava(tmp_path, capsys):
+    train(TrainConfig(task="digits", model="mlp", T=2, epochs=1, arch={"hidden": [16]}), out_dir=tmp_path,
+          progress=False)
+    assert main(["verify", str(tmp_path / "checkpoint.pt"), "--samples", "20", "--no-lava"]) == 0
+    out = capsys.readouterr().out
+    assert "float~ref" in out and "20 samples" in out
