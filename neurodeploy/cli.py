@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="main job: MPS + guidance on event-digits, T=4, a few minutes on CPU")
     p.add_argument("--out", "-o", default=None, help="folder for the runs (default runs/demo-<time>)")
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--no-deploy", action="store_true", help="stop after training (no NIR/quantise/Lava)")
     p.add_argument("--compare", action=BOOL, default=True,
                    help="also train the vanilla-LIF, CE-only baseline the same way (default on)")
     p.add_argument("--no-progress", action="store_true")
@@ -93,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--percentile", type=float, default=None,
                    help="scale weights to this percentile of |w| instead of the max (outliers clipped, counted)")
     p.add_argument("--samples", type=int, default=None, help="test samples to compare on (default: all)")
+
+    p = sub.add_parser("deploy", help="export -> quantise -> run on a target -> conformance summary")
+    p.add_argument("model", help=".nir file or checkpoint.pt")
+    p.add_argument("--target", default="lava", help="reference or lava (netx: planned)")
+    p.add_argument("--hardware", default="loihi2")
+    p.add_argument("--task", default=None)
+    p.add_argument("--T", type=int, default=None)
+    p.add_argument("--samples", type=int, default=10, help="test samples run through Lava")
+    p.add_argument("--out", "-o", required=True, help="output folder")
 
     p = sub.add_parser("verify", help="conformance: float torch vs reference simulator vs Lava fixed_pt, per layer")
     p.add_argument("model", help=".nir file or checkpoint.pt")
@@ -176,7 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from neurodeploy.demo import run_demo
             out = args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
-            run_demo(out, epochs=args.epochs, compare=args.compare, progress=not args.no_progress)
+            run_demo(out, epochs=args.epochs, compare=args.compare, progress=not args.no_progress,
+                     deploy_chain=not args.no_deploy)
             return 0
         if args.command == "reproduce":
             from neurodeploy.reproduce import refresh_analysis, reproduce, rewrite_report
@@ -207,6 +218,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "quantize":
             return _cmd_quantize(args)
+        if args.command == "deploy":
+            from neurodeploy.deploy import deploy
+            model, task_name, T = _load_any_model(args.model)
+            task_name, T = args.task or task_name, args.T or T or 4
+            if task_name is None:
+                raise ValueError(f"{args.model}: no task recorded in the model; pass --task")
+            print(deploy(model, task_name, T, args.out, args.hardware, args.target, args.samples))
+            return 0
         if args.command == "verify":
             from neurodeploy.data import load_task
             from neurodeploy.hardware import get_spec

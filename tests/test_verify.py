@@ -28,3 +28,21 @@ def test_verify_cli_without_lava(tmp_path, capsys):
     assert main(["verify", str(tmp_path / "checkpoint.pt"), "--samples", "20", "--no-lava"]) == 0
     out = capsys.readouterr().out
     assert "float~ref" in out and "20 samples" in out
+
+
+def test_deploy_writes_the_chain_and_a_summary(tmp_path, capsys):
+    import json
+    from neurodeploy.intprogram import IntProgram
+    train(TrainConfig(task="digits", model="mlp", T=2, epochs=1, arch={"hidden": [16]}), out_dir=tmp_path / "run",
+          progress=False)
+    out = tmp_path / "dep"
+    assert main(["deploy", str(tmp_path / "run" / "checkpoint.pt"), "--target", "reference", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "reference simulator, loihi2 integers" in text
+    for name in ("model.nir", "model.int.npz", "summary.md", "conformance.json"):
+        assert (out / name).stat().st_size > 0
+    data = json.loads((out / "conformance.json").read_text())
+    assert 0.5 < data["float_acc"] <= 1 and abs(data["int_acc"] - data["float_acc"]) < 0.05  # 1 epoch, 16 neurons
+    assert IntProgram.load(out / "model.int.npz").meta["task"] == "digits"
+    assert main(["deploy", str(tmp_path / "run" / "checkpoint.pt"), "--target", "netx", "-o", str(out)]) == 2
+    assert "target" in capsys.readouterr().err

@@ -1,0 +1,56 @@
+"""The whole chain after training: NIR export -> quantisation -> integer targets -> conformance
+(``neurodeploy deploy`` and the end of ``neurodeploy demo``)."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from neurodeploy.converters.nir_export import export_nir
+from neurodeploy.converters.nir_import import nir_to_model
+from neurodeploy.data import load_task
+from neurodeploy.hardware import get_spec
+from neurodeploy.models import SpikingNet
+from neurodeploy.qreport import compare, quantize_for_task
+from neurodeploy.verify import verify
+
+TARGETS = ("reference", "lava")
+
+
+def deploy(model: SpikingNet, task_name: str, T: int, out_dir: str | Path, hardware: str = "loihi2",
+           target: str = "lava", lava_samples: int = 10) -> str:
+    """Export, quantise, run and compare; writes model.nir, model.int.npz, conformance.json and
+    summary.md into ``out_dir`` and returns the per-stage table as text."""
+    if target not in TARGETS:
+        raise ValueError(f"target: unknown {target!r}; available: {TARGETS} (netx: not yet)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    task = load_task(task_name, T=T)
+    t0 = time.perf_counter()
+    export_nir(model, out / "model.nir", extra_metadata={"task": task_name, "T": T})
+    from_nir = nir_to_model(out / "model.nir")
+    prog = quantize_for_task(from_nir, task, get_spec(hardware))
+    prog.meta.update(task=task_name, T=T)
+    prog.save(out / "model.int.npz")
+    rep = compare(from_nir, prog, task, T)
+    conf = verify(from_nir, prog, task, T, n=lava_samples, lava=target == "lava")
+    rows = [("float torch (BatchNorm folded, from NIR)", f"{100 * rep.float_acc:.2f} %", "-", "-"),
+            (f"reference simulator, {hardware} integers", f"{100 * rep.int_acc:.2f} %",
+             f"{min(conf.float_vs_ref):.4f} (min over layers, vs float)", f"{conf.ref_seconds_per_sample * 1000:.2f} ms")]
+    if conf.ref_vs_lava is not None:
+        rows.append((f"Lava fixed_pt ({lava_samples} samples)", f"{100 * conf.pred_ref_vs_lava:.0f} % same predictions",
+                     f"{min(conf.ref_vs_lava):.4f} (min over layers, vs reference)",
+                     f"{conf.lava_seconds_per_sample:.2f} s"))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"deploy {task_name}: {len(prog.layers)} integer layers for {hardware}, "
+             f"{sum(l.neuron == 'mps' for l in prog.layers)} with smoothed neurons; files in {out}",
+             f"{'stage':<{width}}  {'accuracy':<22}  {'spike agreement':<40}  time/sample"]
+    lines += [f"{a:<{width}}  {b:<22}  {c:<40}  {d}" for a, b, c, d in rows]
+    text = "\n".join(lines)
+    (out / "summary.md").write_text("```\n" + text + "\n```\n")
+    (out / "conformance.json").write_text(json.dumps({
+        "task": task_name, "T": T, "hardware": hardware, "target": target,
+        "float_acc": rep.float_acc, "int_acc": rep.int_acc, "quantization": [asdict(l) for l in rep.layers],
+        "conformance": asdict(conf), "seconds": time.perf_counter() - t0}, indent=1))
+    return text
