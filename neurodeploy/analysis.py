@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 
 from neurodeploy.data import TaskData
-from neurodeploy.layers import LIF
 from neurodeploy.models import SpikingNet
 
 

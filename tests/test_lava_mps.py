@@ -16,7 +16,6 @@ from lava.proc.monitor.process import Monitor  # noqa: E402
 from neurodeploy.fixedpoint import mps_int_step  # noqa: E402
 from neurodeploy.targets.lava import LavaTarget  # noqa: E402
 from neurodeploy.targets.mps_lif.process import SmoothedLIF  # noqa: E402
-from neurodeploy.targets.reference import ReferenceTarget  # noqa: E402
 
 from .test_lava_reference import STEPS, _compare, conv_program  # noqa: E402
 

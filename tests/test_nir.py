@@ -121,7 +121,6 @@ def _chain(*pairs):
     edges, prev = [], "input"
     for name, node in pairs:
         nodes[name], prev = node, (edges.append((prev, name)) or name)
-    out_shape = None
     nodes["output"] = nir.Output(output_type=np.array([3]))
     edges.append((prev, "output"))
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
@@ -187,7 +186,7 @@ def test_unknown_node_type_in_a_file(tmp_path):
     path = tmp_path / "m.nir"
     export_nir(randomised("mlp", (1, 8, 8), NEURONS["mps"]), path)
     with h5py.File(path, "r+") as f:
-        t = f["node/nodes/2_lif/type"]
+
         del f["node/nodes/2_lif/type"]
         f["node/nodes/2_lif/type"] = b"FancyNeuron"
         del f["node/nodes/1_linear/bias"]

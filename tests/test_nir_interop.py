@@ -2,7 +2,6 @@
 import warnings
 
 import nir
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -15,7 +14,7 @@ from neurodeploy.analysis import run_recording_spikes  # noqa: E402
 from neurodeploy.converters.nir_export import export_nir  # noqa: E402
 from neurodeploy.converters.nir_import import nir_to_model  # noqa: E402
 from neurodeploy.converters.nirtorch_bridge import nirtorch_node_map  # noqa: E402
-from neurodeploy.layers import LIF, NeuronConfig  # noqa: E402
+from neurodeploy.layers import NeuronConfig  # noqa: E402
 from neurodeploy.models import build_model  # noqa: E402
 
 T = 25

@@ -2,7 +2,6 @@
 import json
 import re
 
-import pytest
 from PIL import Image
 
 from neurodeploy.cli import main
