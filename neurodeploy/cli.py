@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("deploy", help="export -> quantise -> run on a target -> conformance summary")
     p.add_argument("model", help=".nir file or checkpoint.pt")
-    p.add_argument("--target", default="lava", help="reference or lava (netx: planned)")
+    p.add_argument("--target", default="lava", help="reference, lava, or netx (stock neurons only)")
     p.add_argument("--hardware", default="loihi2")
     p.add_argument("--task", default=None)
     p.add_argument("--T", type=int, default=None)

@@ -15,7 +15,7 @@ from neurodeploy.models import SpikingNet
 from neurodeploy.qreport import compare, quantize_for_task
 from neurodeploy.verify import verify
 
-TARGETS = ("reference", "lava")
+TARGETS = ("reference", "lava", "netx")
 
 
 def deploy(model: SpikingNet, task_name: str, T: int, out_dir: str | Path, hardware: str = "loihi2",
@@ -23,23 +23,28 @@ def deploy(model: SpikingNet, task_name: str, T: int, out_dir: str | Path, hardw
     """Export, quantise, run and compare; writes model.nir, model.int.npz, conformance.json and
     summary.md into ``out_dir`` and returns the per-stage table as text."""
     if target not in TARGETS:
-        raise ValueError(f"target: unknown {target!r}; available: {TARGETS} (netx: not yet)")
+        raise ValueError(f"target: unknown {target!r}; available: {TARGETS}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     task = load_task(task_name, T=T)
     t0 = time.perf_counter()
     export_nir(model, out / "model.nir", extra_metadata={"task": task_name, "T": T})
     from_nir = nir_to_model(out / "model.nir")
-    prog = quantize_for_task(from_nir, task, get_spec(hardware))
+    prog = quantize_for_task(from_nir, task, get_spec(hardware), netx=target == "netx")
+    if target == "netx":
+        from neurodeploy.targets.netx import export_netx
+        export_netx(prog, out / "model.netx.h5")  # refuses smoothed neurons, naming the layer
     prog.meta.update(task=task_name, T=T)
     prog.save(out / "model.int.npz")
     rep = compare(from_nir, prog, task, T)
-    conf = verify(from_nir, prog, task, T, n=lava_samples, lava=target == "lava")
+    conf = verify(from_nir, prog, task, T, n=lava_samples, lava=target != "reference", target=target)
     rows = [("float torch (BatchNorm folded, from NIR)", f"{100 * rep.float_acc:.2f} %", "-", "-"),
             (f"reference simulator, {hardware} integers", f"{100 * rep.int_acc:.2f} %",
              f"{min(conf.float_vs_ref):.4f} (min over layers, vs float)", f"{conf.ref_seconds_per_sample * 1000:.2f} ms")]
     if conf.ref_vs_lava is not None:
-        rows.append((f"Lava fixed_pt ({lava_samples} samples)", f"{100 * conf.pred_ref_vs_lava:.0f} % same predictions",
+        preds = (f"{100 * conf.pred_ref_vs_lava:.0f} % same predictions" if conf.pred_ref_vs_lava is not None
+                 else "hidden layers compared")
+        rows.append((f"{'netx in ' if target == 'netx' else ''}Lava fixed_pt ({lava_samples} samples)", preds,
                      f"{min(conf.ref_vs_lava):.4f} (min over layers, vs reference)",
                      f"{conf.lava_seconds_per_sample:.2f} s"))
     width = max(len(r[0]) for r in rows)

@@ -104,5 +104,6 @@ def compare(model: SpikingNet, program: IntProgram, task: TaskData, T: int, n: i
     return QuantReport(layers, correct_f / n, correct_i / n, n, clipped)
 
 
-def quantize_for_task(model: SpikingNet, task: TaskData, hw, percentile: float | None = None) -> IntProgram:
-    return quantize_model(model, hw, percentile=percentile, **input_settings(task))
+def quantize_for_task(model: SpikingNet, task: TaskData, hw, percentile: float | None = None,
+                      netx: bool = False) -> IntProgram:
+    return quantize_model(model, hw, percentile=percentile, netx=netx, **input_settings(task))

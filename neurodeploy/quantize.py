@@ -65,7 +65,11 @@ def _bias_fits(b_v: np.ndarray, hw: HardwareSpec) -> int | None:
     return None if peak > 0 else lo
 
 
-def quantize_stage(st: Stage, x_scale: float, hw: HardwareSpec, percentile: float | None) -> IntLayer:
+NETX_BIAS_EXP = 6   # lava-dl netx builds every LIF with bias_exp = 6 (netx/hdf5.py get_neuron_params)
+
+
+def quantize_stage(st: Stage, x_scale: float, hw: HardwareSpec, percentile: float | None,
+                   netx: bool = False) -> IntLayer:
     ws = weight_scale(st.weight, hw, percentile)
     w_int, clipped = quantize_weights(st.weight, ws, hw)
     common = dict(name=st.name, kind=st.kind, weight=w_int, in_shape=st.in_shape, out_shape=st.out_shape,
@@ -85,6 +89,13 @@ def quantize_stage(st: Stage, x_scale: float, hw: HardwareSpec, percentile: floa
     bias_full = np.broadcast_to(st.bias.reshape(-1, *([1] * (len(st.out_shape) - 1))), st.out_shape) \
         if st.kind != "dense" else st.bias
     e = _best_exponent(st, ws, x_scale, hw, bias_full)
+    if netx and e != 0:
+        # netx re-derives each layer's exponent from the stored 8-bit weights (effectively 0):
+        # express the exponent in the weights' scale instead (fewer levels when e < 0)
+        ws = ws * 2.0 ** min(e, 0)
+        w_int, clipped = quantize_weights(st.weight, ws, hw)
+        common.update(weight=w_int, w_scale=ws, clipped_weights=clipped)
+        e = 0
     if e < 0 and st.kind != "dense":
         # Lava's Conv ignores weight_exp; a non-negative exponent is folded into the weights handed
         # to it (w << e), a negative one cannot be: spend weight bits instead (fewer levels).
@@ -93,11 +104,22 @@ def quantize_stage(st: Stage, x_scale: float, hw: HardwareSpec, percentile: floa
         common.update(weight=w_int, w_scale=ws, clipped_weights=clipped)
         e = 0
     a_scale = ws * x_scale * 2.0 ** e
+    if netx:  # the bias exponent is fixed at 6: give up weight levels until the bias mantissa fits
+        peak = float(np.abs(np.asarray(bias_full, dtype=np.float64)).max(initial=0.0)) * a_scale * 64
+        shrink = max(0, math.ceil(math.log2(peak / (hw.bias_mant_max << NETX_BIAS_EXP)))) if peak > 0 else 0
+        if shrink:
+            ws = ws / 2.0 ** shrink
+            w_int, clipped = quantize_weights(st.weight, ws, hw)
+            common.update(weight=w_int, w_scale=ws, clipped_weights=clipped)
+            a_scale = ws * x_scale
     vth = int(round(p.theta * a_scale))
     if vth < 1:
         raise QuantizationError(f"layer {st.name}: threshold {p.theta} rounds to 0 (vth must be >= 1)")
     b_v = np.asarray(bias_full, dtype=np.float64) * a_scale * 64
-    bexp = _bias_fits(b_v, hw)
+    bexp = NETX_BIAS_EXP if netx else _bias_fits(b_v, hw)
+    if netx and np.abs(np.rint(b_v / 2.0 ** bexp)).max(initial=0) > hw.bias_mant_max:
+        raise QuantizationError(f"layer {st.name}: bias beyond {hw.bias_mant_max} << {NETX_BIAS_EXP}, "
+                                "the only bias exponent netx uses")
     alpha = st.neuron.alpha_value()
     dv = 0 if math.isinf(p.tau) else int(round(hw.decay_unit / p.tau))
     return IntLayer(**common, weight_exp=e, neuron="mps" if alpha > 0 else "lif", du=hw.decay_unit - 1,
@@ -130,10 +152,12 @@ def _best_exponent(st: Stage, ws: float, x_scale: float, hw: HardwareSpec, bias_
 
 def quantize_model(model: SpikingNet, hw: HardwareSpec = LOIHI2, input_kind: str = "binary",
                    input_range: float = 1.0, input_signed: bool = False,
-                   percentile: float | None = None) -> IntProgram:
+                   percentile: float | None = None, netx: bool = False) -> IntProgram:
     """The integer program of ``model`` for ``hw``. ``input_kind`` "binary" (event spikes) or
     "graded" (analog input as ``hw.graded_spike_bits``-bit payloads; ``input_range`` = the largest
-    |x| expected, mapped to the largest payload; ``input_signed`` for inputs below zero)."""
+    |x| expected, mapped to the largest payload; ``input_signed`` for inputs below zero).
+    ``netx=True`` restricts the program to what lava-dl netx HDF5 expresses: weight exponent 0
+    and bias exponent 6 in every layer."""
     if input_kind not in ("binary", "graded"):
         raise ValueError(f"input_kind must be 'binary' or 'graded', got {input_kind!r}")
     if percentile is not None and not (0 < percentile <= 100):
@@ -151,7 +175,7 @@ def quantize_model(model: SpikingNet, hw: HardwareSpec = LOIHI2, input_kind: str
     layers = []
     x_scale = in_scale
     for st in stages:
-        layers.append(quantize_stage(st, x_scale, hw, percentile))
+        layers.append(quantize_stage(st, x_scale, hw, percentile, netx))
         x_scale = 1.0  # later stages receive binary spikes
     return IntProgram(layers=layers, hardware=hw.name, input_kind=input_kind, input_scale=in_scale,
                       input_bits=hw.graded_spike_bits if input_kind == "graded" else 1,

@@ -41,7 +41,8 @@ class Conformance:
                 row += f"{self.ref_vs_lava[i]:>11.4f}"
             lines.append(row)
         lines.append(f"{'prediction':<12}{self.pred_float_vs_ref:>11.4f}"
-                     + (f"{self.pred_ref_vs_lava:>11.4f}" if self.pred_ref_vs_lava is not None else ""))
+                     + (f"{self.pred_ref_vs_lava:>11.4f}" if self.pred_ref_vs_lava is not None
+                        else (f"{'-':>11}" if self.ref_vs_lava is not None else "")))
         lines.append(f"{self.n_samples} samples; reference {self.ref_seconds_per_sample * 1000:.2f} ms/sample"
                      + (f"; Lava fixed_pt {self.lava_seconds_per_sample:.2f} s/sample (build, run, read, stop)"
                         if self.lava_seconds_per_sample is not None else ""))
@@ -50,7 +51,9 @@ class Conformance:
 
 @torch.no_grad()
 def verify(model: SpikingNet, program: IntProgram, task: TaskData, T: int, n: int = 10,
-           lava: bool = True) -> Conformance:
+           lava: bool = True, target: str = "lava") -> Conformance:
+    """``target`` "lava" (our process graph) or "netx" (the exported netx HDF5 network) for the
+    Lava comparison."""
     import time
 
     x = task.encode(task.x_test[:n], T)
@@ -65,8 +68,12 @@ def verify(model: SpikingNet, program: IntProgram, task: TaskData, T: int, n: in
     pred_ref = ref.predictions()
     out = Conformance(names, fvr, None, float((z_float == pred_ref).mean()), None, n, ref_seconds_per_sample=ref_s)
     if lava:
-        from neurodeploy.targets.lava import LavaTarget
-        lt = LavaTarget(program)
+        if target == "netx":
+            from neurodeploy.targets.netx import NetxTarget
+            lt = NetxTarget(program)
+        else:
+            from neurodeploy.targets.lava import LavaTarget
+            lt = LavaTarget(program)
         ref_lat = ReferenceTarget(program, device="cpu", latency=True).run(x_int)
         agree = np.zeros(len(names))
         total = np.zeros(len(names))
@@ -83,5 +90,5 @@ def verify(model: SpikingNet, program: IntProgram, task: TaskData, T: int, n: in
                 same_pred += int(lava_logits.argmax() == ref_lat.output[:, b].sum(0).argmax())
         out.lava_seconds_per_sample = (time.perf_counter() - t0) / n
         out.ref_vs_lava = list(agree / total)
-        out.pred_ref_vs_lava = same_pred / n
+        out.pred_ref_vs_lava = same_pred / n if r.output is not None else None  # netx: hidden layers only
     return out

@@ -186,7 +186,6 @@ def test_unknown_node_type_in_a_file(tmp_path):
     path = tmp_path / "m.nir"
     export_nir(randomised("mlp", (1, 8, 8), NEURONS["mps"]), path)
     with h5py.File(path, "r+") as f:
-
         del f["node/nodes/2_lif/type"]
         f["node/nodes/2_lif/type"] = b"FancyNeuron"
         del f["node/nodes/1_linear/bias"]

@@ -44,5 +44,21 @@ def test_deploy_writes_the_chain_and_a_summary(tmp_path, capsys):
     data = json.loads((out / "conformance.json").read_text())
     assert 0.5 < data["float_acc"] <= 1 and abs(data["int_acc"] - data["float_acc"]) < 0.05  # 1 epoch, 16 neurons
     assert IntProgram.load(out / "model.int.npz").meta["task"] == "digits"
-    assert main(["deploy", str(tmp_path / "run" / "checkpoint.pt"), "--target", "netx", "-o", str(out)]) == 2
+    assert main(["deploy", str(tmp_path / "run" / "checkpoint.pt"), "--target", "truenorth", "-o", str(out)]) == 2
     assert "target" in capsys.readouterr().err
+    # the default model has smoothed neurons: netx refuses it and says how to get a stock network
+    assert main(["deploy", str(tmp_path / "run" / "checkpoint.pt"), "--target", "netx", "-o", str(out)]) == 2
+    assert "fine-tune the smoothing coefficient to 0" in capsys.readouterr().err
+
+
+@pytest.mark.lava
+def test_deploy_netx_for_a_stock_network(tmp_path, capsys):
+    pytest.importorskip("lava.lib.dl.netx")
+    train(TrainConfig(task="digits", model="mlp", T=2, epochs=1, mps=False, guidance=False, arch={"hidden": [16]}),
+          out_dir=tmp_path / "run", progress=False)
+    out = tmp_path / "dep"
+    assert main(["deploy", str(tmp_path / "run" / "checkpoint.pt"), "--target", "netx", "--samples", "3",
+                 "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "netx in Lava fixed_pt" in text and "1.0000 (min over layers, vs reference)" in text
+    assert (out / "model.netx.h5").stat().st_size > 0
