@@ -68,12 +68,8 @@ def verify(model: SpikingNet, program: IntProgram, task: TaskData, T: int, n: in
     pred_ref = ref.predictions()
     out = Conformance(names, fvr, None, float((z_float == pred_ref).mean()), None, n, ref_seconds_per_sample=ref_s)
     if lava:
-        if target == "netx":
-            from neurodeploy.targets.netx import NetxTarget
-            lt = NetxTarget(program)
-        else:
-            from neurodeploy.targets.lava import LavaTarget
-            lt = LavaTarget(program)
+        from neurodeploy.targets import make_target
+        lt = make_target(target, program)
         ref_lat = ReferenceTarget(program, device="cpu", latency=True).run(x_int)
         agree = np.zeros(len(names))
         total = np.zeros(len(names))

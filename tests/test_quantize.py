@@ -148,3 +148,11 @@ def test_event_digits_integer_accuracy_close_to_float(tmp_path, capsys):
     assert all(l.spike_agreement > 0.97 for l in rep.layers[:-1])
     assert main(["quantize", str(tmp_path / "m.nir"), "-o", str(tmp_path / "x.npz"), "--task", "digits"]) == 2
     assert "expects" in capsys.readouterr().err
+
+
+def test_make_target_names_the_choices():
+    from neurodeploy.targets import make_target
+    prog = quantize_model(small(), LOIHI2, input_kind="graded")
+    assert make_target("reference", prog, device="cpu").name == "reference"
+    with pytest.raises(ValueError, match="target: unknown 'truenorth'"):
+        make_target("truenorth", prog)
