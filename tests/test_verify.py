@@ -18,6 +18,7 @@ def test_trained_model_agrees_in_every_layer_on_ten_samples(tmp_path, capsys):
     assert any(l.neuron == "mps" for l in prog.layers)  # the smoothed neuron goes through Lava too
     c = verify(res.model, prog, task, 4, n=10)
     assert c.ref_vs_lava == [1.0] * len(c.layers) and c.pred_ref_vs_lava == 1.0
+    assert all(a > 0.9 for a in c.float_vs_lava)
     assert all(a > 0.95 for a in c.float_vs_ref) and c.pred_float_vs_ref >= 0.9
     assert "ref~lava" in c.format()
 
