@@ -61,8 +61,8 @@ def verify(model: SpikingNet, program: IntProgram, task: TaskData, T: int, n: in
     import time
 
     x = task.encode(task.x_test[:n], T)
-    _, float_spikes = run_recording_spikes(fold_batchnorm(model).eval(), x)
-    z_float = fold_batchnorm(model).eval()(x).mean(0).argmax(-1).numpy()
+    z, float_spikes = run_recording_spikes(fold_batchnorm(model).eval(), x)
+    z_float = z.mean(0).argmax(-1).numpy()
     x_int, _ = program.quantize_input(x.numpy())
     t0 = time.perf_counter()
     ref = ReferenceTarget(program, device="cpu").run(x_int)

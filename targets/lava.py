@@ -56,6 +56,15 @@ def to_lava_layout(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.reshape(T, -1).T)
 
 
+def source_data(x: np.ndarray, steps: int, layout=to_lava_layout, dtype=np.int32) -> np.ndarray:
+    """One sample (T, ...) in a source RingBuffer's layout (neurons..., steps), zero after step T
+    (the pipeline drains while the source sends nothing)."""
+    lay = layout(np.asarray(x))
+    data = np.zeros((*lay.shape[:-1], steps), dtype=dtype)
+    data[..., : lay.shape[-1]] = lay
+    return data
+
+
 def from_lava_layout(a: np.ndarray, torch_shape: tuple[int, ...]) -> np.ndarray:
     """Lava's (*lava shape, T) -> (T, *torch shape)."""
     if len(torch_shape) == 3:
@@ -65,15 +74,20 @@ def from_lava_layout(a: np.ndarray, torch_shape: tuple[int, ...]) -> np.ndarray:
     return np.ascontiguousarray(a.reshape(-1, a.shape[-1]).T)
 
 
-def conv_weight_to_lava(w: np.ndarray, weight_exp: int) -> np.ndarray:
-    """Torch kernel [C_out, C_in/g, kH, kW] (or [.., k] for 1D) -> Lava (C_out, kW, kH, C_in/g), flipped,
-    with the (non-negative) exponent folded in."""
-    if weight_exp < 0:
-        raise ValueError(f"conv weight_exp {weight_exp} < 0 cannot run on Lava's Conv (it ignores weight_exp)")
-    w = np.asarray(w, dtype=np.int64) << weight_exp
+def torch_kernel_to_lava(w: np.ndarray) -> np.ndarray:
+    """Torch kernel [C_out, C_in/g, kH, kW] (or [.., k] for 1D, as H = 1) -> Lava (C_out, kW, kH, C_in/g),
+    spatially flipped (Lava convolves, torch correlates)."""
+    w = np.asarray(w)
     if w.ndim == 3:
         w = w[:, :, None, :]
-    return np.ascontiguousarray(w.transpose(0, 3, 2, 1)[:, ::-1, ::-1, :]).astype(np.int32)
+    return np.ascontiguousarray(w.transpose(0, 3, 2, 1)[:, ::-1, ::-1, :])
+
+
+def conv_weight_to_lava(w: np.ndarray, weight_exp: int) -> np.ndarray:
+    """Integer kernel for Lava's fixed-point Conv, with the (non-negative) exponent folded in."""
+    if weight_exp < 0:
+        raise ValueError(f"conv weight_exp {weight_exp} < 0 cannot run on Lava's Conv (it ignores weight_exp)")
+    return torch_kernel_to_lava(np.asarray(w, dtype=np.int64) << weight_exp).astype(np.int32)
 
 
 def dense_weight_to_lava(w: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:
@@ -178,9 +192,7 @@ class LavaTarget:
         T = x_int.shape[0]
         depth = len(self.program.layers)
         steps = steps or T + depth
-        data = np.zeros((*to_lava_layout(x_int[:1]).shape[:-1], steps), dtype=np.int32)
-        data[..., :T] = to_lava_layout(x_int)
-        src = Source(data=data)
+        src = Source(data=source_data(x_int, steps))
         prev_port, prev_shape = src.s_out, _lava_shape(self.program.input_shape)
         lifs, sinks, mons, readout_sink = [], [], [], None
         for k, layer in enumerate(self.program.layers):

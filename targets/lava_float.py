@@ -14,13 +14,13 @@ import multiprocessing as mp
 import numpy as np
 import torch
 
+from neurodeploy.fixedpoint import DECAY_UNIT
 from neurodeploy.lif import LIFParams, initial_state, lif_step
 from neurodeploy.models import SpikingNet
 from neurodeploy.stages import Stage, model_stages
-from neurodeploy.targets.lava import (_lava_shape, dense_weight_to_lava, from_lava_layout,
-                                      stop_runtime, to_lava_layout)
+from neurodeploy.targets.lava import (_lava_shape, dense_weight_to_lava, from_lava_layout, stop_runtime,
+                                      source_data, to_lava_layout, torch_kernel_to_lava)
 
-DECAY_UNIT = 4096
 
 
 def _coef(st: Stage) -> int:
@@ -67,9 +67,7 @@ def run_lava_float(model: SpikingNet, x: np.ndarray, graded: bool) -> tuple[list
 
     stages = model_stages(model)
     steps = x.shape[0] + len(stages)
-    data = np.zeros((*to_lava_layout(x[:1]).shape[:-1], steps))
-    data[..., : x.shape[0]] = to_lava_layout(x)
-    src = Source(data=data)
+    src = Source(data=source_data(x, steps, dtype=np.float64))
     prev_port, prev_shape = src.s_out, _lava_shape(tuple(model.input_shape))
     sinks, layers = [], []
     for k, st in enumerate(stages):
@@ -78,9 +76,7 @@ def run_lava_float(model: SpikingNet, x: np.ndarray, graded: bool) -> tuple[list
             syn = Dense(weights=dense_weight_to_lava(st.weight, st.in_shape), num_message_bits=bits)
             port = prev_port.flatten() if len(prev_shape) > 1 else prev_port
         else:
-            w = np.asarray(st.weight)
-            w = w[:, :, None, :] if w.ndim == 3 else w
-            syn = Conv(weight=np.ascontiguousarray(w.transpose(0, 3, 2, 1)[:, ::-1, ::-1, :]), input_shape=prev_shape,
+            syn = Conv(weight=torch_kernel_to_lava(st.weight), input_shape=prev_shape,
                        stride=tuple(st.stride)[::-1] if st.kind == "conv2d" else (st.stride[0], 1),
                        padding=tuple(st.padding)[::-1] if st.kind == "conv2d" else (st.padding[0], 0),
                        groups=st.groups, num_message_bits=bits)

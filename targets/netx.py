@@ -20,8 +20,7 @@ import h5py
 import numpy as np
 
 from neurodeploy.intprogram import IntProgram
-
-NETX_BIAS_EXP = 6
+from neurodeploy.quantize import NETX_BIAS_EXP
 
 
 def _type(g: h5py.Group, name: str) -> None:
@@ -122,14 +121,13 @@ class NetxTarget:
         from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.io.source import RingBuffer as Source
 
-        from neurodeploy.targets.lava import LavaRun, from_lava_layout, stop_runtime, to_lava_layout
+        from neurodeploy.targets.lava import LavaRun, from_lava_layout, source_data, stop_runtime, to_lava_layout
 
         x = np.asarray(x_int)
         steps = x.shape[0] + len(self.program.layers)
         # netx feeds a dense first layer the flat input (torch order), a conv one (W, H, C)
         lay = (lambda a: a.reshape(a.shape[0], -1).T) if self.program.layers[0].kind == "dense" else to_lava_layout
-        data = np.zeros((*lay(x[:1]).shape[:-1], steps), dtype=np.int32)
-        data[..., : x.shape[0]] = lay(x)
+        data = source_data(x, steps, lay)
         graded = self.program.input_kind == "graded"
         net = Network(net_config=str(self.path), input_message_bits=self.program.input_bits if graded else 0)
         src = Source(data=data)
