@@ -6,6 +6,7 @@
 #   3. install scripts/requirements-pinned.txt (exact pins; torch==2.13.0+cpu, numpy 1.26.4)
 #   4. install lava-nc==0.10.0 and lava-dl==0.6.0 with --no-deps --ignore-requires-python
 #      (they declare Requires-Python <3.11, so pip refuses them as ordinary dependencies)
+#      and scripts/requirements-nodeps.txt with --no-deps (neurobench, tonic, spikingjelly, norse)
 #   5. python scripts/patch_lava.py  (the two Python 3.11 source edits to the installed lava)
 #   6. pip install --no-deps -e .     (the project, editable)
 #
@@ -21,6 +22,7 @@ cd "$REPO_ROOT"
 VENV_DIR="$REPO_ROOT/.venv"
 VENV_PY="$VENV_DIR/bin/python"
 REQ_FILE="scripts/requirements-pinned.txt"
+NODEPS_FILE="scripts/requirements-nodeps.txt"
 PATCH_SCRIPT="scripts/patch_lava.py"
 STAMP_FILE="$VENV_DIR/.neurodeploy-setup.stamp"
 PIP_VERSION="26.3"
@@ -29,13 +31,13 @@ LAVA_PKGS=("lava-nc==0.10.0" "lava-dl==0.6.0")
 log() { printf '[setup_env] %s\n' "$*"; }
 die() { printf '[setup_env] ERROR: %s\n' "$*" >&2; exit 1; }
 
-for f in "$REQ_FILE" "$PATCH_SCRIPT" "pyproject.toml"; do
+for f in "$REQ_FILE" "$NODEPS_FILE" "$PATCH_SCRIPT" "pyproject.toml"; do
     [[ -f "$f" ]] || die "missing $REPO_ROOT/$f"
 done
 
 # Hash of everything that determines the environment.
 inputs_hash() {
-    sha256sum scripts/setup_env.sh "$REQ_FILE" "$PATCH_SCRIPT" pyproject.toml | sha256sum | cut -d' ' -f1
+    sha256sum scripts/setup_env.sh "$REQ_FILE" "$NODEPS_FILE" "$PATCH_SCRIPT" pyproject.toml | sha256sum | cut -d' ' -f1
 }
 
 # Does this interpreter run, and is it CPython 3.11?
@@ -123,6 +125,9 @@ fi
 log "pip: installing ${LAVA_PKGS[*]} (--no-deps --ignore-requires-python: they declare Python <3.11)"
 "${PIP[@]}" install --no-deps --ignore-requires-python "${CONSTRAINTS[@]}" "${LAVA_PKGS[@]}"
 
+log "pip: installing $NODEPS_FILE with --no-deps (neurobench, tonic, spikingjelly, norse)"
+"${PIP[@]}" install --no-deps "${CONSTRAINTS[@]}" -r "$NODEPS_FILE"
+
 # --- 5. patch lava for Python 3.11 -------------------------------------------------------------
 log "patching the installed lava for Python 3.11 ($PATCH_SCRIPT)"
 "$VENV_PY" "$PATCH_SCRIPT"
@@ -140,6 +145,7 @@ assert numpy.__version__.startswith("1."), numpy.__version__
 assert torch.__version__.split("+")[0] == "2.13.0", torch.__version__
 import lava.magma.compiler.var_model  # fails on Python 3.11 unless patched
 import lava.lib.dl.slayer             # fails without torchvision/cv2 unless patched
+import numba, neurobench.metrics.workload, tonic, spikingjelly.activation_based.neuron, norse.torch
 spec = importlib.util.find_spec("neurodeploy")
 assert spec is not None, "neurodeploy is not installed in the venv"
 print(f"[setup_env] ok: python {sys.version.split()[0]}, torch {torch.__version__}, "
