@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", required=True, help="run folder (checkpoint.pt, metrics.jsonl)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--config", default=None, metavar="TOML",
+                   help="recipe (recipes/*.toml): TrainConfig fields; options typed here override it")
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="folder of a data set on disk for tasks cifar10-dvs, dvs-gesture, n-caltech101, n-mnist, "
+                        "shd, cifar10, cifar100, modelnet10, modelnet40 (docs/real-data.md)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (data sets on disk)")
+    p.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off", help="mixed precision (CUDA only)")
 
     p = sub.add_parser("demo", help="main job: MPS + guidance on event-digits, T=4, a few minutes on CPU")
     p.add_argument("--out", "-o", default=None, help="folder for the runs (default runs/demo-<time>)")
@@ -112,14 +119,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=10)
     p.add_argument("--no-lava", action="store_true", help="compare float and reference only")
 
+    p = sub.add_parser("profile", help="spikes, synaptic operations and energy of a model on a target: "
+                       "JSON + Markdown report + PNG plots")
+    p.add_argument("model", help=".nir graph, checkpoint.pt or integer program .npz")
+    p.add_argument("--target", default="torch", help="torch (float), reference (integer simulator) or lava")
+    p.add_argument("--compare", default=None, metavar="MODEL",
+                   help="a second model profiled side by side (e.g. vanilla vs MPS); default: the same model "
+                        "when --compare-target is given (e.g. float vs integer)")
+    p.add_argument("--compare-target", default=None, help="target for the second profile (default: --target)")
+    p.add_argument("--view", choices=("hardware", "module"), default="hardware",
+                   help="count per hardware stage (pooling folded into synapses; default) or per torch layer "
+                        "(NeuroBench's view; torch target only)")
+    p.add_argument("--task", default=None, help="task to run (default: the one recorded in the model)")
+    p.add_argument("--T", type=int, default=None, help="timesteps (default: the model's)")
+    p.add_argument("--samples", type=int, default=256, help="test samples (Lava: ~2 s each)")
+    p.add_argument("--energy-model", action="append", default=None, metavar="NAME|FILE",
+                   help="cmos45, loihi, or a .json/.toml model file; repeat for several (default: cmos45 and loihi)")
+    p.add_argument("--hardware", default="loihi2", help="hardware spec for integer targets")
+    p.add_argument("--out", "-o", required=True, help="report folder")
+    p.add_argument("--no-progress", action="store_true")
+
     sub.add_parser("tasks", help="list the offline tasks")
     return parser
 
 
-def _cmd_train(a: argparse.Namespace) -> int:
+def _cmd_train(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from neurodeploy.train import TrainConfig, train
-    fields = {k: getattr(a, k) for k in TrainConfig().to_dict() if k not in ("arch",) and hasattr(a, k)}
-    cfg = TrainConfig(**fields)
+    fields = {k: getattr(a, k) for k in TrainConfig().to_dict() if k not in ("arch", "data") and hasattr(a, k)}
+    if a.config:  # the recipe, overridden by the options typed on the command line
+        from neurodeploy.recipe import explicit_options, load_recipe
+        typed = explicit_options(build_parser(), "train", argv)
+        cfg = load_recipe(a.config, {k: v for k, v in fields.items() if k in typed})
+    else:
+        cfg = TrainConfig(**fields)
     res = train(cfg, out_dir=a.out, resume=a.resume, progress=not a.no_progress)
     alphas = ", ".join(f"{n}={v:.3f}" for n, v in res.model.alphas().items())
     print(f"{res.config.task}/{res.config.model} T={res.config.T}: test acc {res.test_acc:.4f} "
@@ -165,6 +197,35 @@ def _cmd_quantize(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_profile(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from neurodeploy.data import load_task
+    from neurodeploy.energy import DEFAULT_ENERGY_MODELS, get_energy_model
+    from neurodeploy.profile_report import summary_rows, fmt, write_report
+    from neurodeploy.profiling import load_subject, profile
+    energy = [get_energy_model(m) for m in (a.energy_model or DEFAULT_ENERGY_MODELS)]  # fail early
+    runs = [(a.model, a.target)]
+    if a.compare or a.compare_target:
+        runs.append((a.compare or a.model, a.compare_target or a.target))
+    profiles = []
+    for path, target in runs:
+        subject, task_name, T = load_subject(path)
+        task_name, T = a.task or task_name, a.T or T or 4
+        if task_name is None:
+            raise ValueError(f"{path}: no task recorded in the model; pass --task")
+        label = f"{Path(path).stem} ({target})"
+        profiles.append(profile(subject, load_task(task_name, T=T), T, target, view=a.view, samples=a.samples,
+                                energy_models=energy, hardware=a.hardware, label=label,
+                                progress=not a.no_progress))
+    paths = write_report(profiles, a.out)
+    for p in profiles:
+        print(f"{p.label}: " + ", ".join(f"{k} {fmt(v)}" for k, v in summary_rows(p)
+                                          if k.startswith(("accuracy", "spikes", "ACs", "MACs", "energy", "SNN"))))
+    print(f"report: {paths.markdown} (+ {paths.json.name}, {', '.join(p.name for p in paths.plots.values())})")
+    return 0
+
+
 def _cmd_tasks(_: argparse.Namespace) -> int:
     from neurodeploy.data import list_tasks, load_task
     for name in list_tasks():
@@ -182,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         if args.command == "train":
-            return _cmd_train(args)
+            return _cmd_train(args, argv)
         if args.command == "demo":
             from neurodeploy.demo import run_demo
             out = args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -239,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             prog = quantize_for_task(model, task, get_spec(args.hardware))
             print(verify(model, prog, task, T, args.samples, lava=not args.no_lava).format())
             return 0
+        if args.command == "profile":
+            return _cmd_profile(args)
         if args.command == "tasks":
             return _cmd_tasks(args)
     except (ValueError, FileExistsError, CheckpointError, FileNotFoundError) as e:
