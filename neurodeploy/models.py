@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from neurodeploy.archs import ARCHS
 from neurodeploy.layers import LIF, NeuronConfig, PerStep
 
 
@@ -146,6 +147,7 @@ MODELS: dict[str, Callable[..., nn.Sequential]] = {
     "vgg": build_vgg,
     "conv1d": build_conv1d,
     "pointnet": build_pointnet,
+    **ARCHS,  # the paper's architectures and baselines (neurodeploy/archs.py)
 }
 
 

@@ -5,6 +5,12 @@ A run folder holds ``checkpoint.pt`` (written atomically after every epoch), ``m
 (one JSON object per epoch) and ``config.json``. ``resume=True`` continues from the checkpoint
 exactly: the model, optimiser, scheduler and RNG state are restored and the per-epoch shuffling
 is derived from (seed, epoch), so an interrupted run reproduces an uninterrupted one.
+
+Data: the offline tasks (``neurodeploy.data.load_task``), or, with ``data_root``, a data set on
+the user's disk (``neurodeploy.data.real``: CIFAR10-DVS, DVS128 Gesture, N-Caltech101, N-MNIST,
+SHD, CIFAR10/100, ModelNet10/40; ``data`` holds the loader's options). Under torchrun the
+same call trains data-parallel (neurodeploy/distributed.py: every rank takes its share of each
+global batch, rank 0 writes the run folder); ``amp`` turns on mixed precision on CUDA.
 """
 from __future__ import annotations
 
@@ -21,13 +27,19 @@ import torch
 from tqdm.auto import tqdm
 
 from neurodeploy.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from neurodeploy import distributed as D
 from neurodeploy.data import TaskData, list_tasks, load_task
+from neurodeploy.data.real import RealDataset, list_datasets, load_dataset
 from neurodeploy.layers import NeuronConfig
 from neurodeploy.losses import GuidanceConfig, SNNLoss
 from neurodeploy.models import MODELS, SpikingNet, build_model
 
-DEFAULT_MODEL = {"digits": "mlp", "event-digits": "vgg", "seq1d": "conv1d", "shapes3d": "pointnet"}
+DEFAULT_MODEL = {"digits": "mlp", "event-digits": "vgg", "seq1d": "conv1d", "shapes3d": "pointnet",
+                 "cifar10-dvs": "vggsnn", "dvs-gesture": "vggsnn", "n-caltech101": "vggsnn", "n-mnist": "vgg",
+                 "shd": "srnn", "cifar10": "resnet19", "cifar100": "resnet19", "modelnet10": "spiking_pointnet",
+                 "modelnet40": "spiking_pointnet"}
 OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("cosine", "step")
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
 
@@ -65,10 +77,28 @@ class TrainConfig:
     data_seed: int = 0
     device: str = "auto"
     arch: dict[str, Any] = field(default_factory=dict)
+    # schedule (defaults: the cosine schedule and SGD momentum used before these fields existed)
+    momentum: float = 0.9             # SGD only
+    schedule: str = "cosine"          # cosine over `epochs`, or step: lr *= gamma at each milestone
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    # real data sets and scale-out (neurodeploy/data/real.py, neurodeploy/distributed.py)
+    data_root: str | None = None      # folder of a data set on disk; None: an offline task
+    data: dict[str, Any] = field(default_factory=dict)   # options of that data set's loader
+    workers: int = 0                  # DataLoader worker processes (real data sets)
+    amp: str = "off"                  # mixed precision on CUDA: off, bf16, fp16
+    sync_bn: bool = True              # SyncBatchNorm under DDP on CUDA
 
     def __post_init__(self) -> None:
-        if self.task not in list_tasks():
-            raise ValueError(f"task: unknown name {self.task!r}; available: {list_tasks()}")
+        real = list_datasets()
+        if self.task not in list_tasks() and self.task not in real:
+            raise ValueError(f"task: unknown name {self.task!r}; available: {list_tasks()} (offline) and "
+                             f"{real} (from disk, with data_root)")
+        if self.task in real and not self.data_root:
+            raise ValueError(f"data_root: task {self.task!r} reads a data set from disk; give its folder "
+                             f"(--data-root DIR); see docs/real-data.md for the layout")
+        if self.task not in real and (self.data_root or self.data):
+            raise ValueError(f"data_root/data: task {self.task!r} is an offline task and reads no folder")
         if self.model is None:
             self.model = DEFAULT_MODEL[self.task]
         if self.model not in MODELS:
@@ -81,6 +111,16 @@ class TrainConfig:
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in self.milestones):
+            raise ValueError(f"milestones must be epochs >= 1, got {self.milestones!r}")
+        if not (0 < self.gamma <= 1) or not (0 <= self.momentum < 1):
+            raise ValueError(f"gamma must be in (0, 1] and momentum in [0, 1), got {self.gamma!r}, {self.momentum!r}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise ValueError(f"workers must be an integer >= 0, got {self.workers!r}")
+        if self.amp not in D.AMP_MODES:
+            raise ValueError(f"amp must be one of {D.AMP_MODES}, got {self.amp!r}")
         self.neuron_config()        # validates tau, theta, reset, surrogate, alpha_init ...
         self.loss_fn()              # validates loss, lam, tau_kd, p_drop, direction
 
@@ -122,7 +162,14 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def model_for(cfg: TrainConfig, task: TaskData) -> SpikingNet:
+def load_data(cfg: TrainConfig) -> TaskData | RealDataset:
+    """The offline task, or the data set in ``cfg.data_root`` (augmentation seeded by ``cfg.seed``)."""
+    if cfg.data_root:
+        return load_dataset(cfg.task, cfg.data_root, T=cfg.T, seed=cfg.seed, **cfg.data)
+    return load_task(cfg.task, T=cfg.T, seed=cfg.data_seed)
+
+
+def model_for(cfg: TrainConfig, task: TaskData | RealDataset) -> SpikingNet:
     return build_model(cfg.model or DEFAULT_MODEL[cfg.task], task.input_shape, task.num_classes,
                        cfg.neuron_config(), **cfg.arch)
 
@@ -154,9 +201,69 @@ def _build(cfg: TrainConfig, task: TaskData, device: torch.device):
     if cfg.optimizer == "adam":
         opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    sched: torch.optim.lr_scheduler.LRScheduler
+    if cfg.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    else:
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
     return model, opt, sched
+
+
+class _Batches:
+    """This rank's share of every global training batch, time-major, with the global batch size.
+
+    Global batch b of an epoch is ``_epoch_order(seed, epoch, n)[b*B:(b+1)*B]`` for every data
+    source and any number of processes; rank r keeps elements r, r+W, ... (distributed.shard).
+    A global batch smaller than the number of processes is skipped everywhere (``dropped``)."""
+
+    def __init__(self, cfg: TrainConfig, data: TaskData | RealDataset, ctx: D.DistContext, device: torch.device):
+        self.cfg, self.data, self.ctx, self.device = cfg, data, ctx, device
+        self.n = len(data.y_train) if isinstance(data, TaskData) else len(data.train)
+
+    def _global(self, epoch: int) -> list[torch.Tensor]:
+        order = _epoch_order(self.cfg.seed, epoch, self.n)
+        return [order[i:i + self.cfg.batch_size] for i in range(0, self.n, self.cfg.batch_size)]
+
+    def dropped(self, epoch: int) -> int:
+        return sum(len(g) for g in self._global(epoch) if len(g) < self.ctx.world_size)
+
+    def epoch(self, epoch: int):
+        cfg, data, ctx = self.cfg, self.data, self.ctx
+        batches = [g for g in self._global(epoch) if len(g) >= ctx.world_size]
+        if isinstance(data, TaskData):
+            for g in batches:
+                idx = D.shard(g, ctx)
+                yield data.encode(data.x_train[idx], cfg.T), data.y_train[idx], len(g)
+            return
+        from torch.utils.data import DataLoader
+        data.train.set_epoch(epoch)
+        loader = DataLoader(data.train, batch_sampler=[D.shard(g, ctx).tolist() for g in batches],
+                            num_workers=cfg.workers, pin_memory=self.device.type == "cuda")
+        for (x, y), g in zip(loader, batches):
+            yield data.encode(x, cfg.T), y, len(g)
+
+
+@torch.no_grad()
+def evaluate_dataset(model: SpikingNet, data: RealDataset, T: int | None = None, split: str = "test",
+                     batch_size: int = 256, device: torch.device | None = None, workers: int = 0,
+                     ctx: D.DistContext | None = None) -> float:
+    """Accuracy of the time-averaged output on a data set from disk; under DDP each rank scores
+    samples rank, rank+W, ... and the counts are summed."""
+    from torch.utils.data import DataLoader, Subset
+    ctx = ctx or D.DistContext()
+    ds = data.test if split == "test" else data.train
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    correct = 0
+    part = Subset(ds, list(range(ctx.rank, len(ds), ctx.world_size)))
+    for x, y in DataLoader(part, batch_size=batch_size, num_workers=workers):
+        z = model(data.encode(x, T).to(device))
+        correct += int((z.mean(0).argmax(-1).cpu() == y).sum())
+    model.train(was_training)
+    correct_all, n_all = D.all_reduce_sum([float(correct), float(len(part))], ctx, device)
+    return correct_all / n_all
 
 
 def train(cfg: TrainConfig, out_dir: str | os.PathLike[str] | None = None, resume: bool = False,
@@ -167,9 +274,21 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str] | None = None, resum
     ``cfg.epochs``), e.g. to split a run across jobs with a time limit and ``resume`` later.
 
     ``resume`` continues the run in ``out_dir`` (the checkpoint's config is used; only a
-    larger ``epochs`` from ``cfg`` is taken over). Without ``resume``, an existing checkpoint
-    in ``out_dir`` is an error: nothing is overwritten.
+    larger ``epochs`` from ``cfg`` is taken over, and ``cfg.data_root`` if the data moved).
+    Without ``resume``, an existing checkpoint in ``out_dir`` is an error: nothing is overwritten.
+
+    Started by torchrun (WORLD_SIZE > 1), the call joins the process group and trains
+    data-parallel (neurodeploy/distributed.py); only rank 0 writes to ``out_dir``.
     """
+    ctx = D.init_from_env(cfg.device)
+    try:
+        return _train(cfg, ctx, out_dir, resume, progress, stop_after)
+    finally:
+        D.shutdown(ctx)
+
+
+def _train(cfg: TrainConfig, ctx: D.DistContext, out_dir: str | os.PathLike[str] | None, resume: bool,
+           progress: bool, stop_after: int | None) -> TrainResult:
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / CHECKPOINT_NAME if out else None
     state = None
@@ -178,13 +297,16 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str] | None = None, resum
             raise ValueError("resume needs out_dir (the run folder holding checkpoint.pt)")
         state = load_checkpoint(ckpt_path)
         saved = TrainConfig.from_dict(state["config"])
-        cfg = dataclasses.replace(saved, epochs=max(saved.epochs, cfg.epochs))
+        cfg = dataclasses.replace(saved, epochs=max(saved.epochs, cfg.epochs),
+                                  data_root=cfg.data_root or saved.data_root)
     elif ckpt_path is not None and ckpt_path.exists():
         raise FileExistsError(f"{ckpt_path} already exists: pass resume=True (--resume) to continue "
                               f"that run, or choose another output folder; nothing was overwritten")
-    device = resolve_device(cfg.device)
-    task = load_task(cfg.task, T=cfg.T, seed=cfg.data_seed)
+    device = D.device_for(ctx, cfg.device)
+    task = load_data(cfg)
     model, opt, sched = _build(cfg, task, device)
+    amp = D.amp_dtype(cfg.amp, device)
+    scaler = D.grad_scaler(amp)
     history: list[dict[str, Any]] = []
     start_epoch = 0
     if state is not None:
@@ -192,62 +314,86 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str] | None = None, resum
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
+            if scaler is not None and "scaler" in state:
+                scaler.load_state_dict(state["scaler"])
         except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(f"checkpoint {ckpt_path}: does not match the model/optimiser it "
                                   f"describes: {e}") from e
-        sched.T_max = cfg.epochs
+        if cfg.schedule == "cosine":
+            sched.T_max = cfg.epochs  # type: ignore[attr-defined]
         torch.set_rng_state(state["rng"])
         history = list(state.get("history", []))
         start_epoch = int(state["epoch"])
-    if out is not None:
+    if out is not None and ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         _truncate_metrics(out / METRICS_NAME, start_epoch)
+    net = D.wrap_model(model, ctx, device, cfg.sync_bn)
     loss_fn = cfg.loss_fn()
-    n = len(task.y_train)
+    batches = _Batches(cfg, task, ctx, device)
     end = cfg.epochs if stop_after is None else min(cfg.epochs, max(start_epoch, stop_after))
-    bar = tqdm(range(start_epoch, end), desc=f"train {cfg.task}/{cfg.model}", disable=not progress,
+    bar = tqdm(range(start_epoch, end), desc=f"train {cfg.task}/{cfg.model}", disable=not (progress and ctx.is_main),
                initial=start_epoch, total=cfg.epochs)
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
-        order = _epoch_order(cfg.seed, epoch, n)
         tot_loss, tot_correct, parts_sum = 0.0, 0, {}
-        for i in range(0, n, cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            x = task.encode(task.x_train[idx], cfg.T).to(device)
-            y = task.y_train[idx].to(device)
-            z = model(x)
-            loss, parts = loss_fn(z, y)
+        for x, y, n_global in batches.epoch(epoch):
+            x, y = x.to(device), y.to(device)
+            with D.autocast(amp, device):
+                z = net(x)
+                loss, parts = loss_fn(z, y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"epoch {epoch + 1}: loss became {float(loss)}; lower lr "
                                          f"(now {cfg.lr}) or check the input data")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot_loss += float(loss.detach()) * len(idx)
+            # DDP averages gradients over ranks: weigh each rank's mean loss by its share
+            step_loss = loss if not ctx.enabled else loss * (len(y) * ctx.world_size / n_global)
+            if scaler is not None:
+                scaler.scale(step_loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                step_loss.backward()
+                opt.step()
+            tot_loss += float(loss.detach()) * len(y)
             tot_correct += int((z.detach().mean(0).argmax(-1) == y).sum())
             for k, v in parts.items():
-                parts_sum[k] = parts_sum.get(k, 0.0) + v * len(idx)
+                parts_sum[k] = parts_sum.get(k, 0.0) + v * len(y)
         sched.step()
+        keys = sorted(parts_sum)
+        sums = D.all_reduce_sum([tot_loss, float(tot_correct), *(parts_sum[k] for k in keys)], ctx, device)
+        n = batches.n - batches.dropped(epoch)
+        D.sync_buffers(model, ctx)
+        if isinstance(task, TaskData):
+            test_acc = evaluate(model, task, cfg.T, device=device)
+        else:
+            test_acc = evaluate_dataset(model, task, cfg.T, device=device, workers=cfg.workers, ctx=ctx)
         record = {
             "epoch": epoch + 1,
-            "train_loss": tot_loss / n,
-            "train_acc": tot_correct / n,
-            "test_acc": evaluate(model, task, cfg.T, device=device),
-            "loss_parts": {k: v / n for k, v in parts_sum.items()},
+            "train_loss": sums[0] / n,
+            "train_acc": (sums[1] if ctx.enabled else tot_correct) / n,
+            "test_acc": test_acc,
+            "loss_parts": {k: v / n for k, v in zip(keys, sums[2:])} if ctx.enabled
+            else {k: v / n for k, v in parts_sum.items()},
             "alphas": model.alphas(),
             "lr": opt.param_groups[0]["lr"],
             "time_s": round(time.perf_counter() - t0, 3),
         }
+        if ctx.enabled:
+            record.update(world_size=ctx.world_size, dropped=batches.dropped(epoch))
+        if amp is not None:
+            record["amp"] = cfg.amp
         history.append(record)
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", test=f"{record['test_acc']:.3f}")
-        if out is not None:
-            save_checkpoint({"config": cfg.to_dict(), "model": model.state_dict(),
-                             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                             "epoch": epoch + 1, "rng": torch.get_rng_state(), "history": history,
-                             "input_shape": list(task.input_shape), "num_classes": task.num_classes},
-                            ckpt_path)  # type: ignore[arg-type]
+        if out is not None and ctx.is_main:
+            payload = {"config": cfg.to_dict(), "model": model.state_dict(),
+                       "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                       "epoch": epoch + 1, "rng": torch.get_rng_state(), "history": history,
+                       "input_shape": list(task.input_shape), "num_classes": task.num_classes}
+            if scaler is not None:
+                payload["scaler"] = scaler.state_dict()
+            save_checkpoint(payload, ckpt_path)  # type: ignore[arg-type]
             with open(out / METRICS_NAME, "a") as f:
                 f.write(json.dumps(record) + "\n")
     return TrainResult(model, cfg, history)
