@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--energy-model", action="append", default=None, metavar="NAME|FILE",
                    help="cmos45, loihi, or a .json/.toml model file; repeat for several (default: cmos45 and loihi)")
     p.add_argument("--hardware", default="loihi2", help="hardware spec for integer targets")
+    p.add_argument("--latency", action="store_true",
+                   help="reference target: run with Lava's one step per synapse (T + depth steps, = Lava's counts)")
     p.add_argument("--out", "-o", required=True, help="report folder")
     p.add_argument("--no-progress", action="store_true")
 
@@ -217,7 +219,7 @@ def _cmd_profile(a: argparse.Namespace) -> int:
         label = f"{Path(path).stem} ({target})"
         profiles.append(profile(subject, load_task(task_name, T=T), T, target, view=a.view, samples=a.samples,
                                 energy_models=energy, hardware=a.hardware, label=label,
-                                progress=not a.no_progress))
+                                latency=a.latency and target == "reference", progress=not a.no_progress))
     paths = write_report(profiles, a.out)
     for p in profiles:
         print(f"{p.label}: " + ", ".join(f"{k} {fmt(v)}" for k, v in summary_rows(p)

@@ -48,6 +48,7 @@ from torch import nn
 
 KINDS = ("dense", "conv1d", "conv2d")
 VIEWS = ("module", "hardware")
+FLOAT32_EXACT = 2 ** 24   # integers below this are exact in float32 (the counting convolutions' sums)
 
 
 @dataclass
@@ -74,6 +75,8 @@ class Synapse:
         self.weight = np.asarray(self.weight)
         if not np.isfinite(self.weight).all():
             raise ValueError(f"layer {self.name}: weight has NaN or infinite entries")
+        if self.weight.ndim < 2 or math.prod(self.weight.shape[1:]) >= FLOAT32_EXACT:
+            raise ValueError(f"layer {self.name}: weight of shape {self.weight.shape}: fan-in too large to count")
         if self.kind == "dense" and self.weight.shape != (math.prod(self.out_shape), math.prod(self.in_shape)):
             raise ValueError(f"layer {self.name}: dense weight {self.weight.shape} does not map input "
                              f"{self.in_shape} to output {self.out_shape}")
@@ -105,19 +108,23 @@ class Synapse:
     def _apply(self, x: torch.Tensor, nonzero_only: bool) -> torch.Tensor:
         """The layer on a 0/1 input with a 0/1 weight (1 where the weight is non-zero, or
         everywhere), no bias: output j counts the operations that reach neuron j. (N, *out)."""
+        # float32 is exact here: every partial sum is an integer <= fan-in < 2^24 (checked below)
         w = torch.from_numpy((self.weight != 0) if nonzero_only else np.ones_like(self.weight, dtype=bool))
-        w = w.to(torch.float64)
+        w = w.to(torch.float32)
+        x = x.to(torch.float32)
         if self.kind == "dense":
-            return x.flatten(1) @ w.T
-        conv = F.conv2d if self.kind == "conv2d" else F.conv1d
-        return conv(x, w, stride=self.stride, padding=self.padding, groups=self.groups)
+            y = x.flatten(1) @ w.T
+        else:
+            conv = F.conv2d if self.kind == "conv2d" else F.conv1d
+            y = conv(x, w, stride=self.stride, padding=self.padding, groups=self.groups)
+        return y.to(torch.float64)
 
     def ops(self, x: torch.Tensor) -> torch.Tensor:
         """Effective operations per row of ``x`` (N, *in_shape): (N,) float64 (exact integers)."""
         if tuple(x.shape[1:]) != tuple(self.in_shape):
             raise ValueError(f"layer {self.name}: input shape {tuple(x.shape[1:])} does not match the "
                              f"layer's {self.in_shape}")
-        nz = (x != 0).to(torch.float64)
+        nz = (x != 0).to(torch.float32)
         return self._apply(nz, nonzero_only=True).flatten(1).sum(1)
 
     def dense_ops(self) -> int:

@@ -85,6 +85,8 @@ def _markdown(profiles: Sequence[Profile], meta: dict[str, Any], plots: dict[str
     for p in profiles:
         m = p.meta
         extra = f", hardware {m['hardware']}" if "hardware" in m else ""
+        extra += f", {m['latency']}" if "latency" in m else ""
+        extra += f", {m['input_values_clipped']} input values clipped" if m.get("input_values_clipped") else ""
         lines.append(f"- **{p.label}**: target `{p.target}`, {m['view']} view, task `{m['task']}`, T = {m['T']}, "
                      f"{m['samples']} test samples{extra}")
     lines += ["", "Counts are per sample (mean over the samples), summed over timesteps. Definitions: "

@@ -12,8 +12,11 @@ lava       its integer program on Lava fixed_pt, one     "hardware"
            sample per run (slow: ~2 s per sample)
 ========== ============================================ =========================================
 
-Lava adds one step of latency per synapse; its records are de-skewed so that timestep t of
-layer k is Lava's step t + k + 1, the same t the reference simulator reports.
+Lava adds one step of latency per synapse and runs every neuron from step 0, so a layer's bias
+acts for a few steps before the first input reaches it: Lava's activity is not a time-shifted
+copy of the latency-free reference. A Lava profile (and a reference profile with
+``latency=True``, which reproduces Lava bit for bit) therefore counts all T + depth steps the
+chip runs; synaptic operations are attributed to the step in which the presynaptic spike is sent.
 
 Membrane potentials: per neuron layer and timestep, the state each timestep *starts from*
 (M(t-1) for the reset reading, zero at t = 1), in threshold units (float: / theta; integer:
@@ -69,6 +72,11 @@ class Recorder:
     parameters: int
     footprint_bytes: int
     hardware: str | None = None
+    latency: bool = False
+
+    def steps(self, T: int) -> int:
+        """Steps recorded for T input timesteps."""
+        return T
 
     def record(self, x: torch.Tensor) -> Batch:  # pragma: no cover - interface
         raise NotImplementedError
@@ -184,17 +192,21 @@ class TorchModuleRecorder(Recorder):
 
 
 class ProgramRecorder(Recorder):
-    """An integer program on the reference simulator or on Lava (fixed_pt)."""
+    """An integer program on the reference simulator or on Lava (fixed_pt). With ``latency``
+    (always on for Lava) the record covers T + depth steps, as the chip runs."""
 
     view = "hardware"
 
-    def __init__(self, program: IntProgram, target: str = "reference", membranes: bool = True) -> None:
+    def __init__(self, program: IntProgram, target: str = "reference", membranes: bool = True,
+                 latency: bool = False) -> None:
         if target not in ("reference", "lava"):
             raise ValueError(f"target: {target!r} does not run integer programs; use 'reference' or 'lava'")
         program.validate()
         self.program = program
         self.source = target
         self.membranes = membranes
+        self.latency = latency or target == "lava"
+        self.clipped = 0
         self.hardware = program.hardware
         self.synapses = [Synapse.from_int_layer(l) for l in program.layers]
         self.neurons = [_neuron_count(l.out_shape) if l.neuron is not None else 0 for l in program.layers]
@@ -203,56 +215,59 @@ class ProgramRecorder(Recorder):
                       for l in program.layers)
         self.parameters = int(weights + biases)
         self.footprint_bytes = int(weights * WEIGHT_BITS_BYTES + biases * BIAS_BYTES)
-        self._ref = None
         if target == "reference":
             from neurodeploy.targets.reference import ReferenceTarget
-            self._ref = ReferenceTarget(program, device="cpu")
+            self._ref = ReferenceTarget(program, device="cpu", latency=self.latency)
         else:
             from neurodeploy.targets.lava import LavaTarget
             self._lava = LavaTarget(program)
+
+    def steps(self, T: int) -> int:
+        return T + len(self.program.layers) if self.latency else T
 
     def _vth(self) -> list[float]:
         return [float(l.vth) for l in self.program.layers if l.neuron is not None]
 
     def record(self, x: torch.Tensor) -> Batch:
         xi, clipped = self.program.quantize_input(x.numpy())
-        self.clipped = getattr(self, "clipped", 0) + clipped
-        T = xi.shape[0]
-        if self._ref is not None:
+        self.clipped += clipped
+        steps = self.steps(xi.shape[0])
+        if self.source == "reference":
             r = self._ref.run(xi, record_states=self.membranes)
             spikes = [torch.from_numpy(s) for s in r.spikes]
-            states = r.states
-            preds = r.predictions()
+            states, preds = r.states, r.predictions()
         else:
-            spikes, states, preds = self._run_lava(xi)
+            spikes, states, preds = self._run_lava(xi, steps)
         starts = None
         if states is not None:
             starts = []
             for s, vth in zip(states, self._vth()):
-                st = torch.zeros((T, *s.shape[1:]), dtype=torch.float64)
-                st[1:] = torch.from_numpy(s[: T - 1].astype(np.float64)) / vth
+                st = torch.zeros(s.shape, dtype=torch.float64)
+                st[1:] = torch.from_numpy(s[:-1].astype(np.float64)) / vth
                 starts.append(st)
-        inputs = [torch.from_numpy(xi)] + [s for s in spikes][: len(self.synapses) - 1]
+        x_steps = np.zeros((steps, *xi.shape[1:]), dtype=xi.dtype)
+        x_steps[: xi.shape[0]] = xi
+        inputs = [torch.from_numpy(x_steps)] + [s for s in spikes][: len(self.synapses) - 1]
         outs: list[torch.Tensor | None] = [*spikes, *([None] * (len(self.synapses) - len(spikes)))]
         return Batch(inputs, outs, starts, np.asarray(preds))
 
-    def _run_lava(self, xi: np.ndarray) -> tuple[list[torch.Tensor], list[np.ndarray] | None, np.ndarray]:
-        """Run every sample of the batch on Lava; de-skew layer k by k + 1 steps."""
-        T, B = xi.shape[:2]
+    def _run_lava(self, xi: np.ndarray, steps: int) -> tuple[list[torch.Tensor], list[np.ndarray] | None, np.ndarray]:
+        """Run every sample of the batch on Lava for ``steps`` steps."""
+        B = xi.shape[1]
         layers = [l for l in self.program.layers if l.neuron is not None]
         readout = self.program.layers[-1] if self.program.layers[-1].neuron is None else None
-        spikes = [np.zeros((T, B, *l.out_shape), np.uint8) for l in layers]
-        states = [np.zeros((T, B, *l.out_shape), np.int64) for l in layers] if self.membranes else None
+        spikes = [np.zeros((steps, B, *l.out_shape), np.uint8) for l in layers]
+        states = [np.zeros((steps, B, *l.out_shape), np.int64) for l in layers] if self.membranes else None
         preds = np.zeros(B, dtype=np.int64)
         for b in range(B):
-            run = self._lava.run(xi[:, b], record_v=self.membranes)
+            run = self._lava.run(xi[:, b], record_v=self.membranes, steps=steps)
             for k in range(len(layers)):
-                spikes[k][:, b] = run.spikes[k][k + 1: k + 1 + T]
+                spikes[k][:, b] = run.spikes[k]
                 if states is not None:
-                    states[k][:, b] = run.v[k][k + 1: k + 1 + T]
+                    states[k][:, b] = run.v[k]
             if readout is not None:
-                d = len(self.program.layers)
-                a = run.output[d: d + T].astype(np.int64) + np.asarray(readout.readout_bias, dtype=np.int64)
+                # as the reference: readout bias added every step, prediction = argmax of the sum
+                a = run.output.astype(np.int64) + np.asarray(readout.readout_bias, dtype=np.int64)
                 preds[b] = int(a.sum(0).argmax())
         return [torch.from_numpy(s) for s in spikes], states, preds
 
@@ -282,7 +297,7 @@ class Profile:
 
 
 def make_recorder(model: SpikingNet | IntProgram, target: str, view: str = "hardware", task: TaskData | None = None,
-                  hardware: str = "loihi2", membranes: bool = True) -> Recorder:
+                  hardware: str = "loihi2", membranes: bool = True, latency: bool = False) -> Recorder:
     """The recorder for ``model`` on ``target``; a float model bound for an integer target is
     quantised for ``hardware`` first (input settings from ``task``)."""
     if target not in PROFILE_TARGETS:
@@ -290,7 +305,7 @@ def make_recorder(model: SpikingNet | IntProgram, target: str, view: str = "hard
     if isinstance(model, IntProgram):
         if target == "torch":
             raise ValueError("target 'torch' runs a float model; an integer program runs on 'reference' or 'lava'")
-        return ProgramRecorder(model, target, membranes)
+        return ProgramRecorder(model, target, membranes, latency)
     if target == "torch":
         if view == "module":
             return TorchModuleRecorder(model)
@@ -303,7 +318,7 @@ def make_recorder(model: SpikingNet | IntProgram, target: str, view: str = "hard
         raise ValueError("quantising for an integer target needs the task (its input range)")
     from neurodeploy.hardware import get_spec
     from neurodeploy.qreport import quantize_for_task
-    return ProgramRecorder(quantize_for_task(model, task, get_spec(hardware)), target, membranes)
+    return ProgramRecorder(quantize_for_task(model, task, get_spec(hardware)), target, membranes, latency)
 
 
 def check_task_fits(model: SpikingNet | IntProgram, task: TaskData, what: str = "model") -> None:
@@ -315,23 +330,28 @@ def check_task_fits(model: SpikingNet | IntProgram, task: TaskData, what: str = 
 def profile(model: SpikingNet | IntProgram, task: TaskData, T: int, target: str = "torch", *,
             view: str = "hardware", samples: int | None = 256, batch_size: int = 128,
             energy_models: Sequence[str | EnergyModel] = DEFAULT_ENERGY_MODELS, hardware: str = "loihi2",
-            label: str | None = None, membranes: bool = True, progress: bool = True) -> Profile:
+            label: str | None = None, membranes: bool = True, latency: bool = False,
+            progress: bool = True) -> Profile:
     """Run ``samples`` test samples of ``task`` (all with None) through ``model`` on ``target``
-    and count everything; energy under each of ``energy_models`` (names, files or objects)."""
+    and count everything; energy under each of ``energy_models`` (names, files or objects).
+    ``latency`` (reference target): run with Lava's one step per synapse, T + depth steps."""
     models = [get_energy_model(m) for m in energy_models]   # fail before any work on a bad name
     check_task_fits(model, task)
-    rec = make_recorder(model, target, view, task, hardware, membranes)
+    if latency and target == "torch":
+        raise ValueError("latency: the float model has none; use it with target 'reference' (Lava always has it)")
+    rec = make_recorder(model, target, view, task, hardware, membranes, latency)
+    steps = rec.steps(T)
     n = len(task.y_test) if samples is None else min(int(samples), len(task.y_test))
     if n < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     if target == "lava":
         batch_size = min(batch_size, 8)
-    counts = Counts.empty(rec.source, rec.view, T, rec.synapses, rec.neurons, rec.parameters, rec.footprint_bytes,
+    counts = Counts.empty(rec.source, rec.view, steps, rec.synapses, rec.neurons, rec.parameters, rec.footprint_bytes,
                           rec.hardware)
     if isinstance(model, SpikingNet):
         counts.ann_macs = float(sum(syn.dense_ops() for syn in TorchModuleRecorder(model).synapses))
     neuron_names = [s.name for s, k in zip(rec.synapses, rec.neurons) if k > 0]
-    membranes_acc: dict[str, list[list[np.ndarray]]] = {nm: [[] for _ in range(T)] for nm in neuron_names}
+    membranes_acc: dict[str, list[list[np.ndarray]]] = {nm: [[] for _ in range(steps)] for nm in neuron_names}
     raster: dict[str, np.ndarray] = {}
     correct = 0
     bar = tqdm(total=n, desc=f"profile {label or rec.source}", unit="sample", disable=not progress)
@@ -350,7 +370,7 @@ def profile(model: SpikingNet | IntProgram, task: TaskData, T: int, target: str 
                     keep = np.unique(np.linspace(0, flat.shape[1] - 1, min(RASTER_NEURONS, flat.shape[1])).astype(int))
                     raster[nm] = flat[:, keep]
                 if b.starts is not None:
-                    for t in range(T):
+                    for t in range(steps):
                         have = sum(a.size for a in membranes_acc[nm][t])
                         if have < MEMBRANE_VALUES:
                             membranes_acc[nm][t].append(b.starts[k][t].flatten().double().numpy()[: MEMBRANE_VALUES - have])
@@ -359,10 +379,12 @@ def profile(model: SpikingNet | IntProgram, task: TaskData, T: int, target: str 
         bar.close()
     membranes_out = {nm: [np.concatenate(v) if v else np.zeros(0) for v in per_t]
                      for nm, per_t in membranes_acc.items()} if membranes else {}
-    meta: dict[str, Any] = {"task": task.name, "T": T, "samples": n, "view": rec.view}
+    meta: dict[str, Any] = {"task": task.name, "T": T, "steps": steps, "samples": n, "view": rec.view}
+    if steps != T:
+        meta["latency"] = f"one step per synapse: {steps} steps recorded for T = {T}"
     if rec.hardware:
         meta["hardware"] = rec.hardware
-    if getattr(rec, "clipped", 0):
+    if getattr(rec, "clipped", 0):  # graded input values beyond the payload range (counted, not hidden)
         meta["input_values_clipped"] = int(rec.clipped)
     return Profile(label or rec.source, target, counts, [m.estimate(counts) for m in models], correct / n,
                    raster, membranes_out, meta)
