@@ -20,7 +20,7 @@ spiking_pointnet  Spiking PointNet (Ren et al. 2023): per point [Conv1d k1-BN-  
                   LIF] 64, 128, 1024; pool over points; [Linear-BN-LIF] 512,              pool)
                   256; Linear
 srnn              spiking recurrent net for SHD: [RecurrentLIF] 128, 128;        (C,)      no
-                  Linear. I(t) = W x(t) + V S(t-1) feeds the LIF equations
+                  Linear. I(t) = BN(W x(t)) + V S(t-1) feeds the LIF equations
 ================  ============================================================  ========  =========
 
 NIR export: our exporter (converters/nir_export.py) writes a *chain* of nodes and our importer
@@ -178,14 +178,17 @@ def build_spiking_pointnet(input_shape: Sequence[int], num_classes: int, neuron:
 class RecurrentLIF(nn.Module):
     """A LIF layer with recurrent synapses, (T, B, n_in) -> spikes (T, B, n_out):
 
-        I(t) = W x(t) + V S(t-1),  S(0) = 0;  then the LIF/MPS equations of neurodeploy/lif.py
+        I(t) = BN(W x(t)) + V S(t-1),  S(0) = 0;  then the LIF/MPS equations of neurodeploy/lif.py
 
-    ``W`` (``ff``) and ``V`` (``rec``) are bias-free Linear maps; the neuron (and its learnable
-    smoothing coefficient) is the ``lif`` child, stepped with :func:`neurodeploy.lif.lif_step`."""
+    ``W`` (``ff``) and ``V`` (``rec``) are bias-free Linear maps; BN (``norm``, over batch and
+    time, optional) keeps sparse inputs such as SHD's 700 channels from leaving the layer
+    silent at initialisation. The neuron (and its learnable smoothing coefficient) is the
+    ``lif`` child, stepped with :func:`neurodeploy.lif.lif_step`."""
 
-    def __init__(self, n_in: int, n_out: int, neuron: NeuronConfig) -> None:
+    def __init__(self, n_in: int, n_out: int, neuron: NeuronConfig, batchnorm: bool = True) -> None:
         super().__init__()
         self.ff = nn.Linear(n_in, n_out, bias=False)
+        self.norm = PerStep(nn.BatchNorm1d(n_out)) if batchnorm else nn.Identity()
         self.rec = nn.Linear(n_out, n_out, bias=False)
         self.lif: LIF = neuron.build()
 
@@ -193,7 +196,7 @@ class RecurrentLIF(nn.Module):
         check_input(x)
         alpha = self.lif.alpha
         check_alpha(alpha)
-        drive = self.ff(x)
+        drive = self.norm(self.ff(x))
         state = initial_state(drive[0])
         s = torch.zeros_like(drive[0])
         out = []
@@ -204,13 +207,13 @@ class RecurrentLIF(nn.Module):
 
 
 def build_srnn(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
-               hidden: Sequence[int] = (128, 128)) -> nn.Sequential:
+               hidden: Sequence[int] = (128, 128), batchnorm: bool = True) -> nn.Sequential:
     if len(input_shape) != 1:
         raise ValueError(f"model 'srnn' needs channel input (C,) per timestep, got input shape {tuple(input_shape)}")
     c = int(input_shape[0])
     layers: list[nn.Module] = []
     for h in hidden:
-        layers.append(RecurrentLIF(c, h, neuron))
+        layers.append(RecurrentLIF(c, h, neuron, batchnorm))
         c = h
     return nn.Sequential(*layers, PerStep(nn.Linear(c, num_classes)))
 

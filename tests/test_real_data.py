@@ -386,3 +386,30 @@ def test_registry_and_unknown_name(tmp_path):
         load_dataset("imagenet", tmp_path)
     with pytest.raises(ValueError, match="augment: unknown"):
         EventFrames(["a"], [0], lambda i: None, FrameSpec((2, 2), 2, 1), augment=["warp"])
+
+
+# ------------------------------------------------------------------ training from disk, end to end
+def test_train_from_disk_through_the_cli_with_a_recipe(tmp_path):
+    import json
+
+    from neurodeploy.cli import main
+    from neurodeploy.train import load_model
+    rng = np.random.default_rng(6)
+    for split in ("Train", "Test"):
+        for d in range(10):
+            (tmp_path / "nm" / split / str(d)).mkdir(parents=True)
+            for i in range(2):
+                write_nmnist_bin(tmp_path / "nm" / split / str(d) / f"{i:05d}.bin", random_events(rng, 50, 34, 34))
+    recipe = __import__("pathlib").Path(__file__).resolve().parents[1] / "recipes" / "n-mnist.toml"
+    run = tmp_path / "run"
+    rc = main(["--threads", "1", "train", "--config", str(recipe), "--data-root", str(tmp_path / "nm"), "--T", "2",
+               "--epochs", "1", "--batch-size", "8", "--workers", "1", "--out", str(run), "--no-progress"])
+    assert rc == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["task"] == "n-mnist" and cfg["T"] == 2 and cfg["epochs"] == 1     # typed options win
+    assert cfg["lr"] == 1e-3 and cfg["data"] == {"binning": "time"}                # the rest from the recipe
+    (rec,) = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    assert 0 <= rec["test_acc"] <= 1 and np.isfinite(rec["train_loss"])
+    model, _ = load_model(run / "checkpoint.pt")
+    assert model.input_shape == (2, 34, 34) and model.num_classes == 10
+    assert main(["train", "--task", "n-mnist", "--out", str(tmp_path / "r2")]) == 2   # no --data-root: refused

@@ -1,0 +1,104 @@
+"""Data-parallel training: a 2-process CPU run (gloo) started with torchrun, as the README
+documents, takes the same steps as one process on the same global batches; rank 0 alone
+writes the run folder; a recipe drives it; a DDP checkpoint resumes in a single process."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from neurodeploy import distributed as D
+from neurodeploy.recipe import load_recipe, read_recipe
+from neurodeploy.train import TrainConfig, load_model, train
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+TINY = RECIPES / "tiny-digits.toml"
+
+
+def test_shard_takes_every_world_size_th_element():
+    g = torch.arange(10)
+    assert D.shard(g, D.DistContext(1, 3)).tolist() == [1, 4, 7]
+    assert D.shard(g, D.DistContext(0, 3)).tolist() == [0, 3, 6, 9]
+    assert torch.equal(D.shard(g, D.DistContext()), g)
+    # the shares of all ranks are the global batch, each sample once
+    assert sorted(sum((D.shard(g, D.DistContext(r, 3)).tolist() for r in range(3)), [])) == list(range(10))
+
+
+def test_single_process_context_and_amp_off_the_gpu(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    ctx = D.init_from_env("cpu")
+    assert ctx == D.DistContext() and ctx.is_main and not ctx.enabled
+    assert D.amp_dtype("bf16", torch.device("cpu")) is None       # mixed precision is CUDA only
+    assert D.amp_dtype("fp16", torch.device("cuda")) == torch.float16
+    with pytest.raises(ValueError, match="amp must be one of"):
+        D.amp_dtype("int8", torch.device("cpu"))
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE='two'"):
+        D.init_from_env("cpu")
+
+
+def test_recipe_loading_and_errors(tmp_path):
+    cfg = load_recipe(TINY, {"epochs": 1})
+    assert cfg.task == "digits" and cfg.arch == {"hidden": [32], "batchnorm": False} and cfg.epochs == 1
+    assert cfg.optimizer == "sgd" and cfg.lr == 0.1
+    bad = tmp_path / "bad.toml"
+    bad.write_text('task = "digits"\nlearning_rate = 0.1\n')
+    with pytest.raises(ValueError, match=r"bad.toml: unknown key\(s\) \['learning_rate'\]"):
+        read_recipe(bad)
+    bad.write_text('task = "cifar10-dvs"\n')
+    with pytest.raises(ValueError, match="bad.toml: data_root: task 'cifar10-dvs' reads a data set from disk"):
+        load_recipe(bad)
+    for f in sorted(RECIPES.glob("*.toml")):   # every shipped recipe is a valid config once given a folder
+        fields = read_recipe(f)
+        load_recipe(f, {"data_root": str(tmp_path)} if fields["task"] not in ("digits",) else {})
+
+
+def _torchrun(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-P", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "neurodeploy", "train", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+
+
+def test_two_processes_match_one_on_the_same_global_batches(tmp_path):
+    run = tmp_path / "ddp"
+    # the CLI, as documented: the recipe, one option typed on the command line overriding it
+    proc = _torchrun(tmp_path, "--config", str(TINY), "--device", "cpu", "--epochs", "2", "--out", str(run),
+                     "--no-progress")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2]                        # rank 0 alone wrote, once per epoch
+    assert all(r["world_size"] == 2 and r["dropped"] == 0 for r in lines)
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "config.json", "metrics.jsonl"]
+
+    torch.set_num_threads(1)
+    single = train(load_recipe(TINY, {"device": "cpu"}), out_dir=tmp_path / "single", progress=False)
+    ddp_model, cfg = load_model(run / "checkpoint.pt")
+    assert cfg == single.config
+    # 1437 samples in global batches of 64: the last one (29) splits 15/14, weighted by share
+    for (k, a), (k2, b) in zip(single.model.state_dict().items(), ddp_model.state_dict().items(), strict=True):
+        assert k == k2
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    for r, s in zip(lines, single.history, strict=True):
+        assert r["train_loss"] == pytest.approx(s["train_loss"], rel=1e-4)
+        assert r["test_acc"] == pytest.approx(s["test_acc"], abs=1 / 360 + 1e-9)   # one test sample at most
+        assert r["loss_parts"]["guidance"] == pytest.approx(s["loss_parts"]["guidance"], rel=1e-3)
+
+    # the DDP checkpoint resumes in a single process (same format, rank-0 state) like the single run's
+    more = load_recipe(TINY, {"device": "cpu", "epochs": 3})
+    from_ddp = train(more, out_dir=run, resume=True, progress=False)
+    from_single = train(more, out_dir=tmp_path / "single", resume=True, progress=False)
+    assert [r["epoch"] for r in from_ddp.history] == [1, 2, 3]
+    for a, b in zip(from_single.model.parameters(), from_ddp.model.parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_an_offline_task_refuses_a_data_root():
+    with pytest.raises(ValueError, match="offline task and reads no folder"):
+        TrainConfig(task="digits", data_root="/data")
