@@ -266,6 +266,29 @@ def evaluate_dataset(model: SpikingNet, data: RealDataset, T: int | None = None,
     return correct_all / n_all
 
 
+def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, loss_fn: SNNLoss, x: torch.Tensor,
+               y: torch.Tensor, amp: torch.dtype | None = None, device: torch.device | None = None,
+               scaler: torch.amp.GradScaler | None = None, share: float | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """One optimiser step on a batch: forward and loss (under autocast when ``amp``), backward
+    of ``loss * share`` (``share``: this rank's weight under DDP), step. Returns (z, loss, parts)."""
+    with D.autocast(amp, device or x.device):
+        z = net(x)
+        loss, parts = loss_fn(z, y)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss became {float(loss)}")
+    opt.zero_grad(set_to_none=True)
+    step_loss = loss if share is None else loss * share
+    if scaler is not None:
+        scaler.scale(step_loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
+        step_loss.backward()
+        opt.step()
+    return z, loss, parts
+
+
 def train(cfg: TrainConfig, out_dir: str | os.PathLike[str] | None = None, resume: bool = False,
           progress: bool = True, stop_after: int | None = None) -> TrainResult:
     """Train ``cfg``; with ``out_dir``, checkpoint every epoch and log metrics there.
@@ -340,22 +363,13 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, out_dir: str | os.PathLike[str]
         tot_loss, tot_correct, parts_sum = 0.0, 0, {}
         for x, y, n_global in batches.epoch(epoch):
             x, y = x.to(device), y.to(device)
-            with D.autocast(amp, device):
-                z = net(x)
-                loss, parts = loss_fn(z, y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"epoch {epoch + 1}: loss became {float(loss)}; lower lr "
-                                         f"(now {cfg.lr}) or check the input data")
-            opt.zero_grad(set_to_none=True)
             # DDP averages gradients over ranks: weigh each rank's mean loss by its share
-            step_loss = loss if not ctx.enabled else loss * (len(y) * ctx.world_size / n_global)
-            if scaler is not None:
-                scaler.scale(step_loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                step_loss.backward()
-                opt.step()
+            share = None if not ctx.enabled else len(y) * ctx.world_size / n_global
+            try:
+                z, loss, parts = train_step(net, opt, loss_fn, x, y, amp, device, scaler, share)
+            except FloatingPointError as e:
+                raise FloatingPointError(f"epoch {epoch + 1}: {e}; lower lr (now {cfg.lr}) or check the "
+                                         f"input data") from None
             tot_loss += float(loss.detach()) * len(y)
             tot_correct += int((z.detach().mean(0).argmax(-1) == y).sum())
             for k, v in parts.items():

@@ -102,3 +102,18 @@ def test_two_processes_match_one_on_the_same_global_batches(tmp_path):
 def test_an_offline_task_refuses_a_data_root():
     with pytest.raises(ValueError, match="offline task and reads no folder"):
         TrainConfig(task="digits", data_root="/data")
+
+
+def test_gpu_throughput_script_cpu_path_at_tiny_size(tmp_path):
+    """The GPU benchmark's code path, on the CPU at tiny size (no timing is asserted)."""
+    import importlib.util
+    path = RECIPES.parent / "benchmarks" / "gpu_recipe_throughput.py"
+    spec = importlib.util.spec_from_file_location("gpu_recipe_throughput", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.main(["--tiny", "--device", "cpu", "--samples", "8", "--warmup", "1", "--out", str(tmp_path / "t.md")])
+    (row,) = res["rows"]                      # amp applies on CUDA only: one setting ("off") on the CPU
+    assert row["amp"] == "off" and row["samples"] == 8 and row["samples_per_s"] > 0
+    assert res["config"]["model"] == "vggsnn" and res["config"]["T"] == 4
+    text = (tmp_path / "t.md").read_text()
+    assert "| off |" in text and "torch" in text and (tmp_path / "t.json").exists()
