@@ -21,6 +21,10 @@ consistent with early silicon)::
     t_step (one core, serial) = SynOps * 3.5 ns + active * 8.4 ns + inactive * 5.3 ns
     E_static = P_static * t,   P_static = 0.1 W per chip (from a 32-chip board figure)
 
+  The equivalent ANN under this model is the same layers run once with graded messages (as
+  Loihi 2 can): every connection one synaptic op, every neuron one active update and one
+  message: E_ANN = ANN_MACs * 23.6 pJ + neurons * (81 + 1.7) pJ.
+
   A neuron update is *active* when the neuron spiked in that step. Spikes are charged the
   within-tile cost; tile hops (3.0 / 4.0 pJ east-west / north-south) depend on placement and
   are left out. The time is a serial upper bound (everything on one core); the static energy
@@ -150,11 +154,15 @@ class NeuromorphicEnergyModel:
             t_ns += (p["synops"] * self.t_synop_ns + p["active_updates"] * self.t_update_active_ns
                      + p["inactive_updates"] * self.t_update_inactive_ns)
         t = t_ns * 1e-9
+        tot = counts.totals()
+        ann = tot["ann_macs"] * self.e_synop_pj + tot["neurons"] * (self.e_update_active_pj + self.e_spike_pj)
         notes = ["dynamic energy in total; static energy = static power x serial one-core time (an upper bound)",
+                 "ANN: the same layers once, graded messages: every connection a synaptic op, every neuron "
+                 "an active update and a message",
                  "tile-hop costs (3.0/4.0 pJ) depend on placement and are not included"]
         if counts.hardware is not None and counts.hardware != "loihi1":
             notes.append(f"{counts.hardware} program estimated with Loihi 1 constants (no public per-op figures)")
-        return EnergyEstimate(self.name, per_layer, comp, sum(comp.values()),
+        return EnergyEstimate(self.name, per_layer, comp, sum(comp.values()), ann_total_pj=ann,
                               static_pj=self.static_power_w * t / PJ, time_s=t, notes=notes, source=self.source)
 
 

@@ -85,6 +85,8 @@ def test_hand_counted_network() -> None:
         assert el.total_pj == pytest.approx(14 * 23.6 + 4 * 81 + 5 * 52 + 4 * 1.7)
         assert el.time_s == pytest.approx((14 * 3.5 + 4 * 8.4 + 5 * 5.3) * 1e-9)
         assert el.static_pj == pytest.approx(0.1 * el.time_s * 1e12)
+        # ANN on the neuromorphic model: 12 connections x 23.6 pJ + 3 neurons x (81 + 1.7) pJ
+        assert el.ann_total_pj == pytest.approx(12 * 23.6 + 3 * 82.7)
 
 
 def test_analog_first_layer_counts_macs() -> None:
