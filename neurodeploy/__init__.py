@@ -23,6 +23,9 @@ _EXPORTS = {
     "neurodeploy.lif": ("LIFParams", "LIFState", "LIFTrace", "lif_multistep", "lif_step", "lif_trace"),
     "neurodeploy.losses": ("GuidanceConfig", "SNNLoss", "ensemble_ce", "guidance_loss", "tet_loss"),
     "neurodeploy.models": ("MODELS", "SpikingNet", "build_model"),
+    "neurodeploy.energy": ("CMOS45", "LOIHI", "EnergyModel", "get_energy_model"),
+    "neurodeploy.profile_report": ("write_report",),
+    "neurodeploy.profiling": ("Profile", "profile"),
     "neurodeploy.surrogate": ("Surrogate",),
     "neurodeploy.train": ("TrainConfig", "TrainResult", "evaluate", "load_model", "train"),
 }
