@@ -1,17 +1,20 @@
 """Thin nn.Modules over the functional core (:mod:`neurodeploy.lif`).
 
 :class:`LIF` owns the learnable smoothing logit ``a`` (alpha = sigmoid(a), one scalar per
-layer, shared by its neurons) and calls :func:`neurodeploy.lif.lif_multistep`.
+layer, shared by its neurons) and runs the fused kernel of :mod:`neurodeploy.kernels` where it
+can (CPU, float32/float64, numba installed), else the reference :func:`neurodeploy.lif.lif_multistep`.
 :class:`PerStep` applies a stateless module (Linear, Conv, BatchNorm, pooling, Flatten) to
 every timestep by folding T into the batch.
 """
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
 
+from neurodeploy.kernels import KERNELS, lif_multistep_fused, unavailable_reason
 from neurodeploy.lif import LIFParams, LIFTrace, li_multistep, lif_multistep, lif_trace
 from neurodeploy.surrogate import Surrogate
 
@@ -29,6 +32,10 @@ class LIF(nn.Module):
         learn_alpha: whether ``a`` is trained (a Parameter) or fixed (a buffer).
         surrogate, surrogate_width: pseudo-derivative of the spike (see surrogate.py).
         detach_reset: detach the spike inside the reset (default True).
+        kernel: "auto" (default: the fused kernel of :mod:`neurodeploy.kernels` where it can
+            run, else the reference path with a one-line warning), "fused" (an error where it
+            cannot run) or "reference" (always the pure-PyTorch :func:`~neurodeploy.lif.lif_multistep`).
+            Same spikes either way (bit for bit in float32/float64); gradients agree to rounding.
     """
 
     def __init__(
@@ -43,8 +50,12 @@ class LIF(nn.Module):
         surrogate: str = "rectangular",
         surrogate_width: float | None = None,
         detach_reset: bool = True,
+        kernel: str = "auto",
     ) -> None:
         super().__init__()
+        if kernel not in KERNELS:
+            raise ValueError(f"LIF: kernel must be one of {KERNELS}, got {kernel!r}")
+        self.kernel = kernel
         self.params = LIFParams(
             tau=tau, theta=theta, reset=reset, mps_mode=mps_mode, detach_reset=detach_reset,
             surrogate=Surrogate(surrogate, surrogate_width),
@@ -72,6 +83,15 @@ class LIF(nn.Module):
         return 0.0 if a is None else float(a.detach())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel != "reference" and isinstance(x, torch.Tensor):
+            why = unavailable_reason(x)
+            if why is None:
+                return lif_multistep_fused(x, self.alpha, self.params)
+            if self.kernel == "fused":
+                raise ValueError(f"LIF(kernel='fused'): {why}")
+            # the warnings registry shows each distinct notice once per process
+            warnings.warn(f"LIF: fused kernel not used ({why}); running the reference "
+                          f"PyTorch path", RuntimeWarning)
         return lif_multistep(x, self.alpha, self.params)
 
     def trace(self, x: torch.Tensor) -> LIFTrace:

@@ -1,0 +1,228 @@
+"""Compiled CPU loops (numba) for the multi-step LIF of :mod:`neurodeploy.lif`.
+
+The equations are the ones in :mod:`neurodeploy.lif` (both readings, both resets); this module
+only evaluates them, elementwise over the N = B * features neurons and sequentially over T.
+Arrays are C-contiguous (T, N), float32 or float64; every scalar argument is of the same dtype,
+so the float32 arithmetic is float32 throughout and, operation for operation, the one the
+pure-PyTorch reference performs:
+
+    reset reading:  H = beta*M + I;  S = (H - theta) > 0;  U = H*(1 - S) | H - theta*S;
+                    M = alpha*M + oma*U      (oma = 1 - alpha, computed by the caller)
+    charge reading: H = beta*U + I;  M = alpha*M + oma*H;  S = (M - theta) > 0;
+                    U = M*(1 - S) | M - theta*S
+
+so the float32 forward is bit-identical to :func:`neurodeploy.lif.lif_multistep` (numba compiles
+without fast-math, so no multiply-add is contracted). ``smooth = False`` is the vanilla LIF
+(M = U, resp. M = H), as with ``alpha=None`` in the reference.
+
+Backward (reverse time, hand-derived; g = surrogate dS/dv at v = H - theta, resp. M - theta;
+dR/dv, dR/dS: the reset's partials, (1 - S, -v) hard, (1, -theta) soft; the dR/dS term only
+without ``detach_reset``). Reset reading, carried gM = dL/dM(t)::
+
+    dU = oma*gM (gM if not smooth);     dS = dL/dS(t) + dU*dR/dS
+    dH = dU*dR/dv + dS*g;               dL/dI(t) = dH
+    dL/dalpha += gM*(M(t-1) - U(t));    gM <- alpha*gM + beta*dH
+
+Charge reading, carried gU = dL/dU(t) (through H(t+1)) and gM = dL/dM(t) (through M(t+1))::
+
+    dS = dL/dS(t) + gU*dR/dS;           dM = gM + gU*dR/dv + dS*g
+    dH = oma*dM (dM if not smooth);     dL/dI(t) = dH
+    dL/dalpha += dM*(M(t-1) - H(t));    gM <- alpha*dM;  gU <- beta*dH
+
+The backward needs only the input I and the smoothed state M(t) of every step: the autograd
+wrapper saves I, and the backward first re-runs the forward with ``record`` to rebuild M into a
+scratch buffer (H and U are recomputed from M(t-1) and I(t) exactly as in the forward).
+
+Surrogate codes (``kind``): 0 rectangular, 1 arctan, 2 sigmoid (:mod:`neurodeploy.surrogate`);
+``width`` is its w (resp. k). Work is split over blocks of ``BLOCK`` neurons with ``prange``:
+serial when torch runs on one thread or there is one block (no thread wake-ups for small
+layers), numba-parallel on up to torch.get_num_threads() threads otherwise.
+The option flags (reading, reset, smoothing, surrogate) are closure constants of the loop
+factories, so numba compiles one branch-free, vectorisable inner loop per option set (a runtime
+flag there costs 3-5x); ``detach_reset`` is the factor ``keep`` (0 or 1) on the dR/dS term,
+which leaves dS exact for finite values (a + b*0 = a) and halves the number of variants.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+BLOCK = 2048            # neurons per parallel work item (a few state rows stay in L1/L2)
+SURROGATE_CODES = {"rectangular": 0, "arctan": 1, "sigmoid": 2}
+
+
+def _make_forward(charge: bool, hard: bool, smooth: bool, record: bool
+                  ) -> Callable[..., None]:
+    """The forward loop for one option set."""
+
+    def lif_forward_loop(x, spikes, m_rec, beta, theta, alpha, oma, one
+                         ):  # pragma: no cover - compiled by numba
+        T, N = x.shape
+        nblk = (N + BLOCK - 1) // BLOCK
+        for b in prange(nblk):  # noqa: F821 - numba.prange, bound by _compile
+            j0 = b * BLOCK
+            n = min(N, j0 + BLOCK) - j0
+            zero = one - one
+            m = np.zeros(n, x.dtype)
+            u = np.zeros(n, x.dtype)
+            for t in range(T):
+                for k in range(n):
+                    j = j0 + k
+                    if charge:
+                        h = beta * u[k] + x[t, j]
+                        v = alpha * m[k] + oma * h if smooth else h
+                        m[k] = v
+                    else:
+                        v = beta * m[k] + x[t, j]
+                    s = one if (v - theta) > 0 else zero
+                    r = v * (one - s) if hard else v - theta * s
+                    if charge:
+                        u[k] = r
+                    elif smooth:
+                        m[k] = alpha * m[k] + oma * r
+                    else:
+                        m[k] = r
+                    spikes[t, j] = s
+                    if record:
+                        m_rec[t, j] = m[k]
+
+    return lif_forward_loop
+
+
+def _make_backward(charge: bool, hard: bool, smooth: bool, kind: int) -> Callable[..., None]:
+    """The reverse-time loop for one option set."""
+
+    def lif_backward_loop(x, m_rec, grad_s, grad_x, dalpha_blk, beta, theta, alpha, oma, one,
+                          keep, width, half_w, inv_w, c_atan):  # pragma: no cover - numba
+        T, N = x.shape
+        nblk = (N + BLOCK - 1) // BLOCK
+        for b in prange(nblk):  # noqa: F821
+            j0 = b * BLOCK
+            n = min(N, j0 + BLOCK) - j0
+            zero = one - one
+            gm = np.zeros(n, x.dtype)
+            gu = np.zeros(n, x.dtype)
+            acc = np.zeros(n, np.float64)   # per neuron: a scalar sum would stop vectorisation
+            for t in range(T - 1, -1, -1):
+                for k in range(n):
+                    j = j0 + k
+                    # the forward quantities of step t, recomputed from M(t-1) and I(t)
+                    m_prev = m_rec[t - 1, j] if t > 0 else zero
+                    if charge:
+                        sp = one if (m_prev - theta) > 0 else zero
+                        u_prev = m_prev * (one - sp) if hard else m_prev - theta * sp
+                        h = beta * u_prev + x[t, j]
+                        v = m_rec[t, j]
+                    else:
+                        h = beta * m_prev + x[t, j]
+                        v = h
+                    d = v - theta
+                    s = one if d > 0 else zero
+                    if kind == 0:       # surrogate dS/dv
+                        g = inv_w if abs(d) < half_w else zero
+                    elif kind == 1:
+                        z = c_atan * d
+                        g = half_w / (one + z * z)
+                    else:
+                        sg = one / (one + np.exp(-(width * d)))
+                        g = width * sg * (one - sg)
+                    drdv = one - s if hard else one          # reset partials
+                    drds = keep * (-v if hard else -theta)   # keep = 0: reset detached
+                    if charge:
+                        du = gu[k]
+                        ds = grad_s[t, j] + du * drds
+                        dm = gm[k] + du * drdv + ds * g
+                        if smooth:
+                            dh = oma * dm
+                            acc[k] += dm * (m_prev - h)
+                            gm[k] = alpha * dm
+                        else:
+                            dh = dm
+                        grad_x[t, j] = dh
+                        gu[k] = beta * dh
+                    else:
+                        r = v * (one - s) if hard else v - theta * s
+                        g_m = gm[k]
+                        if smooth:
+                            du = oma * g_m
+                            acc[k] += g_m * (m_prev - r)
+                        else:
+                            du = g_m
+                        ds = grad_s[t, j] + du * drds
+                        dh = du * drdv + ds * g
+                        grad_x[t, j] = dh
+                        gm[k] = alpha * g_m + beta * dh if smooth else beta * dh
+            dalpha_blk[b] = acc.sum()
+
+    return lif_backward_loop
+
+
+def _compile(fn: Callable[..., Any], parallel: bool, cache: bool) -> Any:
+    """numba.njit ``fn`` (``prange`` is a plain range unless ``parallel``): cached on disk when
+    a writable cache folder exists (numba keys a closure's entries by its constants), else
+    compiled once per process."""
+    import numba
+
+    fn.__globals__.setdefault("prange", numba.prange)
+    try:
+        return numba.njit(parallel=parallel, nogil=True, cache=cache)(fn)
+    except RuntimeError:  # "no locator available": neither __pycache__ nor a user cache dir
+        return numba.njit(parallel=parallel, nogil=True, cache=False)(fn)
+
+
+@functools.lru_cache(maxsize=None)
+def forward_kernel(charge: bool, hard: bool, smooth: bool, record: bool, parallel: bool,
+                   cache: bool = True) -> Any:
+    """The forward dispatcher for one option set (built once per process; numba compiles it
+    per dtype at its first call, or loads it from its on-disk cache)."""
+    return _compile(_make_forward(charge, hard, smooth, record), parallel, cache)
+
+
+@functools.lru_cache(maxsize=None)
+def backward_kernel(charge: bool, hard: bool, smooth: bool, kind: str, parallel: bool,
+                    cache: bool = True) -> Any:
+    """The backward dispatcher for one option set (see :func:`forward_kernel`)."""
+    return _compile(_make_backward(charge, hard, smooth, SURROGATE_CODES[kind]), parallel,
+                    cache)
+
+
+def _parallel(n_neurons: int, threads: int) -> bool:
+    """Use the prange-parallel build only with >1 thread allowed and >1 block of work; then
+    cap numba's threads at ``threads`` (numba.set_num_threads is per calling thread)."""
+    if threads <= 1 or n_neurons <= BLOCK:
+        return False
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return True
+
+
+def lif_forward(x: np.ndarray, spikes: np.ndarray, m_rec: np.ndarray | None, *, beta: float,
+                theta: float, alpha: float, oma: float, charge: bool, hard: bool, smooth: bool,
+                threads: int = 1) -> None:
+    """Write the spikes (T, N) for input ``x`` (T, N) into ``spikes`` and, unless ``m_rec`` is
+    None, the smoothed state M (T, N) into ``m_rec`` (outputs are allocated by the caller);
+    ``threads``: at most this many threads (the caller passes torch.get_num_threads())."""
+    dt = x.dtype.type
+    kern = forward_kernel(charge, hard, smooth, m_rec is not None, _parallel(x.shape[1], threads))
+    rec = np.empty((0, 0), x.dtype) if m_rec is None else m_rec
+    kern(x, spikes, rec, dt(beta), dt(theta), dt(alpha), dt(oma), dt(1))
+
+
+def lif_backward(x: np.ndarray, m_rec: np.ndarray, grad_s: np.ndarray, grad_x: np.ndarray, *,
+                 beta: float, theta: float, alpha: float, oma: float, charge: bool, hard: bool,
+                 smooth: bool, detach: bool, kind: str, width: float, threads: int = 1) -> float:
+    """Write dL/dI (T, N) into ``grad_x`` for the upstream dL/dS ``grad_s`` (T, N); return
+    dL/dalpha (summed in float64)."""
+    dt = x.dtype.type
+    dalpha = np.zeros(max(1, math.ceil(x.shape[1] / BLOCK)), np.float64)
+    kern = backward_kernel(charge, hard, smooth, kind, _parallel(x.shape[1], threads))
+    # the surrogate's constants rounded as torch rounds the Python scalars of surrogate.py
+    kern(x, m_rec, grad_s, grad_x, dalpha, dt(beta), dt(theta), dt(alpha), dt(oma), dt(1),
+         dt(0) if detach else dt(1), dt(width), dt(width / 2), dt(1) / dt(width),
+         dt(math.pi / 2 * width))
+    return float(dalpha.sum())
