@@ -72,6 +72,7 @@ def test_two_processes_match_one_on_the_same_global_batches(tmp_path):
     proc = _torchrun(tmp_path, "--config", str(TINY), "--device", "cpu", "--epochs", "2", "--out", str(run),
                      "--no-progress")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("test acc") == 1                          # rank 0 reports, once
     lines = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2]                        # rank 0 alone wrote, once per epoch
     assert all(r["world_size"] == 2 and r["dropped"] == 0 for r in lines)
