@@ -16,6 +16,14 @@ Sources:
   128 neuromorphic cores per chip, up to 1M neurons and 120M synapses per chip, graded spikes of
   up to 32 bits (per core: 8192 neurons and 120M/128 synapses, the chip figures divided evenly;
   a planning figure, not a datasheet limit).
+- Memory per core (resource reports): Loihi 1 has 128 KB of synaptic memory per core, neuron
+  state held apart in a fixed allocation (Davies et al. 2018); Loihi 2 has 192 KB per core in a
+  flexible allocation shared by synapses and neuron state (Intel's Loihi 2 technology brief, 2021,
+  Loihi vs Loihi 2 table: "208 KB, fixed allocation" vs "192 KB, flexible allocation"). A dense
+  synapse is counted as its 8-bit weight (128 KB = 131,072 synapses, the figure usually quoted
+  per Loihi 1 core); sparse formats, which add index bits, are not modelled. Loihi 2 neuron
+  state: 8 bytes per neuron (two 24-bit variables, v and u or the smoothed m, in 32-bit words) --
+  a planning assumption of this project, not an Intel figure.
 """
 from __future__ import annotations
 
@@ -44,6 +52,9 @@ class HardwareSpec:
     synapses_per_core: int | None = None               # Loihi 2 planning figure: chip synapses / cores
     synapses_per_chip: int | None = None
     neurons_per_chip: int | None = None
+    # mapping resources (neurodeploy/resources.py); see the module docstring for sources
+    synapse_bits: int = 8             # bits one stored synapse takes in the dense format (the weight)
+    neuron_state_bytes: int = 0       # per neuron, taken from the synaptic memory (0: state memory is separate)
     source: str = ""
 
     @property
@@ -79,6 +90,7 @@ class HardwareSpec:
 LOIHI2 = HardwareSpec(
     name="loihi2", graded_spike_bits=8, cores=128, neurons_per_core=8192,
     synapses_per_core=120_000_000 // 128, synapses_per_chip=120_000_000, neurons_per_chip=1_000_000,
+    synapse_memory_bytes_per_core=192 * 1024, neuron_state_bytes=8,
     source="Intel Loihi 2 brief (2021): 128 cores, 1M neurons, 120M synapses, graded spikes up to 32 bit; "
            "number formats from Lava 0.10 bit-accurate models")
 LOIHI1 = HardwareSpec(

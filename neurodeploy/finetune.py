@@ -1,0 +1,269 @@
+"""Hardware-constrained fine-tuning: train a float checkpoint through its integer program
+(:class:`neurodeploy.qat.QATNet`), optionally annealing the smoothing coefficient to 0 so that the
+result runs on stock Loihi LIF neurons (netx, snntorch), and write a checkpoint, its NIR export and
+its integer program (``neurodeploy finetune``).
+
+Stock-neuron annealing: with alpha_k(0) the starting coefficient of layer k, S the number of
+optimiser steps and S_a = round(anneal_fraction * S), after every step n the logit is projected onto
+
+    alpha_k <= alpha_k(0) * max(0, 1 - n / S_a)            (a_k <= logit of that bound)
+
+and once n reaches S_a every LIF layer is switched to a vanilla LIF (alpha = 0 exactly, no
+parameter), which the quantiser maps to Lava's stock LIF. The remaining steps fine-tune the
+stock network. Only epochs after the switch are candidates for the result.
+
+Selection (``select="best-train"``): after every epoch the integer accuracy on the *training* set
+is measured and the best epoch kept (ties: the later one); the starting point counts as epoch 0
+unless stock neurons are asked for. The test set is only reported, never used to choose.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from neurodeploy.checkpoint import load_checkpoint, save_checkpoint
+from neurodeploy.data import TaskData, load_task
+from neurodeploy.hardware import get_spec
+from neurodeploy.intprogram import IntProgram
+from neurodeploy.models import SpikingNet
+from neurodeploy.qat import QATNet, integer_accuracy
+from neurodeploy.qreport import input_settings
+from neurodeploy.train import CHECKPOINT_NAME, TrainConfig, evaluate, load_model
+
+SELECTIONS = ("best-train", "last")
+NIR_NAME = "model.nir"
+PROGRAM_NAME = "model.int.npz"
+SUMMARY_NAME = "finetune.json"
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings of one fine-tuning run (saved with its checkpoint)."""
+
+    hardware: str = "loihi2"
+    epochs: int = 4
+    lr: float = 5e-4                  # Adam, cosine-annealed to 0 over the epochs
+    batch_size: int = 64
+    stock_neurons: bool = False       # anneal alpha to 0 and finish as vanilla (stock Loihi) LIF
+    anneal_fraction: float = 0.5      # share of the steps over which alpha goes to 0
+    netx: bool | None = None          # restrict to netx's exponents (None: = stock_neurons)
+    percentile: float | None = None   # weight scaling as quantize_model's
+    select: str = "best-train"        # "best-train" or "last" (module docstring)
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        get_spec(self.hardware)
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not (0 < self.anneal_fraction <= 1):
+            raise ValueError(f"anneal_fraction must be in (0, 1], got {self.anneal_fraction!r}")
+        if self.select not in SELECTIONS:
+            raise ValueError(f"select must be one of {SELECTIONS}, got {self.select!r}")
+
+    @property
+    def use_netx(self) -> bool:
+        return self.stock_neurons if self.netx is None else bool(self.netx)
+
+
+@dataclass
+class FinetuneResult:
+    """The fine-tuned model, its training config (``mps=False`` after stock annealing), the integer
+    program it was trained against, accuracies (fractions) and the per-epoch history."""
+
+    model: SpikingNet
+    train_config: TrainConfig
+    config: FinetuneConfig
+    program: IntProgram
+    float_acc_before: float
+    ptq_acc: float                    # integer accuracy of the starting model (its own neurons)
+    stock_ptq_acc: float | None       # stock neurons without fine-tuning: alpha set to 0, quantised
+    float_acc: float                  # the fine-tuned float model
+    int_acc: float                    # the fine-tuned integer program, reference arithmetic
+    history: list[dict[str, Any]] = field(default_factory=list)
+    out_dir: Path | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"task": self.train_config.task, "model": self.train_config.model, "T": self.train_config.T,
+                "hardware": self.config.hardware, "stock_neurons": self.config.stock_neurons,
+                "netx": self.config.use_netx, "float_acc_before": self.float_acc_before, "ptq_acc": self.ptq_acc,
+                "stock_ptq_acc": self.stock_ptq_acc, "float_acc": self.float_acc, "int_acc": self.int_acc,
+                "alphas": self.model.alphas(), "config": dataclasses.asdict(self.config), "history": self.history}
+
+    def format(self) -> str:
+        pts = lambda v: f"{100 * v:.2f} %" if v is not None else "-"  # noqa: E731
+        c = self.train_config
+        return "\n".join([
+            f"fine-tuned {c.task}/{c.model} T={c.T} for {self.config.hardware}"
+            f"{' (stock neurons)' if self.config.stock_neurons else ''}:",
+            f"  float before {pts(self.float_acc_before)}   integer before (PTQ) {pts(self.ptq_acc)}"
+            + (f"   stock neurons before (alpha := 0) {pts(self.stock_ptq_acc)}" if self.stock_ptq_acc is not None else ""),
+            f"  float after  {pts(self.float_acc)}   integer after (reference arithmetic) {pts(self.int_acc)}",
+            f"  alpha: {', '.join(f'{n}={a:.3f}' for n, a in self.model.alphas().items()) or '-'}"
+            + (f"; files in {self.out_dir}" if self.out_dir else "")])
+
+
+def make_stock(model: SpikingNet) -> None:
+    """Switch every LIF layer of ``model`` to a vanilla LIF (alpha = 0 exactly, no parameter)."""
+    for _, lif in model.lif_layers():
+        lif.a = None
+        lif.mps = False
+
+
+def _stock_copy(model: SpikingNet) -> SpikingNet:
+    m = copy.deepcopy(model)
+    make_stock(m)
+    return m
+
+
+def _project_alpha(model: SpikingNet, caps: dict[str, float]) -> None:
+    """a <= logit(cap) for every smoothed layer (alpha <= cap)."""
+    with torch.no_grad():
+        for name, lif in model.lif_layers():
+            if lif.a is not None and name in caps:
+                cap = caps[name]
+                lif.a.clamp_(max=math.log(cap / (1 - cap)) if cap > 0 else -60.0)
+
+
+def _encode_all(task: TaskData, split: str, T: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = (task.x_train, task.y_train) if split == "train" else (task.x_test, task.y_test)
+    return task.encode(x, T), y
+
+
+def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, out_dir: str | os.PathLike[str] | None = None,
+             config: FinetuneConfig | None = None, progress: bool = True, **overrides: Any) -> FinetuneResult:
+    """Fine-tune the model in ``checkpoint`` through its integer program for ``hardware``.
+
+    ``config`` (or keyword ``overrides`` of :class:`FinetuneConfig`) sets the run. With ``out_dir``
+    the result is written there: ``checkpoint.pt`` (loads with :func:`neurodeploy.train.load_model`),
+    ``model.nir`` (the NIR export), ``model.int.npz`` (the integer program trained against) and
+    ``finetune.json`` (accuracies, history). An existing checkpoint there is never overwritten."""
+    cfg = config or FinetuneConfig()
+    if hardware is not None:
+        overrides["hardware"] = hardware
+    if overrides:
+        cfg = dataclasses.replace(cfg, **overrides)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None and (out / CHECKPOINT_NAME).exists():
+        raise FileExistsError(f"{out / CHECKPOINT_NAME} already exists; choose another output folder "
+                              "(nothing was overwritten)")
+    hw = get_spec(cfg.hardware)
+    model, tcfg = load_model(checkpoint, device=cfg.device)
+    source = load_checkpoint(checkpoint)
+    task = load_task(tcfg.task, T=tcfg.T, seed=tcfg.data_seed)
+    T = tcfg.T
+    qkw = dict(**input_settings(task), percentile=cfg.percentile, netx=cfg.use_netx)
+    x_test, y_test = _encode_all(task, "test", T)
+    x_train, y_train = _encode_all(task, "train", T)
+    dev = torch.device(cfg.device)
+    float_before = evaluate(model, task, T, device=dev)
+    qnet = QATNet(model, hw, **qkw)
+    ptq = integer_accuracy(qnet, x_test.to(dev), y_test)
+    stock_ptq = None
+    if cfg.stock_neurons:
+        stock_ptq = integer_accuracy(QATNet(_stock_copy(model), hw, **qkw), x_test.to(dev), y_test)
+
+    torch.manual_seed(cfg.seed)
+    loss_fn = tcfg.loss_fn()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    n = len(y_train)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    anneal_steps = max(1, round(cfg.anneal_fraction * cfg.epochs * steps_per_epoch))
+    alpha0 = model.alphas()
+    best: tuple[float, int, dict[str, torch.Tensor], bool] | None = None
+    if not cfg.stock_neurons:
+        best = (integer_accuracy(qnet, x_train.to(dev), y_train), 0, copy.deepcopy(model.state_dict()), False)
+    history: list[dict[str, Any]] = []
+    step = 0
+    stock = False
+    g = torch.Generator().manual_seed(cfg.seed)
+    bar = tqdm(range(cfg.epochs), desc=f"finetune {tcfg.task}/{tcfg.model} for {hw.name}", disable=not progress)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        qnet.train()
+        order = torch.randperm(n, generator=g)
+        tot_loss = 0.0
+        sat = wraps = 0
+        for i in range(0, n, cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            if cfg.stock_neurons and not stock:
+                caps = {k: a * max(0.0, 1.0 - step / anneal_steps) for k, a in alpha0.items()}
+                if step >= anneal_steps:
+                    make_stock(model)
+                    stock = True
+                else:
+                    _project_alpha(model, caps)
+            run = qnet.run(task.encode(task.x_train[idx], T).to(dev))
+            loss, _ = loss_fn(run.logits.float(), y_train[idx].to(dev))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"finetune epoch {epoch + 1}: loss became {float(loss)}; lower lr (now {cfg.lr})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            tot_loss += float(loss.detach()) * len(idx)
+            sat += sum(c.saturations for c in run.counters)
+            wraps += sum(c.wraps for c in run.counters)
+        sched.step()
+        if cfg.stock_neurons and not stock and step >= anneal_steps:
+            make_stock(model)
+            stock = True
+        train_int = integer_accuracy(qnet, x_train.to(dev), y_train)
+        test_int = integer_accuracy(qnet, x_test.to(dev), y_test)
+        rec = {"epoch": epoch + 1, "loss": tot_loss / n, "train_int_acc": train_int, "test_int_acc": test_int,
+               "alphas": model.alphas(), "stock": stock, "saturations": sat, "wraps": wraps,
+               "lr": opt.param_groups[0]["lr"], "time_s": round(time.perf_counter() - t0, 3)}
+        history.append(rec)
+        bar.set_postfix(loss=f"{rec['loss']:.3f}", train_int=f"{train_int:.3f}", test_int=f"{test_int:.3f}")
+        eligible = stock or not cfg.stock_neurons
+        if eligible and (cfg.select == "last" or best is None or train_int >= best[0]):
+            best = (train_int, epoch + 1, copy.deepcopy(model.state_dict()), stock)
+    if cfg.stock_neurons and not stock:  # anneal_fraction 1 ends exactly at the last step
+        make_stock(model)
+    if best is not None:
+        if not best[3] and stock:
+            raise RuntimeError("finetune: selected a smoothed epoch after switching to stock neurons")  # never
+        model.load_state_dict(best[2])
+    for rec in history:
+        rec["selected"] = best is not None and rec["epoch"] == best[1]
+    out_cfg = dataclasses.replace(tcfg, mps=False) if cfg.stock_neurons else tcfg
+    qnet.eval()
+    prog = qnet.program_exact()
+    res = FinetuneResult(model=model.eval(), train_config=out_cfg, config=cfg, program=prog,
+                         float_acc_before=float_before, ptq_acc=ptq, stock_ptq_acc=stock_ptq,
+                         float_acc=evaluate(model, task, T, device=dev),
+                         int_acc=integer_accuracy(qnet, x_test.to(dev), y_test), history=history, out_dir=out)
+    if out is not None:
+        _write(res, source, out)
+    return res
+
+
+def _write(res: FinetuneResult, source: dict[str, Any], out: Path) -> None:
+    from neurodeploy.converters.nir_export import export_nir
+    out.mkdir(parents=True, exist_ok=True)
+    c = res.train_config
+    save_checkpoint({"config": c.to_dict(), "model": res.model.state_dict(), "epoch": int(source["epoch"]),
+                     "history": list(source.get("history", [])), "input_shape": list(source["input_shape"]),
+                     "num_classes": int(source["num_classes"]),
+                     "finetune": json.loads(json.dumps(res.summary()))}, out / CHECKPOINT_NAME)
+    export_nir(res.model, out / NIR_NAME, extra_metadata={"task": c.task, "T": c.T,
+                                                          "finetuned_for": res.config.hardware,
+                                                          "stock_neurons": res.config.stock_neurons})
+    res.program.meta.update(task=c.task, T=c.T)
+    res.program.save(out / PROGRAM_NAME)
+    (out / SUMMARY_NAME).write_text(json.dumps(res.summary(), indent=1))
