@@ -118,3 +118,43 @@ def test_gpu_throughput_script_cpu_path_at_tiny_size(tmp_path):
     assert res["config"]["model"] == "vggsnn" and res["config"]["T"] == 4
     text = (tmp_path / "t.md").read_text()
     assert "| off |" in text and "torch" in text and (tmp_path / "t.json").exists()
+
+
+
+def _write_nmnist(root: Path, per_digit: int) -> None:
+    """N-MNIST .bin files: 5 bytes per event (x, y, p<<7 | t[22:16], t[15:8], t[7:0])."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    for split in ("Train", "Test"):
+        for d in range(10):
+            (root / split / str(d)).mkdir(parents=True)
+            for i in range(per_digit):
+                n = 60
+                t = np.sort(rng.integers(0, 200_000, n))
+                x = rng.integers(0, 34, n) if d % 2 else rng.integers(0, 17, n)   # a learnable difference
+                y, p = rng.integers(0, 34, n), rng.integers(0, 2, n)
+                raw = np.stack([x, y, (p << 7) | ((t >> 16) & 0x7F), (t >> 8) & 0xFF, t & 0xFF], 1).astype(np.uint8)
+                (root / split / str(d) / f"{i:05d}.bin").write_bytes(raw.tobytes())
+
+
+def test_two_processes_on_a_data_set_from_disk(tmp_path):
+    """The DataLoader path: sharded batches (7 = 4 + 3 per global batch), per-sample augmentation
+    seeded independently of the rank, sharded evaluation summed over ranks: the weights and the
+    accuracy of one process."""
+    _write_nmnist(tmp_path / "nm", per_digit=2)
+    recipe = tmp_path / "nm.toml"
+    recipe.write_text('task = "n-mnist"\nmodel = "mlp"\nT = 2\nepochs = 2\nbatch_size = 7\noptimizer = "sgd"\n'
+                      'lr = 0.1\nguidance = true\n[arch]\nhidden = [16]\nbatchnorm = false\n'
+                      '[data]\naugment = ["roll", "cutout"]\n')
+    run = tmp_path / "ddp"
+    proc = _torchrun(tmp_path, "--config", str(recipe), "--data-root", str(tmp_path / "nm"), "--device", "cpu",
+                     "--out", str(run), "--no-progress")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    single = train(load_recipe(recipe, {"data_root": str(tmp_path / "nm"), "device": "cpu"}), progress=False)
+    ddp_model, _ = load_model(run / "checkpoint.pt")
+    for a, b in zip(single.model.parameters(), ddp_model.parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    for r, s in zip(lines, single.history, strict=True):
+        assert r["train_loss"] == pytest.approx(s["train_loss"], rel=1e-4)
+        assert r["test_acc"] == s["test_acc"]               # 20 test samples, 10 per rank, counts summed
