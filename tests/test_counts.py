@@ -177,8 +177,14 @@ def _stage_net(model: SpikingNet) -> SpikingNet:
 
 @pytest.mark.parametrize("task_name", ["digits", "event-digits"])
 def test_module_view_equals_neurobench(trained, task_name: str) -> None:
+    import copy
+
     from neurodeploy.fold import fold_batchnorm
-    model = trained[task_name]
+    model = copy.deepcopy(trained[task_name])
+    # prune every other weight of the first synapse: zero weights are neither operations nor connections
+    first = next(m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
+    with torch.no_grad():
+        first.weight.view(-1)[::2] = 0.0
     task = load_task(task_name, T=4)
     n = 64
     p = profile(model, task, 4, "torch", view="module", samples=n, batch_size=n, energy_models=(), progress=False)
@@ -188,6 +194,14 @@ def test_module_view_equals_neurobench(trained, task_name: str) -> None:
     assert t["acs"] == nb["Effective_ACs"] and t["macs"] == nb["Effective_MACs"]
     assert t["dense_ops"] == nb["Dense"]
     assert t["activation_sparsity"] == pytest.approx(nb["sparsity"], abs=1e-12)
+    # static metrics on the unfolded model: parameters and footprint (parameters + buffers, bytes)
+    from neurobench.metrics.static import ConnectionSparsity, Footprint, ParameterCount
+    from neurobench.models import TorchModel
+    static = TorchModel(model)
+    assert t["parameters"] == ParameterCount()(static)
+    assert t["footprint_bytes"] == Footprint()(static)
+    assert t["connection_sparsity"] > 0.005
+    assert t["connection_sparsity"] == pytest.approx(ConnectionSparsity()(static), abs=5e-4)  # NB rounds to 3 places
     if task_name == "digits":
         assert t["macs"] > 0   # analog pixels into the first layer
     else:
