@@ -384,6 +384,8 @@ def test_registry_and_unknown_name(tmp_path):
                                     "cifar100", "modelnet10", "modelnet40"}
     with pytest.raises(ValueError, match="unknown data set 'imagenet'"):
         load_dataset("imagenet", tmp_path)
+    with pytest.raises(ValueError, match=r"'modelnet40': unknown option\(s\) \['points'\]; available: \['num_points'"):
+        load_dataset("modelnet40", tmp_path, points=512)
     with pytest.raises(ValueError, match="augment: unknown"):
         EventFrames(["a"], [0], lambda i: None, FrameSpec((2, 2), 2, 1), augment=["warp"])
 

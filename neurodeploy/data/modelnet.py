@@ -209,9 +209,11 @@ def load_modelnet(root: str | Path, n: int, T: int = 4, seed: int = 0, num_point
     return RealDataset(f"modelnet{n}", train, test, (3, num_points), n, False, T, tuple(names), str(base))
 
 
-def load_modelnet10(root: str | Path, T: int = 4, seed: int = 0, **options) -> RealDataset:
-    return load_modelnet(root, 10, T, seed, **options)
+def load_modelnet10(root: str | Path, T: int = 4, seed: int = 0, num_points: int = 1024, layout: str = "auto",
+                    augment: Sequence[str] = ()) -> RealDataset:
+    return load_modelnet(root, 10, T, seed, num_points, layout, augment)
 
 
-def load_modelnet40(root: str | Path, T: int = 4, seed: int = 0, **options) -> RealDataset:
-    return load_modelnet(root, 40, T, seed, **options)
+def load_modelnet40(root: str | Path, T: int = 4, seed: int = 0, num_points: int = 1024, layout: str = "auto",
+                    augment: Sequence[str] = ()) -> RealDataset:
+    return load_modelnet(root, 40, T, seed, num_points, layout, augment)

@@ -29,6 +29,7 @@ exactly, and gives the same batches whether it runs in one process or in several
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,7 +143,12 @@ def load_dataset(name: str, root: str | Path, T: int = 4, seed: int = 0, **optio
     docs/real-data.md for each loader's options). ``seed`` drives the augmentation only."""
     if isinstance(T, bool) or not isinstance(T, int) or T < 1:
         raise ValueError(f"T must be an integer >= 1 (number of timesteps), got {T!r}")
-    return dataset_loader(name)(root, T=T, seed=seed, **options)
+    loader = dataset_loader(name)
+    allowed = [p for p in inspect.signature(loader).parameters if p not in ("root", "T", "seed")]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"data set {name!r}: unknown option(s) {unknown}; available: {allowed}")
+    return loader(root, T=T, seed=seed, **options)
 
 
 def require_dir(path: Path, what: str, expected: str, how: str) -> Path:
