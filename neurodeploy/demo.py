@@ -1,6 +1,7 @@
 """The main job: train MPS + guidance on ``event-digits`` at T=4 on the CPU in a few minutes,
 next to a vanilla-LIF baseline, then export it through NIR, quantise it for Loihi 2 and run it on
-the reference simulator and in Lava fixed_pt, printing a per-stage table."""
+the reference simulator and in Lava fixed_pt, printing a per-stage table; last, profile spikes,
+synaptic operations and energy of both models (report and plots in <out>/profile)."""
 from __future__ import annotations
 
 import dataclasses
@@ -36,7 +37,8 @@ def summarize(label: str, res: TrainResult, seconds: float) -> str:
 
 
 def run_demo(out_dir: str | Path, epochs: int | None = None, compare: bool = True,
-             progress: bool = True, deploy_chain: bool = True, lava_samples: int = 5) -> list[tuple[str, TrainResult]]:
+             progress: bool = True, deploy_chain: bool = True, lava_samples: int = 5,
+             profile_models: bool = True) -> list[tuple[str, TrainResult]]:
     """Train the demo configuration (and, with ``compare``, the vanilla baseline) into ``out_dir``,
     then take the MPS model through NIR, quantisation, the reference simulator and Lava."""
     cfg = DEMO_CONFIG if epochs is None else dataclasses.replace(DEMO_CONFIG, epochs=epochs)
@@ -67,4 +69,24 @@ def run_demo(out_dir: str | Path, epochs: int | None = None, compare: bool = Tru
             target = "reference"
         print(deploy(results[0][1].model, cfg.task, cfg.T, Path(out_dir) / "deploy", target=target,
                      lava_samples=lava_samples))
+    if profile_models:
+        print(profile_demo(results, cfg, Path(out_dir) / "profile", progress))
     return results
+
+
+def profile_demo(results: list[tuple[str, TrainResult]], cfg: TrainConfig, out_dir: Path, progress: bool) -> str:
+    """Profile the trained models (float, all test samples) into ``out_dir``; a short summary."""
+    from neurodeploy.profile_report import fmt, write_report
+    from neurodeploy.profiling import profile
+    task = load_task(cfg.task, T=cfg.T)
+    profiles = [profile(res.model, task, cfg.T, "torch", samples=None, label=label, progress=progress)
+                for label, res in results]
+    paths = write_report(profiles, out_dir)
+    lines = ["profile (float, hardware view, per test sample):"]
+    for p in profiles:
+        t = p.counts.totals()
+        e = p.energy_by_model()
+        lines.append(f"  {p.label:<22} spikes {fmt(t['spikes'])}, ACs {fmt(t['acs'])}, MACs {fmt(t['macs'])}; "
+                     f"SNN/ANN energy: cmos45 {e['cmos45'].snn_over_ann:.3f}, loihi {e['loihi'].snn_over_ann:.3f}")
+    lines.append(f"  report and plots: {paths.markdown}")
+    return "\n".join(lines)
