@@ -185,9 +185,9 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     anneal_steps = max(1, round(cfg.anneal_fraction * cfg.epochs * steps_per_epoch))
     alpha0 = model.alphas()
-    best: tuple[float, int, dict[str, torch.Tensor], bool] | None = None
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     if not cfg.stock_neurons:
-        best = (integer_accuracy(qnet, x_train.to(dev), y_train), 0, copy.deepcopy(model.state_dict()), False)
+        best = (integer_accuracy(qnet, x_train.to(dev), y_train), 0, copy.deepcopy(model.state_dict()))
     history: list[dict[str, Any]] = []
     step = 0
     stock = False
@@ -232,12 +232,8 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
         bar.set_postfix(loss=f"{rec['loss']:.3f}", train_int=f"{train_int:.3f}", test_int=f"{test_int:.3f}")
         eligible = stock or not cfg.stock_neurons
         if eligible and (cfg.select == "last" or best is None or train_int >= best[0]):
-            best = (train_int, epoch + 1, copy.deepcopy(model.state_dict()), stock)
-    if cfg.stock_neurons and not stock:  # anneal_fraction 1 ends exactly at the last step
-        make_stock(model)
+            best = (train_int, epoch + 1, copy.deepcopy(model.state_dict()))
     if best is not None:
-        if not best[3] and stock:
-            raise RuntimeError("finetune: selected a smoothed epoch after switching to stock neurons")  # never
         model.load_state_dict(best[2])
     for rec in history:
         rec["selected"] = best is not None and rec["epoch"] == best[1]
