@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default=None, help="folder for the runs (default runs/demo-<time>)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--no-deploy", action="store_true", help="stop after training (no NIR/quantise/Lava)")
+    p.add_argument("--no-profile", action="store_true", help="skip the spike/energy profile at the end")
     p.add_argument("--compare", action=BOOL, default=True,
                    help="also train the vanilla-LIF, CE-only baseline the same way (default on)")
     p.add_argument("--no-progress", action="store_true")
@@ -141,6 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", required=True, help="report folder")
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("finetune", help="fine-tune a checkpoint through its integer program (quantisation-aware), "
+                       "optionally down to stock LIF neurons; writes checkpoint, NIR and integer program")
+    p.add_argument("checkpoint", help="checkpoint.pt written by `neurodeploy train`")
+    p.add_argument("--hardware", default="loihi2", help="hardware spec: loihi2 (default) or loihi1")
+    p.add_argument("--stock-neurons", action="store_true",
+                   help="anneal the smoothing coefficient to 0 and finish as stock Loihi LIF (netx, snntorch)")
+    p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: FinetuneConfig's)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: FinetuneConfig's)")
+    p.add_argument("--out", "-o", required=True, help="output folder (checkpoint.pt, model.nir, model.int.npz)")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("resources", help="mapping report: neurons, fan-in, synapses, memory and cores per layer")
+    p.add_argument("model", help=".nir file, checkpoint.pt or integer program (.int.npz)")
+    p.add_argument("--hardware", nargs="+", default=None, help="spec(s) to map to (default: loihi1 and loihi2)")
+
     sub.add_parser("tasks", help="list the offline tasks")
     return parser
 
@@ -155,6 +172,8 @@ def _cmd_train(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     else:
         cfg = TrainConfig(**fields)
     res = train(cfg, out_dir=a.out, resume=a.resume, progress=not a.no_progress)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
+        return 0
     alphas = ", ".join(f"{n}={v:.3f}" for n, v in res.model.alphas().items())
     print(f"{res.config.task}/{res.config.model} T={res.config.T}: test acc {res.test_acc:.4f} "
           f"after {len(res.history)} epochs; alpha: {alphas or '-'}; run folder {a.out}")
@@ -250,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from neurodeploy.demo import run_demo
             out = args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
             run_demo(out, epochs=args.epochs, compare=args.compare, progress=not args.no_progress,
-                     deploy_chain=not args.no_deploy)
+                     deploy_chain=not args.no_deploy, profile_models=not args.no_profile)
             return 0
         if args.command == "reproduce":
             from neurodeploy.reproduce import refresh_analysis, reproduce, rewrite_report
@@ -304,6 +323,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "profile":
             return _cmd_profile(args)
+        if args.command == "finetune":
+            from neurodeploy.finetune import FinetuneConfig, finetune
+            over = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
+            cfg = FinetuneConfig(hardware=args.hardware, stock_neurons=args.stock_neurons, **over)
+            print(finetune(args.checkpoint, out_dir=args.out, config=cfg, progress=not args.no_progress).format())
+            return 0
+        if args.command == "resources":
+            from neurodeploy.resources import report_for_path
+            text, fits = report_for_path(args.model, args.hardware)
+            print(text)
+            return 0 if fits else 2
         if args.command == "tasks":
             return _cmd_tasks(args)
     except (ValueError, FileExistsError, CheckpointError, FileNotFoundError) as e:
