@@ -191,8 +191,8 @@ def peak_bytes(fn: Callable[[], None], dev: str) -> int | None:
     """Peak memory that ``fn`` adds: on CUDA torch's max_memory_allocated above the bytes live
     before it; on CPU (Linux) the resident-set high-water mark (VmHWM, reset through
     /proc/self/clear_refs) above the resident set before it. With MALLOC_MMAP_THRESHOLD_=65536
-    (set by main) every buffer over 64 KiB is its own mapping, returned to the OS when freed,
-    so the resident set follows the live buffers of every library alike (torch, numpy, numba)."""
+    (:func:`memory_in_child`) every buffer over 64 KiB is its own mapping, returned to the OS
+    when freed, so the resident set follows the live buffers of every library alike."""
     if dev == "cuda":
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
@@ -208,12 +208,43 @@ def peak_bytes(fn: Callable[[], None], dev: str) -> int | None:
     return _proc_status("VmHWM") - base
 
 
+def memory_peaks(conts: list[Contestant], sizes: tuple, B: int, dev: str) -> dict[str, int]:
+    """Peak bytes of one forward+backward per (size, setting, contestant), after one warm-up."""
+    out: dict[str, int] = {}
+    for T, n in sizes:
+        for lin in (False, True):
+            for c in conts:
+                try:
+                    case = Case(c, T, n, B, lin, dev)
+                    case.step(True)
+                    pk = peak_bytes(lambda: case.step(True), dev)
+                except Exception:  # noqa: BLE001 - failures are reported by the timing pass
+                    continue
+                if pk is not None:
+                    out[f"{T}x{n}x{int(lin)}x{c.name}"] = pk
+                del case
+    return out
+
+
+def memory_in_child(a: argparse.Namespace, dev: str) -> dict[str, int]:
+    """Run :func:`memory_peaks` in a child process with MALLOC_MMAP_THRESHOLD_=65536 (see
+    :func:`peak_bytes`); timings stay in this process, with the allocator's defaults (the
+    threshold makes every allocation over 64 KiB a fresh mapping, which would slow down the
+    many-small-ops contestants far more than one fused loop)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "peaks.json"
+        argv = [sys.executable, *sys.argv, "--memory-only", str(path)]
+        subprocess.run(argv, env=dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536"), check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        peaks: dict[str, int] = json.loads(path.read_text())
+    return peaks
+
+
 def compile_times() -> dict[str, float]:
     """Seconds to the first fused forward+backward (MPS, defaults) in a fresh process, with an
     empty numba cache and then the cache that run left behind (NUMBA_CACHE_DIR in a temporary
-    folder): a small layer (serial loops) and (T, B, n) = (100, 16, 1024) (parallel loops when
-    torch has more than one thread). Each is the run's full compile cost: forward, state
-    rebuild and backward loops."""
+    folder): a small layer and (T, B, n) = (100, 16, 1024). Each is the run's full compile
+    cost: forward, state rebuild and backward loops."""
     code = ("import time, sys; import torch; from neurodeploy.layers import LIF; "
             "x = torch.rand(*map(int, sys.argv[1:]), requires_grad=True); "
             "t1 = time.perf_counter(); LIF(kernel='fused')(x).sum().backward(); "
@@ -264,10 +295,8 @@ def main() -> None:
     ap.add_argument("--sizes", default=None, help="e.g. 32x1024,100x1024 (T x n)")
     ap.add_argument("--skip", default="", help="comma-separated contestant names to leave out")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--memory-only", default=None, help=argparse.SUPPRESS)   # child process
     a = ap.parse_args()
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_") != "65536":      # see peak_bytes
-        os.execve(sys.executable, [sys.executable, *sys.argv],
-                  dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536"))
     dev = a.device
     if dev == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device visible to torch")
@@ -276,6 +305,10 @@ def main() -> None:
     skip = {s.strip() for s in a.skip.split(",") if s.strip()}
     conts = [c for c in contestants() if c.name not in skip]
     warnings.filterwarnings("ignore")        # the peers' deprecation chatter
+    if a.memory_only:
+        Path(a.memory_only).write_text(json.dumps(memory_peaks(conts, sizes, a.B, dev)))
+        return
+    peaks = memory_in_child(a, dev)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     comp = compile_times() if dev == "cpu" else {}
     rows = []
@@ -308,9 +341,7 @@ def main() -> None:
                 fn()                                               # type: ignore[misc]
                 times[name].append(time.perf_counter() - t0)
         for name, ts in times.items():
-            mem = None
-            if bw and name != "Linear alone":
-                mem = peak_bytes(lambda cs=cases[name]: cs.step(True), dev)  # type: ignore[misc]
+            mem = peaks.get(f"{T}x{n}x{int(lin)}x{name}") if bw else None
             rows.append({"T": T, "n": n, "B": a.B, "linear": lin, "backward": bw, "name": name,
                          "median_ms": 1e3 * statistics.median(ts), "min_ms": 1e3 * min(ts),
                          "peak_mib": None if mem is None else mem / 2**20})
@@ -339,7 +370,11 @@ def render(res: dict) -> str:
              "`x peer`: time / the fastest peer's time in that column (< 1 is faster). "
              "Peak: memory added during one forward+backward (MiB; CPU: resident-set high-water "
              "mark with every buffer > 64 KiB mapped on its own, so all libraries are counted "
-             "alike; CUDA: torch's max_memory_allocated).", ""]
+             "alike, measured in a separate process so that this allocator setting does not "
+             "touch the timings; CUDA: torch's max_memory_allocated).", ""]
+    if res["device"] == "cuda":
+        lines += ["On CUDA there is no fused kernel yet: the `ours fused` rows run the reference "
+                  "PyTorch path (LIF falls back with a warning), so they measure that path.", ""]
     if res["compile"]:
         lines += ["Our kernel's first forward+backward in a fresh process (compile or cache "
                   "load included), input " + ", ".join(

@@ -62,7 +62,7 @@ def test_float64_matches_reference(mode, reset, detach, kind, alpha_kind):
 @pytest.mark.parametrize("smooth", [True, False])
 def test_float32_spikes_bit_identical_grads_close(mode, reset, smooth):
     """Same float32 operations in the same order: identical spikes over 2 x 2100 neurons
-    (two parallel blocks, one ragged), gradients to float32 rounding."""
+    (two blocks of the loop, one ragged), gradients to float32 rounding."""
     p = LIFParams(reset=reset, mps_mode=mode)
     x, w = _inputs((12, 2, 2100), torch.float32, seed=1)
     ak = "tensor" if smooth else "none"

@@ -34,9 +34,10 @@ wrapper saves I, and the backward first re-runs the forward with ``record`` to r
 scratch buffer (H and U are recomputed from M(t-1) and I(t) exactly as in the forward).
 
 Surrogate codes (``kind``): 0 rectangular, 1 arctan, 2 sigmoid (:mod:`neurodeploy.surrogate`);
-``width`` is its w (resp. k). Work is split over blocks of ``BLOCK`` neurons with ``prange``:
-serial when torch runs on one thread or there is one block (no thread wake-ups for small
-layers), numba-parallel on up to torch.get_num_threads() threads otherwise.
+``width`` is its w (resp. k). The loops run on one thread, over blocks of ``BLOCK`` neurons
+(states stay in L1/L2): a numba-parallel build measured no faster on the 2-core machine of
+benchmarks/results/neuron_speed.md (its threads compete with torch's OpenMP threads), and it
+doubles the compile time.
 The option flags (reading, reset, smoothing, surrogate) are closure constants of the loop
 factories, so numba compiles one branch-free, vectorisable inner loop per option set (a runtime
 flag there costs 3-5x); ``detach_reset`` is the factor ``keep`` (0 or 1) on the dR/dS term,
@@ -51,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-BLOCK = 2048            # neurons per parallel work item (a few state rows stay in L1/L2)
+BLOCK = 2048            # neurons per block (a few state rows stay in L1/L2)
 SURROGATE_CODES = {"rectangular": 0, "arctan": 1, "sigmoid": 2}
 
 
@@ -63,7 +64,7 @@ def _make_forward(charge: bool, hard: bool, smooth: bool, record: bool
                          ):  # pragma: no cover - compiled by numba
         T, N = x.shape
         nblk = (N + BLOCK - 1) // BLOCK
-        for b in prange(nblk):  # noqa: F821 - numba.prange, bound by _compile
+        for b in range(nblk):
             j0 = b * BLOCK
             n = min(N, j0 + BLOCK) - j0
             zero = one - one
@@ -100,7 +101,7 @@ def _make_backward(charge: bool, hard: bool, smooth: bool, kind: int) -> Callabl
                           keep, width, half_w, inv_w, c_atan):  # pragma: no cover - numba
         T, N = x.shape
         nblk = (N + BLOCK - 1) // BLOCK
-        for b in prange(nblk):  # noqa: F821
+        for b in range(nblk):
             j0 = b * BLOCK
             n = min(N, j0 + BLOCK) - j0
             zero = one - one
@@ -161,66 +162,51 @@ def _make_backward(charge: bool, hard: bool, smooth: bool, kind: int) -> Callabl
     return lif_backward_loop
 
 
-def _compile(fn: Callable[..., Any], parallel: bool, cache: bool) -> Any:
-    """numba.njit ``fn`` (``prange`` is a plain range unless ``parallel``): cached on disk when
-    a writable cache folder exists (numba keys a closure's entries by its constants), else
-    compiled once per process."""
+def _compile(fn: Callable[..., Any], cache: bool) -> Any:
+    """numba.njit ``fn``: cached on disk when a writable cache folder exists (numba keys a
+    closure's entries by its constants), else compiled once per process."""
     import numba
 
-    fn.__globals__.setdefault("prange", numba.prange)
     try:
-        return numba.njit(parallel=parallel, nogil=True, cache=cache)(fn)
+        return numba.njit(nogil=True, cache=cache)(fn)
     except RuntimeError:  # "no locator available": neither __pycache__ nor a user cache dir
-        return numba.njit(parallel=parallel, nogil=True, cache=False)(fn)
+        return numba.njit(nogil=True, cache=False)(fn)
 
 
 @functools.lru_cache(maxsize=None)
-def forward_kernel(charge: bool, hard: bool, smooth: bool, record: bool, parallel: bool,
-                   cache: bool = True) -> Any:
+def forward_kernel(charge: bool, hard: bool, smooth: bool, record: bool, cache: bool = True
+                   ) -> Any:
     """The forward dispatcher for one option set (built once per process; numba compiles it
     per dtype at its first call, or loads it from its on-disk cache)."""
-    return _compile(_make_forward(charge, hard, smooth, record), parallel, cache)
+    return _compile(_make_forward(charge, hard, smooth, record), cache)
 
 
 @functools.lru_cache(maxsize=None)
-def backward_kernel(charge: bool, hard: bool, smooth: bool, kind: str, parallel: bool,
-                    cache: bool = True) -> Any:
+def backward_kernel(charge: bool, hard: bool, smooth: bool, kind: str, cache: bool = True
+                    ) -> Any:
     """The backward dispatcher for one option set (see :func:`forward_kernel`)."""
-    return _compile(_make_backward(charge, hard, smooth, SURROGATE_CODES[kind]), parallel,
-                    cache)
-
-
-def _parallel(n_neurons: int, threads: int) -> bool:
-    """Use the prange-parallel build only with >1 thread allowed and >1 block of work; then
-    cap numba's threads at ``threads`` (numba.set_num_threads is per calling thread)."""
-    if threads <= 1 or n_neurons <= BLOCK:
-        return False
-    import numba
-
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    return True
+    return _compile(_make_backward(charge, hard, smooth, SURROGATE_CODES[kind]), cache)
 
 
 def lif_forward(x: np.ndarray, spikes: np.ndarray, m_rec: np.ndarray | None, *, beta: float,
-                theta: float, alpha: float, oma: float, charge: bool, hard: bool, smooth: bool,
-                threads: int = 1) -> None:
+                theta: float, alpha: float, oma: float, charge: bool, hard: bool, smooth: bool
+                ) -> None:
     """Write the spikes (T, N) for input ``x`` (T, N) into ``spikes`` and, unless ``m_rec`` is
-    None, the smoothed state M (T, N) into ``m_rec`` (outputs are allocated by the caller);
-    ``threads``: at most this many threads (the caller passes torch.get_num_threads())."""
+    None, the smoothed state M (T, N) into ``m_rec`` (outputs are allocated by the caller)."""
     dt = x.dtype.type
-    kern = forward_kernel(charge, hard, smooth, m_rec is not None, _parallel(x.shape[1], threads))
+    kern = forward_kernel(charge, hard, smooth, m_rec is not None)
     rec = np.empty((0, 0), x.dtype) if m_rec is None else m_rec
     kern(x, spikes, rec, dt(beta), dt(theta), dt(alpha), dt(oma), dt(1))
 
 
 def lif_backward(x: np.ndarray, m_rec: np.ndarray, grad_s: np.ndarray, grad_x: np.ndarray, *,
                  beta: float, theta: float, alpha: float, oma: float, charge: bool, hard: bool,
-                 smooth: bool, detach: bool, kind: str, width: float, threads: int = 1) -> float:
+                 smooth: bool, detach: bool, kind: str, width: float) -> float:
     """Write dL/dI (T, N) into ``grad_x`` for the upstream dL/dS ``grad_s`` (T, N); return
     dL/dalpha (summed in float64)."""
     dt = x.dtype.type
     dalpha = np.zeros(max(1, math.ceil(x.shape[1] / BLOCK)), np.float64)
-    kern = backward_kernel(charge, hard, smooth, kind, _parallel(x.shape[1], threads))
+    kern = backward_kernel(charge, hard, smooth, kind)
     # the surrogate's constants rounded as torch rounds the Python scalars of surrogate.py
     kern(x, m_rec, grad_s, grad_x, dalpha, dt(beta), dt(theta), dt(alpha), dt(oma), dt(1),
          dt(0) if detach else dt(1), dt(width), dt(width / 2), dt(1) / dt(width),

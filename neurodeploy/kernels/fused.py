@@ -91,9 +91,7 @@ class _FusedLIF(torch.autograd.Function):
 
 
 def _fwd_args(cfg: dict[str, Any]) -> dict[str, Any]:
-    args = {k: cfg[k] for k in ("beta", "theta", "alpha", "oma", "charge", "hard", "smooth")}
-    args["threads"] = torch.get_num_threads()      # the same thread budget as torch's ops
-    return args
+    return {k: cfg[k] for k in ("beta", "theta", "alpha", "oma", "charge", "hard", "smooth")}
 
 
 def lif_multistep_fused(x: torch.Tensor, alpha: torch.Tensor | float | None,
