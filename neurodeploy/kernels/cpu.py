@@ -30,8 +30,9 @@ Charge reading, carried gU = dL/dU(t) (through H(t+1)) and gM = dL/dM(t) (throug
     dL/dalpha += dM*(M(t-1) - H(t));    gM <- alpha*dM;  gU <- beta*dH
 
 The backward needs only the input I and the smoothed state M(t) of every step: the autograd
-wrapper saves I, and the backward first re-runs the forward with ``record`` to rebuild M into a
-scratch buffer (H and U are recomputed from M(t-1) and I(t) exactly as in the forward).
+wrapper saves I, and the backward first re-runs the forward with ``record`` to rebuild M into
+the buffer that then receives dL/dI in place (H and U are recomputed from M(t-1) and I(t)
+exactly as in the forward; the reverse sweep reads row t of M before writing row t of dL/dI).
 
 Surrogate codes (``kind``): 0 rectangular, 1 arctan, 2 sigmoid (:mod:`neurodeploy.surrogate`);
 ``width`` is its w (resp. k). The loops run on one thread, over blocks of ``BLOCK`` neurons
@@ -60,7 +61,7 @@ def _make_forward(charge: bool, hard: bool, smooth: bool, record: bool
                   ) -> Callable[..., None]:
     """The forward loop for one option set."""
 
-    def lif_forward_loop(x, spikes, m_rec, beta, theta, alpha, oma, one
+    def lif_forward_loop(x, out, beta, theta, alpha, oma, one
                          ):  # pragma: no cover - compiled by numba
         T, N = x.shape
         nblk = (N + BLOCK - 1) // BLOCK
@@ -87,9 +88,10 @@ def _make_forward(charge: bool, hard: bool, smooth: bool, record: bool
                         m[k] = alpha * m[k] + oma * r
                     else:
                         m[k] = r
-                    spikes[t, j] = s
                     if record:
-                        m_rec[t, j] = m[k]
+                        out[t, j] = m[k]
+                    else:
+                        out[t, j] = s
 
     return lif_forward_loop
 
@@ -97,7 +99,7 @@ def _make_forward(charge: bool, hard: bool, smooth: bool, record: bool
 def _make_backward(charge: bool, hard: bool, smooth: bool, kind: int) -> Callable[..., None]:
     """The reverse-time loop for one option set."""
 
-    def lif_backward_loop(x, m_rec, grad_s, grad_x, dalpha_blk, beta, theta, alpha, oma, one,
+    def lif_backward_loop(x, mg, grad_s, dalpha_blk, beta, theta, alpha, oma, one,
                           keep, width, half_w, inv_w, c_atan):  # pragma: no cover - numba
         T, N = x.shape
         nblk = (N + BLOCK - 1) // BLOCK
@@ -112,12 +114,12 @@ def _make_backward(charge: bool, hard: bool, smooth: bool, kind: int) -> Callabl
                 for k in range(n):
                     j = j0 + k
                     # the forward quantities of step t, recomputed from M(t-1) and I(t)
-                    m_prev = m_rec[t - 1, j] if t > 0 else zero
+                    m_prev = mg[t - 1, j] if t > 0 else zero     # rows < t: still M
                     if charge:
                         sp = one if (m_prev - theta) > 0 else zero
                         u_prev = m_prev * (one - sp) if hard else m_prev - theta * sp
                         h = beta * u_prev + x[t, j]
-                        v = m_rec[t, j]
+                        v = mg[t, j]
                     else:
                         h = beta * m_prev + x[t, j]
                         v = h
@@ -143,7 +145,7 @@ def _make_backward(charge: bool, hard: bool, smooth: bool, kind: int) -> Callabl
                             gm[k] = alpha * dm
                         else:
                             dh = dm
-                        grad_x[t, j] = dh
+                        mg[t, j] = dh                     # M(t) read above
                         gu[k] = beta * dh
                     else:
                         r = v * (one - s) if hard else v - theta * s
@@ -155,7 +157,7 @@ def _make_backward(charge: bool, hard: bool, smooth: bool, kind: int) -> Callabl
                             du = g_m
                         ds = grad_s[t, j] + du * drds
                         dh = du * drdv + ds * g
-                        grad_x[t, j] = dh
+                        mg[t, j] = dh                     # M(t) read above
                         gm[k] = alpha * g_m + beta * dh if smooth else beta * dh
             dalpha_blk[b] = acc.sum()
 
@@ -188,27 +190,26 @@ def backward_kernel(charge: bool, hard: bool, smooth: bool, kind: str, cache: bo
     return _compile(_make_backward(charge, hard, smooth, SURROGATE_CODES[kind]), cache)
 
 
-def lif_forward(x: np.ndarray, spikes: np.ndarray, m_rec: np.ndarray | None, *, beta: float,
-                theta: float, alpha: float, oma: float, charge: bool, hard: bool, smooth: bool
-                ) -> None:
-    """Write the spikes (T, N) for input ``x`` (T, N) into ``spikes`` and, unless ``m_rec`` is
-    None, the smoothed state M (T, N) into ``m_rec`` (outputs are allocated by the caller)."""
+def lif_forward(x: np.ndarray, out: np.ndarray, record: bool, *, beta: float, theta: float,
+                alpha: float, oma: float, charge: bool, hard: bool, smooth: bool) -> None:
+    """Run the neuron over input ``x`` (T, N); write into ``out`` (T, N, allocated by the caller)
+    the spikes, or with ``record`` the smoothed state M instead (the backward's state rebuild)."""
     dt = x.dtype.type
-    kern = forward_kernel(charge, hard, smooth, m_rec is not None)
-    rec = np.empty((0, 0), x.dtype) if m_rec is None else m_rec
-    kern(x, spikes, rec, dt(beta), dt(theta), dt(alpha), dt(oma), dt(1))
+    kern = forward_kernel(charge, hard, smooth, record)
+    kern(x, out, dt(beta), dt(theta), dt(alpha), dt(oma), dt(1))
 
 
-def lif_backward(x: np.ndarray, m_rec: np.ndarray, grad_s: np.ndarray, grad_x: np.ndarray, *,
-                 beta: float, theta: float, alpha: float, oma: float, charge: bool, hard: bool,
-                 smooth: bool, detach: bool, kind: str, width: float) -> float:
-    """Write dL/dI (T, N) into ``grad_x`` for the upstream dL/dS ``grad_s`` (T, N); return
-    dL/dalpha (summed in float64)."""
+def lif_backward(x: np.ndarray, mg: np.ndarray, grad_s: np.ndarray, *, beta: float,
+                 theta: float, alpha: float, oma: float, charge: bool, hard: bool, smooth: bool,
+                 detach: bool, kind: str, width: float) -> float:
+    """``mg`` (T, N) holds the recorded M on entry and dL/dI on return (overwritten in place,
+    row t once the reverse sweep has used it: one buffer instead of two); ``grad_s`` is the
+    upstream dL/dS (T, N). Returns dL/dalpha (summed in float64)."""
     dt = x.dtype.type
     dalpha = np.zeros(max(1, math.ceil(x.shape[1] / BLOCK)), np.float64)
     kern = backward_kernel(charge, hard, smooth, kind)
     # the surrogate's constants rounded as torch rounds the Python scalars of surrogate.py
-    kern(x, m_rec, grad_s, grad_x, dalpha, dt(beta), dt(theta), dt(alpha), dt(oma), dt(1),
+    kern(x, mg, grad_s, dalpha, dt(beta), dt(theta), dt(alpha), dt(oma), dt(1),
          dt(0) if detach else dt(1), dt(width), dt(width / 2), dt(1) / dt(width),
          dt(math.pi / 2 * width))
     return float(dalpha.sum())

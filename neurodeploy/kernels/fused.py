@@ -8,8 +8,8 @@ Where it runs: CPU tensors of dtype float32 or float64, with numba importable. E
 There is no GPU kernel yet: on CUDA the reference path (one autograd graph per step) runs.
 
 Memory: the forward saves only the input I (T, B, ...); the backward rebuilds the smoothed
-state M (T, B, ...) in a scratch buffer by re-running the forward loop (cheap next to the
-reference path, which keeps several tensors per timestep in the autograd graph).
+state M (T, B, ...) by re-running the forward loop into the buffer that then receives dL/dI
+in place (the reference path keeps several tensors per timestep in the autograd graph).
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class _FusedLIF(torch.autograd.Function):
                 cfg: dict[str, Any]) -> torch.Tensor:
         x2 = x.detach().reshape(x.shape[0], -1).contiguous()
         spikes = torch.empty_like(x2)
-        cpu.lif_forward(x2.numpy(), spikes.numpy(), None, **_fwd_args(cfg))
+        cpu.lif_forward(x2.numpy(), spikes.numpy(), False, **_fwd_args(cfg))
         ctx.save_for_backward(x2, alpha)
         ctx.cfg = cfg
         ctx.x_shape = x.shape
@@ -77,12 +77,10 @@ class _FusedLIF(torch.autograd.Function):
         cfg = ctx.cfg
         xn = x2.numpy()
         g = grad_s.reshape(x2.shape).to(x2.dtype).contiguous().numpy()
-        m_rec, grad_x = torch.empty_like(x2), torch.empty_like(x2)   # scratch state, result
-        # rebuild M; the recomputed spikes go to grad_x, which the backward then overwrites
-        cpu.lif_forward(xn, grad_x.numpy(), m_rec.numpy(), **_fwd_args(cfg))
-        dalpha = cpu.lif_backward(xn, m_rec.numpy(), g, grad_x.numpy(), detach=cfg["detach"],
+        grad_x = torch.empty_like(x2)          # the rebuilt state M, then dL/dI in place
+        cpu.lif_forward(xn, grad_x.numpy(), True, **_fwd_args(cfg))
+        dalpha = cpu.lif_backward(xn, grad_x.numpy(), g, detach=cfg["detach"],
                                   kind=cfg["kind"], width=cfg["width"], **_fwd_args(cfg))
-        del m_rec
         gx = grad_x.reshape(ctx.x_shape) if ctx.needs_input_grad[0] else None
         ga = None
         if alpha is not None and ctx.needs_input_grad[1]:
