@@ -20,7 +20,7 @@ chip runs; synaptic operations are attributed to the step in which the presynapt
 
 Membrane potentials: per neuron layer and timestep, the state each timestep *starts from*
 (M(t-1) for the reset reading, zero at t = 1), in threshold units (float: / theta; integer:
-/ vth) -- the quantity of the paper's Figure 1. At most ``MEMBRANE_VALUES`` values per layer and
+/ (vth << 6), the value v is compared with) -- the quantity of the paper's Figure 1. At most ``MEMBRANE_VALUES`` values per layer and
 timestep are kept (the first recorded).
 """
 from __future__ import annotations
@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from neurodeploy.counts import Counts, Synapse
 from neurodeploy.data import TaskData
 from neurodeploy.energy import DEFAULT_ENERGY_MODELS, EnergyEstimate, EnergyModel, get_energy_model
+from neurodeploy.fixedpoint import VTH_SHIFT
 from neurodeploy.fold import fold_batchnorm
 from neurodeploy.intprogram import IntProgram
 from neurodeploy.layers import LIF, PerStep
@@ -226,7 +227,8 @@ class ProgramRecorder(Recorder):
         return T + len(self.program.layers) if self.latency else T
 
     def _vth(self) -> list[float]:
-        return [float(l.vth) for l in self.program.layers if l.neuron is not None]
+        """The threshold in membrane units: the neuron fires when v > vth << VTH_SHIFT."""
+        return [float(l.vth << VTH_SHIFT) for l in self.program.layers if l.neuron is not None]
 
     def record(self, x: torch.Tensor) -> Batch:
         xi, clipped = self.program.quantize_input(x.numpy())
