@@ -2,7 +2,8 @@
 
 :class:`LIF` owns the learnable smoothing logit ``a`` (alpha = sigmoid(a), one scalar per
 layer, shared by its neurons) and runs the fused kernel of :mod:`neurodeploy.kernels` where it
-can (CPU, float32/float64, numba installed), else the reference :func:`neurodeploy.lif.lif_multistep`.
+can (CPU: float32/float64 with numba; CUDA: float32 with triton), else the reference
+:func:`neurodeploy.lif.lif_multistep`.
 :class:`PerStep` applies a stateless module (Linear, Conv, BatchNorm, pooling, Flatten) to
 every timestep by folding T into the batch.
 """

@@ -2,10 +2,12 @@
 steps and a hand-written reverse-time backward (equations: :mod:`neurodeploy.lif`; the loops
 and their derivation: :mod:`neurodeploy.kernels.cpu`).
 
-Where it runs: CPU tensors of dtype float32 or float64, with numba importable. Everywhere else
-(CUDA tensors, half precision, no numba) :func:`unavailable_reason` says why, and
-:class:`neurodeploy.layers.LIF` falls back to the reference path of :mod:`neurodeploy.lif`.
-There is no GPU kernel yet: on CUDA the reference path (one autograd graph per step) runs.
+Where it runs: CPU tensors of dtype float32 or float64, with numba importable; CUDA tensors of
+dtype float32 with triton importable, through the Triton kernels of
+:mod:`neurodeploy.kernels.triton_lif` (verified in Triton's interpreter only; see there).
+Everywhere else (half precision, other devices, no numba / triton) :func:`unavailable_reason`
+says why, and :class:`neurodeploy.layers.LIF` falls back to the reference path of
+:mod:`neurodeploy.lif`. :func:`select_backend` is the one place that decides.
 
 Memory: the forward saves only the input I (T, B, ...); the backward rebuilds the smoothed
 state M (T, B, ...) by re-running the forward loop into the buffer that then receives dL/dI
@@ -19,7 +21,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from neurodeploy.kernels import cpu
+from neurodeploy.kernels import cpu, triton_lif
 from neurodeploy.lif import LIFParams, check_alpha, check_input
 
 FUSED_DTYPES = (torch.float32, torch.float64)
@@ -35,16 +37,25 @@ def numba_available() -> bool:
     return True
 
 
+def select_backend(device_type: str, dtype: torch.dtype) -> tuple[str, str | None]:
+    """The fused kernel for tensors on ``device_type`` of ``dtype``: ("numba", None) on CPU,
+    ("triton", None) on CUDA, or ("reference", why) where neither can run."""
+    if device_type == "cuda":
+        why = triton_lif.unavailable_reason_for(dtype)
+        return ("triton", None) if why is None else ("reference", why)
+    if device_type != "cpu":
+        return "reference", (f"no fused kernel for {device_type} tensors (numba on CPU, "
+                             f"Triton on CUDA)")
+    if dtype not in FUSED_DTYPES:
+        return "reference", f"the fused kernel supports float32/float64, got {dtype}"
+    if not numba_available():
+        return "reference", "numba is not installed (pip install numba)"
+    return "numba", None
+
+
 def unavailable_reason(x: torch.Tensor) -> str | None:
     """Why the fused kernel cannot run on ``x`` (None: it can)."""
-    if x.device.type != "cpu":
-        return (f"no fused kernel for {x.device.type} tensors yet (CPU only; a GPU kernel is "
-                f"future work)")
-    if x.dtype not in FUSED_DTYPES:
-        return f"the fused kernel supports float32/float64, got {x.dtype}"
-    if not numba_available():
-        return "numba is not installed (pip install numba)"
-    return None
+    return select_backend(x.device.type, x.dtype)[1]
 
 
 def _alpha_values(alpha: torch.Tensor | float | None) -> tuple[float, float]:
@@ -95,16 +106,19 @@ def _fwd_args(cfg: dict[str, Any]) -> dict[str, Any]:
 def lif_multistep_fused(x: torch.Tensor, alpha: torch.Tensor | float | None,
                         p: LIFParams) -> torch.Tensor:
     """Same contract and, in float32 and float64, the same spikes as
-    :func:`neurodeploy.lif.lif_multistep` (T, B, ...) -> (T, B, ...), from one compiled loop;
+    :func:`neurodeploy.lif.lif_multistep` (T, B, ...) -> (T, B, ...), from one compiled loop
+    (numba on CPU, Triton on CUDA: :func:`select_backend`);
     gradients to ``x`` and to a tensor ``alpha`` from the hand-written backward.
 
     Raises ValueError when the kernel cannot run on ``x`` (see :func:`unavailable_reason`).
     """
     check_input(x)
     check_alpha(alpha)
-    why = unavailable_reason(x)
+    backend, why = select_backend(x.device.type, x.dtype)
     if why is not None:
         raise ValueError(f"fused LIF kernel: {why}")
+    if backend == "triton":
+        return triton_lif.lif_multistep_triton(x, alpha, p)
     a, oma = _alpha_values(alpha)
     cfg = {"beta": p.beta, "theta": p.theta, "alpha": a, "oma": oma,
            "charge": p.mps_mode == "charge", "hard": p.reset == "hard",
@@ -115,4 +129,5 @@ def lif_multistep_fused(x: torch.Tensor, alpha: torch.Tensor | float | None,
     return out
 
 
-__all__ = ["FUSED_DTYPES", "numba_available", "lif_multistep_fused", "unavailable_reason"]
+__all__ = ["FUSED_DTYPES", "numba_available", "lif_multistep_fused", "select_backend",
+           "unavailable_reason"]
