@@ -12,7 +12,12 @@ forward+backward adds (see :func:`peak_bytes`). Neuron settings: tau=2 (beta=0.5
 hard reset to 0, reset detached, each library's default surrogate (norse: its LIF defaults,
 a current-based LIF; lava-dl: CUBA with current decay 1, voltage decay 0.5); ours with
 smoothing on (alpha=0.5, learnable) and off. First-call compile time of our kernel is measured in fresh subprocesses with an empty
-and then a warm numba cache.
+and then a warm numba cache (``--device cuda``: Triton's kernel cache).
+
+Our fused rows run the numba loops on CPU and, with ``--device cuda``, the Triton kernels of
+neurodeploy.kernels.triton_lif (forced: ``kernel="fused"``, so a missing or failing Triton
+shows as a failed row instead of a silent fallback to the reference path). SpikingJelly's
+LIFNode picks its own CUDA implementation (SJ_LIF_CUDA_IMPLEMENTATION, default "auto").
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/neuron_speed.py [--reps 7] [--device cpu|cuda]
 
@@ -106,10 +111,11 @@ def _slayer(n: int, dev: str) -> nn.Module:
                                      persistent_state=False, shared_param=True).to(dev)
 
 
-def contestants() -> list[Contestant]:
+def contestants(dev: str = "cpu") -> list[Contestant]:
+    fused = "fused" if dev == "cuda" else "auto"    # CUDA: the Triton kernel or a failed row
     own = [
-        Contestant("ours fused, MPS", _ours(True, "auto"), lambda m, x: m(x), peer=False),
-        Contestant("ours fused, vanilla", _ours(False, "auto"), lambda m, x: m(x), peer=False),
+        Contestant("ours fused, MPS", _ours(True, fused), lambda m, x: m(x), peer=False),
+        Contestant("ours fused, vanilla", _ours(False, fused), lambda m, x: m(x), peer=False),
         Contestant("ours reference, MPS", _ours(True, "reference"), lambda m, x: m(x), peer=False),
     ]
     peers = [
@@ -240,19 +246,22 @@ def memory_in_child(a: argparse.Namespace, dev: str) -> dict[str, int]:
     return peaks
 
 
-def compile_times() -> dict[str, float]:
+def compile_times(dev: str = "cpu") -> dict[str, float]:
     """Seconds to the first fused forward+backward (MPS, defaults) in a fresh process, with an
-    empty numba cache and then the cache that run left behind (NUMBA_CACHE_DIR in a temporary
-    folder): a small layer and (T, B, n) = (100, 16, 1024). Each is the run's full compile
-    cost: forward, state rebuild and backward loops."""
+    empty numba cache (CUDA: Triton cache) and then the cache that run left behind
+    (NUMBA_CACHE_DIR / TRITON_CACHE_DIR in a temporary folder): a small layer and (T, B, n) =
+    (100, 16, 1024). Each is the run's full compile cost: forward, state rebuild and backward
+    loops (CUDA: after CUDA is initialised, so the context start-up is not counted)."""
     code = ("import time, sys; import torch; from neurodeploy.layers import LIF; "
-            "x = torch.rand(*map(int, sys.argv[1:]), requires_grad=True); "
-            "t1 = time.perf_counter(); LIF(kernel='fused')(x).sum().backward(); "
-            "print(time.perf_counter() - t1)")
+            f"dev = {dev!r}; "
+            "x = torch.rand(*map(int, sys.argv[1:]), device=dev, requires_grad=True); "
+            "sync = torch.cuda.synchronize if dev == 'cuda' else (lambda: None); sync(); "
+            "t1 = time.perf_counter(); LIF(kernel='fused').to(dev)(x).sum().backward(); "
+            "sync(); print(time.perf_counter() - t1)")
     out: dict[str, float] = {}
     for shape in (("8", "4", "64"), ("100", "16", "1024")):
         with tempfile.TemporaryDirectory() as d:
-            env = dict(os.environ, NUMBA_CACHE_DIR=d)
+            env = dict(os.environ, NUMBA_CACHE_DIR=d, TRITON_CACHE_DIR=d)
             for cache in ("empty", "warm"):
                 r = subprocess.run([sys.executable, "-c", code, *shape], env=env,
                                    capture_output=True, text=True, check=True)
@@ -263,7 +272,7 @@ def compile_times() -> dict[str, float]:
 
 def versions() -> dict[str, str]:
     v = {"python": platform.python_version(), "torch": torch.__version__}
-    for dist in ("numba", "numpy", "snntorch", "spikingjelly", "norse", "lava-dl"):
+    for dist in ("numba", "triton", "numpy", "snntorch", "spikingjelly", "norse", "lava-dl"):
         try:
             v[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -303,14 +312,14 @@ def main() -> None:
     sizes = (tuple(tuple(int(v) for v in s.split("x")) for s in a.sizes.split(","))
              if a.sizes else (GPU_SIZES if dev == "cuda" else CPU_SIZES))
     skip = {s.strip() for s in a.skip.split(",") if s.strip()}
-    conts = [c for c in contestants() if c.name not in skip]
+    conts = [c for c in contestants(dev) if c.name not in skip]
     warnings.filterwarnings("ignore")        # the peers' deprecation chatter
     if a.memory_only:
         Path(a.memory_only).write_text(json.dumps(memory_peaks(conts, sizes, a.B, dev)))
         return
     peaks = memory_in_child(a, dev)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    comp = compile_times() if dev == "cpu" else {}
+    comp = compile_times(dev)
     rows = []
     from tqdm import tqdm
 
@@ -373,8 +382,9 @@ def render(res: dict) -> str:
              "alike, measured in a separate process so that this allocator setting does not "
              "touch the timings; CUDA: torch's max_memory_allocated).", ""]
     if res["device"] == "cuda":
-        lines += ["On CUDA there is no fused kernel yet: the `ours fused` rows run the reference "
-                  "PyTorch path (LIF falls back with a warning), so they measure that path.", ""]
+        lines += ["On CUDA the `ours fused` rows run the Triton kernels of "
+                  "neurodeploy.kernels.triton_lif (float32; forced, so a failure shows as a "
+                  "failed row, not a fallback).", ""]
     if res["compile"]:
         lines += ["Our kernel's first forward+backward in a fresh process (compile or cache "
                   "load included), input " + ", ".join(
