@@ -190,3 +190,38 @@ def test_layer_routes_to_triton_where_selected(monkeypatch, kernel):
     assert outs[0][2].dtype == torch.float32
     torch.testing.assert_close(outs[0][2], outs[1][2], rtol=1e-6, atol=1e-6)
     assert float(outs[0][2].abs()) > 0
+
+
+@pytest.mark.parametrize("which,flags", [
+    ("fwd", dict(CHARGE=False, HARD=True, SMOOTH=True, RECORD=False)),
+    ("fwd", dict(CHARGE=True, HARD=False, SMOOTH=True, RECORD=True)),
+    ("bwd", dict(CHARGE=False, HARD=True, SMOOTH=True, KEEP=False, KIND=0)),
+    ("bwd", dict(CHARGE=True, HARD=False, SMOOTH=True, KEEP=True, KIND=1)),
+    ("bwd", dict(CHARGE=True, HARD=True, SMOOTH=False, KEEP=True, KIND=2)),
+])
+def test_compiles_for_sm90_without_a_gpu(which, flags, tmp_path, monkeypatch):
+    """Ahead-of-time compile through Triton's whole NVIDIA pipeline (TTIR -> PTX -> cubin via
+    the bundled ptxas) for an H100 (sm_90), float32, with the launch options the GPU path uses:
+    the compiled (not interpreted) kernels type-check, and the PTX has no fused multiply-add
+    (the rounding the reference's separate ops have). It does not run them."""
+    try:
+        import triton
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+    except ImportError as e:  # pragma: no cover - a triton without the NVIDIA backend
+        pytest.skip(f"triton's NVIDIA compiler is not available: {e}")
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))     # really compile, cache nothing
+    fwd, bwd = triton_lif._kernels(False)
+    kern = fwd if which == "fwd" else bwd
+    sig = {"x_ptr": "*fp32", "out_ptr": "*fp32", "c_ptr": "*fp32", "N": "i32", "T": "i32"}
+    if which == "bwd":
+        sig = {"x_ptr": "*fp32", "mg_ptr": "*fp32", "gs_ptr": "*fp32", "dalpha_ptr": "*fp64",
+               "c_ptr": "*fp32", "N": "i32", "T": "i32", "last": "i32"}
+    consts = dict(flags, BLOCK=triton_lif.BLOCK)
+    sig.update({k: "constexpr" for k in consts})
+    src = ASTSource(kern, sig, {(kern.arg_names.index(k),): v for k, v in consts.items()})
+    compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32),
+                              options=dict(triton_lif.LAUNCH_OPTIONS))
+    ptx = compiled.asm["ptx"]
+    assert ".target sm_90" in ptx and len(compiled.asm["cubin"]) > 0
+    assert "fma." not in ptx
