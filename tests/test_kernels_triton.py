@@ -10,6 +10,7 @@ are all exercised. What this cannot show: the GPU compile and its speed."""
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import pytest
 import torch
@@ -225,3 +226,36 @@ def test_compiles_for_sm90_without_a_gpu(which, flags, tmp_path, monkeypatch):
     ptx = compiled.asm["ptx"]
     assert ".target sm_90" in ptx and len(compiled.asm["cubin"]) > 0
     assert "fma." not in ptx
+
+
+GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@GPU
+@pytest.mark.parametrize("mode,reset,detach,kind,alpha_kind", COMBOS)
+def test_gpu_matches_reference(mode, reset, detach, kind, alpha_kind):  # pragma: no cover
+    """On a CUDA device (skipped elsewhere): the compiled kernels against the reference path on
+    the same device, float32, 3 x 700 neurons (several programs, a masked tail)."""
+    p = LIFParams(tau=2.5, theta=1.0, reset=reset, mps_mode=mode, detach_reset=detach,
+                  surrogate=Surrogate(kind))
+    x, w = (t.cuda() for t in _inputs((9, 3, 700), torch.float32, seed=4))
+    ref = _run(lif_multistep, x, alpha_kind, p, w)
+    got = _run(lambda x, a, p: lif_multistep_triton(x, a, p), x, alpha_kind, p, w)
+    assert got[0].is_cuda and torch.equal(got[0], ref[0])     # no FMA: same roundings
+    torch.testing.assert_close(got[1], ref[1], rtol=1e-5, atol=1e-5)
+    if alpha_kind == "tensor":
+        torch.testing.assert_close(got[2], ref[2], rtol=1e-5, atol=1e-4)
+
+
+@GPU
+def test_gpu_layer_default_is_triton(monkeypatch):  # pragma: no cover
+    calls = []
+    real = triton_lif.lif_multistep_triton
+    monkeypatch.setattr(triton_lif, "lif_multistep_triton",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    layer = LIF(alpha_init=0.4).cuda()
+    x = (torch.randn(6, 4, 33) + 0.7).cuda().requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                       # no fallback notice
+        layer(x).sum().backward()
+    assert calls == [1] and x.grad is not None and layer.a.grad is not None
