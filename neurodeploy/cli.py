@@ -42,6 +42,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--data-seed", type=int, default=d["data_seed"])
     p.add_argument("--device", default=d["device"], help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    p.add_argument("--kernel", choices=("auto", "fused", "reference"), default=d["kernel"],
+                   help="neuron kernel: fused (numba on CPU, Triton on CUDA) where it runs, or the reference path")
 
 
 def build_parser() -> argparse.ArgumentParser:

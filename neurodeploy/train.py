@@ -88,6 +88,7 @@ class TrainConfig:
     workers: int = 0                  # DataLoader worker processes (real data sets)
     amp: str = "off"                  # mixed precision on CUDA: off, bf16, fp16
     sync_bn: bool = True              # SyncBatchNorm under DDP on CUDA
+    kernel: str = "auto"              # neuron kernel: auto (fused where it runs), fused, reference
 
     def __post_init__(self) -> None:
         real = list_datasets()
@@ -127,7 +128,7 @@ class TrainConfig:
     def neuron_config(self) -> NeuronConfig:
         return NeuronConfig(tau=self.tau, theta=self.theta, reset=self.reset, mps=self.mps,
                             mps_mode=self.mps_mode, alpha_init=self.alpha_init,
-                            surrogate=self.surrogate, detach_reset=self.detach_reset)
+                            surrogate=self.surrogate, detach_reset=self.detach_reset, kernel=self.kernel)
 
     def loss_fn(self) -> SNNLoss:
         g = GuidanceConfig(self.lam, self.tau_kd, self.p_drop, self.direction) if self.guidance else None

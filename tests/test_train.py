@@ -127,3 +127,18 @@ def test_every_task_trains_with_its_default_model(task):
     z = res.model(t.encode(t.x_test[:4], 2))
     assert z.shape == (2, 4, t.num_classes)
     assert res.history[0]["test_acc"] > 1.5 / t.num_classes  # learning has started
+
+
+def test_kernel_option_reaches_every_lif_and_is_validated() -> None:
+    from neurodeploy.layers import LIF
+    from neurodeploy.train import TrainConfig, model_for, load_data
+    cfg = TrainConfig(task="digits", model="mlp", kernel="reference", arch={"hidden": [8]})
+    model = model_for(cfg, load_data(cfg))
+    kinds = {m.kernel for m in model.modules() if isinstance(m, LIF)}
+    assert kinds == {"reference"}
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        TrainConfig(task="digits", kernel="cuda")
+    # configs saved before the option existed load with the default
+    d = cfg.to_dict()
+    d.pop("kernel")
+    assert TrainConfig.from_dict(d).kernel == "auto"
