@@ -12,7 +12,7 @@ trains). Every forward pass:
    :func:`fast_stages` (bit-equal to :func:`~neurodeploy.stages.model_stages` on the zoo models,
    tested, but without its identity-basis push, which costs seconds per step on pointnet);
 2. runs it layer by layer over all T steps with the reference simulator's own code: the synaptic
-   map is :meth:`ReferenceTarget._synapse` (integer sum ``<< weight_exp``, the 24-bit wrap of
+   map is :meth:`ReferenceTarget.synapse` (integer sum ``<< weight_exp``, the 24-bit wrap of
    convolution outputs) and the neurons are :func:`~neurodeploy.fixedpoint.lif_int_step` /
    :func:`~neurodeploy.fixedpoint.mps_int_step` (decays rounded toward zero, 24-bit saturation and
    wrap, strict threshold, hard reset). The values of every tensor are therefore the reference
@@ -51,7 +51,7 @@ from neurodeploy.intprogram import IntLayer, IntProgram
 from neurodeploy.layers import LIF, PerStep
 from neurodeploy.models import SpikingNet
 from neurodeploy.quantize import quantize_model, quantize_stage
-from neurodeploy.stages import _PASS, Stage, _compose_pool_conv, _dense_from_chain, model_stages
+from neurodeploy.stages import PASS_THROUGH, Stage, compose_pool_conv, dense_from_chain, model_stages
 from neurodeploy.targets.reference import STATE_DTYPE, ReferenceTarget
 
 _SYNAPSES = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -141,7 +141,7 @@ class FastStages:
                 plain = [m.module if isinstance(m, PerStep) else m for m in mods]
                 syn = [i for i, m in enumerate(plain) if isinstance(m, _SYNAPSES)]
                 if len(syn) == 1 and isinstance(plain[syn[0]], nn.Linear) and syn[0] == len(plain) - 1 \
-                        and all(isinstance(m, _PASS) for m in plain[:syn[0]]):
+                        and all(isinstance(m, PASS_THROUGH) for m in plain[:syn[0]]):
                     self.maps[k] = _pass_map(plain[:syn[0]], st.in_shape)
 
     def __call__(self, model: SpikingNet) -> list[Stage]:
@@ -155,7 +155,7 @@ class FastStages:
             if st.kind != "dense":
                 bias_np = bias.numpy().copy() if bias is not None else np.zeros(syn.out_channels)
                 if st.pool:
-                    w = _compose_pool_conv(plain[0], syn)[0]  # type: ignore[index]
+                    w = compose_pool_conv(plain[0], syn)[0]  # type: ignore[index]
                 else:
                     w = syn.weight.detach().double().numpy().copy()
             elif k in self.maps:
@@ -166,7 +166,7 @@ class FastStages:
                 w = ((raw + b[:, None]) - b[:, None]).numpy()
                 bias_np = b.numpy().copy()
             else:
-                w, bias_np = _dense_from_chain(plain, st.in_shape)
+                w, bias_np = dense_from_chain(plain, st.in_shape)
             out.append(Stage(st.name, st.kind, w, bias_np, st.in_shape, st.out_shape, st.stride, st.padding,
                              st.groups, live[k], st.pool, list(st.sources)))
         return out
@@ -281,11 +281,11 @@ class QATNet(nn.Module):
         spikes: list[torch.Tensor] = []
         counters: list[Counters] = []
         logits = out_int = None
-        for d, (_, mods, lif) in zip(ref._layers, groups):
+        for d, (_, mods, lif) in zip(ref.layers, groups):
             layer: IntLayer = d["layer"]
             T, B = cur.shape[:2]
             d["conv_wraps"] = 0
-            a_exact = ref._synapse(d, cur.detach().flatten(0, 1)).unflatten(0, (T, B))
+            a_exact = ref.synapse(d, cur.detach().flatten(0, 1)).unflatten(0, (T, B))
             chain = nn.Sequential(*mods)
             if layer.neuron is None:
                 out_int = a_exact + d["rbias"]

@@ -22,7 +22,7 @@ from neurodeploy.layers import LI, LIF, PerStep, Scale
 from neurodeploy.models import GlobalPool, SpikingNet
 
 _POOLS = (nn.AvgPool1d, nn.AvgPool2d)
-_PASS = (nn.Flatten, nn.AvgPool1d, nn.AvgPool2d, GlobalPool, Scale, nn.Identity)
+PASS_THROUGH = (nn.Flatten, nn.AvgPool1d, nn.AvgPool2d, GlobalPool, Scale, nn.Identity)
 
 
 @dataclass
@@ -57,7 +57,7 @@ def _shape_of(mods: list[nn.Module], shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(nn.Sequential(*mods)(torch.zeros(1, *shape, dtype=torch.float64)).shape[1:])
 
 
-def _dense_from_chain(mods: list[nn.Module], in_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+def dense_from_chain(mods: list[nn.Module], in_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """The affine map of a module chain as (matrix, bias), via the identity basis (float64)."""
     n_in = int(np.prod(in_shape))
     seq = nn.Sequential(*[_double(m) for m in mods])
@@ -73,7 +73,7 @@ def _double(m: nn.Module) -> nn.Module:
     return copy.deepcopy(m).double()
 
 
-def _compose_pool_conv(pool: nn.Module, conv: nn.Module) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...]] | None:
+def compose_pool_conv(pool: nn.Module, conv: nn.Module) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...]] | None:
     """Weights, stride and padding of AvgPool(k, stride k) followed by a stride-1 conv, or None."""
     dims = 2 if isinstance(conv, nn.Conv2d) else 1
     k = pool.kernel_size if isinstance(pool.kernel_size, tuple) else (pool.kernel_size,) * dims
@@ -101,7 +101,7 @@ def model_stages(model: SpikingNet) -> list[Stage]:
     layers = list(folded.body.named_children())
     for idx, (name, layer) in enumerate(layers):
         inner = layer.module if isinstance(layer, PerStep) else layer
-        if isinstance(inner, _PASS) or isinstance(inner, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        if isinstance(inner, PASS_THROUGH) or isinstance(inner, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             pending.append((f"body.{name}", inner))
             continue
         if isinstance(inner, LIF):
@@ -139,10 +139,10 @@ def _make_stage(name: str, pending: list[tuple[str, nn.Module]], in_shape: tuple
             return Stage(name, kind, last.weight.detach().double().numpy().copy(), bias.copy(), in_shape, out_shape,
                          tuple(last.stride), tuple(last.padding), last.groups, neuron, sources=srcs)
         if len(before) == 1 and isinstance(before[0], _POOLS):
-            composed = _compose_pool_conv(before[0], last)
+            composed = compose_pool_conv(before[0], last)
             if composed is not None:
                 w, stride, pad = composed
                 return Stage(name, kind, w, bias.copy(), in_shape, out_shape, stride, pad, 1, neuron,
                              sources=srcs, pool=stride)
-    w, b = _dense_from_chain(mods, in_shape)
+    w, b = dense_from_chain(mods, in_shape)
     return Stage(name, "dense", w, b, in_shape, out_shape, neuron=neuron, sources=srcs)

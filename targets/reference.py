@@ -71,7 +71,9 @@ class ReferenceTarget:
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    ("cpu" if device == "auto" else device))
         self.latency = latency
-        self._layers = [self._prepare(l, i == 0) for i, l in enumerate(program.layers)]
+        # per layer: the IntLayer and its prepared tensors (public: neurodeploy.qat runs these
+        # very synapses inside its quantisation-aware forward, so the two cannot drift apart)
+        self.layers = [self._prepare(l, i == 0) for i, l in enumerate(program.layers)]
 
     def _prepare(self, layer: IntLayer, first: bool) -> dict:
         w = layer.weight.astype(np.float64)
@@ -96,7 +98,10 @@ class ReferenceTarget:
                                          ).to(STATE_DTYPE)
         return d
 
-    def _synapse(self, d: dict, x: torch.Tensor) -> torch.Tensor:
+    def synapse(self, d: dict, x: torch.Tensor) -> torch.Tensor:
+        """The integer synaptic input of prepared layer ``d`` (an entry of ``self.layers``) for
+        input ``x`` (N, *in_shape): the exact sum, shifted by the weight exponent, with Lava's
+        24-bit wrap of Conv outputs (counted in ``d["conv_wraps"]``)."""
         layer: IntLayer = d["layer"]
         xf = x.to(d["dtype"])
         if layer.kind == "dense":
@@ -130,9 +135,9 @@ class ReferenceTarget:
             raise ValueError(f"input: expected (T, B, {', '.join(map(str, self.program.input_shape))}), "
                              f"got {tuple(x.shape)}")
         T, B = x.shape[:2]
-        n = len(self._layers)
+        n = len(self.layers)
         steps = steps if steps is not None else T + (n if self.latency else 0)
-        neurons = [d for d in self._layers if d["layer"].neuron is not None]
+        neurons = [d for d in self.layers if d["layer"].neuron is not None]
         state = [(torch.zeros((B, *d["layer"].out_shape), dtype=STATE_DTYPE, device=self.device),
                   torch.zeros((B, *d["layer"].out_shape), dtype=STATE_DTYPE, device=self.device)) for d in neurons]
         counters = [Counters() for _ in neurons]
@@ -140,7 +145,7 @@ class ReferenceTarget:
                   for d in neurons]
         states = [torch.zeros((steps, B, *d["layer"].out_shape), dtype=STATE_DTYPE, device=self.device)
                   for d in neurons] if record_states else None
-        readout = self._layers[-1] if self._layers[-1]["layer"].neuron is None else None
+        readout = self.layers[-1] if self.layers[-1]["layer"].neuron is None else None
         out = torch.zeros((steps, B, *readout["layer"].out_shape), dtype=STATE_DTYPE, device=self.device) \
             if readout else None
         zero_in = torch.zeros((B, *self.program.input_shape), dtype=STATE_DTYPE, device=self.device)
@@ -149,7 +154,7 @@ class ReferenceTarget:
         for t in range(steps):
             cur = x[t] if t < T else zero_in
             k_neuron = 0
-            for k, d in enumerate(self._layers):
+            for k, d in enumerate(self.layers):
                 if self.latency:
                     inp, pending[k] = pending[k], cur
                     if inp is None:
@@ -157,7 +162,7 @@ class ReferenceTarget:
                 else:
                     inp = cur
                 d["conv_wraps"] = 0
-                a = self._synapse(d, inp)
+                a = self.synapse(d, inp)
                 layer = d["layer"]
                 if layer.neuron is None:
                     out[t] = a + d["rbias"]
