@@ -343,8 +343,15 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, out_dir: str | os.PathLike[str]
         except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(f"checkpoint {ckpt_path}: does not match the model/optimiser it "
                                   f"describes: {e}") from e
-        if cfg.schedule == "cosine":
+        if cfg.schedule == "cosine" and sched.T_max != cfg.epochs:  # type: ignore[attr-defined]
+            # more (or fewer) epochs than the run was started with: continue on the cosine of the
+            # new length. CosineAnnealingLR steps recursively from the current lr, which is 0 at
+            # the end of a finished run, so set every group to the new curve's value first.
             sched.T_max = cfg.epochs  # type: ignore[attr-defined]
+            k = sched.last_epoch
+            for g, base in zip(opt.param_groups, sched.base_lrs):
+                g["lr"] = sched.eta_min + (base - sched.eta_min) * (1 + math.cos(math.pi * k / cfg.epochs)) / 2
+            sched._last_lr = [g["lr"] for g in opt.param_groups]  # type: ignore[attr-defined]
         torch.set_rng_state(state["rng"])
         history = list(state.get("history", []))
         start_epoch = int(state["epoch"])

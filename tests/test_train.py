@@ -142,3 +142,20 @@ def test_kernel_option_reaches_every_lif_and_is_validated() -> None:
     d = cfg.to_dict()
     d.pop("kernel")
     assert TrainConfig.from_dict(d).kernel == "auto"
+
+
+def test_resume_with_more_epochs_continues_on_the_longer_cosine(tmp_path) -> None:
+    """A finished 2-epoch cosine run ends at lr 0; resumed for 4 epochs it must go on training on the
+    4-epoch cosine: epoch 3 trains at lr0 * (1 + cos(2 pi / 4)) / 2 = lr0 / 2, and the lr logged after
+    it (the next epoch's) is lr0 * (1 + cos(3 pi / 4)) / 2; after epoch 4 it is 0 again."""
+    import math
+    cfg = TrainConfig(task="digits", model="mlp", T=2, epochs=2, lr=1e-2, arch={"hidden": [8]})
+    train(cfg, out_dir=tmp_path, progress=False)
+    before = {k: v.clone() for k, v in load_model(tmp_path / "checkpoint.pt")[0].state_dict().items()}
+    res = train(TrainConfig(**{**cfg.to_dict(), "epochs": 4}), out_dir=tmp_path, resume=True, progress=False)
+    lrs = [h["lr"] for h in res.history]
+    assert len(lrs) == 4
+    assert lrs[1] == pytest.approx(0.0, abs=1e-12)   # where the finished run stopped
+    assert lrs[2] == pytest.approx(1e-2 * (1 + math.cos(3 * math.pi / 4)) / 2) and lrs[3] == pytest.approx(0.0, abs=1e-12)
+    after = res.model.state_dict()
+    assert not torch.equal(before["body.1.module.weight"], after["body.1.module.weight"])
