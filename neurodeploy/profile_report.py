@@ -90,7 +90,13 @@ def _markdown(profiles: Sequence[Profile], meta: dict[str, Any], plots: dict[str
         lines.append(f"- **{p.label}**: target `{p.target}`, {m['view']} view, task `{m['task']}`, T = {m['T']}, "
                      f"{m['samples']} test samples{extra}")
     lines += ["", "Counts are per sample (mean over the samples), summed over timesteps. Definitions: "
-              "`neurodeploy.counts`; energy models: `neurodeploy.energy`.", ""]
+              "`neurodeploy.counts`; energy models: `neurodeploy.energy`."]
+    for p in profiles:
+        if p.counts.ann_macs is None:
+            lines.append(f"The equivalent ANN of **{p.label}** is counted on its folded hardware layers (pooling "
+                         "composed into convolutions), which overstates an ANN of the original architecture: "
+                         "profile the float model or a program written by this version's quantiser to avoid it.")
+    lines.append("")
     models = {e.model: e for p in profiles for e in p.energy}
     for e in models.values():
         lines.append(f"- energy model **{e.model}**: {e.source}" + (f" ({'; '.join(e.notes)})" if e.notes else ""))

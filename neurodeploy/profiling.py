@@ -352,6 +352,8 @@ def profile(model: SpikingNet | IntProgram, task: TaskData, T: int, target: str 
                           rec.hardware)
     if isinstance(model, SpikingNet):
         counts.ann_macs = float(sum(syn.dense_ops() for syn in TorchModuleRecorder(model).synapses))
+    elif model.meta.get("ann_macs") is not None:   # recorded by the quantiser from the torch graph
+        counts.ann_macs = float(model.meta["ann_macs"])
     neuron_names = [s.name for s, k in zip(rec.synapses, rec.neurons) if k > 0]
     membranes_acc: dict[str, list[list[np.ndarray]]] = {nm: [[] for _ in range(steps)] for nm in neuron_names}
     raster: dict[str, np.ndarray] = {}

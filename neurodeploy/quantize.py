@@ -181,7 +181,15 @@ def quantize_model(model: SpikingNet, hw: HardwareSpec = LOIHI2, input_kind: str
                       input_bits=hw.graded_spike_bits if input_kind == "graded" else 1,
                       input_shape=tuple(model.input_shape), num_classes=model.num_classes,
                       input_signed=bool(input_signed and input_kind == "graded"),
-                      meta={"model": model.name, "percentile": percentile})
+                      meta={"model": model.name, "percentile": percentile,
+                            # what an ANN of the model's own architecture computes per pass; the
+                            # folded stages above are larger (neurodeploy.profiling reads this)
+                            "ann_macs": _ann_macs(model)})
+
+
+def _ann_macs(model: SpikingNet) -> float:
+    from neurodeploy.profiling import TorchModuleRecorder
+    return float(sum(s.dense_ops() for s in TorchModuleRecorder(model).synapses))
 
 
 def quantize_nir(graph: nir.NIRGraph | str | os.PathLike[str], hw: HardwareSpec = LOIHI2, **kw) -> IntProgram:

@@ -199,3 +199,23 @@ def test_nan_weights_are_refused() -> None:
         Synapse("fc", "dense", w, (3,), (2,))
     with pytest.raises(ValueError, match="dense weight .* does not map"):
         Synapse("fc", "dense", np.ones((2, 3)), (4,), (2,))
+
+
+def test_integer_program_file_keeps_the_architectures_ann_macs(digits_run, tmp_path) -> None:
+    """A program saved by the quantiser carries the torch graph's ANN MACs, so profiling the .npz
+    gives the same SNN/ANN ratio as profiling the model on the same target."""
+    _, model, _ = digits_run
+    task = load_task("digits", T=3)
+    prog = quantize_for_task(model, task, LOIHI2)
+    prog.save(tmp_path / "p.npz")
+    from neurodeploy.intprogram import IntProgram
+    loaded = IntProgram.load(tmp_path / "p.npz")
+    a = profile(model, task, 3, "reference", samples=16, progress=False)
+    b = profile(loaded, task, 3, "reference", samples=16, progress=False)
+    assert b.counts.ann_macs == a.counts.ann_macs == a.counts.totals()["ann_macs"] > 0
+    assert b.energy_by_model()["cmos45"].snn_over_ann == pytest.approx(a.energy_by_model()["cmos45"].snn_over_ann)
+    loaded.meta.pop("ann_macs")
+    c = profile(loaded, task, 3, "reference", samples=16, progress=False)
+    assert c.counts.ann_macs is None          # falls back to the folded layers, and the report says so
+    md = write_report([c], tmp_path / "rep", plots=False).markdown.read_text()
+    assert "counted on its folded hardware layers" in md
