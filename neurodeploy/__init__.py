@@ -2,7 +2,7 @@
 
 The Python API behind the ``neurodeploy`` command::
 
-    from neurodeploy import TrainConfig, train
+    from neurodeploy.train import TrainConfig, train
     result = train(TrainConfig(task="digits", T=4, mps=True, guidance=True, epochs=5))
     print(result.test_acc, result.model.alphas())
 
@@ -27,7 +27,9 @@ _EXPORTS = {
     "neurodeploy.profile_report": ("write_report",),
     "neurodeploy.profiling": ("Profile", "profile"),
     "neurodeploy.surrogate": ("Surrogate",),
-    "neurodeploy.train": ("TrainConfig", "TrainResult", "evaluate", "load_model", "train"),
+    # not the function `train`: the submodule neurodeploy.train shares its name, and once imported
+    # the package attribute is the module (use `from neurodeploy.train import train`)
+    "neurodeploy.train": ("TrainConfig", "TrainResult", "evaluate", "load_model"),
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE) + ["__version__"]

@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (data sets on disk)")
     p.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off", help="mixed precision (CUDA only)")
 
-    p = sub.add_parser("demo", help="main job: MPS + guidance on event-digits, T=4, a few minutes on CPU")
+    p = sub.add_parser("demo", help="main job: MPS + guidance on event-digits, T=4, about 40 s on 2 CPU cores")
     p.add_argument("--out", "-o", default=None, help="folder for the runs (default runs/demo-<time>)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--no-deploy", action="store_true", help="stop after training (no NIR/quantise/Lava)")
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="the paper's claims on the offline tasks: ablation, variants, "
                        "reduced-timestep inference, initial states, gradient flow")
-    p.add_argument("--quick", action="store_true", help="small size for CI (minutes); default: full (~1 h on 2 cores)")
+    p.add_argument("--quick", action="store_true", help="small size for CI (minutes); default: full (~35 min on 2 cores with --workers 2)")
     p.add_argument("--tasks", nargs="+", default=None, help="subset of the offline tasks (default: all)")
     p.add_argument("--out", "-o", default="runs/reproduce", help="folder for reproduction.md/.json and figures/")
     p.add_argument("--workers", type=int, default=1, help="parallel training processes (1 torch thread each)")

@@ -7,7 +7,7 @@
 #   4. install lava-nc==0.10.0 and lava-dl==0.6.0 with --no-deps --ignore-requires-python
 #      (they declare Requires-Python <3.11, so pip refuses them as ordinary dependencies)
 #      and scripts/requirements-nodeps.txt with --no-deps (neurobench, tonic, spikingjelly, norse)
-#   5. python scripts/patch_lava.py  (the two Python 3.11 source edits to the installed lava)
+#   5. python scripts/patch_lava.py  (the three source edits for Python 3.11 and this project to the installed lava)
 #   6. pip install --no-deps -e .     (the project, editable)
 #
 # Idempotent: a stamp file in .venv records a hash of the inputs (this script, the
