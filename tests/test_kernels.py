@@ -74,6 +74,24 @@ def test_float32_spikes_bit_identical_grads_close(mode, reset, smooth):
         torch.testing.assert_close(got[2], ref[2], rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("mode", ["reset", "charge"])
+def test_backward_blocks_of_neurons_match_reference(monkeypatch, mode):
+    """The backward's per-block forward re-run and reverse sweep, with blocks of 16 neurons
+    (39 neurons: 16 + 16 + a ragged 7): dL/dI and dL/dalpha as the reference's autograd."""
+    from neurodeploy.kernels import cpu
+
+    monkeypatch.setattr(cpu, "GRAD_SCRATCH", 7 * 16)
+    assert cpu.grad_block(7, 39) == 16
+    p = LIFParams(tau=2.5, theta=1.0, mps_mode=mode, detach_reset=False)
+    x, w = _inputs((7, 3, 13), torch.float64, seed=3)
+    ref = _run(lif_multistep, x, "tensor", p, w)
+    got = _run(lif_multistep_fused, x, "tensor", p, w)
+    assert torch.equal(got[0], ref[0])
+    torch.testing.assert_close(got[1], ref[1], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got[2], ref[2], rtol=1e-11, atol=1e-12)
+    assert float(ref[1].reshape(7, 39)[:, 32:].abs().sum()) > 0   # the ragged block has gradient
+
+
 @pytest.mark.parametrize("shape", [(1, 4), (1, 2, 3, 5), (3, 1, 1), (5, 2, 3, 4)])
 def test_odd_shapes_and_single_step(shape):
     p = LIFParams(mps_mode="charge", reset="soft", detach_reset=False,

@@ -10,8 +10,9 @@ says why, and :class:`neurodeploy.layers.LIF` falls back to the reference path o
 :mod:`neurodeploy.lif`. :func:`select_backend` is the one place that decides.
 
 Memory: the forward saves only the input I (T, B, ...); the backward rebuilds the smoothed
-state M (T, B, ...) by re-running the forward loop into the buffer that then receives dL/dI
-in place (the reference path keeps several tensors per timestep in the autograd graph).
+state M block by block of neurons in a small scratch
+(:func:`neurodeploy.kernels.cpu.lif_backward`) and allocates only dL/dI (the reference path
+keeps several tensors per timestep in the autograd graph).
 """
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ class _FusedLIF(torch.autograd.Function):
                 cfg: dict[str, Any]) -> torch.Tensor:
         x2 = x.detach().reshape(x.shape[0], -1).contiguous()
         spikes = torch.empty_like(x2)
-        cpu.lif_forward(x2.numpy(), spikes.numpy(), False, **_fwd_args(cfg))
+        cpu.lif_forward(x2.numpy(), spikes.numpy(), **_fwd_args(cfg))
         ctx.save_for_backward(x2, alpha)
         ctx.cfg = cfg
         ctx.x_shape = x.shape
@@ -88,9 +89,8 @@ class _FusedLIF(torch.autograd.Function):
         cfg = ctx.cfg
         xn = x2.numpy()
         g = grad_s.reshape(x2.shape).to(x2.dtype).contiguous().numpy()
-        grad_x = torch.empty_like(x2)          # the rebuilt state M, then dL/dI in place
-        cpu.lif_forward(xn, grad_x.numpy(), True, **_fwd_args(cfg))
-        dalpha = cpu.lif_backward(xn, grad_x.numpy(), g, detach=cfg["detach"],
+        grad_x = torch.empty_like(x2)
+        dalpha = cpu.lif_backward(xn, g, grad_x.numpy(), detach=cfg["detach"],
                                   kind=cfg["kind"], width=cfg["width"], **_fwd_args(cfg))
         gx = grad_x.reshape(ctx.x_shape) if ctx.needs_input_grad[0] else None
         ga = None
