@@ -182,29 +182,22 @@ def _cmd_train(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _load_any_model(path: str):
-    """A SpikingNet from a .nir file or a checkpoint, with the task and T recorded in it (if any)."""
-    if path.endswith(".pt"):
-        from neurodeploy.train import load_model
-        model, cfg = load_model(path)
-        return model, cfg.task, cfg.T
-    from neurodeploy.converters.nir_import import nir_to_model, read_nir
-    graph = read_nir(path)
-    meta = graph.metadata if isinstance(graph.metadata, dict) else {}
-    task = meta.get("task")
-    T = meta.get("T")
-    return nir_to_model(graph), (str(task) if task is not None else None), (int(T) if T is not None else None)
+def _load_with_task(path: str, a: argparse.Namespace, programs: bool = False):
+    """(model, task name, T) from a model file; --task and --T override what the file records,
+    T defaults to 4, and a task must be known one way or the other."""
+    from neurodeploy.model_files import load_model_file
+    model, task_name, T = load_model_file(path, programs=programs)
+    task_name, T = a.task or task_name, a.T or T or 4
+    if task_name is None:
+        raise ValueError(f"{path}: no task recorded in the model; pass --task")
+    return model, task_name, T
 
 
 def _cmd_quantize(a: argparse.Namespace) -> int:
     from neurodeploy.data import load_task
     from neurodeploy.hardware import get_spec
     from neurodeploy.qreport import compare, quantize_for_task
-    model, task_name, T = _load_any_model(a.model)
-    task_name = a.task or task_name
-    T = a.T or T or 4
-    if task_name is None:
-        raise ValueError(f"{a.model}: no task recorded in the model; pass --task")
+    model, task_name, T = _load_with_task(a.model, a)
     task = load_task(task_name, T=T)
     if tuple(task.input_shape) != tuple(model.input_shape):
         raise ValueError(f"task {task_name!r} gives input {task.input_shape}, the model expects {model.input_shape}")
@@ -226,17 +219,15 @@ def _cmd_profile(a: argparse.Namespace) -> int:
     from neurodeploy.data import load_task
     from neurodeploy.energy import DEFAULT_ENERGY_MODELS, get_energy_model
     from neurodeploy.profile_report import summary_rows, fmt, write_report
-    from neurodeploy.profiling import load_subject, profile
+    from neurodeploy.profiling import profile
     energy = [get_energy_model(m) for m in (a.energy_model or DEFAULT_ENERGY_MODELS)]  # fail early
     runs = [(a.model, a.target)]
     if a.compare or a.compare_target:
         runs.append((a.compare or a.model, a.compare_target or a.target))
+    loaded = {path: _load_with_task(path, a, programs=True) for path, _ in runs}   # each file read once
     profiles = []
     for path, target in runs:
-        subject, task_name, T = load_subject(path)
-        task_name, T = a.task or task_name, a.T or T or 4
-        if task_name is None:
-            raise ValueError(f"{path}: no task recorded in the model; pass --task")
+        subject, task_name, T = loaded[path]
         label = f"{Path(path).stem} ({target})"
         profiles.append(profile(subject, load_task(task_name, T=T), T, target, view=a.view, samples=a.samples,
                                 energy_models=energy, hardware=a.hardware, label=label,
@@ -304,10 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_quantize(args)
         if args.command == "deploy":
             from neurodeploy.deploy import deploy
-            model, task_name, T = _load_any_model(args.model)
-            task_name, T = args.task or task_name, args.T or T or 4
-            if task_name is None:
-                raise ValueError(f"{args.model}: no task recorded in the model; pass --task")
+            model, task_name, T = _load_with_task(args.model, args)
             print(deploy(model, task_name, T, args.out, args.hardware, args.target, args.samples))
             return 0
         if args.command == "verify":
@@ -315,10 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from neurodeploy.hardware import get_spec
             from neurodeploy.qreport import quantize_for_task
             from neurodeploy.verify import verify
-            model, task_name, T = _load_any_model(args.model)
-            task_name, T = args.task or task_name, args.T or T or 4
-            if task_name is None:
-                raise ValueError(f"{args.model}: no task recorded in the model; pass --task")
+            model, task_name, T = _load_with_task(args.model, args)
             task = load_task(task_name, T=T)
             prog = quantize_for_task(model, task, get_spec(args.hardware))
             print(verify(model, prog, task, T, args.samples, lava=not args.no_lava).format())

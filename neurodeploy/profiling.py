@@ -392,28 +392,3 @@ def profile(model: SpikingNet | IntProgram, task: TaskData, T: int, target: str 
         meta["input_values_clipped"] = int(rec.clipped)
     return Profile(label or rec.source, target, counts, [m.estimate(counts) for m in models], correct / n,
                    raster, membranes_out, meta)
-
-
-def load_subject(path: str) -> tuple[SpikingNet | IntProgram, str | None, int | None]:
-    """What ``neurodeploy profile`` accepts: a NIR graph (.nir), a checkpoint (.pt) or an integer
-    program (.npz); with the task and T recorded in it, if any. Anything else is a clear error."""
-    from pathlib import Path
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if p.suffix == ".npz":
-        prog = IntProgram.load(p)
-        T = prog.meta.get("T")
-        return prog, prog.meta.get("task"), int(T) if T is not None else None
-    if p.suffix == ".pt":
-        from neurodeploy.train import load_model
-        model, cfg = load_model(p)
-        return model, cfg.task, cfg.T
-    if p.suffix in (".nir", ".h5", ".hdf5"):
-        from neurodeploy.converters.nir_import import nir_to_model, read_nir
-        graph = read_nir(p)
-        meta = graph.metadata if isinstance(graph.metadata, dict) else {}
-        task, T = meta.get("task"), meta.get("T")
-        return nir_to_model(graph), (str(task) if task is not None else None), (int(T) if T is not None else None)
-    raise ValueError(f"{path}: not a model file this command reads (expected a .nir graph, a checkpoint .pt "
-                     f"or an integer program .npz)")

@@ -169,15 +169,8 @@ def report_for_path(path: str, hardware: list[str] | tuple[str, ...] | None = No
     on each spec in ``hardware`` (default Loihi 1 and Loihi 2); returns (text, fits everywhere)."""
     from neurodeploy.hardware import get_spec
     specs = [get_spec(h) for h in (hardware or DEFAULT_SPECS)]
-    target: SpikingNet | IntProgram
-    if path.endswith(".npz"):
-        target = IntProgram.load(path)
-    elif path.endswith(".pt"):
-        from neurodeploy.train import load_model
-        target = load_model(path)[0]
-    else:
-        from neurodeploy.converters.nir_import import nir_to_model
-        target = nir_to_model(path)
+    from neurodeploy.model_files import load_model_file
+    target = load_model_file(path)[0]
     stages = model_stages(target) if isinstance(target, SpikingNet) else target
     reports = [resource_report(stages, hw) for hw in specs]
     return "\n\n".join(r.format() for r in reports), all(r.fits for r in reports)
