@@ -87,6 +87,24 @@ def _neuron_count(shape: Sequence[int]) -> int:
     return int(math.prod(shape))
 
 
+def _torch_sizes(model: nn.Module) -> tuple[int, int]:
+    """(parameter count, footprint in bytes of parameters and buffers), as NeuroBench counts them."""
+    return (int(sum(p.numel() for p in model.parameters())),
+            int(sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])))
+
+
+def _chain(x: torch.Tensor, spikes: list[torch.Tensor], n_synapses: int
+           ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+    """A chain of stages: synapse k is fed the input (k = 0) or layer k-1's spikes and drives
+    layer k's neurons (none for the readout)."""
+    return [x, *spikes][:n_synapses], [*spikes, *([None] * (n_synapses - len(spikes)))]
+
+
+def ann_macs(model: SpikingNet) -> float:
+    """MACs of one pass of the equivalent ANN: every connection of the torch graph's own layers."""
+    return float(sum(s.dense_ops() for s in TorchModuleRecorder(model).synapses))
+
+
 class TorchHardwareRecorder(Recorder):
     """The float model, counted stage by stage (pooling, BN and flatten folded into synapses)."""
 
@@ -99,14 +117,12 @@ class TorchHardwareRecorder(Recorder):
         self.stages = model_stages(model)
         self.synapses = [Synapse.from_stage(st) for st in self.stages]
         self.neurons = [_neuron_count(st.out_shape) if st.neuron is not None else 0 for st in self.stages]
-        self.parameters = int(sum(p.numel() for p in model.parameters()))
-        self.footprint_bytes = int(sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]))
+        self.parameters, self.footprint_bytes = _torch_sizes(model)
 
     @torch.no_grad()
     def record(self, x: torch.Tensor) -> Batch:
         spikes, starts, z = _run_recording(self.model, x)
-        inputs = [x] + [s for s in spikes][: len(self.synapses) - 1]
-        outs: list[torch.Tensor | None] = [*spikes, *([None] * (len(self.synapses) - len(spikes)))]
+        inputs, outs = _chain(x, spikes, len(self.synapses))
         return Batch(inputs, outs, starts, z.mean(0).argmax(-1).numpy())
 
 
@@ -157,8 +173,7 @@ class TorchModuleRecorder(Recorder):
         self.synapses = [Synapse.from_module(n, m, shapes[n][0], shapes[n][1]) for n, m in self.conns]
         self.neurons = [_neuron_count(self.synapses[i].out_shape) if o is not None else 0
                         for i, o in enumerate(self.owner)]
-        self.parameters = int(sum(p.numel() for p in model.parameters()))
-        self.footprint_bytes = int(sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]))
+        self.parameters, self.footprint_bytes = _torch_sizes(model)
 
     @torch.no_grad()
     def _shapes(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
@@ -249,8 +264,7 @@ class ProgramRecorder(Recorder):
                 starts.append(st)
         x_steps = np.zeros((steps, *xi.shape[1:]), dtype=xi.dtype)
         x_steps[: xi.shape[0]] = xi
-        inputs = [torch.from_numpy(x_steps)] + [s for s in spikes][: len(self.synapses) - 1]
-        outs: list[torch.Tensor | None] = [*spikes, *([None] * (len(self.synapses) - len(spikes)))]
+        inputs, outs = _chain(torch.from_numpy(x_steps), spikes, len(self.synapses))
         return Batch(inputs, outs, starts, np.asarray(preds))
 
     def _run_lava(self, xi: np.ndarray, steps: int) -> tuple[list[torch.Tensor], list[np.ndarray] | None, np.ndarray]:
@@ -350,10 +364,12 @@ def profile(model: SpikingNet | IntProgram, task: TaskData, T: int, target: str 
         batch_size = min(batch_size, 8)
     counts = Counts.empty(rec.source, rec.view, steps, rec.synapses, rec.neurons, rec.parameters, rec.footprint_bytes,
                           rec.hardware)
-    if isinstance(model, SpikingNet):
-        counts.ann_macs = float(sum(syn.dense_ops() for syn in TorchModuleRecorder(model).synapses))
-    elif model.meta.get("ann_macs") is not None:   # recorded by the quantiser from the torch graph
-        counts.ann_macs = float(model.meta["ann_macs"])
+    if isinstance(rec, ProgramRecorder):     # the quantiser recorded it from the torch graph
+        counts.ann_macs = rec.program.meta.get("ann_macs")
+    elif isinstance(rec, TorchModuleRecorder):
+        counts.ann_macs = float(sum(syn.dense_ops() for syn in rec.synapses))
+    else:
+        counts.ann_macs = ann_macs(model)
     neuron_names = [s.name for s, k in zip(rec.synapses, rec.neurons) if k > 0]
     membranes_acc: dict[str, list[list[np.ndarray]]] = {nm: [[] for _ in range(steps)] for nm in neuron_names}
     raster: dict[str, np.ndarray] = {}

@@ -188,8 +188,8 @@ def quantize_model(model: SpikingNet, hw: HardwareSpec = LOIHI2, input_kind: str
 
 
 def _ann_macs(model: SpikingNet) -> float:
-    from neurodeploy.profiling import TorchModuleRecorder
-    return float(sum(s.dense_ops() for s in TorchModuleRecorder(model).synapses))
+    from neurodeploy.profiling import ann_macs   # lazily: profiling imports the quantiser's neighbours
+    return ann_macs(model)
 
 
 def quantize_nir(graph: nir.NIRGraph | str | os.PathLike[str], hw: HardwareSpec = LOIHI2, **kw) -> IntProgram:
