@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from neurodeploy.layers import LIF, NeuronConfig, PerStep
+from neurodeploy.layers import LIF, GlobalPool, NeuronConfig, PerStep
 from neurodeploy.lif import check_alpha, check_input, initial_state, lif_step
 
 VGGSNN_CHANNELS: tuple[int | str, ...] = (64, 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P")
@@ -161,12 +161,10 @@ def build_sew_resnet(input_shape: Sequence[int], num_classes: int, neuron: Neuro
 
 def build_spiking_pointnet(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
                            channels: Sequence[int] = (64, 128, 1024), hidden: Sequence[int] = (512, 256),
-                           pool: str = "mean") -> nn.Sequential:
+                           pool: str = "mean", name: str = "spiking_pointnet") -> nn.Sequential:
     """Shared per-point [Conv1d k1-BN-LIF] x len(channels), GlobalPool, FC head (module table)."""
-    from neurodeploy.models import GlobalPool  # models imports this module for its registry
-
     if len(input_shape) != 2:
-        raise ValueError(f"model 'spiking_pointnet' needs point input (3, N), got input shape {tuple(input_shape)}")
+        raise ValueError(f"model {name!r} needs point input (3, N), got input shape {tuple(input_shape)}")
     c = int(input_shape[0])
     layers: list[nn.Module] = []
     for ch in channels:

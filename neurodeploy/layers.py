@@ -167,3 +167,24 @@ class Scale(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.scale
+
+
+class GlobalPool(nn.Module):
+    """Symmetric pooling over the last (points) axis: (B, C, N) -> (B, C).
+
+    "mean" (default): the fraction of points whose feature fired, a linear (sum-pool) map
+    that neuromorphic hardware can run. "max": PointNet's max, on spikes "any point fired";
+    with few channels and many points it saturates to all-ones and carries no information.
+    """
+
+    def __init__(self, mode: str = "mean") -> None:
+        super().__init__()
+        if mode not in ("mean", "max"):
+            raise ValueError(f"pool must be 'mean' or 'max', got {mode!r}")
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=-1) if self.mode == "mean" else x.amax(dim=-1)
+
+    def extra_repr(self) -> str:
+        return self.mode

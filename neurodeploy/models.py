@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from neurodeploy.archs import ARCHS
-from neurodeploy.layers import LIF, NeuronConfig, PerStep
+from neurodeploy.archs import ARCHS, build_spiking_pointnet, build_vgg_snn
+from neurodeploy.layers import LIF, GlobalPool, NeuronConfig, PerStep  # noqa: F401 (GlobalPool re-exported)
 
 
 class SpikingNet(nn.Module):
@@ -71,22 +71,9 @@ def build_mlp(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig
 
 def build_vgg(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
               channels: Sequence[int | str] = (32, "P", 64, "P")) -> nn.Sequential:
-    if len(input_shape) != 3:
-        raise ValueError(f"model 'vgg' needs image input (C, H, W), got input shape {tuple(input_shape)}")
-    c, h, w = input_shape
-    layers: list[nn.Module] = []
-    for spec in channels:
-        if spec == "P":
-            layers.append(PerStep(nn.AvgPool2d(2)))
-            h, w = h // 2, w // 2
-        else:
-            layers += [PerStep(nn.Conv2d(c, int(spec), 3, padding=1, bias=False)),
-                       PerStep(nn.BatchNorm2d(int(spec))), neuron.build()]
-            c = int(spec)
-    if h < 1 or w < 1:
-        raise ValueError(f"model 'vgg': input {tuple(input_shape)} is too small for {len([s for s in channels if s == 'P'])} poolings")
-    layers += [PerStep(nn.Flatten()), PerStep(nn.Linear(c * h * w, num_classes))]
-    return nn.Sequential(*layers)
+    """[Conv3x3-BN-LIF | "P": AvgPool2] per ``channels``, Flatten, Linear readout (VGGSNN without
+    the hidden FC layers)."""
+    return build_vgg_snn(input_shape, num_classes, neuron, channels, hidden=(), name="vgg")
 
 
 def build_conv1d(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
@@ -106,40 +93,12 @@ def build_conv1d(input_shape: Sequence[int], num_classes: int, neuron: NeuronCon
     return nn.Sequential(*layers)
 
 
-class GlobalPool(nn.Module):
-    """Symmetric pooling over the last (points) axis: (B, C, N) -> (B, C).
-
-    "mean" (default): the fraction of points whose feature fired, a linear (sum-pool) map
-    that neuromorphic hardware can run. "max": PointNet's max, on spikes "any point fired";
-    with few channels and many points it saturates to all-ones and carries no information.
-    """
-
-    def __init__(self, mode: str = "mean") -> None:
-        super().__init__()
-        if mode not in ("mean", "max"):
-            raise ValueError(f"pool must be 'mean' or 'max', got {mode!r}")
-        self.mode = mode
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=-1) if self.mode == "mean" else x.amax(dim=-1)
-
-    def extra_repr(self) -> str:
-        return self.mode
-
-
 def build_pointnet(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
                    channels: Sequence[int] = (32, 64, 128), hidden: int = 64,
                    pool: str = "mean") -> nn.Sequential:
-    if len(input_shape) != 2:
-        raise ValueError(f"model 'pointnet' needs point input (3, N), got input shape {tuple(input_shape)}")
-    c = input_shape[0]
-    layers: list[nn.Module] = []
-    for ch in channels:
-        layers += [PerStep(nn.Conv1d(c, ch, 1, bias=False)), PerStep(nn.BatchNorm1d(ch)), neuron.build()]
-        c = ch
-    layers += [PerStep(GlobalPool(pool)), PerStep(nn.Linear(c, hidden, bias=False)),
-               PerStep(nn.BatchNorm1d(hidden)), neuron.build(), PerStep(nn.Linear(hidden, num_classes))]
-    return nn.Sequential(*layers)
+    """Shared per-point [Conv1d k1-BN-LIF] x3, GlobalPool, Linear-BN-LIF, Linear readout."""
+    return build_spiking_pointnet(input_shape, num_classes, neuron, channels, hidden=(hidden,), pool=pool,
+                                  name="pointnet")
 
 
 MODELS: dict[str, Callable[..., nn.Sequential]] = {
