@@ -50,7 +50,7 @@ from neurodeploy.hardware import LOIHI2, HardwareSpec
 from neurodeploy.intprogram import IntLayer, IntProgram
 from neurodeploy.layers import LIF, PerStep
 from neurodeploy.models import SpikingNet
-from neurodeploy.quantize import quantize_model, quantize_stage
+from neurodeploy.quantize import quantize_model, quantize_stages
 from neurodeploy.stages import PASS_THROUGH, Stage, compose_pool_conv, dense_from_chain, model_stages
 from neurodeploy.targets.reference import STATE_DTYPE, ReferenceTarget
 
@@ -172,18 +172,6 @@ class FastStages:
         return out
 
 
-def program_from_stages(stages: list[Stage], like: IntProgram, hw: HardwareSpec, percentile: float | None,
-                        netx: bool) -> IntProgram:
-    """The integer program of ``stages`` with ``like``'s input settings (quantize_model's loop)."""
-    layers, x_scale = [], like.input_scale
-    for st in stages:
-        layers.append(quantize_stage(st, x_scale, hw, percentile, netx))
-        x_scale = 1.0
-    return IntProgram(layers=layers, hardware=like.hardware, input_kind=like.input_kind, input_scale=like.input_scale,
-                      input_bits=like.input_bits, input_shape=like.input_shape, num_classes=like.num_classes,
-                      input_signed=like.input_signed, meta=dict(like.meta))
-
-
 def programs_equal(a: IntProgram, b: IntProgram) -> bool:
     """Same integers in every layer (weights, exponents, thresholds, decays, biases, coefficients)."""
     if len(a.layers) != len(b.layers):
@@ -233,7 +221,10 @@ class QATNet(nn.Module):
                         percentile=percentile, netx=netx)
         self._exact_cache: tuple[tuple[int, ...], IntProgram] | None = None
         self._fast = FastStages(model)
-        self.program()  # refuses what cannot be quantised, naming the layer
+        # refuses what cannot be quantised, naming the layer; its input settings and meta depend on
+        # the architecture only, so the fast (training) programs reuse them as their header
+        self._header = self.program_exact()
+        self.program()
 
     def train(self, mode: bool = True) -> "QATNet":
         """Switch which program is built (module docstring); the float model stays in eval form."""
@@ -248,9 +239,8 @@ class QATNet(nn.Module):
     def program(self) -> IntProgram:
         """The integer program this forward pass runs (module docstring, step 1)."""
         if self.training:
-            like = self.program_exact()
-            return program_from_stages(self._fast(self.model), like, self.hw, self.qkw["percentile"],
-                                       self.qkw["netx"])
+            return quantize_stages(self._fast(self.model), self._header, self.hw, self.qkw["percentile"],
+                                   self.qkw["netx"])
         return self.program_exact()
 
     def program_exact(self) -> IntProgram:
@@ -360,5 +350,5 @@ def integer_accuracy(qnet: QATNet, x: torch.Tensor, y: torch.Tensor, batch_size:
     return correct / max(1, x.shape[1])
 
 
-__all__ = ["QATNet", "QATRun", "FastStages", "straight_through", "stage_groups", "program_from_stages",
+__all__ = ["QATNet", "QATRun", "FastStages", "straight_through", "stage_groups",
            "programs_equal", "integer_accuracy"]

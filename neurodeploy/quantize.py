@@ -25,6 +25,7 @@ clipped and counted, never silently.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -171,13 +172,7 @@ def quantize_model(model: SpikingNet, hw: HardwareSpec = LOIHI2, input_kind: str
         in_scale = top / input_range
     else:
         in_scale = 1.0
-    stages = model_stages(model)
-    layers = []
-    x_scale = in_scale
-    for st in stages:
-        layers.append(quantize_stage(st, x_scale, hw, percentile, netx))
-        x_scale = 1.0  # later stages receive binary spikes
-    return IntProgram(layers=layers, hardware=hw.name, input_kind=input_kind, input_scale=in_scale,
+    header = IntProgram(layers=[], hardware=hw.name, input_kind=input_kind, input_scale=in_scale,
                       input_bits=hw.graded_spike_bits if input_kind == "graded" else 1,
                       input_shape=tuple(model.input_shape), num_classes=model.num_classes,
                       input_signed=bool(input_signed and input_kind == "graded"),
@@ -185,6 +180,19 @@ def quantize_model(model: SpikingNet, hw: HardwareSpec = LOIHI2, input_kind: str
                             # what an ANN of the model's own architecture computes per pass; the
                             # folded stages above are larger (neurodeploy.profiling reads this)
                             "ann_macs": _ann_macs(model)})
+    return quantize_stages(model_stages(model), header, hw, percentile, netx)
+
+
+def quantize_stages(stages: list[Stage], header: IntProgram, hw: HardwareSpec, percentile: float | None = None,
+                    netx: bool = False) -> IntProgram:
+    """The integer program of ``stages`` with ``header``'s input settings and meta (its layers are
+    ignored). The first stage receives the input at ``header.input_scale``, later ones binary spikes."""
+    layers = []
+    x_scale = header.input_scale
+    for st in stages:
+        layers.append(quantize_stage(st, x_scale, hw, percentile, netx))
+        x_scale = 1.0  # later stages receive binary spikes
+    return dataclasses.replace(header, layers=layers, meta=dict(header.meta))
 
 
 def _ann_macs(model: SpikingNet) -> float:
