@@ -157,12 +157,6 @@ class TrainResult:
         return self.history[-1]["test_acc"]
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def load_data(cfg: TrainConfig) -> TaskData | RealDataset:
     """The offline task, or the data set in ``cfg.data_root`` (augmentation seeded by ``cfg.seed``)."""
     if cfg.data_root:
@@ -216,18 +210,21 @@ class _Batches:
 
     Global batch b of an epoch is ``_epoch_order(seed, epoch, n)[b*B:(b+1)*B]`` for every data
     source and any number of processes; rank r keeps elements r, r+W, ... (distributed.shard).
-    A global batch smaller than the number of processes is skipped everywhere (``dropped``)."""
+    A last global batch smaller than the number of processes is skipped everywhere (``dropped``)."""
 
     def __init__(self, cfg: TrainConfig, data: TaskData | RealDataset, ctx: D.DistContext, device: torch.device):
         self.cfg, self.data, self.ctx, self.device = cfg, data, ctx, device
         self.n = len(data.y_train) if isinstance(data, TaskData) else len(data.train)
+        if cfg.batch_size < ctx.world_size:
+            raise ValueError(f"batch_size {cfg.batch_size} is the global batch: it must be at least the number "
+                             f"of processes ({ctx.world_size})")
+        # only the last global batch can be short; it is skipped when some rank would get nothing
+        tail = self.n % cfg.batch_size
+        self.dropped = tail if 0 < tail < ctx.world_size else 0
 
     def _global(self, epoch: int) -> list[torch.Tensor]:
         order = _epoch_order(self.cfg.seed, epoch, self.n)
         return [order[i:i + self.cfg.batch_size] for i in range(0, self.n, self.cfg.batch_size)]
-
-    def dropped(self, epoch: int) -> int:
-        return sum(len(g) for g in self._global(epoch) if len(g) < self.ctx.world_size)
 
     def epoch(self, epoch: int):
         cfg, data, ctx = self.cfg, self.data, self.ctx
@@ -385,7 +382,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, out_dir: str | os.PathLike[str]
         sched.step()
         keys = sorted(parts_sum)
         sums = D.all_reduce_sum([tot_loss, float(tot_correct), *(parts_sum[k] for k in keys)], ctx, device)
-        n = batches.n - batches.dropped(epoch)
+        n = batches.n - batches.dropped
         D.sync_buffers(model, ctx)
         if isinstance(task, TaskData):
             test_acc = evaluate(model, task, cfg.T, device=device)
@@ -394,16 +391,15 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, out_dir: str | os.PathLike[str]
         record = {
             "epoch": epoch + 1,
             "train_loss": sums[0] / n,
-            "train_acc": (sums[1] if ctx.enabled else tot_correct) / n,
+            "train_acc": sums[1] / n,
             "test_acc": test_acc,
-            "loss_parts": {k: v / n for k, v in zip(keys, sums[2:])} if ctx.enabled
-            else {k: v / n for k, v in parts_sum.items()},
+            "loss_parts": {k: v / n for k, v in zip(keys, sums[2:])},
             "alphas": model.alphas(),
             "lr": opt.param_groups[0]["lr"],
             "time_s": round(time.perf_counter() - t0, 3),
         }
         if ctx.enabled:
-            record.update(world_size=ctx.world_size, dropped=batches.dropped(epoch))
+            record.update(world_size=ctx.world_size, dropped=batches.dropped)
         if amp is not None:
             record["amp"] = cfg.amp
         history.append(record)
