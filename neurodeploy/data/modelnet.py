@@ -116,7 +116,8 @@ class PointClouds(SampleDataset):
             rng = np.random.default_rng([self.seed, self.epoch if self.resample else 0, index, 1])
             pts = sample_surface(*read_off(path), self.num_points, rng)
         else:
-            a = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+            # only the first num_points rows are used: parse no more (files hold 10 000)
+            a = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2, max_rows=self.num_points)
             if a.shape[1] < 3 or len(a) < self.num_points:
                 raise ValueError(f"{path}: {a.shape[0]} points x {a.shape[1]} values; need >= {self.num_points} "
                                  f"points of x,y,z[,nx,ny,nz]")
