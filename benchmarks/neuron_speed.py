@@ -112,7 +112,7 @@ def _slayer(n: int, dev: str) -> nn.Module:
 
 
 def contestants(dev: str = "cpu") -> list[Contestant]:
-    fused = "fused" if dev == "cuda" else "auto"    # CUDA: the Triton kernel or a failed row
+    fused = "fused"    # the fused kernel or a failed row, never a silent fallback to the reference path
     own = [
         Contestant("ours fused, MPS", _ours(True, fused), lambda m, x: m(x), peer=False),
         Contestant("ours fused, vanilla", _ours(False, fused), lambda m, x: m(x), peer=False),
