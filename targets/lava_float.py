@@ -9,6 +9,7 @@ LIF (neurodeploy/lif.py) with hard reset. Smoothed layers use SmoothedLIF's floa
 """
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 
 import numpy as np
@@ -44,7 +45,8 @@ def torch_with_latency(stages: list[Stage], x: np.ndarray, steps: int) -> list[n
                 break
             p = st.neuron.params
             alpha = _coef(st) / DECAY_UNIT
-            params = LIFParams(tau=DECAY_UNIT / round(DECAY_UNIT / p.tau), theta=p.theta, reset="hard")
+            dv = 0 if math.isinf(p.tau) else round(DECAY_UNIT / p.tau)   # as the quantiser rounds it
+            params = LIFParams(tau=math.inf if dv == 0 else DECAY_UNIT / dv, theta=p.theta, reset="hard")
             states[k] = states[k] if states[k] is not None else initial_state(a)
             s, states[k], _ = lif_step(a, states[k], alpha if alpha > 0 else None, params)
             out[k_n].append(s[0].numpy().astype(np.uint8))
