@@ -451,16 +451,15 @@ def load_ncaltech101(root: str | Path, T: int = 10, seed: int = 0, size: int | S
 
 
 class _SHDReader:
-    """Reads sample i of an SHD HDF5 file (opened per call: h5py handles do not cross processes)."""
+    """Sample i of an SHD file, from the spike times and units read once at load time (SHD is
+    small; this avoids opening the HDF5 file for every sample of every epoch)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, times: list[np.ndarray], units: list[np.ndarray]) -> None:
+        self.times, self.units = times, units
 
     def __call__(self, i: int) -> Events:
-        import h5py
-        with h5py.File(self.path, "r") as f:
-            t = np.asarray(f["spikes/times"][i], dtype=np.float64)
-            x = np.asarray(f["spikes/units"][i], dtype=np.int64)
+        t = np.asarray(self.times[i], dtype=np.float64)
+        x = np.asarray(self.units[i], dtype=np.int64)
         return Events(t, x, np.zeros_like(x), np.zeros_like(x))
 
 
@@ -491,13 +490,15 @@ def load_shd(root: str | Path, T: int = 100, seed: int = 0, duration: float = SH
                 if key not in f:
                     raise DatasetNotFoundError(f"SHD: {path} lacks dataset {key!r} (not an SHD file?). {how}")
             labels = [int(v) for v in f["labels"][()]]
-            t_max = max((float(np.max(t)) for t in f["spikes/times"] if len(t)), default=0.0)
+            times = [np.asarray(t) for t in f["spikes/times"]]
+            units = [np.asarray(u) for u in f["spikes/units"]]
+        t_max = max((float(np.max(t)) for t in times if len(t)), default=0.0)
         if t_max >= duration:
             raise ValueError(f"SHD: {path} has events up to {t_max:.4f} s, beyond duration={duration} s; "
                              f"raise duration (events are never dropped)")
         bad = [y for y in labels if not 0 <= y < SHD_NUM_CLASSES]
         if bad:
             raise ValueError(f"SHD: {path} has labels outside 0..{SHD_NUM_CLASSES - 1}: {sorted(set(bad))[:5]}")
-        parts.append(EventFrames([f"{path}[{i}]" for i in range(len(labels))], labels, _SHDReader(path), spec,
+        parts.append(EventFrames([f"{path}[{i}]" for i in range(len(labels))], labels, _SHDReader(times, units), spec,
                                  (), seed))
     return _result("shd", base, T, spec, [str(c) for c in range(SHD_NUM_CLASSES)], parts[0], parts[1])
