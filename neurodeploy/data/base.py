@@ -15,6 +15,7 @@ import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import torch
 
@@ -76,18 +77,23 @@ class TaskData:
         result is an expanded *view* (no copy; clone it before writing in place).
         Temporal tasks: ``x.transpose(0, 1)``; ``T`` must be ``None`` or ``self.T``.
         """
-        lead = (self.T,) if self.temporal else ()
-        if tuple(x.shape[1:]) != lead + tuple(self.input_shape):
-            dims = ", ".join(map(str, lead + tuple(self.input_shape)))
-            raise ValueError(f"x must have shape (B, {dims}) for task {self.name!r}, "
-                             f"got {tuple(x.shape)}")
-        if self.temporal:
-            if T is not None and _check_T(T) != self.T:
-                raise ValueError(f"T={T} does not match the {self.T} frames of temporal task "
-                                 f"{self.name!r}; reload it with load_task({self.name!r}, T={T})")
-            return x.transpose(0, 1)
-        steps = self.T if T is None else _check_T(T)
-        return x.unsqueeze(0).expand(steps, *x.shape)
+        return encode_time_major(x, self, T, what="task", reload=f"load_task({self.name!r}, T={T})")
+
+
+def encode_time_major(x: torch.Tensor, data: Any, T: int | None, what: str, reload: str) -> torch.Tensor:
+    """The encoding of :meth:`TaskData.encode` for any ``data`` with ``name``, ``T``, ``temporal``
+    and ``input_shape`` (offline tasks and data sets on disk); ``what``/``reload`` word the errors."""
+    lead = (data.T,) if data.temporal else ()
+    if tuple(x.shape[1:]) != lead + tuple(data.input_shape):
+        dims = ", ".join(map(str, lead + tuple(data.input_shape)))
+        raise ValueError(f"x must have shape (B, {dims}) for {what} {data.name!r}, got {tuple(x.shape)}")
+    if data.temporal:
+        if T is not None and _check_T(T) != data.T:
+            raise ValueError(f"T={T} does not match the {data.T} frames of {what} {data.name!r}; "
+                             f"reload it with {reload}")
+        return x.transpose(0, 1)
+    steps = data.T if T is None else _check_T(T)
+    return x.unsqueeze(0).expand(steps, *x.shape)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from neurodeploy.data.base import encode_time_major
+
 
 class DatasetNotFoundError(FileNotFoundError):
     """A data set folder is missing or incomplete; the message says what was expected where."""
@@ -100,16 +102,7 @@ class RealDataset:
 
     def encode(self, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
         """Batch ``(B, ...)`` as stored -> ``(T, B, *input_shape)`` (see TaskData.encode)."""
-        lead = (self.T,) if self.temporal else ()
-        if tuple(x.shape[1:]) != lead + tuple(self.input_shape):
-            dims = ", ".join(map(str, lead + tuple(self.input_shape)))
-            raise ValueError(f"x must have shape (B, {dims}) for data set {self.name!r}, got {tuple(x.shape)}")
-        if self.temporal:
-            if T is not None and T != self.T:
-                raise ValueError(f"T={T} does not match the {self.T} frames of {self.name!r}; reload it with T={T}")
-            return x.transpose(0, 1)
-        steps = self.T if T is None else int(T)
-        return x.unsqueeze(0).expand(steps, *x.shape)
+        return encode_time_major(x, self, T, what="data set", reload=f"load_dataset(..., T={T})")
 
 
 # name -> "module:function"; loaders are imported on first use (tonic, h5py load lazily)
