@@ -101,7 +101,8 @@ class Synapse:
 
     def connections(self) -> int:
         """Synapses with a non-zero weight, counted per connection (a shared conv weight counts
-        once per output position it serves): the synaptic memory a core needs."""
+        once per output position it serves): what a sparse synapse format would store
+        (:mod:`neurodeploy.resources` plans with the dense count, :meth:`dense_ops`)."""
         return int(self._apply(torch.ones((1, *self.in_shape), dtype=torch.float64), nonzero_only=True).sum())
 
     # --- dynamic -----------------------------------------------------------------------------
@@ -128,8 +129,14 @@ class Synapse:
         return self._apply(nz, nonzero_only=True).flatten(1).sum(1)
 
     def dense_ops(self) -> int:
-        """Every input times every weight, one sample and timestep (what the equivalent ANN does)."""
+        """Every input times every weight, one sample and timestep (what the equivalent ANN does;
+        also every (input, neuron) connection, convolutions unrolled, padding excluded)."""
         return int(self._apply(torch.ones((1, *self.in_shape), dtype=torch.float64), nonzero_only=False).sum())
+
+    def max_fan_in(self) -> int:
+        """Inputs that reach the busiest output neuron (for a convolution: the in-bounds taps at
+        its busiest position times C_in / groups)."""
+        return int(self._apply(torch.ones((1, *self.in_shape), dtype=torch.float64), nonzero_only=False).max())
 
     # --- constructors ------------------------------------------------------------------------
     @classmethod

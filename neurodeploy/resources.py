@@ -25,10 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
+from neurodeploy.counts import Synapse
 from neurodeploy.hardware import HardwareSpec
 from neurodeploy.intprogram import IntLayer, IntProgram
 from neurodeploy.models import SpikingNet
@@ -95,29 +92,12 @@ class ResourceReport:
         return "\n".join(lines)
 
 
-def _conv_taps(layer: Stage | IntLayer, w: np.ndarray) -> tuple[int, int]:
-    """(total in-bounds taps over all output positions, taps at the busiest position) of one
-    (input channel, output channel) pair: a convolution of ones over ones."""
-    dims = w.ndim - 2
-    conv = F.conv2d if dims == 2 else F.conv1d
-    ones_in = torch.ones((1, 1, *layer.in_shape[1:]), dtype=torch.float64)
-    ones_k = torch.ones((1, 1, *w.shape[2:]), dtype=torch.float64)
-    taps = conv(ones_in, ones_k, stride=tuple(layer.stride), padding=tuple(layer.padding))
-    return int(taps.sum()), int(taps.max())
-
-
 def layer_resources(layer: Stage | IntLayer, hw: HardwareSpec) -> tuple[LayerResources, list[str]]:
     """One stage's needs on ``hw`` (module docstring) and the limits it breaks, if any."""
-    w = np.asarray(layer.weight)
-    neurons = int(np.prod(layer.out_shape))
-    if layer.kind == "dense":
-        fan_in = int(w.shape[1])
-        synapses = int(w.shape[0] * w.shape[1])
-    else:
-        total, busiest = _conv_taps(layer, w)
-        per_pair = int(w.shape[1])  # C_in / groups
-        fan_in = per_pair * busiest
-        synapses = int(w.shape[0]) * per_pair * total
+    syn = Synapse.from_int_layer(layer) if isinstance(layer, IntLayer) else Synapse.from_stage(layer)
+    neurons = syn.neurons_out
+    fan_in = syn.max_fan_in()
+    synapses = syn.dense_ops()
     syn_bytes = math.ceil(synapses * hw.synapse_bits / 8)
     memory = syn_bytes + neurons * hw.neuron_state_bytes
     need = {"neurons": math.ceil(neurons / hw.neurons_per_core)}
