@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 
 SURROGATES = ("rectangular", "arctan", "sigmoid")
+# the integer each compiled kernel (neurodeploy.kernels: numba and Triton) branches on
+SURROGATE_CODES = {"rectangular": 0, "arctan": 1, "sigmoid": 2}
 DEFAULT_WIDTH = {"rectangular": 1.0, "arctan": 2.0, "sigmoid": 4.0}
 
 

@@ -59,10 +59,11 @@ from typing import Any
 
 import numpy as np
 
+from neurodeploy.surrogate import SURROGATE_CODES
+
 BLOCK = 2048            # neurons per block (a few state rows stay in L1/L2)
 GRAD_SCRATCH = 262144   # elements of the backward's T x block scratch of M (1 MiB float32)
 GRAD_BLOCK_MIN = 16     # neurons per backward block at least (one vector width or more)
-SURROGATE_CODES = {"rectangular": 0, "arctan": 1, "sigmoid": 2}
 
 
 def _make_forward(charge: bool, hard: bool, smooth: bool) -> Callable[..., None]:

@@ -52,6 +52,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from neurodeploy.lif import LIFParams, check_alpha, check_input
+from neurodeploy.surrogate import SURROGATE_CODES
 
 try:                                   # triton is optional: without it the module still imports
     import triton
@@ -67,7 +68,6 @@ NUM_WARPS = 4          # untuned
 # GPU compile options: no multiply-add contraction, so every product and sum is rounded on its
 # own as in the reference's separate torch ops (the float32 forward can then match it bit for bit)
 LAUNCH_OPTIONS = {"num_warps": NUM_WARPS, "enable_fp_fusion": False}
-SURROGATE_CODES = {"rectangular": 0, "arctan": 1, "sigmoid": 2}
 # slots of the scalar tensor handed to the kernels
 C_BETA, C_THETA, C_ALPHA, C_OMA, C_WIDTH, C_HALF_W, C_INV_W, C_ATAN = range(8)
 N_CONSTS = 8
