@@ -167,15 +167,16 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
     task = load_task(tcfg.task, T=tcfg.T, seed=tcfg.data_seed)
     T = tcfg.T
     qkw = dict(**input_settings(task), percentile=cfg.percentile, netx=cfg.use_netx)
+    dev = torch.device(cfg.device)
     x_test, y_test = _encode_all(task, "test", T)
     x_train, y_train = _encode_all(task, "train", T)
-    dev = torch.device(cfg.device)
+    x_test, x_train = x_test.to(dev), x_train.to(dev)     # once, not per accuracy call
     float_before = evaluate(model, task, T, device=dev)
     qnet = QATNet(model, hw, **qkw)
-    ptq = integer_accuracy(qnet, x_test.to(dev), y_test)
+    ptq = integer_accuracy(qnet, x_test, y_test)
     stock_ptq = None
     if cfg.stock_neurons:
-        stock_ptq = integer_accuracy(QATNet(_stock_copy(model), hw, **qkw), x_test.to(dev), y_test)
+        stock_ptq = integer_accuracy(QATNet(_stock_copy(model), hw, **qkw), x_test, y_test)
 
     torch.manual_seed(cfg.seed)
     loss_fn = tcfg.loss_fn()
@@ -187,7 +188,7 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
     alpha0 = model.alphas()
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     if not cfg.stock_neurons:
-        best = (integer_accuracy(qnet, x_train.to(dev), y_train), 0, copy.deepcopy(model.state_dict()))
+        best = (integer_accuracy(qnet, x_train, y_train), 0, copy.deepcopy(model.state_dict()))
     history: list[dict[str, Any]] = []
     step = 0
     stock = False
@@ -208,7 +209,7 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
                     stock = True
                 else:
                     _project_alpha(model, caps)
-            run = qnet.run(task.encode(task.x_train[idx], T).to(dev))
+            run = qnet.run(x_train[:, idx])
             loss, _ = loss_fn(run.logits.float(), y_train[idx].to(dev))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"finetune epoch {epoch + 1}: loss became {float(loss)}; lower lr (now {cfg.lr})")
@@ -223,8 +224,8 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
         if cfg.stock_neurons and not stock and step >= anneal_steps:
             make_stock(model)
             stock = True
-        train_int = integer_accuracy(qnet, x_train.to(dev), y_train)
-        test_int = integer_accuracy(qnet, x_test.to(dev), y_test)
+        train_int = integer_accuracy(qnet, x_train, y_train)
+        test_int = integer_accuracy(qnet, x_test, y_test)
         rec = {"epoch": epoch + 1, "loss": tot_loss / n, "train_int_acc": train_int, "test_int_acc": test_int,
                "alphas": model.alphas(), "stock": stock, "saturations": sat, "wraps": wraps,
                "lr": opt.param_groups[0]["lr"], "time_s": round(time.perf_counter() - t0, 3)}
@@ -243,7 +244,7 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
     res = FinetuneResult(model=model.eval(), train_config=out_cfg, config=cfg, program=prog,
                          float_acc_before=float_before, ptq_acc=ptq, stock_ptq_acc=stock_ptq,
                          float_acc=evaluate(model, task, T, device=dev),
-                         int_acc=integer_accuracy(qnet, x_test.to(dev), y_test), history=history, out_dir=out)
+                         int_acc=integer_accuracy(qnet, x_test, y_test), history=history, out_dir=out)
     if out is not None:
         _write(res, source, out)
     return res
