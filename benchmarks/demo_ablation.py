@@ -17,7 +17,7 @@ import numpy
 import torch
 
 from neurodeploy.demo import DEMO_CONFIG
-from neurodeploy.train import train
+from neurodeploy.training.loop import train
 
 ARMS = {"vanilla": dict(mps=False, guidance=False), "+MPS": dict(mps=True, guidance=False),
         "+guidance": dict(mps=False, guidance=True), "+both": dict(mps=True, guidance=True)}

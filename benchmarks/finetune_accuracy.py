@@ -20,10 +20,11 @@ from pathlib import Path
 import torch
 
 from neurodeploy.finetune import FinetuneConfig, finetune
-from neurodeploy.hardware import LOIHI1, LOIHI2
-from neurodeploy.reproduce import FULL, TASK_BASE
-from neurodeploy.resources import resource_report
-from neurodeploy.train import TrainConfig, train
+from neurodeploy.neuron.hardware import LOIHI1, LOIHI2
+from neurodeploy.measure.reproduce import FULL, TASK_BASE
+from neurodeploy.measure.resources import resource_report
+from neurodeploy.training.config import TrainConfig
+from neurodeploy.training.loop import train
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -3,7 +3,7 @@ MPS + guidance) on synthetic data of the real shape, for one short epoch on the 
 
 The data are event-count frames drawn on the device (Poisson counts, mean ``--rate`` per pixel,
 polarity and bin), so the number is the model's training speed (forward, loss, backward,
-optimiser step through neurodeploy.train.train_step), without reading or binning events.
+optimiser step through neurodeploy.training.train_step), without reading or binning events.
 Each mixed-precision setting (the recipe's and "off") runs ``--warmup`` batches untimed, then
 ``--samples`` samples timed with CUDA synchronisation. Writes a table with machine, versions
 and date to benchmarks/results/gpu_recipe_throughput.md (and .json).
@@ -22,9 +22,9 @@ from types import SimpleNamespace
 
 import torch
 
-from neurodeploy import distributed as D
-from neurodeploy.recipe import load_recipe
-from neurodeploy.train import _build, train_step
+from neurodeploy.training import distributed as D
+from neurodeploy.training.recipe import load_recipe
+from neurodeploy.training.loop import _build, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR10_DVS_SHAPE = (2, 48, 48)        # per timestep, after the recipe's 48x48 resize

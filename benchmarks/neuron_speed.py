@@ -15,7 +15,7 @@ smoothing on (alpha=0.5, learnable) and off. First-call compile time of our kern
 and then a warm numba cache (``--device cuda``: Triton's kernel cache).
 
 Our fused rows run the numba loops on CPU and, with ``--device cuda``, the Triton kernels of
-neurodeploy.kernels.triton_lif (forced: ``kernel="fused"``, so a missing or failing Triton
+neurodeploy.neuron.kernels.triton_lif (forced: ``kernel="fused"``, so a missing or failing Triton
 shows as a failed row instead of a silent fallback to the reference path). SpikingJelly's
 LIFNode picks its own CUDA implementation (SJ_LIF_CUDA_IMPLEMENTATION, default "auto").
 
@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from neurodeploy.layers import LIF
+from neurodeploy.nn.layers import LIF
 
 RESULTS = Path(__file__).parent / "results"
 CPU_SIZES = ((32, 1024), (100, 1024), (100, 4096))
@@ -252,7 +252,7 @@ def compile_times(dev: str = "cpu") -> dict[str, float]:
     (NUMBA_CACHE_DIR / TRITON_CACHE_DIR in a temporary folder): a small layer and (T, B, n) =
     (100, 16, 1024). Each is the run's full compile cost: forward, state rebuild and backward
     loops (CUDA: after CUDA is initialised, so the context start-up is not counted)."""
-    code = ("import time, sys; import torch; from neurodeploy.layers import LIF; "
+    code = ("import time, sys; import torch; from neurodeploy.nn.layers import LIF; "
             f"dev = {dev!r}; "
             "x = torch.rand(*map(int, sys.argv[1:]), device=dev, requires_grad=True); "
             "sync = torch.cuda.synchronize if dev == 'cuda' else (lambda: None); sync(); "
@@ -383,7 +383,7 @@ def render(res: dict) -> str:
              "touch the timings; CUDA: torch's max_memory_allocated).", ""]
     if res["device"] == "cuda":
         lines += ["On CUDA the `ours fused` rows run the Triton kernels of "
-                  "neurodeploy.kernels.triton_lif (float32; forced, so a failure shows as a "
+                  "neurodeploy.neuron.kernels.triton_lif (float32; forced, so a failure shows as a "
                   "failed row, not a fallback).", ""]
     if res["compile"]:
         lines += ["Our kernel's first forward+backward in a fresh process (compile or cache "

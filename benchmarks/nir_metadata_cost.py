@@ -23,8 +23,9 @@ import torch
 from neurodeploy.converters.nir_export import export_nir
 from neurodeploy.converters.nir_import import nir_to_model
 from neurodeploy.data import load_task
-from neurodeploy.reproduce import ARMS, FULL, TASK_BASE
-from neurodeploy.train import TrainConfig, evaluate, train
+from neurodeploy.measure.reproduce import ARMS, FULL, TASK_BASE
+from neurodeploy.training.config import TrainConfig
+from neurodeploy.training.loop import evaluate, train
 
 
 def snntorch_blind_accuracy(path: Path, task, T: int) -> float:

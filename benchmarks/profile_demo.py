@@ -17,9 +17,9 @@ from pathlib import Path
 
 from neurodeploy.data import load_task
 from neurodeploy.demo import DEMO_CONFIG
-from neurodeploy.profile_report import fmt, summary_rows, write_report
-from neurodeploy.profiling import profile
-from neurodeploy.train import train
+from neurodeploy.measure.report import fmt, summary_rows, write_report
+from neurodeploy.measure.profiling import profile
+from neurodeploy.training.loop import train
 
 
 def main() -> None:

@@ -14,10 +14,11 @@ from pathlib import Path
 import torch
 
 from neurodeploy.data import load_task
-from neurodeploy.hardware import LOIHI2
-from neurodeploy.qreport import compare, quantize_for_task
-from neurodeploy.reproduce import FULL, TASK_BASE
-from neurodeploy.train import TrainConfig, train
+from neurodeploy.neuron.hardware import LOIHI2
+from neurodeploy.measure.qreport import compare, quantize_for_task
+from neurodeploy.measure.reproduce import FULL, TASK_BASE
+from neurodeploy.training.config import TrainConfig
+from neurodeploy.training.loop import train
 
 
 def main() -> None:

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurodeploy.fold import fold_batchnorm
-from neurodeploy.hardware import LOIHI2
-from neurodeploy.layers import NeuronConfig
-from neurodeploy.models import build_model
-from neurodeploy.quantize import quantize_model
+from neurodeploy.nn.fold import fold_batchnorm
+from neurodeploy.neuron.hardware import LOIHI2
+from neurodeploy.nn.layers import NeuronConfig
+from neurodeploy.nn.zoo import build_model
+from neurodeploy.quant.quantize import quantize_model
 from neurodeploy.targets.reference import ReferenceTarget
 
 

@@ -29,9 +29,9 @@ import torch
 from torch import nn
 
 from neurodeploy.data import load_task
-from neurodeploy.layers import NeuronConfig
-from neurodeploy.losses import GuidanceConfig, SNNLoss
-from neurodeploy.models import build_model
+from neurodeploy.nn.layers import NeuronConfig
+from neurodeploy.training.losses import GuidanceConfig, SNNLoss
+from neurodeploy.nn.zoo import build_model
 
 RESULTS = Path(__file__).parent / "results"
 CHANNELS = (32, "P", 64, "P")           # the vgg default of the demo

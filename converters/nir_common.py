@@ -2,7 +2,7 @@
 
 Discretisation (snntorch's, the de facto convention; shared/spec/nir.md): NIR's LIF ODE
 ``tau * dv/dt = (v_leak - v) + r * I`` stepped with Euler at ``dt`` gives
-``v[t] = (1 - dt/tau) v[t-1] + (dt/tau) r I[t]``. Our LIF (neurodeploy/lif.py) has
+``v[t] = (1 - dt/tau) v[t-1] + (dt/tau) r I[t]``. Our LIF (neurodeploy/neuron/lif.py) has
 ``beta = 1 - 1/tau_steps`` and unit input gain, so
 
     nir.LIF.tau = dt * tau_steps = dt / (1 - beta),   nir.LIF.r = tau / dt (gain 1),

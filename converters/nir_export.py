@@ -1,6 +1,6 @@
-"""torch -> NIR: any :class:`~neurodeploy.models.SpikingNet` built from our layers.
+"""torch -> NIR: any :class:`~neurodeploy.nn.zoo.SpikingNet` built from our layers.
 
-Mapping (BatchNorm is folded into the preceding Linear/Conv first, see neurodeploy/fold.py;
+Mapping (BatchNorm is folded into the preceding Linear/Conv first, see neurodeploy/nn/fold.py;
 NIR has no batch or time axis, so shapes are per sample and per timestep):
 
 =========================  ===============================================================
@@ -31,9 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurodeploy.fold import fold_batchnorm
-from neurodeploy.layers import LI, LIF, PerStep, Scale
-from neurodeploy.models import GlobalPool, SpikingNet
+from neurodeploy.nn.fold import fold_batchnorm
+from neurodeploy.nn.layers import LI, LIF, PerStep, Scale
+from neurodeploy.nn.layers import GlobalPool
+from neurodeploy.nn.net import SpikingNet
 
 from .nir_common import (DEFAULT_DT, GRAPH_FORMAT_VERSION, METADATA_KEY, PRODUCER, NIRConversionError,
                          check_dt)

@@ -1,4 +1,4 @@
-"""NIR -> torch: a :class:`~neurodeploy.models.SpikingNet` from any producer's chain graph.
+"""NIR -> torch: a :class:`~neurodeploy.nn.zoo.SpikingNet` from any producer's chain graph.
 
 Honours our own metadata (smoothing coefficient and reading, reset, exact beta); graphs from
 other tools (snntorch, norse, ...) carry none and load as plain neurons. Supported nodes:
@@ -28,8 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurodeploy.layers import LI, LIF, PerStep, Scale
-from neurodeploy.models import GlobalPool, SpikingNet
+from neurodeploy.nn.layers import LI, LIF, PerStep, Scale
+from neurodeploy.nn.layers import GlobalPool
+from neurodeploy.nn.net import SpikingNet
 
 from .nir_common import DEFAULT_DT, METADATA_KEY, NIRConversionError, check_dt
 

@@ -1,5 +1,5 @@
 """A node map for ``nirtorch.nir_to_torch`` so that nirtorch users can run our graphs step by step,
-smoothed neurons included (they follow the same functional core, neurodeploy/lif.py).
+smoothed neurons included (they follow the same functional core, neurodeploy/neuron/lif.py).
 
     import nirtorch, nir
     from neurodeploy.converters.nirtorch_bridge import nirtorch_node_map
@@ -20,7 +20,7 @@ import nir
 import torch
 from torch import nn
 
-from neurodeploy.lif import LIFState, initial_state, lif_step
+from neurodeploy.neuron.lif import LIFState, initial_state, lif_step
 
 from .nir_common import DEFAULT_DT
 from .nir_import import _Ctx, _importer

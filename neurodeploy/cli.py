@@ -7,15 +7,15 @@ import sys
 import time
 from collections.abc import Sequence
 
-from neurodeploy.checkpoint import CheckpointError
+from neurodeploy.training.checkpoint import CheckpointError
 
 BOOL = argparse.BooleanOptionalAction
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    from neurodeploy.losses import DIRECTIONS, LOSS_KINDS
-    from neurodeploy.surrogate import SURROGATES
-    from neurodeploy.train import TrainConfig
+    from neurodeploy.training.losses import DIRECTIONS, LOSS_KINDS
+    from neurodeploy.neuron.surrogate import SURROGATES
+    from neurodeploy.training.config import TrainConfig
     d = TrainConfig().to_dict()  # defaults from TrainConfig: the CLI and the API cannot disagree
     p.add_argument("--task", default=d["task"], help="offline task (see `neurodeploy tasks`)")
     p.add_argument("--model", default=None, help="zoo model; default: the task's own")
@@ -165,10 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
-    from neurodeploy.train import TrainConfig, train
+    from neurodeploy.training.config import TrainConfig
+    from neurodeploy.training.loop import train
     fields = {k: getattr(a, k) for k in TrainConfig().to_dict() if k not in ("arch", "data") and hasattr(a, k)}
     if a.config:  # the recipe, overridden by the options typed on the command line
-        from neurodeploy.recipe import explicit_options, load_recipe
+        from neurodeploy.training.recipe import explicit_options, load_recipe
         typed = explicit_options(build_parser(), "train", argv)
         cfg = load_recipe(a.config, {k: v for k, v in fields.items() if k in typed})
     else:
@@ -185,7 +186,7 @@ def _cmd_train(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
 def _load_with_task(path: str, a: argparse.Namespace, programs: bool = False):
     """(model, task name, T) from a model file; --task and --T override what the file records,
     T defaults to 4, and a task must be known one way or the other."""
-    from neurodeploy.model_files import load_model_file
+    from neurodeploy.converters.model_files import load_model_file
     model, task_name, T = load_model_file(path, programs=programs)
     task_name, T = a.task or task_name, a.T or T or 4
     if task_name is None:
@@ -195,8 +196,8 @@ def _load_with_task(path: str, a: argparse.Namespace, programs: bool = False):
 
 def _cmd_quantize(a: argparse.Namespace) -> int:
     from neurodeploy.data import load_task
-    from neurodeploy.hardware import get_spec
-    from neurodeploy.qreport import compare, quantize_for_task
+    from neurodeploy.neuron.hardware import get_spec
+    from neurodeploy.measure.qreport import compare, quantize_for_task
     model, task_name, T = _load_with_task(a.model, a)
     task = load_task(task_name, T=T)
     if tuple(task.input_shape) != tuple(model.input_shape):
@@ -217,9 +218,9 @@ def _cmd_profile(a: argparse.Namespace) -> int:
     from pathlib import Path
 
     from neurodeploy.data import load_task
-    from neurodeploy.energy import DEFAULT_ENERGY_MODELS, get_energy_model
-    from neurodeploy.profile_report import summary_rows, fmt, write_report
-    from neurodeploy.profiling import profile
+    from neurodeploy.measure.energy import DEFAULT_ENERGY_MODELS, get_energy_model
+    from neurodeploy.measure.report import summary_rows, fmt, write_report
+    from neurodeploy.measure.profiling import profile
     energy = [get_energy_model(m) for m in (a.energy_model or DEFAULT_ENERGY_MODELS)]  # fail early
     runs = [(a.model, a.target)]
     if a.compare or a.compare_target:
@@ -265,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      deploy_chain=not args.no_deploy, profile_models=not args.no_profile)
             return 0
         if args.command == "reproduce":
-            from neurodeploy.reproduce import refresh_analysis, reproduce, rewrite_report
+            from neurodeploy.measure.reproduce import refresh_analysis, reproduce, rewrite_report
             if args.refresh_analysis:
                 print(f"report: {refresh_analysis(args.refresh_analysis, args.workers, not args.no_progress)}")
                 return 0
@@ -280,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from neurodeploy.converters.nir_common import DEFAULT_DT
             from neurodeploy.converters.nir_export import export_nir
             from neurodeploy.converters.nir_inspect import format_summary
-            from neurodeploy.train import load_model
+            from neurodeploy.training.checkpoint import load_model
             model, cfg = load_model(args.checkpoint)
             graph = export_nir(model, args.out, dt=args.dt or DEFAULT_DT,
                                extra_metadata={"task": cfg.task, "T": cfg.T})
@@ -300,9 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "verify":
             from neurodeploy.data import load_task
-            from neurodeploy.hardware import get_spec
-            from neurodeploy.qreport import quantize_for_task
-            from neurodeploy.verify import verify
+            from neurodeploy.neuron.hardware import get_spec
+            from neurodeploy.measure.qreport import quantize_for_task
+            from neurodeploy.measure.verify import verify
             model, task_name, T = _load_with_task(args.model, args)
             task = load_task(task_name, T=T)
             prog = quantize_for_task(model, task, get_spec(args.hardware))
@@ -317,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(finetune(args.checkpoint, out_dir=args.out, config=cfg, progress=not args.no_progress).format())
             return 0
         if args.command == "resources":
-            from neurodeploy.resources import report_for_path
+            from neurodeploy.measure.resources import report_for_path
             text, fits = report_for_path(args.model, args.hardware)
             print(text)
             return 0 if fits else 2

@@ -11,9 +11,10 @@ from pathlib import Path
 import torch
 
 from neurodeploy.data import load_task
-from neurodeploy.analysis import run_recording_spikes
-from neurodeploy.models import SpikingNet
-from neurodeploy.train import TrainConfig, TrainResult, train
+from neurodeploy.measure.analysis import run_recording_spikes
+from neurodeploy.nn.net import SpikingNet
+from neurodeploy.training.config import TrainConfig, TrainResult
+from neurodeploy.training.loop import train
 
 DEMO_CONFIG = TrainConfig(task="event-digits", model="vgg", T=4, mps=True, guidance=True, epochs=8,
                           batch_size=64, lr=2e-3, seed=0)
@@ -76,8 +77,8 @@ def run_demo(out_dir: str | Path, epochs: int | None = None, compare: bool = Tru
 
 def profile_demo(results: list[tuple[str, TrainResult]], cfg: TrainConfig, out_dir: Path, progress: bool) -> str:
     """Profile the trained models (float, all test samples) into ``out_dir``; a short summary."""
-    from neurodeploy.profile_report import fmt, write_report
-    from neurodeploy.profiling import profile
+    from neurodeploy.measure.report import fmt, write_report
+    from neurodeploy.measure.profiling import profile
     task = load_task(cfg.task, T=cfg.T)
     profiles = [profile(res.model, task, cfg.T, "torch", samples=None, label=label, progress=progress)
                 for label, res in results]

@@ -10,10 +10,10 @@ from pathlib import Path
 from neurodeploy.converters.nir_export import export_nir
 from neurodeploy.converters.nir_import import nir_to_model
 from neurodeploy.data import load_task
-from neurodeploy.hardware import get_spec
-from neurodeploy.models import SpikingNet
-from neurodeploy.qreport import compare, quantize_for_task
-from neurodeploy.verify import verify
+from neurodeploy.neuron.hardware import get_spec
+from neurodeploy.nn.net import SpikingNet
+from neurodeploy.measure.qreport import compare, quantize_for_task
+from neurodeploy.measure.verify import verify
 
 TARGETS = ("reference", "lava", "netx")
 

@@ -1,5 +1,5 @@
 """Hardware-constrained fine-tuning: train a float checkpoint through its integer program
-(:class:`neurodeploy.qat.QATNet`), optionally annealing the smoothing coefficient to 0 so that the
+(:class:`neurodeploy.quant.qat.QATNet`), optionally annealing the smoothing coefficient to 0 so that the
 result runs on stock Loihi LIF neurons (netx, snntorch), and write a checkpoint, its NIR export and
 its integer program (``neurodeploy finetune``).
 
@@ -31,14 +31,16 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from neurodeploy.checkpoint import load_checkpoint, save_checkpoint
+from neurodeploy.training.checkpoint import load_checkpoint, save_checkpoint
 from neurodeploy.data import TaskData, load_task
-from neurodeploy.hardware import get_spec
-from neurodeploy.intprogram import IntProgram
-from neurodeploy.models import SpikingNet
-from neurodeploy.qat import QATNet, integer_accuracy
-from neurodeploy.qreport import input_settings
-from neurodeploy.train import CHECKPOINT_NAME, TrainConfig, evaluate, load_model
+from neurodeploy.neuron.hardware import get_spec
+from neurodeploy.quant.program import IntProgram
+from neurodeploy.nn.net import SpikingNet
+from neurodeploy.quant.qat import QATNet, integer_accuracy
+from neurodeploy.measure.qreport import input_settings
+from neurodeploy.training.config import CHECKPOINT_NAME, TrainConfig
+from neurodeploy.training.loop import evaluate
+from neurodeploy.training.checkpoint import load_model
 
 SELECTIONS = ("best-train", "last")
 NIR_NAME = "model.nir"
@@ -149,7 +151,7 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
     """Fine-tune the model in ``checkpoint`` through its integer program for ``hardware``.
 
     ``config`` (or keyword ``overrides`` of :class:`FinetuneConfig`) sets the run. With ``out_dir``
-    the result is written there: ``checkpoint.pt`` (loads with :func:`neurodeploy.train.load_model`),
+    the result is written there: ``checkpoint.pt`` (loads with :func:`neurodeploy.training.load_model`),
     ``model.nir`` (the NIR export), ``model.int.npz`` (the integer program trained against) and
     ``finetune.json`` (accuracies, history). An existing checkpoint there is never overwritten."""
     cfg = config or FinetuneConfig()

@@ -1,6 +1,6 @@
 """Execution back ends, installed as ``neurodeploy.targets``: reference, lava, netx.
 
-All targets follow one protocol: build from an integer program (:class:`neurodeploy.intprogram.
+All targets follow one protocol: build from an integer program (:class:`neurodeploy.quant.program.
 IntProgram`), ``run`` integer input, get spikes per neuron layer (``.spikes``, time first).
 The reference simulator runs batches (T, B, ...); the Lava-based targets run one sample
 (T, ...) per call and add one step of latency per synapse, as Lava does. Lava is imported

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurodeploy.intprogram import IntLayer, IntProgram
+from neurodeploy.quant.program import IntLayer, IntProgram
 
 LAVA_INSTALL = ("Lava is not installed in this environment. Run `bash scripts/setup_env.sh` (it installs lava-nc "
                 "0.10.0 and lava-dl 0.6.0 with --no-deps --ignore-requires-python and patches them for Python 3.11).")

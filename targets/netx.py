@@ -19,8 +19,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from neurodeploy.intprogram import IntProgram
-from neurodeploy.quantize import NETX_BIAS_EXP
+from neurodeploy.quant.program import IntProgram
+from neurodeploy.quant.quantize import NETX_BIAS_EXP
 
 
 def _type(g: h5py.Group, name: str) -> None:

@@ -1,6 +1,6 @@
 """The reference target: a batched, bit-exact integer simulator of an :class:`IntProgram`.
 
-Neuron arithmetic is :mod:`neurodeploy.fixedpoint` (Lava's bit-accurate LIF, and the smoothed-reset
+Neuron arithmetic is :mod:`neurodeploy.neuron.fixedpoint` (Lava's bit-accurate LIF, and the smoothed-reset
 neuron). Synaptic sums are computed with floating-point BLAS/convolutions, which is exact while
 every partial sum stays below the mantissa (2^24 in float32, 2^53 in float64): the simulator
 checks each layer's worst case (sum |W_int| * max |input|) and picks float32 only where that
@@ -20,12 +20,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neurodeploy.fixedpoint import STATE_LIMIT, Counters, lif_int_step, mps_int_step, shift_exp, state_bounds
-from neurodeploy.intprogram import IntLayer, IntProgram
+from neurodeploy.neuron.fixedpoint import STATE_LIMIT, Counters, lif_int_step, mps_int_step, shift_exp, state_bounds
+from neurodeploy.quant.program import IntLayer, IntProgram
 
 FLOAT32_EXACT = 2 ** 24
 # Neuron states are integers held in float64 (exact: they stay below 2^36), which needs fewer
-# kernels than int64; neurodeploy.fixedpoint computes the same in both (tested).
+# kernels than int64; neurodeploy.neuron.fixedpoint computes the same in both (tested).
 STATE_DTYPE = torch.float64
 
 
@@ -71,7 +71,7 @@ class ReferenceTarget:
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    ("cpu" if device == "auto" else device))
         self.latency = latency
-        # per layer: the IntLayer and its prepared tensors (public: neurodeploy.qat runs these
+        # per layer: the IntLayer and its prepared tensors (public: neurodeploy.quant.qat runs these
         # very synapses inside its quantisation-aware forward, so the two cannot drift apart)
         self.layers = [self._prepare(l, i == 0) for i, l in enumerate(program.layers)]
 

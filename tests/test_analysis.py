@@ -5,11 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from neurodeploy.analysis import accuracy_by_timesteps, gradient_flow, initial_state_stats
+from neurodeploy.measure.analysis import accuracy_by_timesteps, gradient_flow, initial_state_stats
 from neurodeploy.data import load_task
-from neurodeploy.layers import LIF, PerStep
-from neurodeploy.models import SpikingNet
-from neurodeploy.train import TrainConfig, evaluate, train
+from neurodeploy.nn.layers import LIF, PerStep
+from neurodeploy.nn.net import SpikingNet
+from neurodeploy.training.config import TrainConfig
+from neurodeploy.training.loop import evaluate, train
 
 
 def one_layer(**lif):

@@ -8,13 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from neurodeploy.archs import ARCHS, NIR_EXPORTABLE, RecurrentLIF, SEWBlock, SpikingBasicBlock
+from neurodeploy.nn.archs import ARCHS, NIR_EXPORTABLE, RecurrentLIF, SEWBlock, SpikingBasicBlock
 from neurodeploy.converters.nir_common import NIRConversionError
 from neurodeploy.converters.nir_export import model_to_nir
 from neurodeploy.converters.nir_import import nir_to_model
-from neurodeploy.layers import NeuronConfig
-from neurodeploy.models import MODELS, build_model
-from neurodeploy.train import TrainConfig
+from neurodeploy.nn.layers import NeuronConfig
+from neurodeploy.nn.zoo import MODELS, build_model
+from neurodeploy.training.config import TrainConfig
 
 # small versions of every architecture: (input shape, options)
 SMALL = {

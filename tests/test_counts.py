@@ -19,13 +19,14 @@ import pytest
 import torch
 from torch import nn
 
-from neurodeploy.counts import Counts, Synapse
+from neurodeploy.quant.counts import Counts, Synapse
 from neurodeploy.data import load_task
-from neurodeploy.energy import CMOS45, LOIHI
-from neurodeploy.layers import LIF, PerStep
-from neurodeploy.models import SpikingNet
-from neurodeploy.profiling import profile
-from neurodeploy.train import TrainConfig, train
+from neurodeploy.measure.energy import CMOS45, LOIHI
+from neurodeploy.nn.layers import LIF, PerStep
+from neurodeploy.nn.net import SpikingNet
+from neurodeploy.measure.profiling import profile
+from neurodeploy.training.config import TrainConfig
+from neurodeploy.training.loop import train
 
 
 # --- a network small enough to count by hand ---------------------------------------------------
@@ -59,7 +60,7 @@ def test_hand_counted_network() -> None:
     """
     model = _tiny()
     x = torch.tensor([[1.0, 1.0], [0.0, 1.0], [1.0, 0.0]]).view(3, 1, 2)
-    from neurodeploy.profiling import TorchHardwareRecorder, TorchModuleRecorder
+    from neurodeploy.measure.profiling import TorchHardwareRecorder, TorchModuleRecorder
     for rec in (TorchHardwareRecorder(model), TorchModuleRecorder(model)):
         c = Counts.empty(rec.source, rec.view, 3, rec.synapses, rec.neurons, rec.parameters, rec.footprint_bytes)
         b = rec.record(x)
@@ -92,7 +93,7 @@ def test_hand_counted_network() -> None:
 def test_analog_first_layer_counts_macs() -> None:
     model = _tiny()
     x = torch.tensor([[0.5, 1.0]]).view(1, 1, 2)
-    from neurodeploy.profiling import TorchHardwareRecorder
+    from neurodeploy.measure.profiling import TorchHardwareRecorder
     rec = TorchHardwareRecorder(model)
     c = Counts.empty("torch", "hardware", 1, rec.synapses, rec.neurons, rec.parameters, rec.footprint_bytes)
     b = rec.record(x)
@@ -155,7 +156,7 @@ def _neurobench(net: nn.Module, x_tb: torch.Tensor, y: torch.Tensor) -> dict[str
 
 def _stage_net(model: SpikingNet) -> SpikingNet:
     """The folded network as torch layers (one Linear / Conv per stage, pooling composed in)."""
-    from neurodeploy.stages import model_stages
+    from neurodeploy.quant.stages import model_stages
     layers: list[nn.Module] = []
     for st in model_stages(model):
         w = torch.from_numpy(st.weight).float()
@@ -179,7 +180,7 @@ def _stage_net(model: SpikingNet) -> SpikingNet:
 def test_module_view_equals_neurobench(trained, task_name: str) -> None:
     import copy
 
-    from neurodeploy.fold import fold_batchnorm
+    from neurodeploy.nn.fold import fold_batchnorm
     model = copy.deepcopy(trained[task_name])
     # prune every other weight of the first synapse: zero weights are neither operations nor connections
     first = next(m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))

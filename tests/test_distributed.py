@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from neurodeploy import distributed as D
-from neurodeploy.recipe import load_recipe, read_recipe
-from neurodeploy.train import TrainConfig, load_model, train
+from neurodeploy.training import distributed as D
+from neurodeploy.training.recipe import load_recipe, read_recipe
+from neurodeploy.training.config import TrainConfig
+from neurodeploy.training.checkpoint import load_model
+from neurodeploy.training.loop import train
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 TINY = RECIPES / "tiny-digits.toml"

@@ -5,10 +5,12 @@ import pytest
 
 from neurodeploy.cli import main
 from neurodeploy.finetune import FinetuneConfig, finetune
-from neurodeploy.intprogram import IntProgram
-from neurodeploy.qat import programs_equal
-from neurodeploy.quantize import quantize_model, quantize_nir
-from neurodeploy.train import TrainConfig, load_model, train
+from neurodeploy.quant.program import IntProgram
+from neurodeploy.quant.qat import programs_equal
+from neurodeploy.quant.quantize import quantize_model, quantize_nir
+from neurodeploy.training.config import TrainConfig
+from neurodeploy.training.checkpoint import load_model
+from neurodeploy.training.loop import train
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,7 @@ def test_short_finetune_does_not_lower_integer_accuracy(digits_ckpt, tmp_path):
     assert res.int_acc >= res.ptq_acc
     assert res.history[0]["saturations"] == 0 and res.history[0]["selected"]
     # the artefacts: the checkpoint reloads to the same integer program, and so does its NIR export
-    from neurodeploy.qreport import input_settings
+    from neurodeploy.measure.qreport import input_settings
     from neurodeploy.data import load_task
     settings = input_settings(load_task("digits", T=4))
     model, cfg = load_model(tmp_path / "ft" / "checkpoint.pt")

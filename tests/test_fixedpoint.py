@@ -1,7 +1,7 @@
 """Integer dynamics against hand-computed traces (numbers worked out in the comments)."""
 import torch
 
-from neurodeploy.fixedpoint import Counters, decay, lif_int_step, mps_int_step, sat24, shift_exp, wrap24
+from neurodeploy.neuron.fixedpoint import Counters, decay, lif_int_step, mps_int_step, sat24, shift_exp, wrap24
 
 I = torch.int64
 
@@ -103,7 +103,7 @@ def test_float64_path_equals_int64_path():
 
 
 def test_state_bounds_are_sound():
-    from neurodeploy.fixedpoint import state_bounds
+    from neurodeploy.neuron.fixedpoint import state_bounds
     # |a| <= 1000 -> |u| <= 64000; dv = 2048 -> |v| <= (64000 + 100) * 2 : far from 2^23
     assert state_bounds(1000, 100, 4095, 2048) == (False, False)
     assert state_bounds(200_000, 0, 4095, 2048) == (True, True)      # a << 6 passes 2^23

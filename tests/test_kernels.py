@@ -1,5 +1,5 @@
-"""The fused multi-step LIF (neurodeploy.kernels) against the pure-PyTorch reference path
-(neurodeploy.lif.lif_multistep) and against a hand-computed trajectory: spikes, dL/dI and
+"""The fused multi-step LIF (neurodeploy.neuron.kernels) against the pure-PyTorch reference path
+(neurodeploy.neuron.lif.lif_multistep) and against a hand-computed trajectory: spikes, dL/dI and
 dL/dalpha, every option combination, float64 (to rounding) and float32 (spikes bit for bit)."""
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import warnings
 import pytest
 import torch
 
-from neurodeploy.kernels import fused as fused_mod
-from neurodeploy.kernels import lif_multistep_fused, unavailable_reason
-from neurodeploy.layers import LIF
-from neurodeploy.lif import LIFParams, lif_multistep
-from neurodeploy.surrogate import SURROGATES, Surrogate
+from neurodeploy.neuron.kernels import fused as fused_mod
+from neurodeploy.neuron.kernels import lif_multistep_fused, unavailable_reason
+from neurodeploy.nn.layers import LIF
+from neurodeploy.neuron.lif import LIFParams, lif_multistep
+from neurodeploy.neuron.surrogate import SURROGATES, Surrogate
 
 pytestmark = pytest.mark.skipif(not fused_mod.numba_available(), reason="numba not installed")
 
@@ -78,7 +78,7 @@ def test_float32_spikes_bit_identical_grads_close(mode, reset, smooth):
 def test_backward_blocks_of_neurons_match_reference(monkeypatch, mode):
     """The backward's per-block forward re-run and reverse sweep, with blocks of 16 neurons
     (39 neurons: 16 + 16 + a ragged 7): dL/dI and dL/dalpha as the reference's autograd."""
-    from neurodeploy.kernels import cpu
+    from neurodeploy.neuron.kernels import cpu
 
     monkeypatch.setattr(cpu, "GRAD_SCRATCH", 7 * 16)
     assert cpu.grad_block(7, 39) == 16

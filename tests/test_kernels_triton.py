@@ -1,5 +1,5 @@
-"""The Triton LIF kernels (neurodeploy.kernels.triton_lif), run by Triton's interpreter on CPU
-tensors, against the pure-PyTorch reference path (neurodeploy.lif.lif_multistep) and a
+"""The Triton LIF kernels (neurodeploy.neuron.kernels.triton_lif), run by Triton's interpreter on CPU
+tensors, against the pure-PyTorch reference path (neurodeploy.neuron.lif.lif_multistep) and a
 hand-computed trajectory: spikes, dL/dI and dL/dalpha for every option combination in float32
 and float64; and the dispatch that sends CUDA tensors to them (no GPU needed: the selection
 function and LIF's routing are checked with the device decision patched).
@@ -17,12 +17,12 @@ import torch
 
 pytest.importorskip("triton")
 
-from neurodeploy.kernels import fused as fused_mod  # noqa: E402
-from neurodeploy.kernels import select_backend, triton_lif  # noqa: E402
-from neurodeploy.kernels.triton_lif import lif_multistep_triton  # noqa: E402
-from neurodeploy.layers import LIF  # noqa: E402
-from neurodeploy.lif import LIFParams, lif_multistep  # noqa: E402
-from neurodeploy.surrogate import SURROGATES, Surrogate  # noqa: E402
+from neurodeploy.neuron.kernels import fused as fused_mod  # noqa: E402
+from neurodeploy.neuron.kernels import select_backend, triton_lif  # noqa: E402
+from neurodeploy.neuron.kernels.triton_lif import lif_multistep_triton  # noqa: E402
+from neurodeploy.nn.layers import LIF  # noqa: E402
+from neurodeploy.neuron.lif import LIFParams, lif_multistep  # noqa: E402
+from neurodeploy.neuron.surrogate import SURROGATES, Surrogate  # noqa: E402
 
 ALPHAS = ("none", "tensor", "float")
 SHAPE = (6, 2, 35)          # T=6 steps, 70 neurons

@@ -5,8 +5,9 @@ pytest.importorskip("lava.magma.core.run_configs")
 pytestmark = pytest.mark.lava
 
 from neurodeploy.data import load_task  # noqa: E402
-from neurodeploy.targets.lava_float import run_lava_float  # noqa: E402
-from neurodeploy.train import TrainConfig, train  # noqa: E402
+from neurodeploy.measure.lava_conformance import run_lava_float  # noqa: E402
+from neurodeploy.training.config import TrainConfig
+from neurodeploy.training.loop import train  # noqa: E402
 
 TOLERANCE = 0.99  # stated: >= 99 % of spikes agree in every layer (float32 vs float64 rounding at threshold)
 

@@ -13,7 +13,7 @@ from lava.proc.io.source import RingBuffer as Source  # noqa: E402
 from lava.proc.lif.process import LIF  # noqa: E402
 from lava.proc.monitor.process import Monitor  # noqa: E402
 
-from neurodeploy.fixedpoint import mps_int_step  # noqa: E402
+from neurodeploy.neuron.fixedpoint import mps_int_step  # noqa: E402
 from neurodeploy.targets.lava import LavaTarget  # noqa: E402
 from neurodeploy.targets.mps_lif.process import SmoothedLIF  # noqa: E402
 

@@ -6,11 +6,11 @@ import torch
 pytest.importorskip("lava.magma.core.run_configs")
 pytestmark = pytest.mark.lava
 
-from neurodeploy.hardware import LOIHI2  # noqa: E402
-from neurodeploy.intprogram import IntLayer, IntProgram  # noqa: E402
-from neurodeploy.layers import NeuronConfig  # noqa: E402
-from neurodeploy.models import build_model  # noqa: E402
-from neurodeploy.quantize import quantize_model  # noqa: E402
+from neurodeploy.neuron.hardware import LOIHI2  # noqa: E402
+from neurodeploy.quant.program import IntLayer, IntProgram  # noqa: E402
+from neurodeploy.nn.layers import NeuronConfig  # noqa: E402
+from neurodeploy.nn.zoo import build_model  # noqa: E402
+from neurodeploy.quant.quantize import quantize_model  # noqa: E402
 from neurodeploy.targets.lava import LavaTarget  # noqa: E402
 from neurodeploy.targets.reference import ReferenceTarget  # noqa: E402
 

@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
-from neurodeploy.layers import LIF
-from neurodeploy.lif import LIFParams, lif_multistep, lif_trace
-from neurodeploy.surrogate import Surrogate
+from neurodeploy.nn.layers import LIF
+from neurodeploy.neuron.lif import LIFParams, lif_multistep, lif_trace
+from neurodeploy.neuron.surrogate import Surrogate
 
 I = 0.9  # constant input; tau = 2 (beta = 0.5), theta = 1, alpha = 0.5
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from neurodeploy.losses import GuidanceConfig, SNNLoss, ensemble_ce, guidance_loss, tet_loss
+from neurodeploy.training.losses import GuidanceConfig, SNNLoss, ensemble_ce, guidance_loss, tet_loss
 
 # z0 -> p0 = (.5, .5); z1 -> p1 = (.75, .25) at tau_kd = 1
 Z = torch.tensor([[[0.0, 0.0]], [[math.log(3.0), 0.0]]], dtype=torch.float64)

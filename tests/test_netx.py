@@ -7,10 +7,10 @@ pytest.importorskip("lava.lib.dl.netx")
 pytestmark = pytest.mark.lava
 
 
-from neurodeploy.hardware import LOIHI2  # noqa: E402
-from neurodeploy.layers import NeuronConfig  # noqa: E402
-from neurodeploy.models import build_model  # noqa: E402
-from neurodeploy.quantize import quantize_model  # noqa: E402
+from neurodeploy.neuron.hardware import LOIHI2  # noqa: E402
+from neurodeploy.nn.layers import NeuronConfig  # noqa: E402
+from neurodeploy.nn.zoo import build_model  # noqa: E402
+from neurodeploy.quant.quantize import quantize_model  # noqa: E402
 from neurodeploy.targets.lava import LavaTarget  # noqa: E402
 from neurodeploy.targets.netx import NetxTarget, export_netx  # noqa: E402
 

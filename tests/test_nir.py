@@ -8,13 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from neurodeploy.analysis import run_recording_spikes
+from neurodeploy.measure.analysis import run_recording_spikes
 from neurodeploy.converters.nir_common import METADATA_KEY, NIRConversionError
 from neurodeploy.converters.nir_export import export_nir, model_to_nir
 from neurodeploy.converters.nir_import import NIRFileError, nir_to_model, read_nir
-from neurodeploy.fold import fold_batchnorm
-from neurodeploy.layers import LIF, NeuronConfig
-from neurodeploy.models import build_model
+from neurodeploy.nn.fold import fold_batchnorm
+from neurodeploy.nn.layers import LIF, NeuronConfig
+from neurodeploy.nn.zoo import build_model
 
 ZOO = [("mlp", (1, 8, 8)), ("vgg", (2, 12, 12)), ("conv1d", (1, 16)), ("pointnet", (3, 32))]
 NEURONS = {
@@ -261,7 +261,9 @@ def test_mutated_graphs_fail_only_with_documented_errors(base, node_i, kind, fie
 def test_cli_export_and_inspect(tmp_path, capsys):
     from neurodeploy.cli import main
     from neurodeploy.converters.nir_inspect import summarize
-    from neurodeploy.train import TrainConfig, load_model, train
+    from neurodeploy.training.config import TrainConfig
+    from neurodeploy.training.checkpoint import load_model
+    from neurodeploy.training.loop import train
 
     train(TrainConfig(task="digits", model="mlp", T=2, epochs=1, arch={"hidden": [16]}), out_dir=tmp_path / "run",
           progress=False)

@@ -10,12 +10,12 @@ snn = pytest.importorskip("snntorch")
 from snntorch.export_nir import export_to_nir  # noqa: E402
 from snntorch.import_nir import import_from_nir  # noqa: E402
 
-from neurodeploy.analysis import run_recording_spikes  # noqa: E402
+from neurodeploy.measure.analysis import run_recording_spikes  # noqa: E402
 from neurodeploy.converters.nir_export import export_nir  # noqa: E402
 from neurodeploy.converters.nir_import import nir_to_model  # noqa: E402
 from neurodeploy.converters.nirtorch_bridge import nirtorch_node_map  # noqa: E402
-from neurodeploy.layers import NeuronConfig  # noqa: E402
-from neurodeploy.models import build_model  # noqa: E402
+from neurodeploy.nn.layers import NeuronConfig  # noqa: E402
+from neurodeploy.nn.zoo import build_model  # noqa: E402
 
 T = 25
 warnings.filterwarnings("ignore", module="snntorch")

@@ -8,17 +8,17 @@ import struct
 
 import numpy as np
 import pytest
-import torch
 
 from neurodeploy.cli import main
 from neurodeploy.data import load_task
-from neurodeploy.energy import (CMOS45, LOIHI, EnergyEstimate, NeuromorphicEnergyModel, OpEnergyModel,
+from neurodeploy.measure.energy import (CMOS45, LOIHI, EnergyEstimate, NeuromorphicEnergyModel, OpEnergyModel,
                                 get_energy_model, load_energy_model)
-from neurodeploy.hardware import LOIHI2
-from neurodeploy.profile_report import write_report
-from neurodeploy.profiling import profile
-from neurodeploy.qreport import quantize_for_task
-from neurodeploy.train import TrainConfig, train
+from neurodeploy.neuron.hardware import LOIHI2
+from neurodeploy.measure.report import write_report
+from neurodeploy.measure.profiling import profile
+from neurodeploy.measure.qreport import quantize_for_task
+from neurodeploy.training.config import TrainConfig
+from neurodeploy.training.loop import train
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +192,7 @@ def test_cli_profile_end_to_end_and_errors(digits_run, tmp_path, capsys) -> None
 
 
 def test_nan_weights_are_refused() -> None:
-    from neurodeploy.counts import Synapse
+    from neurodeploy.quant.counts import Synapse
     w = np.ones((2, 3))
     w[1, 2] = np.nan
     with pytest.raises(ValueError, match="layer fc: weight has NaN"):
@@ -208,7 +208,7 @@ def test_integer_program_file_keeps_the_architectures_ann_macs(digits_run, tmp_p
     task = load_task("digits", T=3)
     prog = quantize_for_task(model, task, LOIHI2)
     prog.save(tmp_path / "p.npz")
-    from neurodeploy.intprogram import IntProgram
+    from neurodeploy.quant.program import IntProgram
     loaded = IntProgram.load(tmp_path / "p.npz")
     a = profile(model, task, 3, "reference", samples=16, progress=False)
     b = profile(loaded, task, 3, "reference", samples=16, progress=False)

@@ -4,11 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from neurodeploy.layers import NeuronConfig
-from neurodeploy.models import build_model
-from neurodeploy.qat import FastStages, QATNet, programs_equal, straight_through
-from neurodeploy.quantize import quantize_model
-from neurodeploy.stages import model_stages
+from neurodeploy.nn.layers import NeuronConfig
+from neurodeploy.nn.zoo import build_model
+from neurodeploy.quant.qat import FastStages, QATNet, programs_equal, straight_through
+from neurodeploy.quant.quantize import quantize_model
+from neurodeploy.quant.stages import model_stages
 from neurodeploy.targets.reference import ReferenceTarget
 
 # (model, input shape, input kind, signed input, architecture): every kind the quantiser maps
@@ -104,14 +104,15 @@ def test_overflow_is_counted_like_the_reference():
 @pytest.fixture(scope="module")
 def trained_digits():
     from neurodeploy.data import load_task
-    from neurodeploy.train import TrainConfig, train
+    from neurodeploy.training.config import TrainConfig
+    from neurodeploy.training.loop import train
     torch.manual_seed(0)
     res = train(TrainConfig(task="digits", T=4, epochs=2, seed=0), progress=False)
     return res.model.eval(), load_task("digits", T=4)
 
 
 def test_trained_network_bit_exact_and_gradients(trained_digits):
-    from neurodeploy.qreport import input_settings
+    from neurodeploy.measure.qreport import input_settings
     model, task = trained_digits
     x = task.encode(task.x_test[:64], 4)
     y = task.y_test[:64]

@@ -4,12 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from neurodeploy.fixedpoint import lif_int_step
-from neurodeploy.hardware import LOIHI1, LOIHI2, get_spec
-from neurodeploy.intprogram import IntProgram
-from neurodeploy.layers import NeuronConfig
-from neurodeploy.models import build_model
-from neurodeploy.quantize import QuantizationError, quantize_model, quantize_weights, weight_scale
+from neurodeploy.neuron.fixedpoint import lif_int_step
+from neurodeploy.neuron.hardware import LOIHI1, LOIHI2, get_spec
+from neurodeploy.quant.program import IntProgram
+from neurodeploy.nn.layers import NeuronConfig
+from neurodeploy.nn.zoo import build_model
+from neurodeploy.quant.quantize import QuantizationError, quantize_model, quantize_weights, weight_scale
 from neurodeploy.targets.reference import ReferenceTarget
 
 
@@ -115,13 +115,13 @@ def test_latency_delays_each_layer_by_one_step():
 
 
 def test_conv_program_runs_and_matches_float_closely():
-    from neurodeploy.fold import fold_batchnorm
+    from neurodeploy.nn.fold import fold_batchnorm
     m = small("vgg", (2, 8, 8), mps=True)
     prog = quantize_model(m, LOIHI2, input_kind="binary")
     assert [l.kind for l in prog.layers] == ["conv2d", "conv2d", "dense"]
     x = (torch.rand(6, 16, 2, 8, 8) < 0.3).float()
     r = ReferenceTarget(prog).run(x.long().numpy())
-    from neurodeploy.analysis import run_recording_spikes
+    from neurodeploy.measure.analysis import run_recording_spikes
     _, rec = run_recording_spikes(fold_batchnorm(m), x)
     for si, sf in zip(r.spikes, rec):
         agree = (si == sf.numpy()).mean()
@@ -132,8 +132,10 @@ def test_event_digits_integer_accuracy_close_to_float(tmp_path, capsys):
     """Post-training quantisation of a trained event-digits model, via the CLI (export -> quantize)."""
     from neurodeploy.cli import main
     from neurodeploy.data import load_task
-    from neurodeploy.qreport import compare, quantize_for_task
-    from neurodeploy.train import TrainConfig, load_model, train
+    from neurodeploy.measure.qreport import compare, quantize_for_task
+    from neurodeploy.training.config import TrainConfig
+    from neurodeploy.training.checkpoint import load_model
+    from neurodeploy.training.loop import train
 
     train(TrainConfig(task="event-digits", T=4, epochs=3, lr=2e-3), out_dir=tmp_path / "run", progress=False)
     assert main(["export", str(tmp_path / "run" / "checkpoint.pt"), "-o", str(tmp_path / "m.nir")]) == 0

@@ -395,7 +395,7 @@ def test_train_from_disk_through_the_cli_with_a_recipe(tmp_path):
     import json
 
     from neurodeploy.cli import main
-    from neurodeploy.train import load_model
+    from neurodeploy.training.checkpoint import load_model
     rng = np.random.default_rng(6)
     for split in ("Train", "Test"):
         for d in range(10):

@@ -5,7 +5,7 @@ import re
 from PIL import Image
 
 from neurodeploy.cli import main
-from neurodeploy.reproduce import ARMS, FULL, QUICK, VARIANTS
+from neurodeploy.measure.reproduce import ARMS, FULL, QUICK, VARIANTS
 
 
 def test_quick_reproduce_writes_a_well_formed_report(tmp_path, capsys):

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 from neurodeploy.cli import main
-from neurodeploy.hardware import LOIHI1, LOIHI2
-from neurodeploy.layers import NeuronConfig
-from neurodeploy.models import build_model
-from neurodeploy.resources import ResourceError, resource_report
-from neurodeploy.stages import Stage
+from neurodeploy.neuron.hardware import LOIHI1, LOIHI2
+from neurodeploy.nn.layers import NeuronConfig
+from neurodeploy.nn.zoo import build_model
+from neurodeploy.measure.resources import ResourceError, resource_report
+from neurodeploy.quant.stages import Stage
 
 
 def test_dense_network_hand_counted():
@@ -48,7 +48,7 @@ def test_oversize_layers_are_refused_with_layer_and_limit():
 
 
 def test_cli_resources(tmp_path, capsys):
-    from neurodeploy.quantize import quantize_model
+    from neurodeploy.quant.quantize import quantize_model
     m = build_model("mlp", (1, 4, 4), 3, NeuronConfig(mps=False), hidden=(8,), batchnorm=False)
     quantize_model(m).save(tmp_path / "p.npz")
     assert main(["resources", str(tmp_path / "p.npz")]) == 0

@@ -4,10 +4,12 @@ import json
 import pytest
 import torch
 
-from neurodeploy.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from neurodeploy.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from neurodeploy.data import load_task
-from neurodeploy.models import build_model
-from neurodeploy.train import TrainConfig, evaluate, load_model, train
+from neurodeploy.nn.zoo import build_model
+from neurodeploy.training.config import TrainConfig
+from neurodeploy.training.loop import evaluate, train
+from neurodeploy.training.checkpoint import load_model
 
 QUICK = dict(task="digits", model="mlp", T=2, batch_size=64, lr=5e-3, arch={"hidden": [64]})
 
@@ -130,8 +132,9 @@ def test_every_task_trains_with_its_default_model(task):
 
 
 def test_kernel_option_reaches_every_lif_and_is_validated() -> None:
-    from neurodeploy.layers import LIF
-    from neurodeploy.train import TrainConfig, model_for, load_data
+    from neurodeploy.nn.layers import LIF
+    from neurodeploy.training.config import TrainConfig
+    from neurodeploy.training.loop import model_for, load_data
     cfg = TrainConfig(task="digits", model="mlp", kernel="reference", arch={"hidden": [8]})
     model = model_for(cfg, load_data(cfg))
     kinds = {m.kernel for m in model.modules() if isinstance(m, LIF)}

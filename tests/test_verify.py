@@ -3,10 +3,11 @@ import pytest
 
 from neurodeploy.cli import main
 from neurodeploy.data import load_task
-from neurodeploy.hardware import LOIHI2
-from neurodeploy.qreport import quantize_for_task
-from neurodeploy.train import TrainConfig, train
-from neurodeploy.verify import verify
+from neurodeploy.neuron.hardware import LOIHI2
+from neurodeploy.measure.qreport import quantize_for_task
+from neurodeploy.training.config import TrainConfig
+from neurodeploy.training.loop import train
+from neurodeploy.measure.verify import verify
 
 
 @pytest.mark.lava
@@ -33,7 +34,7 @@ def test_verify_cli_without_lava(tmp_path, capsys):
 
 def test_deploy_writes_the_chain_and_a_summary(tmp_path, capsys):
     import json
-    from neurodeploy.intprogram import IntProgram
+    from neurodeploy.quant.program import IntProgram
     train(TrainConfig(task="digits", model="mlp", T=2, epochs=1, arch={"hidden": [16]}), out_dir=tmp_path / "run",
           progress=False)
     out = tmp_path / "dep"

@@ -11,7 +11,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from neurodeploy.fixedpoint import ACT_SHIFT, DECAY_UNIT, mps_int_step
+from neurodeploy.neuron.fixedpoint import ACT_SHIFT, DECAY_UNIT, mps_int_step
 
 # absolute import: Lava loads this file as a top-level module named "models"
 from neurodeploy.targets.mps_lif.process import SmoothedLIF

@@ -1,6 +1,6 @@
 """``SmoothedLIF``: a Lava process for the smoothed-reset neuron (membrane potential smoothing).
 
-Dynamics (neurodeploy/fixedpoint.py, shared/spec/loihi-fixed-point.md), per step, integers:
+Dynamics (neurodeploy/neuron/fixedpoint.py, shared/spec/loihi-fixed-point.md), per step, integers:
 
     h  = sat24(decay(m, dv) + (a_in << 6) + (bias_mant << bias_exp))
     s  = h > (vth << 6)

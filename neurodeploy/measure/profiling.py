@@ -1,0 +1,410 @@
+"""Profile a spiking model on a target: record its activity on task data, count it
+(:mod:`neurodeploy.quant.counts`), estimate its energy (:mod:`neurodeploy.measure.energy`).
+
+Targets and what is recorded, batch by batch:
+
+========== ============================================ =========================================
+target     runs                                          view(s)
+========== ============================================ =========================================
+torch      the float model (BatchNorm folded, eval)      "hardware" (stages) or "module" (nn layers)
+reference  its integer program, batched bit-exact sim    "hardware"
+lava       its integer program on Lava fixed_pt, one     "hardware"
+           sample per run (slow: ~2 s per sample)
+========== ============================================ =========================================
+
+Lava adds one step of latency per synapse and runs every neuron from step 0, so a layer's bias
+acts for a few steps before the first input reaches it: Lava's activity is not a time-shifted
+copy of the latency-free reference. A Lava profile (and a reference profile with
+``latency=True``, which reproduces Lava bit for bit) therefore counts all T + depth steps the
+chip runs; synaptic operations are attributed to the step in which the presynaptic spike is sent.
+
+Membrane potentials: per neuron layer and timestep, the state each timestep *starts from*
+(M(t-1) for the reset reading, zero at t = 1), in threshold units (float: / theta; integer:
+/ (vth << 6), the value v is compared with) -- the quantity of the paper's Figure 1. At most ``MEMBRANE_VALUES`` values per layer and
+timestep are kept (the first recorded).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from neurodeploy.quant.counts import Counts, Synapse
+from neurodeploy.data import TaskData
+from neurodeploy.measure.energy import DEFAULT_ENERGY_MODELS, EnergyEstimate, EnergyModel, get_energy_model
+from neurodeploy.neuron.fixedpoint import VTH_SHIFT
+from neurodeploy.nn.fold import fold_batchnorm
+from neurodeploy.quant.program import IntProgram
+from neurodeploy.nn.layers import LIF, PerStep
+from neurodeploy.nn.net import SpikingNet
+
+PROFILE_TARGETS = ("torch", "reference", "lava")
+MEMBRANE_VALUES = 20000       # values kept per layer and timestep for the distributions
+RASTER_NEURONS = 256          # neurons per layer kept for the raster (evenly spaced)
+WEIGHT_BITS_BYTES = 1         # integer programs: weights stored as 8-bit mantissas (plus one exponent per layer)
+BIAS_BYTES = 2                # integer programs: biases as 13-bit mantissas, stored in 16 bits
+
+
+@dataclass
+class Batch:
+    """One recorded batch: per synaptic layer its input (T, B, *in) and its neurons' spikes
+    (T, B, *out) or None (readout); per neuron layer the start states (T, B, *out) in threshold
+    units (or None); the predicted classes (B,)."""
+
+    inputs: list[torch.Tensor]
+    spikes: list[torch.Tensor | None]
+    starts: list[torch.Tensor] | None
+    predictions: np.ndarray
+
+
+class Recorder:
+    """Records one target's activity; ``synapses`` and ``neurons`` describe its layers."""
+
+    source: str
+    view: str = "hardware"
+    synapses: list[Synapse]
+    neurons: list[int]
+    parameters: int
+    footprint_bytes: int
+    hardware: str | None = None
+    latency: bool = False
+
+    def steps(self, T: int) -> int:
+        """Steps recorded for T input timesteps."""
+        return T
+
+    def record(self, x: torch.Tensor) -> Batch:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def _neuron_count(shape: Sequence[int]) -> int:
+    return int(math.prod(shape))
+
+
+def _torch_sizes(model: nn.Module) -> tuple[int, int]:
+    """(parameter count, footprint in bytes of parameters and buffers), as NeuroBench counts them."""
+    return (int(sum(p.numel() for p in model.parameters())),
+            int(sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])))
+
+
+def _chain(x: torch.Tensor, spikes: list[torch.Tensor], n_synapses: int
+           ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+    """A chain of stages: synapse k is fed the input (k = 0) or layer k-1's spikes and drives
+    layer k's neurons (none for the readout)."""
+    return [x, *spikes][:n_synapses], [*spikes, *([None] * (n_synapses - len(spikes)))]
+
+
+def ann_macs(model: SpikingNet) -> float:
+    """MACs of one pass of the equivalent ANN: every connection of the torch graph's own layers."""
+    return float(sum(s.dense_ops() for s in TorchModuleRecorder(model).synapses))
+
+
+class TorchHardwareRecorder(Recorder):
+    """The float model, counted stage by stage (pooling, BN and flatten folded into synapses)."""
+
+    source = "torch"
+    view = "hardware"
+
+    def __init__(self, model: SpikingNet) -> None:
+        from neurodeploy.quant.stages import model_stages
+        self.model = fold_batchnorm(model).eval()
+        self.stages = model_stages(model)
+        self.synapses = [Synapse.from_stage(st) for st in self.stages]
+        self.neurons = [_neuron_count(st.out_shape) if st.neuron is not None else 0 for st in self.stages]
+        self.parameters, self.footprint_bytes = _torch_sizes(model)
+
+    @torch.no_grad()
+    def record(self, x: torch.Tensor) -> Batch:
+        spikes, starts, z = _run_recording(self.model, x)
+        inputs, outs = _chain(x, spikes, len(self.synapses))
+        return Batch(inputs, outs, starts, z.mean(0).argmax(-1).numpy())
+
+
+def _run_recording(model: SpikingNet, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+    """Spikes and start states (threshold units) of every LIF layer, and the logits."""
+    lifs = [m for _, m in model.lif_layers()]
+    seen: dict[int, torch.Tensor] = {}
+    hooks = [m.register_forward_pre_hook(lambda m, a, k=k: seen.__setitem__(k, a[0])) for k, m in enumerate(lifs)]
+    try:
+        z = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    spikes, starts = [], []
+    for k, m in enumerate(lifs):
+        tr = m.trace(seen[k])
+        spikes.append(tr.spikes)
+        starts.append(tr.start / m.params.theta)
+    return spikes, starts, z
+
+
+class TorchModuleRecorder(Recorder):
+    """The float model, counted per ``nn.Linear``/``nn.Conv*`` as the PyTorch graph feeds them
+    (NeuroBench's view): the spikes attributed to a synapse are those of the first LIF layer after it
+    and before the next synapse (none for the readout)."""
+
+    source = "torch"
+    view = "module"
+
+    def __init__(self, model: SpikingNet) -> None:
+        self.model = fold_batchnorm(model).eval()
+        self.conns: list[tuple[str, nn.Module]] = []
+        self.owner: list[int | None] = []   # synapse index -> LIF index
+        lif_k = 0
+        pending: int | None = None
+        for name, m in self.model.body.named_children():
+            inner = m.module if isinstance(m, PerStep) else m
+            if isinstance(inner, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+                self.conns.append((f"body.{name}", inner))
+                self.owner.append(None)
+                pending = len(self.conns) - 1
+            elif isinstance(inner, LIF):
+                if pending is not None:
+                    self.owner[pending] = lif_k
+                    pending = None
+                lif_k += 1
+        shapes = self._shapes()
+        self.synapses = [Synapse.from_module(n, m, shapes[n][0], shapes[n][1]) for n, m in self.conns]
+        self.neurons = [_neuron_count(self.synapses[i].out_shape) if o is not None else 0
+                        for i, o in enumerate(self.owner)]
+        self.parameters, self.footprint_bytes = _torch_sizes(model)
+
+    @torch.no_grad()
+    def _shapes(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+        shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        hooks = [m.register_forward_hook(lambda m, a, o, n=n: shapes.__setitem__(n, (tuple(a[0].shape[1:]), tuple(o.shape[1:]))))
+                 for n, m in self.conns]
+        try:
+            self.model(torch.zeros((1, 1, *self.model.input_shape)))
+        finally:
+            for h in hooks:
+                h.remove()
+        for n, m in self.conns:
+            if isinstance(m, nn.Linear) and len(shapes[n][0]) != 1:
+                raise ValueError(f"layer {n}: Linear applied to input of shape {shapes[n][0]} (not flat); "
+                                 "count it in the hardware view")
+        return shapes
+
+    @torch.no_grad()
+    def record(self, x: torch.Tensor) -> Batch:
+        T, B = x.shape[:2]
+        ins: dict[str, torch.Tensor] = {}
+        hooks = [m.register_forward_pre_hook(lambda m, a, n=n: ins.__setitem__(n, a[0]))
+                 for n, m in self.conns]
+        try:
+            spikes, starts, z = _run_recording(self.model, x)
+        finally:
+            for h in hooks:
+                h.remove()
+        inputs = [ins[n].unflatten(0, (T, B)) for n, _ in self.conns]
+        outs = [spikes[o] if o is not None else None for o in self.owner]
+        return Batch(inputs, outs, starts, z.mean(0).argmax(-1).numpy())
+
+
+class ProgramRecorder(Recorder):
+    """An integer program on the reference simulator or on Lava (fixed_pt). With ``latency``
+    (always on for Lava) the record covers T + depth steps, as the chip runs."""
+
+    view = "hardware"
+
+    def __init__(self, program: IntProgram, target: str = "reference", membranes: bool = True,
+                 latency: bool = False) -> None:
+        if target not in ("reference", "lava"):
+            raise ValueError(f"target: {target!r} does not run integer programs; use 'reference' or 'lava'")
+        program.validate()
+        self.program = program
+        self.source = target
+        self.membranes = membranes
+        self.latency = latency or target == "lava"
+        self.clipped = 0
+        self.hardware = program.hardware
+        self.synapses = [Synapse.from_int_layer(l) for l in program.layers]
+        self.neurons = [_neuron_count(l.out_shape) if l.neuron is not None else 0 for l in program.layers]
+        weights = sum(l.weight.size for l in program.layers)
+        biases = sum(np.asarray(l.bias_mant).size if l.neuron is not None else np.asarray(l.readout_bias).size
+                      for l in program.layers)
+        self.parameters = int(weights + biases)
+        self.footprint_bytes = int(weights * WEIGHT_BITS_BYTES + biases * BIAS_BYTES)
+        if target == "reference":
+            from neurodeploy.targets.reference import ReferenceTarget
+            self._ref = ReferenceTarget(program, device="cpu", latency=self.latency)
+        else:
+            from neurodeploy.targets.lava import LavaTarget
+            self._lava = LavaTarget(program)
+
+    def steps(self, T: int) -> int:
+        return T + len(self.program.layers) if self.latency else T
+
+    def _vth(self) -> list[float]:
+        """The threshold in membrane units: the neuron fires when v > vth << VTH_SHIFT."""
+        return [float(l.vth << VTH_SHIFT) for l in self.program.layers if l.neuron is not None]
+
+    def record(self, x: torch.Tensor) -> Batch:
+        xi, clipped = self.program.quantize_input(x.numpy())
+        self.clipped += clipped
+        steps = self.steps(xi.shape[0])
+        if self.source == "reference":
+            r = self._ref.run(xi, record_states=self.membranes)
+            spikes = [torch.from_numpy(s) for s in r.spikes]
+            states, preds = r.states, r.predictions()
+        else:
+            spikes, states, preds = self._run_lava(xi, steps)
+        starts = None
+        if states is not None:
+            starts = []
+            for s, vth in zip(states, self._vth()):
+                st = torch.zeros(s.shape, dtype=torch.float64)
+                st[1:] = torch.from_numpy(s[:-1].astype(np.float64)) / vth
+                starts.append(st)
+        x_steps = np.zeros((steps, *xi.shape[1:]), dtype=xi.dtype)
+        x_steps[: xi.shape[0]] = xi
+        inputs, outs = _chain(torch.from_numpy(x_steps), spikes, len(self.synapses))
+        return Batch(inputs, outs, starts, np.asarray(preds))
+
+    def _run_lava(self, xi: np.ndarray, steps: int) -> tuple[list[torch.Tensor], list[np.ndarray] | None, np.ndarray]:
+        """Run every sample of the batch on Lava for ``steps`` steps."""
+        B = xi.shape[1]
+        layers = [l for l in self.program.layers if l.neuron is not None]
+        readout = self.program.layers[-1] if self.program.layers[-1].neuron is None else None
+        spikes = [np.zeros((steps, B, *l.out_shape), np.uint8) for l in layers]
+        states = [np.zeros((steps, B, *l.out_shape), np.int64) for l in layers] if self.membranes else None
+        preds = np.zeros(B, dtype=np.int64)
+        for b in range(B):
+            run = self._lava.run(xi[:, b], record_v=self.membranes, steps=steps)
+            for k in range(len(layers)):
+                spikes[k][:, b] = run.spikes[k]
+                if states is not None:
+                    states[k][:, b] = run.v[k]
+            if readout is not None:
+                # as the reference: readout bias added every step, prediction = argmax of the sum
+                a = run.output.astype(np.int64) + np.asarray(readout.readout_bias, dtype=np.int64)
+                preds[b] = int(a.sum(0).argmax())
+        return [torch.from_numpy(s) for s in spikes], states, preds
+
+
+@dataclass
+class Profile:
+    """Everything measured for one model on one target."""
+
+    label: str
+    target: str
+    counts: Counts
+    energy: list[EnergyEstimate]
+    accuracy: float
+    raster: dict[str, np.ndarray]                 # layer -> (T, neurons kept) uint8, sample 0
+    membranes: dict[str, list[np.ndarray]]        # layer -> per timestep, start states (threshold units)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def energy_by_model(self) -> dict[str, EnergyEstimate]:
+        return {e.model: e for e in self.energy}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "target": self.target, "accuracy": self.accuracy, "meta": self.meta,
+                "counts": self.counts.to_dict(), "energy": [e.to_dict() for e in self.energy],
+                "membrane_summary": {k: [{"mean": float(v.mean()) if v.size else float("nan"),
+                                          "std": float(v.std()) if v.size else float("nan")} for v in vals]
+                                     for k, vals in self.membranes.items()}}
+
+
+def make_recorder(model: SpikingNet | IntProgram, target: str, view: str = "hardware", task: TaskData | None = None,
+                  hardware: str = "loihi2", membranes: bool = True, latency: bool = False) -> Recorder:
+    """The recorder for ``model`` on ``target``; a float model bound for an integer target is
+    quantised for ``hardware`` first (input settings from ``task``)."""
+    if target not in PROFILE_TARGETS:
+        raise ValueError(f"target: unknown {target!r}; available: {PROFILE_TARGETS}")
+    if isinstance(model, IntProgram):
+        if target == "torch":
+            raise ValueError("target 'torch' runs a float model; an integer program runs on 'reference' or 'lava'")
+        return ProgramRecorder(model, target, membranes, latency)
+    if target == "torch":
+        if view == "module":
+            return TorchModuleRecorder(model)
+        if view != "hardware":
+            raise ValueError(f"view: unknown {view!r}; expected 'hardware' or 'module'")
+        return TorchHardwareRecorder(model)
+    if view != "hardware":
+        raise ValueError(f"view {view!r}: integer targets count in the 'hardware' view only")
+    if task is None:
+        raise ValueError("quantising for an integer target needs the task (its input range)")
+    from neurodeploy.neuron.hardware import get_spec
+    from neurodeploy.measure.qreport import quantize_for_task
+    return ProgramRecorder(quantize_for_task(model, task, get_spec(hardware)), target, membranes, latency)
+
+
+def check_task_fits(model: SpikingNet | IntProgram, task: TaskData, what: str = "model") -> None:
+    if tuple(task.input_shape) != tuple(model.input_shape):
+        raise ValueError(f"task {task.name!r} gives input of shape {tuple(task.input_shape)} per timestep, but the "
+                         f"{what} expects {tuple(model.input_shape)}")
+
+
+def profile(model: SpikingNet | IntProgram, task: TaskData, T: int, target: str = "torch", *,
+            view: str = "hardware", samples: int | None = 256, batch_size: int = 128,
+            energy_models: Sequence[str | EnergyModel] = DEFAULT_ENERGY_MODELS, hardware: str = "loihi2",
+            label: str | None = None, membranes: bool = True, latency: bool = False,
+            progress: bool = True) -> Profile:
+    """Run ``samples`` test samples of ``task`` (all with None) through ``model`` on ``target``
+    and count everything; energy under each of ``energy_models`` (names, files or objects).
+    ``latency`` (reference target): run with Lava's one step per synapse, T + depth steps."""
+    models = [get_energy_model(m) for m in energy_models]   # fail before any work on a bad name
+    check_task_fits(model, task)
+    if latency and target == "torch":
+        raise ValueError("latency: the float model has none; use it with target 'reference' (Lava always has it)")
+    rec = make_recorder(model, target, view, task, hardware, membranes, latency)
+    steps = rec.steps(T)
+    n = len(task.y_test) if samples is None else min(int(samples), len(task.y_test))
+    if n < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    if target == "lava":
+        batch_size = min(batch_size, 8)
+    counts = Counts.empty(rec.source, rec.view, steps, rec.synapses, rec.neurons, rec.parameters, rec.footprint_bytes,
+                          rec.hardware)
+    if isinstance(rec, ProgramRecorder):     # the quantiser recorded it from the torch graph
+        counts.ann_macs = rec.program.meta.get("ann_macs")
+    elif isinstance(rec, TorchModuleRecorder):
+        counts.ann_macs = float(sum(syn.dense_ops() for syn in rec.synapses))
+    else:
+        counts.ann_macs = ann_macs(model)
+    neuron_names = [s.name for s, k in zip(rec.synapses, rec.neurons) if k > 0]
+    membranes_acc: dict[str, list[list[np.ndarray]]] = {nm: [[] for _ in range(steps)] for nm in neuron_names}
+    raster: dict[str, np.ndarray] = {}
+    correct = 0
+    bar = tqdm(total=n, desc=f"profile {label or rec.source}", unit="sample", disable=not progress)
+    try:
+        for i in range(0, n, batch_size):
+            j = min(i + batch_size, n)
+            x = task.encode(task.x_test[i:j], T)
+            b = rec.record(x)
+            correct += int((b.predictions == task.y_test[i:j].numpy()).sum())
+            for lc, syn, xin, s in zip(counts.layers, rec.synapses, b.inputs, b.spikes):
+                lc.add(xin, s, syn)
+            for k, nm in enumerate(neuron_names):
+                s = b.spikes[k]
+                if i == 0:
+                    flat = s[:, 0].flatten(1).numpy().astype(np.uint8)
+                    keep = np.unique(np.linspace(0, flat.shape[1] - 1, min(RASTER_NEURONS, flat.shape[1])).astype(int))
+                    raster[nm] = flat[:, keep]
+                if b.starts is not None:
+                    for t in range(steps):
+                        have = sum(a.size for a in membranes_acc[nm][t])
+                        if have < MEMBRANE_VALUES:
+                            membranes_acc[nm][t].append(b.starts[k][t].flatten().double().numpy()[: MEMBRANE_VALUES - have])
+            bar.update(j - i)
+    finally:
+        bar.close()
+    membranes_out = {nm: [np.concatenate(v) if v else np.zeros(0) for v in per_t]
+                     for nm, per_t in membranes_acc.items()} if membranes else {}
+    meta: dict[str, Any] = {"task": task.name, "T": T, "steps": steps, "samples": n, "view": rec.view}
+    if steps != T:
+        meta["latency"] = f"one step per synapse: {steps} steps recorded for T = {T}"
+    if rec.hardware:
+        meta["hardware"] = rec.hardware
+    if getattr(rec, "clipped", 0):  # graded input values beyond the payload range (counted, not hidden)
+        meta["input_values_clipped"] = int(rec.clipped)
+    return Profile(label or rec.source, target, counts, [m.estimate(counts) for m in models], correct / n,
+                   raster, membranes_out, meta)

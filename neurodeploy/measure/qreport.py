@@ -1,0 +1,109 @@
+"""Float vs integer: per-layer quantisation error and accuracy on the model's task
+(what ``neurodeploy quantize`` prints)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from neurodeploy.measure.analysis import run_recording_spikes
+from neurodeploy.data import TaskData
+from neurodeploy.nn.fold import fold_batchnorm
+from neurodeploy.quant.program import IntProgram
+from neurodeploy.nn.net import SpikingNet
+from neurodeploy.quant.quantize import quantize_model
+from neurodeploy.quant.stages import model_stages
+from neurodeploy.targets.reference import ReferenceTarget
+
+
+@dataclass
+class LayerError:
+    name: str
+    weight_rel_error: float      # ||W_int / w_scale - W|| / ||W||
+    threshold_rel_error: float   # |vth / a_scale - theta| / theta (0 for the readout)
+    spike_agreement: float       # fraction of (t, sample, neuron) where float and integer spikes agree
+    float_rate: float
+    int_rate: float
+    saturations: int
+    wraps: int
+    clipped_weights: int
+
+
+@dataclass
+class QuantReport:
+    layers: list[LayerError]
+    float_acc: float
+    int_acc: float
+    n_samples: int
+    input_clipped: int
+
+    def format(self) -> str:
+        lines = [f"{'layer':<12}{'w err':>9}{'vth err':>9}{'spike agree':>13}{'rate f/i':>15}{'sat':>6}{'wrap':>6}{'clip':>6}"]
+        for e in self.layers:
+            if e.spike_agreement != e.spike_agreement:  # readout: no spikes
+                mid = f"{'-':>9}{'-':>13}{'-':>15}"
+            else:
+                mid = (f"{e.threshold_rel_error:>9.4f}{e.spike_agreement:>13.4f}"
+                       f"{e.float_rate:>9.3f}/{e.int_rate:<5.3f}")
+            lines.append(f"{e.name:<12}{e.weight_rel_error:>9.4f}{mid}{e.saturations:>6}{e.wraps:>6}{e.clipped_weights:>6}")
+        lines.append(f"accuracy on {self.n_samples} test samples: float {self.float_acc:.4f}, integer (reference "
+                     f"simulator) {self.int_acc:.4f}, difference {100 * (self.int_acc - self.float_acc):+.2f} points; "
+                     f"input values clipped: {self.input_clipped}")
+        return "\n".join(lines)
+
+
+def input_settings(task: TaskData) -> dict:
+    """Binary spikes for event tasks, graded payloads for analog ones (range from the training set)."""
+    if task.temporal and bool(((task.x_train == 0) | (task.x_train == 1)).all()):
+        return dict(input_kind="binary")
+    return dict(input_kind="graded", input_range=float(task.x_train.abs().max()),
+                input_signed=bool((task.x_train < 0).any()))
+
+
+@torch.no_grad()
+def compare(model: SpikingNet, program: IntProgram, task: TaskData, T: int, n: int | None = None,
+            batch_size: int = 256) -> QuantReport:
+    folded = fold_batchnorm(model).eval()
+    stages = model_stages(model)
+    n = len(task.y_test) if n is None else min(n, len(task.y_test))
+    sim = ReferenceTarget(program, device="cpu")
+    agree = np.zeros(len(program.layers))
+    count = np.zeros(len(program.layers))
+    rate_f = np.zeros(len(program.layers))
+    rate_i = np.zeros(len(program.layers))
+    sats = np.zeros(len(program.layers), dtype=np.int64)
+    wraps = np.zeros(len(program.layers), dtype=np.int64)
+    correct_f = correct_i = clipped = 0
+    for i in range(0, n, batch_size):
+        x = task.encode(task.x_test[i:min(i + batch_size, n)], T)
+        y = task.y_test[i:min(i + batch_size, n)].numpy()
+        z, rec = run_recording_spikes(folded, x)
+        correct_f += int((z.mean(0).argmax(-1).numpy() == y).sum())
+        xi, c = program.quantize_input(x.numpy())
+        clipped += c
+        r = sim.run(xi)
+        correct_i += int((r.predictions() == y).sum())
+        for k, (sf, si) in enumerate(zip(rec, r.spikes)):
+            sfn = sf.numpy().astype(np.uint8)
+            agree[k] += (sfn == si).sum()
+            count[k] += sfn.size
+            rate_f[k] += sfn.sum()
+            rate_i[k] += si.sum()
+            sats[k] += r.counters[k].saturations
+            wraps[k] += r.counters[k].wraps
+    layers = []
+    for k, (st, il) in enumerate(zip(stages, program.layers)):
+        w_err = float(np.linalg.norm(il.weight / il.w_scale - st.weight) / max(np.linalg.norm(st.weight), 1e-30))
+        th_err = abs(il.vth / il.a_scale - st.neuron.params.theta) / st.neuron.params.theta if st.neuron else 0.0
+        has = count[k] > 0
+        layers.append(LayerError(il.name, w_err, th_err, float(agree[k] / count[k]) if has else float("nan"),
+                                 float(rate_f[k] / count[k]) if has else float("nan"),
+                                 float(rate_i[k] / count[k]) if has else float("nan"),
+                                 int(sats[k]), int(wraps[k]), il.clipped_weights))
+    return QuantReport(layers, correct_f / n, correct_i / n, n, clipped)
+
+
+def quantize_for_task(model: SpikingNet, task: TaskData, hw, percentile: float | None = None,
+                      netx: bool = False) -> IntProgram:
+    return quantize_model(model, hw, percentile=percentile, netx=netx, **input_settings(task))

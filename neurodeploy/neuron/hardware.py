@@ -1,0 +1,106 @@
+"""Hardware specifications: the fixed-point formats and chip resources of a neuromorphic target.
+
+Every fixed-point convention is a named field here (or a named constant in
+:mod:`neurodeploy.neuron.fixedpoint`), passed explicitly; nothing is hidden in a constructor.
+
+Sources:
+- Number formats: Lava (lava-nc 0.10.0) bit-accurate models, ``lava/proc/lif/models.py``
+  (u, v 24-bit; du, dv unsigned 12-bit; vth unsigned 17-bit, compared as ``v > vth << 6``;
+  bias_mant signed 13-bit, bias_exp 3-bit; synaptic input shifted ``<< 6``) and
+  ``lava/proc/dense/models.py`` / ``lava/utils/weightutils.py`` (8-bit weights, sign modes,
+  weight_exp). See shared/spec/loihi-fixed-point.md.
+- Loihi 1 resources: Davies et al., "Loihi: a neuromorphic manycore processor with on-chip
+  learning", IEEE Micro 38(1), 2018: 128 neuromorphic cores, 1024 neuron compartments and
+  128 KB of synaptic memory per core.
+- Loihi 2 resources: Intel's Loihi 2 product brief (2021) and Open Neuromorphic's summary:
+  128 neuromorphic cores per chip, up to 1M neurons and 120M synapses per chip, graded spikes of
+  up to 32 bits (per core: 8192 neurons and 120M/128 synapses, the chip figures divided evenly;
+  a planning figure, not a datasheet limit).
+- Memory per core (resource reports): Loihi 1 has 128 KB of synaptic memory per core, neuron
+  state held apart in a fixed allocation (Davies et al. 2018); Loihi 2 has 192 KB per core in a
+  flexible allocation shared by synapses and neuron state (Intel's Loihi 2 technology brief, 2021,
+  Loihi vs Loihi 2 table: "208 KB, fixed allocation" vs "192 KB, flexible allocation"). A dense
+  synapse is counted as its 8-bit weight (128 KB = 131,072 synapses, the figure usually quoted
+  per Loihi 1 core); sparse formats, which add index bits, are not modelled. Loihi 2 neuron
+  state: 8 bytes per neuron (two 24-bit variables, v and u or the smoothed m, in 32-bit words) --
+  a planning assumption of this project, not an Intel figure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HardwareSpec:
+    """Fixed-point formats and resources of one neuromorphic chip."""
+
+    name: str
+    weight_bits: int = 8              # signed mantissa incl. sign; mixed-sign weights are even in [-256, 254]
+    weight_exp_min: int = -8          # Dense output is (sum w s) << weight_exp
+    weight_exp_max: int = 7
+    decay_bits: int = 12              # du, dv in 0..4095 (fractions of 4096)
+    threshold_bits: int = 17          # vth unsigned, 0..131071, compared as v > vth << 6
+    bias_mant_bits: int = 13          # signed
+    bias_exp_bits: int = 3            # unsigned: bias = bias_mant << bias_exp, 0..7
+    state_bits: int = 24              # u wraps, v saturates at +-(2^23 - 1)
+    activation_shift: int = 6         # synaptic input and threshold are shifted left by this
+    input_bits: int = 16              # LIF's a_in port precision (Lava: int16)
+    graded_spike_bits: int = 8        # payload bits used for analog first-layer input
+    cores: int = 128
+    neurons_per_core: int = 1024
+    synapse_memory_bytes_per_core: int | None = None   # Loihi 1: 128 KB
+    synapses_per_core: int | None = None               # Loihi 2 planning figure: chip synapses / cores
+    synapses_per_chip: int | None = None
+    neurons_per_chip: int | None = None
+    # mapping resources (neurodeploy/measure/resources.py); see the module docstring for sources
+    synapse_bits: int = 8             # bits one stored synapse takes in the dense format (the weight)
+    neuron_state_bytes: int = 0       # per neuron, taken from the synaptic memory (0: state memory is separate)
+    source: str = ""
+
+    @property
+    def vth_max(self) -> int:
+        return 2 ** self.threshold_bits - 1
+
+    @property
+    def decay_unit(self) -> int:
+        return 2 ** self.decay_bits
+
+    @property
+    def state_max(self) -> int:
+        return 2 ** (self.state_bits - 1) - 1
+
+    @property
+    def bias_mant_max(self) -> int:
+        return 2 ** (self.bias_mant_bits - 1) - 1
+
+    @property
+    def bias_exp_range(self) -> tuple[int, int]:
+        return 0, 2 ** self.bias_exp_bits - 1
+
+    @property
+    def weight_max(self) -> int:
+        """Largest even mixed-sign weight: 2^(bits) - 2 = 254 for 8 bits."""
+        return 2 ** self.weight_bits - 2
+
+    @property
+    def weight_min(self) -> int:
+        return -(2 ** self.weight_bits)
+
+
+LOIHI2 = HardwareSpec(
+    name="loihi2", graded_spike_bits=8, cores=128, neurons_per_core=8192,
+    synapses_per_core=120_000_000 // 128, synapses_per_chip=120_000_000, neurons_per_chip=1_000_000,
+    synapse_memory_bytes_per_core=192 * 1024, neuron_state_bytes=8,
+    source="Intel Loihi 2 brief (2021): 128 cores, 1M neurons, 120M synapses, graded spikes up to 32 bit; "
+           "number formats from Lava 0.10 bit-accurate models")
+LOIHI1 = HardwareSpec(
+    name="loihi1", graded_spike_bits=0, cores=128, neurons_per_core=1024, synapse_memory_bytes_per_core=128 * 1024,
+    neurons_per_chip=128 * 1024,
+    source="Davies et al., IEEE Micro 2018: 128 cores, 1024 compartments and 128 KB synaptic memory per core")
+SPECS = {s.name: s for s in (LOIHI2, LOIHI1)}
+
+
+def get_spec(name: str) -> HardwareSpec:
+    if name not in SPECS:
+        raise ValueError(f"hardware: unknown spec {name!r}; available: {sorted(SPECS)}")
+    return SPECS[name]

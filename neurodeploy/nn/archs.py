@@ -1,0 +1,226 @@
+"""The paper's architectures and its baselines, built from our layers (:class:`PerStep` around
+stateless torch modules, :class:`LIF` neurons from one :class:`NeuronConfig`), registered in
+:data:`neurodeploy.nn.zoo.MODELS` so that ``--model NAME`` selects them. Input (T, B, ...),
+output per-timestep logits (T, B, classes) from a non-spiking linear readout, as every zoo model.
+
+================  ============================================================  ========  =========
+name              architecture (defaults)                                       input     NIR export
+================  ============================================================  ========  =========
+vggsnn            VGGSNN (TET, MPS on CIFAR10-DVS): [3x3 conv-BN-LIF] 64, 128,  (C,H,W)   yes
+                  AP, 256, 256, AP, 512, 512, AP, 512, 512, AP; Linear
+vgg9              VGG-9: 64, 64, AP, 128, 128, AP, 256, 256, 256, AP;           (C,H,W)   yes
+                  Linear 1024-BN-LIF; Linear
+resnet19          ResNet-19 (tdBN, Zheng et al. 2021): conv 128; basic blocks   (C,H,W)   no
+                  3 x 128, 3 x 256 /2, 2 x 512 /2; global AP; Linear 256-LIF;
+                  Linear. Block: LIF(BN(conv(LIF(BN(conv x)))) + shortcut(x))
+sew_resnet        SEW-ResNet-18 (Fang et al. 2021), ADD connection: stem conv   (C,H,W)   no
+                  64; 2 blocks each of 64, 128 /2, 256 /2, 512 /2; global AP;
+                  Linear. Block: LIF(BN(conv LIF(BN(conv x)))) + shortcut(x)
+spiking_pointnet  Spiking PointNet (Ren et al. 2023): per point [Conv1d k1-BN-   (3, N)    yes (mean
+                  LIF] 64, 128, 1024; pool over points; [Linear-BN-LIF] 512,              pool)
+                  256; Linear
+srnn              spiking recurrent net for SHD: [RecurrentLIF] 128, 128;        (C,)      no
+                  Linear. I(t) = BN(W x(t)) + V S(t-1) feeds the LIF equations
+================  ============================================================  ========  =========
+
+NIR export: our exporter (converters/nir_export.py) writes a *chain* of nodes and our importer
+refuses branches and cycles. A residual block has two paths from its input to the addition (a
+branch), and a recurrent layer feeds its own spikes back (a cycle), so ``resnet19``,
+``sew_resnet`` and ``srnn`` are refused at export with ``NIRConversionError`` naming the block
+("SpikingBasicBlock / SEWBlock / RecurrentLIF has no NIR export"). NIR as a format can describe
+both (a graph with a skip edge; Affine -> LIF -> Affine -> the same LIF); this toolkit's
+converters, quantiser and Lava graphs do not yet. ``spiking_pointnet`` exports with
+``pool="mean"`` (the default here: a mean over points is a fixed linear map, a sum-pool on the
+chip); ``pool="max"`` (PointNet's own) has no NIR primitive and is refused.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from neurodeploy.nn.layers import LIF, GlobalPool, NeuronConfig, PerStep
+from neurodeploy.neuron.lif import check_alpha, check_input, initial_state, lif_step
+
+VGGSNN_CHANNELS: tuple[int | str, ...] = (64, 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P")
+VGG9_CHANNELS: tuple[int | str, ...] = (64, 64, "P", 128, 128, "P", 256, 256, 256, "P")
+NIR_EXPORTABLE = {"vggsnn": True, "vgg9": True, "resnet19": False, "sew_resnet": False,
+                  "spiking_pointnet": True, "srnn": False}
+
+
+def _conv_bn(c_in: int, c_out: int, k: int = 3, stride: int = 1) -> list[nn.Module]:
+    return [PerStep(nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False)),
+            PerStep(nn.BatchNorm2d(c_out))]
+
+
+def _fc(c_in: int, hidden: Sequence[int], num_classes: int, neuron: NeuronConfig) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [PerStep(nn.Linear(c_in, h, bias=False)), PerStep(nn.BatchNorm1d(h)), neuron.build()]
+        c_in = h
+    return layers + [PerStep(nn.Linear(c_in, num_classes))]
+
+
+def _image(name: str, input_shape: Sequence[int]) -> tuple[int, int, int]:
+    if len(input_shape) != 3:
+        raise ValueError(f"model {name!r} needs image input (C, H, W), got input shape {tuple(input_shape)}")
+    c, h, w = (int(s) for s in input_shape)
+    return c, h, w
+
+
+def build_vgg_snn(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
+                  channels: Sequence[int | str] = VGGSNN_CHANNELS, hidden: Sequence[int] = (),
+                  name: str = "vggsnn") -> nn.Sequential:
+    """[3x3 conv-BN-LIF | "P": 2x2 average pool] per ``channels``, Flatten, hidden FC, Linear."""
+    c, h, w = _image(name, input_shape)
+    layers: list[nn.Module] = []
+    for spec in channels:
+        if spec == "P":
+            layers.append(PerStep(nn.AvgPool2d(2)))
+            h, w = h // 2, w // 2
+        else:
+            layers += [*_conv_bn(c, int(spec)), neuron.build()]
+            c = int(spec)
+    if h < 1 or w < 1:
+        raise ValueError(f"model {name!r}: input {tuple(input_shape)} too small for {list(channels).count('P')} poolings")
+    return nn.Sequential(*layers, PerStep(nn.Flatten()), *_fc(c * h * w, hidden, num_classes, neuron))
+
+
+def build_vgg9(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
+               channels: Sequence[int | str] = VGG9_CHANNELS, hidden: Sequence[int] = (1024,)) -> nn.Sequential:
+    return build_vgg_snn(input_shape, num_classes, neuron, channels, hidden, name="vgg9")
+
+
+class SpikingBasicBlock(nn.Module):
+    """ResNet-19's block on (T, B, C, H, W): S = LIF(BN(conv(LIF(BN(conv x)))) + shortcut(x)),
+    shortcut = BN(1x1 conv, stride) when the shape changes, else x. The addition is of
+    membrane inputs (pre-LIF), as in tdBN's spiking ResNet."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, neuron: NeuronConfig) -> None:
+        super().__init__()
+        self.conv1 = nn.Sequential(*_conv_bn(c_in, c_out, 3, stride))
+        self.lif1 = neuron.build()
+        self.conv2 = nn.Sequential(*_conv_bn(c_out, c_out, 3, 1))
+        self.shortcut = (nn.Sequential(*_conv_bn(c_in, c_out, 1, stride)) if stride != 1 or c_in != c_out
+                         else nn.Identity())
+        self.lif2 = neuron.build()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lif2(self.conv2(self.lif1(self.conv1(x))) + self.shortcut(x))
+
+
+class SEWBlock(nn.Module):
+    """SEW-ResNet's block with the ADD connection: out = LIF(BN(conv(LIF(BN(conv x))))) + s(x),
+    s(x) = LIF(BN(1x1 conv, stride)) when the shape changes, else x (spikes in, so the output is
+    a spike count in {0, 1, 2})."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, neuron: NeuronConfig) -> None:
+        super().__init__()
+        self.residual = nn.Sequential(*_conv_bn(c_in, c_out, 3, stride), neuron.build(),
+                                      *_conv_bn(c_out, c_out, 3, 1), neuron.build())
+        self.shortcut = (nn.Sequential(*_conv_bn(c_in, c_out, 1, stride), neuron.build())
+                         if stride != 1 or c_in != c_out else nn.Identity())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.residual(x) + self.shortcut(x)
+
+
+def _resnet(name: str, block: Callable[..., nn.Module], input_shape: Sequence[int], num_classes: int,
+            neuron: NeuronConfig, stem: int, widths: Sequence[int], blocks: Sequence[int],
+            hidden: Sequence[int]) -> nn.Sequential:
+    c, _, _ = _image(name, input_shape)
+    if len(widths) != len(blocks):
+        raise ValueError(f"model {name!r}: widths {list(widths)} and blocks {list(blocks)} differ in length")
+    layers: list[nn.Module] = [*_conv_bn(c, stem), neuron.build()]
+    c = stem
+    for i, (width, n) in enumerate(zip(widths, blocks)):
+        for j in range(n):
+            layers.append(block(c, width, 2 if (i > 0 and j == 0) else 1, neuron))
+            c = width
+    layers += [PerStep(nn.AdaptiveAvgPool2d(1)), PerStep(nn.Flatten())]
+    if hidden:  # ResNet-19's FC 256 keeps a bias and no BN, then a LIF
+        layers += [PerStep(nn.Linear(c, hidden[0])), neuron.build()]
+        layers += _fc(hidden[0], hidden[1:], num_classes, neuron)
+    else:
+        layers.append(PerStep(nn.Linear(c, num_classes)))
+    return nn.Sequential(*layers)
+
+
+def build_resnet19(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig, stem: int = 128,
+                   widths: Sequence[int] = (128, 256, 512), blocks: Sequence[int] = (3, 3, 2),
+                   hidden: Sequence[int] = (256,)) -> nn.Sequential:
+    return _resnet("resnet19", SpikingBasicBlock, input_shape, num_classes, neuron, stem, widths, blocks, hidden)
+
+
+def build_sew_resnet(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig, stem: int = 64,
+                     widths: Sequence[int] = (64, 128, 256, 512), blocks: Sequence[int] = (2, 2, 2, 2),
+                     hidden: Sequence[int] = ()) -> nn.Sequential:
+    return _resnet("sew_resnet", SEWBlock, input_shape, num_classes, neuron, stem, widths, blocks, hidden)
+
+
+def build_spiking_pointnet(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
+                           channels: Sequence[int] = (64, 128, 1024), hidden: Sequence[int] = (512, 256),
+                           pool: str = "mean", name: str = "spiking_pointnet") -> nn.Sequential:
+    """Shared per-point [Conv1d k1-BN-LIF] x len(channels), GlobalPool, FC head (module table)."""
+    if len(input_shape) != 2:
+        raise ValueError(f"model {name!r} needs point input (3, N), got input shape {tuple(input_shape)}")
+    c = int(input_shape[0])
+    layers: list[nn.Module] = []
+    for ch in channels:
+        layers += [PerStep(nn.Conv1d(c, ch, 1, bias=False)), PerStep(nn.BatchNorm1d(ch)), neuron.build()]
+        c = ch
+    return nn.Sequential(*layers, PerStep(GlobalPool(pool)), *_fc(c, hidden, num_classes, neuron))
+
+
+class RecurrentLIF(nn.Module):
+    """A LIF layer with recurrent synapses, (T, B, n_in) -> spikes (T, B, n_out):
+
+        I(t) = BN(W x(t)) + V S(t-1),  S(0) = 0;  then the LIF/MPS equations of neurodeploy/neuron/lif.py
+
+    ``W`` (``ff``) and ``V`` (``rec``) are bias-free Linear maps; BN (``norm``, over batch and
+    time, optional) keeps sparse inputs such as SHD's 700 channels from leaving the layer
+    silent at initialisation. The neuron (and its learnable smoothing coefficient) is the
+    ``lif`` child, stepped with :func:`neurodeploy.neuron.lif.lif_step`."""
+
+    def __init__(self, n_in: int, n_out: int, neuron: NeuronConfig, batchnorm: bool = True) -> None:
+        super().__init__()
+        self.ff = nn.Linear(n_in, n_out, bias=False)
+        self.norm = PerStep(nn.BatchNorm1d(n_out)) if batchnorm else nn.Identity()
+        self.rec = nn.Linear(n_out, n_out, bias=False)
+        self.lif: LIF = neuron.build()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x)
+        alpha = self.lif.alpha
+        check_alpha(alpha)
+        drive = self.norm(self.ff(x))
+        state = initial_state(drive[0])
+        s = torch.zeros_like(drive[0])
+        out = []
+        for t in range(x.shape[0]):
+            s, state, _ = lif_step(drive[t] + self.rec(s), state, alpha, self.lif.params)
+            out.append(s)
+        return torch.stack(out)
+
+
+def build_srnn(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
+               hidden: Sequence[int] = (128, 128), batchnorm: bool = True) -> nn.Sequential:
+    if len(input_shape) != 1:
+        raise ValueError(f"model 'srnn' needs channel input (C,) per timestep, got input shape {tuple(input_shape)}")
+    c = int(input_shape[0])
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers.append(RecurrentLIF(c, h, neuron, batchnorm))
+        c = h
+    return nn.Sequential(*layers, PerStep(nn.Linear(c, num_classes)))
+
+
+ARCHS: dict[str, Callable[..., nn.Sequential]] = {
+    "vggsnn": build_vgg_snn,
+    "vgg9": build_vgg9,
+    "resnet19": build_resnet19,
+    "sew_resnet": build_sew_resnet,
+    "spiking_pointnet": build_spiking_pointnet,
+    "srnn": build_srnn,
+}
