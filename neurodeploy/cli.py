@@ -1,38 +1,148 @@
-"""The ``neurodeploy`` command line: a thin layer over the Python API."""
+"""The ``neurodeploy`` command line: a thin layer over the Python API.
+
+Every command is one row of :data:`COMMANDS` (name -> :class:`Command`: help, parent parsers,
+own options, handler); :func:`build_parser` builds the sub-commands from it and :func:`main`
+dispatches through it. The options several commands share (``--hardware``, ``--task``, ``--T``,
+``--samples``, ``--out``) are defined once each, in the ``_*_options`` parent-parser factories
+below, so their spelling and help read the same in every command. A factory returns a fresh
+parser per call: argparse copies a parent's actions by reference, and commands differ in
+defaults (``--samples`` is 10 for ``verify``, 256 for ``profile``).
+"""
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from neurodeploy.training.checkpoint import CheckpointError
 
 BOOL = argparse.BooleanOptionalAction
+DEFAULT_HARDWARE = "loihi2"
+#: timesteps when neither --T nor the model file says
+DEFAULT_T = 4
+REPRODUCE_OUT = "runs/reproduce"
+Handler = Callable[[argparse.Namespace, Sequence[str] | None], int]
 
 
+# ---------------------------------------------------------------------------------------------
+# shared options: one definition each (parent parsers)
+# ---------------------------------------------------------------------------------------------
+def _parent() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(add_help=False)
+
+
+def _hardware_options(*, many: bool = False) -> argparse.ArgumentParser:
+    """``--hardware``: a spec name of :data:`neurodeploy.neuron.hardware.SPECS` (``many``: one
+    or more, for reports over several specs; default then: each of loihi1 and loihi2)."""
+    from neurodeploy.neuron.hardware import SPECS
+
+    p = _parent()
+    names = ", ".join(SPECS)
+    if many:
+        p.add_argument(
+            "--hardware",
+            nargs="+",
+            default=None,
+            metavar="SPEC",
+            help=f"hardware spec(s): {names} (default: loihi1 and loihi2)",
+        )
+    else:
+        p.add_argument(
+            "--hardware",
+            default=DEFAULT_HARDWARE,
+            metavar="SPEC",
+            help=f"hardware spec: {names} (default: %(default)s)",
+        )
+    return p
+
+
+def _task_options(*, task: str | None = None, T: int | None = None) -> argparse.ArgumentParser:
+    """``--task`` and ``--T``. Defaults ``None``: what the model file records (T else 4)."""
+    p = _parent()
+    p.add_argument(
+        "--task",
+        default=task,
+        help="task (see `neurodeploy tasks`); default: "
+        + ("%(default)s" if task is not None else "the one recorded in the model"),
+    )
+    p.add_argument(
+        "--T",
+        type=int,
+        default=T,
+        help="timesteps; default: "
+        + ("%(default)s" if T is not None else f"the model's, else {DEFAULT_T}"),
+    )
+    return p
+
+
+def _samples_options(default: int | None) -> argparse.ArgumentParser:
+    """``--samples``: how many test samples to run (``None``: the whole test set)."""
+    p = _parent()
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=default,
+        metavar="N",
+        help="test samples to run; default: " + ("%(default)s" if default is not None else "all"),
+    )
+    return p
+
+
+def _out_options(
+    what: str, *, required: bool = True, default: str | None = None
+) -> argparse.ArgumentParser:
+    """``--out``/``-o``: where the command writes ``what`` (with ``required=False``, ``what``
+    says what happens without it)."""
+    p = _parent()
+    if required:
+        p.add_argument("--out", "-o", required=True, help=f"output: {what}")
+    else:
+        p.add_argument("--out", "-o", default=default, help=f"output: {what}")
+    return p
+
+
+def _progress_options() -> argparse.ArgumentParser:
+    p = _parent()
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# each command's own options
+# ---------------------------------------------------------------------------------------------
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    from neurodeploy.training.losses import DIRECTIONS, LOSS_KINDS
+    """TrainConfig's fields as options (--task/--T come from :func:`_train_task_options`)."""
     from neurodeploy.neuron.surrogate import SURROGATES
     from neurodeploy.training.config import TrainConfig
+    from neurodeploy.training.losses import DIRECTIONS, LOSS_KINDS
+
     d = TrainConfig().to_dict()  # defaults from TrainConfig: the CLI and the API cannot disagree
-    p.add_argument("--task", default=d["task"], help="offline task (see `neurodeploy tasks`)")
     p.add_argument("--model", default=None, help="zoo model; default: the task's own")
-    p.add_argument("--T", type=int, default=d["T"], help="timesteps")
     p.add_argument("--mps", action=BOOL, default=d["mps"], help="membrane potential smoothing")
     p.add_argument("--mps-mode", choices=("reset", "charge"), default=d["mps_mode"])
     p.add_argument("--alpha-init", type=float, default=d["alpha_init"])
-    p.add_argument("--tau", type=float, default=d["tau"], help="membrane time constant (> 1), timesteps")
+    p.add_argument(
+        "--tau", type=float, default=d["tau"], help="membrane time constant (> 1), timesteps"
+    )
     p.add_argument("--theta", type=float, default=d["theta"], help="threshold")
     p.add_argument("--reset", choices=("hard", "soft"), default=d["reset"])
     p.add_argument("--surrogate", choices=SURROGATES, default=d["surrogate"])
     p.add_argument("--detach-reset", action=BOOL, default=d["detach_reset"])
     p.add_argument("--loss", choices=LOSS_KINDS, default=d["loss"])
-    p.add_argument("--guidance", action=BOOL, default=d["guidance"], help="adjacent-timestep guidance")
+    p.add_argument(
+        "--guidance", action=BOOL, default=d["guidance"], help="adjacent-timestep guidance"
+    )
     p.add_argument("--lam", type=float, default=d["lam"], help="guidance weight")
     p.add_argument("--tau-kd", type=float, default=d["tau_kd"], help="distillation temperature")
-    p.add_argument("--p-drop", type=float, default=d["p_drop"], help="probability of dropping a guidance term")
+    p.add_argument(
+        "--p-drop", type=float, default=d["p_drop"], help="probability of dropping a guidance term"
+    )
     p.add_argument("--direction", choices=DIRECTIONS, default=d["direction"])
     p.add_argument("--epochs", type=int, default=d["epochs"])
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
@@ -41,135 +151,211 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", choices=("adam", "sgd"), default=d["optimizer"])
     p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--data-seed", type=int, default=d["data_seed"])
-    p.add_argument("--device", default=d["device"], help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
-    p.add_argument("--kernel", choices=("auto", "fused", "reference"), default=d["kernel"],
-                   help="neuron kernel: fused (numba on CPU, Triton on CUDA) where it runs, or the reference path")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neurodeploy", description=(
-        "Spiking networks from training to Loihi-style execution. Run `neurodeploy demo` for the "
-        "main job on the embedded offline task."))
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("train", help="train a spiking model on an offline task")
-    _add_train_args(p)
-    p.add_argument("--out", "-o", required=True, help="run folder (checkpoint.pt, metrics.jsonl)")
+    p.add_argument(
+        "--device", default=d["device"], help="auto (CUDA when present), cpu, cuda, cuda:1 ..."
+    )
+    p.add_argument(
+        "--kernel",
+        choices=("auto", "fused", "reference"),
+        default=d["kernel"],
+        help="neuron kernel: fused (numba on CPU, Triton on CUDA) where it runs, "
+        "or the reference path",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--config", default=None, metavar="TOML",
-                   help="recipe (recipes/*.toml): TrainConfig fields; options typed here override it")
-    p.add_argument("--data-root", default=None, metavar="DIR",
-                   help="folder of a data set on disk for tasks cifar10-dvs, dvs-gesture, n-caltech101, n-mnist, "
-                        "shd, cifar10, cifar100, modelnet10, modelnet40 (docs/real-data.md)")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (data sets on disk)")
-    p.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off", help="mixed precision (CUDA only)")
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="TOML",
+        help="recipe (recipes/*.toml): TrainConfig fields; options typed here " "override it",
+    )
+    p.add_argument(
+        "--data-root",
+        default=None,
+        metavar="DIR",
+        help="folder of a data set on disk for tasks cifar10-dvs, dvs-gesture, "
+        "n-caltech101, n-mnist, shd, cifar10, cifar100, modelnet10, modelnet40 "
+        "(docs/real-data.md)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=0, help="DataLoader worker processes (data sets on disk)"
+    )
+    p.add_argument(
+        "--amp", choices=("off", "bf16", "fp16"), default="off", help="mixed precision (CUDA only)"
+    )
 
-    p = sub.add_parser("demo", help="main job: MPS + guidance on event-digits, T=4, about 40 s on 2 CPU cores")
-    p.add_argument("--out", "-o", default=None, help="folder for the runs (default runs/demo-<time>)")
+
+def _add_demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--no-deploy", action="store_true", help="stop after training (no NIR/quantise/Lava)")
-    p.add_argument("--no-profile", action="store_true", help="skip the spike/energy profile at the end")
-    p.add_argument("--compare", action=BOOL, default=True,
-                   help="also train the vanilla-LIF, CE-only baseline the same way (default on)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--no-deploy", action="store_true", help="stop after training (no NIR/quantise/Lava)"
+    )
+    p.add_argument(
+        "--no-profile", action="store_true", help="skip the spike/energy profile at the end"
+    )
+    p.add_argument(
+        "--compare",
+        action=BOOL,
+        default=True,
+        help="also train the vanilla-LIF, CE-only baseline the same way (default on)",
+    )
 
-    p = sub.add_parser("reproduce", help="the paper's claims on the offline tasks: ablation, variants, "
-                       "reduced-timestep inference, initial states, gradient flow")
-    p.add_argument("--quick", action="store_true", help="small size for CI (minutes); default: full (~35 min on 2 cores with --workers 2)")
-    p.add_argument("--tasks", nargs="+", default=None, help="subset of the offline tasks (default: all)")
-    p.add_argument("--out", "-o", default="runs/reproduce", help="folder for reproduction.md/.json and figures/")
-    p.add_argument("--workers", type=int, default=1, help="parallel training processes (1 torch thread each)")
-    p.add_argument("--report-from", default=None, metavar="JSON",
-                   help="only re-render the report and figures from a saved reproduction.json (no training)")
-    p.add_argument("--refresh-analysis", default=None, metavar="JSON",
-                   help="retrain the seed-0 T=4 runs of a saved reproduction.json, recompute initial states and "
-                        "gradients with the current code (accuracies must reproduce exactly) and rewrite the report")
-    p.add_argument("--no-progress", action="store_true")
 
-    p = sub.add_parser("export", help="export a trained checkpoint as a NIR graph")
+def _add_reproduce_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small size for CI (minutes); default: full (~35 min on 2 cores with " "--workers 2)",
+    )
+    p.add_argument(
+        "--tasks", nargs="+", default=None, help="subset of the offline tasks (default: all)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=1, help="parallel training processes (1 torch thread each)"
+    )
+    p.add_argument(
+        "--report-from",
+        default=None,
+        metavar="JSON",
+        help="only re-render the report and figures from a saved reproduction.json "
+        "(no training)",
+    )
+    p.add_argument(
+        "--refresh-analysis",
+        default=None,
+        metavar="JSON",
+        help="retrain the seed-0 T=4 runs of a saved reproduction.json, recompute "
+        "initial states and gradients with the current code (accuracies must "
+        "reproduce exactly) and rewrite the report",
+    )
+
+
+def _add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint.pt written by `neurodeploy train`")
-    p.add_argument("--out", "-o", required=True, help="output .nir file")
-    p.add_argument("--dt", type=float, default=None, help="seconds per timestep in the NIR graph (default 1e-4)")
+    p.add_argument(
+        "--dt",
+        type=float,
+        default=None,
+        help="seconds per timestep in the NIR graph (default 1e-4)",
+    )
 
-    p = sub.add_parser("inspect", help="summarise a NIR graph: nodes, shapes, parameter ranges, counts")
+
+def _add_inspect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help=".nir file")
 
-    p = sub.add_parser("quantize", help="quantise a NIR model for a hardware spec: integer program + accuracy report")
-    p.add_argument("model", help=".nir file (written by `neurodeploy export`) or a checkpoint.pt")
-    p.add_argument("--out", "-o", required=True, help="integer program file (.npz)")
-    p.add_argument("--hardware", default="loihi2", help="hardware spec: loihi2 (default) or loihi1")
-    p.add_argument("--task", default=None, help="task to measure on (default: the one recorded in the model)")
-    p.add_argument("--T", type=int, default=None, help="timesteps (default: the model's)")
-    p.add_argument("--percentile", type=float, default=None,
-                   help="scale weights to this percentile of |w| instead of the max (outliers clipped, counted)")
-    p.add_argument("--samples", type=int, default=None, help="test samples to compare on (default: all)")
 
-    p = sub.add_parser("deploy", help="export -> quantise -> run on a target -> conformance summary")
-    p.add_argument("model", help=".nir file or checkpoint.pt")
-    p.add_argument("--target", default="lava", help="reference, lava, or netx (stock neurons only)")
-    p.add_argument("--hardware", default="loihi2")
-    p.add_argument("--task", default=None)
-    p.add_argument("--T", type=int, default=None)
-    p.add_argument("--samples", type=int, default=10, help="test samples run through Lava")
-    p.add_argument("--out", "-o", required=True, help="output folder")
+def _add_model_arg(p: argparse.ArgumentParser, what: str = ".nir file or checkpoint.pt") -> None:
+    p.add_argument("model", help=what)
 
-    p = sub.add_parser("verify", help="conformance: float torch vs reference simulator vs Lava fixed_pt, per layer")
-    p.add_argument("model", help=".nir file or checkpoint.pt")
-    p.add_argument("--hardware", default="loihi2")
-    p.add_argument("--task", default=None)
-    p.add_argument("--T", type=int, default=None)
-    p.add_argument("--samples", type=int, default=10)
+
+def _add_quantize_args(p: argparse.ArgumentParser) -> None:
+    _add_model_arg(p, ".nir file (written by `neurodeploy export`) or a checkpoint.pt")
+    p.add_argument(
+        "--percentile",
+        type=float,
+        default=None,
+        help="scale weights to this percentile of |w| instead of the max (outliers "
+        "clipped, counted)",
+    )
+
+
+def _target_help() -> str:
+    from neurodeploy.targets import TARGET_NAMES
+
+    return f"target: {', '.join(TARGET_NAMES)} (netx: stock neurons only)"
+
+
+def _profile_target_help() -> str:
+    from neurodeploy.targets import target_names
+
+    ints = ", ".join(target_names(readout=True, states=True))
+    return f"torch (the float model) or an integer target: {ints}; default: %(default)s"
+
+
+def _add_deploy_args(p: argparse.ArgumentParser) -> None:
+    _add_model_arg(p)
+    p.add_argument("--target", default="lava", help=_target_help() + "; default: %(default)s")
+
+
+def _add_verify_args(p: argparse.ArgumentParser) -> None:
+    _add_model_arg(p)
     p.add_argument("--no-lava", action="store_true", help="compare float and reference only")
 
-    p = sub.add_parser("profile", help="spikes, synaptic operations and energy of a model on a target: "
-                       "JSON + Markdown report + PNG plots")
-    p.add_argument("model", help=".nir graph, checkpoint.pt or integer program .npz")
-    p.add_argument("--target", default="torch", help="torch (float), reference (integer simulator) or lava")
-    p.add_argument("--compare", default=None, metavar="MODEL",
-                   help="a second model profiled side by side (e.g. vanilla vs MPS); default: the same model "
-                        "when --compare-target is given (e.g. float vs integer)")
-    p.add_argument("--compare-target", default=None, help="target for the second profile (default: --target)")
-    p.add_argument("--view", choices=("hardware", "module"), default="hardware",
-                   help="count per hardware stage (pooling folded into synapses; default) or per torch layer "
-                        "(NeuroBench's view; torch target only)")
-    p.add_argument("--task", default=None, help="task to run (default: the one recorded in the model)")
-    p.add_argument("--T", type=int, default=None, help="timesteps (default: the model's)")
-    p.add_argument("--samples", type=int, default=256, help="test samples (Lava: ~2 s each)")
-    p.add_argument("--energy-model", action="append", default=None, metavar="NAME|FILE",
-                   help="cmos45, loihi, or a .json/.toml model file; repeat for several (default: cmos45 and loihi)")
-    p.add_argument("--hardware", default="loihi2", help="hardware spec for integer targets")
-    p.add_argument("--latency", action="store_true",
-                   help="reference target: run with Lava's one step per synapse (T + depth steps, = Lava's counts)")
-    p.add_argument("--out", "-o", required=True, help="report folder")
-    p.add_argument("--no-progress", action="store_true")
 
-    p = sub.add_parser("finetune", help="fine-tune a checkpoint through its integer program (quantisation-aware), "
-                       "optionally down to stock LIF neurons; writes checkpoint, NIR and integer program")
+def _add_profile_args(p: argparse.ArgumentParser) -> None:
+    _add_model_arg(p, ".nir graph, checkpoint.pt or integer program .npz")
+    p.add_argument("--target", default="torch", help=_profile_target_help())
+    p.add_argument(
+        "--compare",
+        default=None,
+        metavar="MODEL",
+        help="a second model profiled side by side (e.g. vanilla vs MPS); default: the "
+        "same model when --compare-target is given (e.g. float vs integer)",
+    )
+    p.add_argument(
+        "--compare-target", default=None, help="target for the second profile (default: --target)"
+    )
+    p.add_argument(
+        "--view",
+        choices=("hardware", "module"),
+        default="hardware",
+        help="count per hardware stage (pooling folded into synapses; default) or per "
+        "torch layer (NeuroBench's view; torch target only)",
+    )
+    p.add_argument(
+        "--energy-model",
+        action="append",
+        default=None,
+        metavar="NAME|FILE",
+        help="cmos45, loihi, or a .json/.toml model file; repeat for several "
+        "(default: cmos45 and loihi)",
+    )
+    p.add_argument(
+        "--latency",
+        action="store_true",
+        help="reference target: run with Lava's one step per synapse (T + depth "
+        "steps, = Lava's counts)",
+    )
+
+
+def _add_finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint.pt written by `neurodeploy train`")
-    p.add_argument("--hardware", default="loihi2", help="hardware spec: loihi2 (default) or loihi1")
-    p.add_argument("--stock-neurons", action="store_true",
-                   help="anneal the smoothing coefficient to 0 and finish as stock Loihi LIF (netx, snntorch)")
-    p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: FinetuneConfig's)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: FinetuneConfig's)")
-    p.add_argument("--out", "-o", required=True, help="output folder (checkpoint.pt, model.nir, model.int.npz)")
-    p.add_argument("--no-progress", action="store_true")
-
-    p = sub.add_parser("resources", help="mapping report: neurons, fan-in, synapses, memory and cores per layer")
-    p.add_argument("model", help=".nir file, checkpoint.pt or integer program (.int.npz)")
-    p.add_argument("--hardware", nargs="+", default=None, help="spec(s) to map to (default: loihi1 and loihi2)")
-
-    sub.add_parser("tasks", help="list the offline tasks")
-    return parser
+    p.add_argument(
+        "--stock-neurons",
+        action="store_true",
+        help="anneal the smoothing coefficient to 0 and finish as stock Loihi LIF "
+        "(netx, snntorch)",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=None, help="fine-tuning epochs (default: FinetuneConfig's)"
+    )
+    p.add_argument(
+        "--lr", type=float, default=None, help="learning rate (default: FinetuneConfig's)"
+    )
 
 
+def _add_resources_args(p: argparse.ArgumentParser) -> None:
+    _add_model_arg(p, ".nir file, checkpoint.pt or integer program (.int.npz)")
+
+
+def _no_args(_: argparse.ArgumentParser) -> None:
+    """A command without options of its own."""
+
+
+# ---------------------------------------------------------------------------------------------
+# handlers: (parsed arguments, the argv they came from) -> exit status
+# ---------------------------------------------------------------------------------------------
 def _cmd_train(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from neurodeploy.training.config import TrainConfig
     from neurodeploy.training.loop import train
-    fields = {k: getattr(a, k) for k in TrainConfig().to_dict() if k not in ("arch", "data") and hasattr(a, k)}
+
+    fields = {
+        k: getattr(a, k)
+        for k in TrainConfig().to_dict()
+        if k not in ("arch", "data") and hasattr(a, k)
+    }
     if a.config:  # the recipe, overridden by the options typed on the command line
         from neurodeploy.training.recipe import explicit_options, load_recipe
+
         typed = explicit_options(build_parser(), "train", argv)
         cfg = load_recipe(a.config, {k: v for k, v in fields.items() if k in typed})
     else:
@@ -178,153 +364,378 @@ def _cmd_train(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
         return 0
     alphas = ", ".join(f"{n}={v:.3f}" for n, v in res.model.alphas().items())
-    print(f"{res.config.task}/{res.config.model} T={res.config.T}: test acc {res.test_acc:.4f} "
-          f"after {len(res.history)} epochs; alpha: {alphas or '-'}; run folder {a.out}")
+    print(
+        f"{res.config.task}/{res.config.model} T={res.config.T}: test acc {res.test_acc:.4f} "
+        f"after {len(res.history)} epochs; alpha: {alphas or '-'}; run folder {a.out}"
+    )
     return 0
 
 
-def _load_with_task(path: str, a: argparse.Namespace, programs: bool = False):
+def _cmd_demo(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    from neurodeploy.demo import run_demo
+
+    out = a.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_demo(
+        out,
+        epochs=a.epochs,
+        compare=a.compare,
+        progress=not a.no_progress,
+        deploy_chain=not a.no_deploy,
+        profile_models=not a.no_profile,
+    )
+    return 0
+
+
+def _cmd_reproduce(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    from neurodeploy.measure.reproduce import refresh_analysis, reproduce, rewrite_report
+
+    if a.refresh_analysis:
+        md = refresh_analysis(a.refresh_analysis, workers=a.workers, progress=not a.no_progress)
+        print(f"report: {md}")
+        return 0
+    if a.report_from:
+        out = a.out if a.out != REPRODUCE_OUT else None
+        print(f"report: {rewrite_report(a.report_from, out)}")
+        return 0
+    md = reproduce(
+        quick=a.quick, tasks=a.tasks, out=a.out, workers=a.workers, progress=not a.no_progress
+    )
+    print(f"report: {md}")
+    return 0
+
+
+def _cmd_export(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    from neurodeploy.converters.nir_common import DEFAULT_DT
+    from neurodeploy.converters.nir_export import export_nir
+    from neurodeploy.converters.nir_inspect import format_summary
+    from neurodeploy.training.checkpoint import load_model
+
+    model, cfg = load_model(a.checkpoint)
+    graph = export_nir(
+        model, a.out, dt=a.dt or DEFAULT_DT, extra_metadata={"task": cfg.task, "T": cfg.T}
+    )
+    print(format_summary(graph, a.out))
+    return 0
+
+
+def _cmd_inspect(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    from neurodeploy.converters.nir_import import read_nir
+    from neurodeploy.converters.nir_inspect import format_summary
+
+    print(format_summary(read_nir(a.path), a.path))
+    return 0
+
+
+def _load_with_task(
+    path: str, a: argparse.Namespace, *, programs: bool = False
+) -> tuple[Any, str, int]:
     """(model, task name, T) from a model file; --task and --T override what the file records,
-    T defaults to 4, and a task must be known one way or the other."""
+    T defaults to :data:`DEFAULT_T`, and a task must be known one way or the other."""
     from neurodeploy.converters.model_files import load_model_file
+
     model, task_name, T = load_model_file(path, programs=programs)
-    task_name, T = a.task or task_name, a.T or T or 4
+    task_name, T = a.task or task_name, a.T or T or DEFAULT_T
     if task_name is None:
         raise ValueError(f"{path}: no task recorded in the model; pass --task")
     return model, task_name, T
 
 
-def _cmd_quantize(a: argparse.Namespace) -> int:
+def _cmd_quantize(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from neurodeploy.data import load_task
-    from neurodeploy.neuron.hardware import get_spec
     from neurodeploy.measure.qreport import compare, quantize_for_task
+    from neurodeploy.neuron.hardware import get_spec
+
     model, task_name, T = _load_with_task(a.model, a)
     task = load_task(task_name, T=T)
     if tuple(task.input_shape) != tuple(model.input_shape):
-        raise ValueError(f"task {task_name!r} gives input {task.input_shape}, the model expects {model.input_shape}")
-    prog = quantize_for_task(model, task, get_spec(a.hardware), a.percentile)
+        raise ValueError(
+            f"task {task_name!r} gives input {task.input_shape}, "
+            f"the model expects {model.input_shape}"
+        )
+    prog = quantize_for_task(model, task, get_spec(a.hardware), percentile=a.percentile)
     prog.meta.update(task=task_name, T=T)
     prog.save(a.out)
-    print(f"integer program for {a.hardware}: {a.out} ({len(prog.layers)} layers, input {prog.input_kind}, "
-          f"input scale {prog.input_scale:g})")
+    print(
+        f"integer program for {a.hardware}: {a.out} ({len(prog.layers)} layers, "
+        f"input {prog.input_kind}, input scale {prog.input_scale:g})"
+    )
     for l in prog.layers:
-        print(f"  {l.name:<10} {l.kind:<7} weight_exp {l.weight_exp:>3}  vth {l.vth:>6}  dv {l.dv:>4}  "
-              f"coef {l.coef:>4}  bias_exp {l.bias_exp}  v_scale {l.v_scale:.4g}")
-    print(compare(model, prog, task, T, a.samples).format())
+        print(
+            f"  {l.name:<10} {l.kind:<7} weight_exp {l.weight_exp:>3}  vth {l.vth:>6}  "
+            f"dv {l.dv:>4}  coef {l.coef:>4}  bias_exp {l.bias_exp}  v_scale {l.v_scale:.4g}"
+        )
+    print(compare(model, prog, task=task, T=T, n=a.samples).format())
     return 0
 
 
-def _cmd_profile(a: argparse.Namespace) -> int:
+def _cmd_deploy(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    from neurodeploy.deploy import deploy
+
+    model, task_name, T = _load_with_task(a.model, a)
+    print(
+        deploy(
+            model,
+            task_name=task_name,
+            T=T,
+            out_dir=a.out,
+            hardware=a.hardware,
+            target=a.target,
+            lava_samples=a.samples,
+        )
+    )
+    return 0
+
+
+def _cmd_verify(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    from neurodeploy.data import load_task
+    from neurodeploy.measure.qreport import quantize_for_task
+    from neurodeploy.measure.verify import verify
+    from neurodeploy.neuron.hardware import get_spec
+
+    model, task_name, T = _load_with_task(a.model, a)
+    task = load_task(task_name, T=T)
+    prog = quantize_for_task(model, task, get_spec(a.hardware))
+    print(verify(model, prog, task=task, T=T, n=a.samples, lava=not a.no_lava).format())
+    return 0
+
+
+def _cmd_profile(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from pathlib import Path
 
     from neurodeploy.data import load_task
     from neurodeploy.measure.energy import DEFAULT_ENERGY_MODELS, get_energy_model
-    from neurodeploy.measure.report import summary_rows, fmt, write_report
     from neurodeploy.measure.profiling import profile
+    from neurodeploy.measure.report import fmt, summary_rows, write_report
+
     energy = [get_energy_model(m) for m in (a.energy_model or DEFAULT_ENERGY_MODELS)]  # fail early
     runs = [(a.model, a.target)]
     if a.compare or a.compare_target:
         runs.append((a.compare or a.model, a.compare_target or a.target))
-    loaded = {path: _load_with_task(path, a, programs=True) for path, _ in runs}   # each file read once
+    # each file read once
+    loaded = {path: _load_with_task(path, a, programs=True) for path, _ in runs}
     profiles = []
     for path, target in runs:
         subject, task_name, T = loaded[path]
         label = f"{Path(path).stem} ({target})"
-        profiles.append(profile(subject, load_task(task_name, T=T), T, target, view=a.view, samples=a.samples,
-                                energy_models=energy, hardware=a.hardware, label=label,
-                                latency=a.latency and target == "reference", progress=not a.no_progress))
+        profiles.append(
+            profile(
+                subject,
+                load_task(task_name, T=T),
+                T=T,
+                target=target,
+                view=a.view,
+                samples=a.samples,
+                energy_models=energy,
+                hardware=a.hardware,
+                label=label,
+                latency=a.latency and target == "reference",
+                progress=not a.no_progress,
+            )
+        )
     paths = write_report(profiles, a.out)
+    shown = ("accuracy", "spikes", "ACs", "MACs", "energy", "SNN")
     for p in profiles:
-        print(f"{p.label}: " + ", ".join(f"{k} {fmt(v)}" for k, v in summary_rows(p)
-                                          if k.startswith(("accuracy", "spikes", "ACs", "MACs", "energy", "SNN"))))
-    print(f"report: {paths.markdown} (+ {paths.json.name}, {', '.join(p.name for p in paths.plots.values())})")
+        print(
+            f"{p.label}: "
+            + ", ".join(f"{k} {fmt(v)}" for k, v in summary_rows(p) if k.startswith(shown))
+        )
+    plots = ", ".join(p.name for p in paths.plots.values())
+    print(f"report: {paths.markdown} (+ {paths.json.name}, {plots})")
     return 0
 
 
-def _cmd_tasks(_: argparse.Namespace) -> int:
+def _cmd_finetune(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    from neurodeploy.finetune import FinetuneConfig, finetune
+
+    over = {k: v for k, v in (("epochs", a.epochs), ("lr", a.lr)) if v is not None}
+    cfg = FinetuneConfig(hardware=a.hardware, stock_neurons=a.stock_neurons, **over)
+    print(finetune(a.checkpoint, out_dir=a.out, config=cfg, progress=not a.no_progress).format())
+    return 0
+
+
+def _cmd_resources(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    from neurodeploy.measure.resources import report_for_path
+
+    text, fits = report_for_path(a.model, a.hardware)
+    print(text)
+    return 0 if fits else 2
+
+
+def _cmd_tasks(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from neurodeploy.data import list_tasks, load_task
+
     for name in list_tasks():
         t = load_task(name)
-        print(f"{name:<13} input {t.input_shape} {'temporal' if t.temporal else 'static'}  "
-              f"{t.num_classes} classes  train {len(t.y_train)} / test {len(t.y_test)}  "
-              f"(stands in for {t.stands_in_for}): {t.description}")
+        print(
+            f"{name:<13} input {t.input_shape} {'temporal' if t.temporal else 'static'}  "
+            f"{t.num_classes} classes  train {len(t.y_train)} / test {len(t.y_test)}  "
+            f"(stands in for {t.stands_in_for}): {t.description}"
+        )
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the table
+# ---------------------------------------------------------------------------------------------
+ParentFactory = Callable[[], argparse.ArgumentParser]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One sub-command: its help line, handler, own options and shared options (parent-parser
+    factories, called afresh for each parser built)."""
+
+    help: str
+    run: Handler
+    arguments: Callable[[argparse.ArgumentParser], None] = _no_args
+    parents: tuple[ParentFactory, ...] = ()
+
+
+def _train_task_options() -> argparse.ArgumentParser:
+    """--task/--T with TrainConfig's defaults (what `train` trains on)."""
+    from neurodeploy.training.config import TrainConfig
+
+    d = TrainConfig().to_dict()
+    return _task_options(task=d["task"], T=d["T"])
+
+
+_MANY_HARDWARE = partial(_hardware_options, many=True)
+
+COMMANDS: dict[str, Command] = {
+    "train": Command(
+        "train a spiking model on an offline task",
+        _cmd_train,
+        _add_train_args,
+        parents=(
+            _train_task_options,
+            partial(_out_options, "run folder (checkpoint.pt, metrics.jsonl)"),
+            _progress_options,
+        ),
+    ),
+    "demo": Command(
+        "main job: MPS + guidance on event-digits, T=4, about 40 s on 2 CPU cores",
+        _cmd_demo,
+        _add_demo_args,
+        parents=(
+            partial(_out_options, "folder for the runs (default runs/demo-<time>)", required=False),
+            _progress_options,
+        ),
+    ),
+    "reproduce": Command(
+        "the paper's claims on the offline tasks: ablation, variants, reduced-timestep "
+        "inference, initial states, gradient flow",
+        _cmd_reproduce,
+        _add_reproduce_args,
+        parents=(
+            partial(
+                _out_options,
+                f"folder for reproduction.md/.json and figures/ (default {REPRODUCE_OUT})",
+                required=False,
+                default=REPRODUCE_OUT,
+            ),
+            _progress_options,
+        ),
+    ),
+    "export": Command(
+        "export a trained checkpoint as a NIR graph",
+        _cmd_export,
+        _add_export_args,
+        parents=(partial(_out_options, ".nir file"),),
+    ),
+    "inspect": Command(
+        "summarise a NIR graph: nodes, shapes, parameter ranges, counts",
+        _cmd_inspect,
+        _add_inspect_args,
+    ),
+    "quantize": Command(
+        "quantise a NIR model for a hardware spec: integer program + accuracy report",
+        _cmd_quantize,
+        _add_quantize_args,
+        parents=(
+            _hardware_options,
+            _task_options,
+            partial(_samples_options, None),
+            partial(_out_options, "integer program file (.npz)"),
+        ),
+    ),
+    "deploy": Command(
+        "export -> quantise -> run on a target -> conformance summary",
+        _cmd_deploy,
+        _add_deploy_args,
+        parents=(
+            _hardware_options,
+            _task_options,
+            partial(_samples_options, 10),
+            partial(_out_options, "folder (summary.md, conformance.json, model files)"),
+        ),
+    ),
+    "verify": Command(
+        "conformance: float torch vs reference simulator vs Lava fixed_pt, per layer",
+        _cmd_verify,
+        _add_verify_args,
+        parents=(_hardware_options, _task_options, partial(_samples_options, 10)),
+    ),
+    "profile": Command(
+        "spikes, synaptic operations and energy of a model on a target: JSON + Markdown report "
+        "+ PNG plots",
+        _cmd_profile,
+        _add_profile_args,
+        parents=(
+            _hardware_options,
+            _task_options,
+            partial(_samples_options, 256),
+            partial(_out_options, "report folder"),
+            _progress_options,
+        ),
+    ),
+    "finetune": Command(
+        "fine-tune a checkpoint through its integer program (quantisation-aware), optionally "
+        "down to stock LIF neurons; writes checkpoint, NIR and integer program",
+        _cmd_finetune,
+        _add_finetune_args,
+        parents=(
+            _hardware_options,
+            partial(_out_options, "folder (checkpoint.pt, model.nir, model.int.npz)"),
+            _progress_options,
+        ),
+    ),
+    "resources": Command(
+        "mapping report: neurons, fan-in, synapses, memory and cores per layer",
+        _cmd_resources,
+        _add_resources_args,
+        parents=(_MANY_HARDWARE,),
+    ),
+    "tasks": Command("list the offline tasks", _cmd_tasks),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neurodeploy",
+        description=(
+            "Spiking networks from training to Loihi-style execution. Run `neurodeploy demo` for the "
+            "main job on the embedded offline task."
+        ),
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, cmd in COMMANDS.items():
+        parents = [make() for make in cmd.parents]
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help, parents=parents)
+        cmd.arguments(p)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads is not None:
         import torch
+
         torch.set_num_threads(args.threads)
     try:
-        if args.command == "train":
-            return _cmd_train(args, argv)
-        if args.command == "demo":
-            from neurodeploy.demo import run_demo
-            out = args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
-            run_demo(out, epochs=args.epochs, compare=args.compare, progress=not args.no_progress,
-                     deploy_chain=not args.no_deploy, profile_models=not args.no_profile)
-            return 0
-        if args.command == "reproduce":
-            from neurodeploy.measure.reproduce import refresh_analysis, reproduce, rewrite_report
-            if args.refresh_analysis:
-                print(f"report: {refresh_analysis(args.refresh_analysis, args.workers, not args.no_progress)}")
-                return 0
-            if args.report_from:
-                print(f"report: {rewrite_report(args.report_from, args.out if args.out != 'runs/reproduce' else None)}")
-                return 0
-            md = reproduce(quick=args.quick, tasks=args.tasks, out=args.out, workers=args.workers,
-                           progress=not args.no_progress)
-            print(f"report: {md}")
-            return 0
-        if args.command == "export":
-            from neurodeploy.converters.nir_common import DEFAULT_DT
-            from neurodeploy.converters.nir_export import export_nir
-            from neurodeploy.converters.nir_inspect import format_summary
-            from neurodeploy.training.checkpoint import load_model
-            model, cfg = load_model(args.checkpoint)
-            graph = export_nir(model, args.out, dt=args.dt or DEFAULT_DT,
-                               extra_metadata={"task": cfg.task, "T": cfg.T})
-            print(format_summary(graph, args.out))
-            return 0
-        if args.command == "inspect":
-            from neurodeploy.converters.nir_import import read_nir
-            from neurodeploy.converters.nir_inspect import format_summary
-            print(format_summary(read_nir(args.path), args.path))
-            return 0
-        if args.command == "quantize":
-            return _cmd_quantize(args)
-        if args.command == "deploy":
-            from neurodeploy.deploy import deploy
-            model, task_name, T = _load_with_task(args.model, args)
-            print(deploy(model, task_name, T, args.out, args.hardware, args.target, args.samples))
-            return 0
-        if args.command == "verify":
-            from neurodeploy.data import load_task
-            from neurodeploy.neuron.hardware import get_spec
-            from neurodeploy.measure.qreport import quantize_for_task
-            from neurodeploy.measure.verify import verify
-            model, task_name, T = _load_with_task(args.model, args)
-            task = load_task(task_name, T=T)
-            prog = quantize_for_task(model, task, get_spec(args.hardware))
-            print(verify(model, prog, task, T, args.samples, lava=not args.no_lava).format())
-            return 0
-        if args.command == "profile":
-            return _cmd_profile(args)
-        if args.command == "finetune":
-            from neurodeploy.finetune import FinetuneConfig, finetune
-            over = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
-            cfg = FinetuneConfig(hardware=args.hardware, stock_neurons=args.stock_neurons, **over)
-            print(finetune(args.checkpoint, out_dir=args.out, config=cfg, progress=not args.no_progress).format())
-            return 0
-        if args.command == "resources":
-            from neurodeploy.measure.resources import report_for_path
-            text, fits = report_for_path(args.model, args.hardware)
-            print(text)
-            return 0 if fits else 2
-        if args.command == "tasks":
-            return _cmd_tasks(args)
+        return COMMANDS[args.command].run(args, argv)
     except (ValueError, FileExistsError, CheckpointError, FileNotFoundError) as e:
         print(f"neurodeploy {args.command}: error: {e}", file=sys.stderr)
         return 2
-    return 1

@@ -3,7 +3,8 @@
 #
 #   1. find a Python 3.11 ($PYTHON, python3.11, python3, pyenv's 3.11.x), create .venv
 #   2. pin pip inside the venv
-#   3. install scripts/requirements-pinned.txt (exact pins; torch==2.13.0+cpu, numpy 1.26.4)
+#   3. install scripts/requirements-pinned.txt (exact pins; torch==2.13.0+cpu, numpy 1.26.4,
+#      and the checkers `make lint` runs: ruff, mypy, import-linter)
 #   4. install lava-nc==0.10.0 and lava-dl==0.6.0 with --no-deps --ignore-requires-python
 #      (they declare Requires-Python <3.11, so pip refuses them as ordinary dependencies)
 #      and scripts/requirements-nodeps.txt with --no-deps (neurobench, tonic, spikingjelly, norse)
@@ -113,7 +114,7 @@ log "pip: installing pip==$PIP_VERSION in the venv"
 "${PIP[@]}" install --quiet "${CONSTRAINTS[@]}" "pip==$PIP_VERSION"
 
 # --- 3. pinned requirements ------------------------------------------------------------------
-log "pip: installing the exact pins of $REQ_FILE (torch 2.13.0+cpu, numpy 1.26.4, ...)"
+log "pip: installing the exact pins of $REQ_FILE (torch 2.13.0+cpu, numpy 1.26.4, ruff, mypy, ...)"
 if ! "${PIP[@]}" install "${CONSTRAINTS[@]}" -r "$REQ_FILE"; then
     die "pip could not install the pins of $REQ_FILE (see above). If torch==2.13.0+cpu is the \
 missing one: the CPU wheel must be visible to pip, e.g. PIP_FIND_LINKS=/opt/wheels (the folder \
@@ -148,6 +149,11 @@ import lava.lib.dl.slayer             # fails without torchvision/cv2 unless pat
 import numba, neurobench.metrics.workload, tonic, spikingjelly.activation_based.neuron, norse.torch
 spec = importlib.util.find_spec("neurodeploy")
 assert spec is not None, "neurodeploy is not installed in the venv"
+# the checkers `make lint` runs, next to the interpreter (make calls them by path)
+from pathlib import Path
+bindir = Path(sys.executable).parent
+missing = [t for t in ("ruff", "mypy", "lint-imports") if not (bindir / t).exists()]
+assert not missing, f"not installed in {bindir}: {missing} (scripts/requirements-pinned.txt)"
 print(f"[setup_env] ok: python {sys.version.split()[0]}, torch {torch.__version__}, "
       f"numpy {numpy.__version__}, lava importable, neurodeploy -> {spec.origin or spec.submodule_search_locations}")
 EOF

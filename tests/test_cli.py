@@ -1,4 +1,5 @@
 """The command line over the API."""
+
 import json
 
 from neurodeploy.cli import main
@@ -6,8 +7,22 @@ from neurodeploy.cli import main
 
 def test_train_and_resume_via_cli(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", "--task", "digits", "--model", "mlp", "--T", "2", "--epochs", "1",
-            "--no-mps", "--no-guidance", "--out", str(out), "--no-progress"]
+    args = [
+        "train",
+        "--task",
+        "digits",
+        "--model",
+        "mlp",
+        "--T",
+        "2",
+        "--epochs",
+        "1",
+        "--no-mps",
+        "--no-guidance",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(args) == 0
     assert "test acc" in capsys.readouterr().out
     cfg = json.loads((out / "config.json").read_text())
