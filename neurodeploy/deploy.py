@@ -10,12 +10,11 @@ from pathlib import Path
 from neurodeploy.converters.nir_export import export_nir
 from neurodeploy.converters.nir_import import nir_to_model
 from neurodeploy.data import load_task
-from neurodeploy.neuron.hardware import get_spec
+from neurodeploy.neuron.hardware import get_spec, netx_variant
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.measure.qreport import compare, quantize_for_task
 from neurodeploy.measure.verify import verify
-
-TARGETS = ("reference", "lava", "netx")
+from neurodeploy.targets import TARGETS
 
 
 def deploy(model: SpikingNet, task_name: str, T: int, out_dir: str | Path, hardware: str = "loihi2",
@@ -23,14 +22,17 @@ def deploy(model: SpikingNet, task_name: str, T: int, out_dir: str | Path, hardw
     """Export, quantise, run and compare; writes model.nir, model.int.npz, conformance.json and
     summary.md into ``out_dir`` and returns the per-stage table as text."""
     if target not in TARGETS:
-        raise ValueError(f"target: unknown {target!r}; available: {TARGETS}")
+        raise ValueError(f"target: unknown {target!r}; available: {', '.join(TARGETS)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     task = load_task(task_name, T=T)
     t0 = time.perf_counter()
     export_nir(model, out / "model.nir", extra_metadata={"task": task_name, "T": T})
     from_nir = nir_to_model(out / "model.nir")
-    prog = quantize_for_task(from_nir, task, get_spec(hardware), netx=target == "netx")
+    hw = get_spec(hardware)
+    if target == "netx":  # netx's formats: the spec's netx variant (e.g. loihi2 -> loihi2-netx)
+        hw = netx_variant(hw)
+    prog = quantize_for_task(from_nir, task, hw)
     if target == "netx":
         from neurodeploy.targets.netx import export_netx
         export_netx(prog, out / "model.netx.h5")  # refuses smoothed neurons, naming the layer

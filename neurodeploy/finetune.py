@@ -33,11 +33,11 @@ from tqdm.auto import tqdm
 
 from neurodeploy.training.checkpoint import load_checkpoint, save_checkpoint
 from neurodeploy.data import TaskData, load_task
-from neurodeploy.neuron.hardware import get_spec
+from neurodeploy.neuron.hardware import HardwareSpec, get_spec, netx_variant
 from neurodeploy.quant.program import IntProgram
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.quant.qat import QATNet, integer_accuracy
-from neurodeploy.measure.qreport import input_settings
+from neurodeploy.quant.quantize import input_settings
 from neurodeploy.training.config import CHECKPOINT_NAME, TrainConfig
 from neurodeploy.training.loop import evaluate
 from neurodeploy.training.checkpoint import load_model
@@ -56,9 +56,9 @@ class FinetuneConfig:
     epochs: int = 4
     lr: float = 5e-4                  # Adam, cosine-annealed to 0 over the epochs
     batch_size: int = 64
-    stock_neurons: bool = False       # anneal alpha to 0 and finish as vanilla (stock Loihi) LIF
+    stock_neurons: bool = False       # anneal alpha to 0 and finish as vanilla (stock Loihi) LIF,
+    #                                   in the formats of the hardware's netx variant (spec())
     anneal_fraction: float = 0.5      # share of the steps over which alpha goes to 0
-    netx: bool | None = None          # restrict to netx's exponents (None: = stock_neurons)
     percentile: float | None = None   # weight scaling as quantize_model's
     select: str = "best-train"        # "best-train" or "last" (module docstring)
     seed: int = 0
@@ -77,9 +77,11 @@ class FinetuneConfig:
         if self.select not in SELECTIONS:
             raise ValueError(f"select must be one of {SELECTIONS}, got {self.select!r}")
 
-    @property
-    def use_netx(self) -> bool:
-        return self.stock_neurons if self.netx is None else bool(self.netx)
+    def spec(self) -> HardwareSpec:
+        """The hardware spec trained against: ``hardware``, or with stock neurons its netx variant
+        (weight exponent 0, bias exponent 6: the result exports to lava-dl netx)."""
+        hw = get_spec(self.hardware)
+        return netx_variant(hw) if self.stock_neurons else hw
 
 
 @dataclass
@@ -102,7 +104,7 @@ class FinetuneResult:
     def summary(self) -> dict[str, Any]:
         return {"task": self.train_config.task, "model": self.train_config.model, "T": self.train_config.T,
                 "hardware": self.config.hardware, "stock_neurons": self.config.stock_neurons,
-                "netx": self.config.use_netx, "float_acc_before": self.float_acc_before, "ptq_acc": self.ptq_acc,
+                "spec": self.config.spec().name, "float_acc_before": self.float_acc_before, "ptq_acc": self.ptq_acc,
                 "stock_ptq_acc": self.stock_ptq_acc, "float_acc": self.float_acc, "int_acc": self.int_acc,
                 "alphas": self.model.alphas(), "config": dataclasses.asdict(self.config), "history": self.history}
 
@@ -163,12 +165,12 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
     if out is not None and (out / CHECKPOINT_NAME).exists():
         raise FileExistsError(f"{out / CHECKPOINT_NAME} already exists; choose another output folder "
                               "(nothing was overwritten)")
-    hw = get_spec(cfg.hardware)
+    hw = cfg.spec()
     model, tcfg = load_model(checkpoint, device=cfg.device)
     source = load_checkpoint(checkpoint)
     task = load_task(tcfg.task, T=tcfg.T, seed=tcfg.data_seed)
     T = tcfg.T
-    qkw = dict(**input_settings(task), percentile=cfg.percentile, netx=cfg.use_netx)
+    qkw = dict(**input_settings(task), percentile=cfg.percentile)
     dev = torch.device(cfg.device)
     x_test, y_test = _encode_all(task, "test", T)
     x_train, y_train = _encode_all(task, "train", T)

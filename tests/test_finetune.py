@@ -4,10 +4,12 @@ import json
 import pytest
 
 from neurodeploy.cli import main
+from neurodeploy.converters.nir_to_program import quantize_nir
 from neurodeploy.finetune import FinetuneConfig, finetune
+from neurodeploy.neuron.hardware import LOIHI2, LOIHI2_NETX
 from neurodeploy.quant.program import IntProgram
 from neurodeploy.quant.qat import programs_equal
-from neurodeploy.quant.quantize import quantize_model, quantize_nir
+from neurodeploy.quant.quantize import input_settings, quantize_model
 from neurodeploy.training.config import TrainConfig
 from neurodeploy.training.checkpoint import load_model
 from neurodeploy.training.loop import train
@@ -25,7 +27,6 @@ def test_short_finetune_does_not_lower_integer_accuracy(digits_ckpt, tmp_path):
     assert res.int_acc >= res.ptq_acc
     assert res.history[0]["saturations"] == 0 and res.history[0]["selected"]
     # the artefacts: the checkpoint reloads to the same integer program, and so does its NIR export
-    from neurodeploy.measure.qreport import input_settings
     from neurodeploy.data import load_task
     settings = input_settings(load_task("digits", T=4))
     model, cfg = load_model(tmp_path / "ft" / "checkpoint.pt")
@@ -66,4 +67,4 @@ def test_config_is_checked():
         FinetuneConfig(hardware="truenorth")
     with pytest.raises(ValueError, match="select"):
         FinetuneConfig(select="best-test")
-    assert FinetuneConfig(stock_neurons=True).use_netx and not FinetuneConfig().use_netx
+    assert FinetuneConfig(stock_neurons=True).spec() == LOIHI2_NETX and FinetuneConfig().spec() == LOIHI2

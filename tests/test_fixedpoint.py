@@ -1,7 +1,15 @@
 """Integer dynamics against hand-computed traces (numbers worked out in the comments)."""
 import torch
 
-from neurodeploy.neuron.fixedpoint import Counters, decay, lif_int_step, mps_int_step, sat24, shift_exp, wrap24
+from neurodeploy.neuron.fixedpoint import (
+    Counters,
+    decay,
+    lif_int_step,
+    mps_int_step,
+    sat24,
+    shift_exp,
+    wrap24,
+)
 
 I = torch.int64
 
@@ -50,7 +58,8 @@ def test_negative_voltage_decays_toward_zero():
 def test_saturation_and_wrap_are_counted():
     c = Counters()
     # huge bias saturates v; the current wraps when a_in << 6 passes 2^23 (a_in = 2^17 + 1)
-    s, u, v = lif_int_step(t(2 ** 17 + 1), t(0), t(8_000_000), du=4095, dv=0, vth=131071, bias=t(1_000_000), counters=c)
+    s, u, v = lif_int_step(t(2 ** 17 + 1), t(0), t(8_000_000), du=4095, dv=0, vth=131071, bias=t(1_000_000),
+                           counters=c)
     assert int(u) == (2 ** 17 + 1) * 64 - 2 ** 24 and c.wraps == 1
     assert c.saturations == 0  # 8e6 - 8388544 + 1e6 = 611456 is in range
     s, u, v = lif_int_step(t(0), t(0), t(8_000_000), du=4095, dv=0, vth=131071, bias=t(1_000_000), counters=c)
@@ -93,11 +102,12 @@ def test_float64_path_equals_int64_path():
         ui = vi = mi = torch.zeros(64, dtype=I)
         uf = vf = mf = torch.zeros(64, dtype=torch.float64)
         for step in a:
-            si, ui, vi = lif_int_step(step, ui, vi, du, dv, 50_000, bias, ci)
-            sf, uf, vf = lif_int_step(step.double(), uf, vf, du, dv, 50_000, bias.double(), cf)
+            si, ui, vi = lif_int_step(step, ui, vi, du=du, dv=dv, vth=50_000, bias=bias, counters=ci)
+            sf, uf, vf = lif_int_step(step.double(), uf, vf, du=du, dv=dv, vth=50_000, bias=bias.double(),
+                                      counters=cf)
             assert torch.equal(si, sf) and torch.equal(ui, uf.long()) and torch.equal(vi, vf.long())
-            s2i, mi, hi = mps_int_step(step, mi, dv, 50_000, bias, coef)
-            s2f, mf, hf = mps_int_step(step.double(), mf, dv, 50_000, bias.double(), coef)
+            s2i, mi, hi = mps_int_step(step, mi, dv=dv, vth=50_000, bias=bias, coef=coef)
+            s2f, mf, hf = mps_int_step(step.double(), mf, dv=dv, vth=50_000, bias=bias.double(), coef=coef)
             assert torch.equal(s2i, s2f) and torch.equal(mi, mf.long()) and torch.equal(hi, hf.long())
         assert ci.wraps == cf.wraps > 0 and ci.saturations == cf.saturations > 0
 
@@ -114,6 +124,7 @@ def test_state_bounds_are_sound():
     u2 = v2 = torch.zeros(32, dtype=I)
     for _ in range(100):
         a = torch.randint(-1000, 1000, (32,), generator=g, dtype=I)
-        s, u, v = lif_int_step(a, u, v, 4095, 2048, 300, 100)
-        s2, u2, v2 = lif_int_step(a, u2, v2, 4095, 2048, 300, 100, may_wrap=False, may_saturate=False)
+        s, u, v = lif_int_step(a, u, v, du=4095, dv=2048, vth=300, bias=100)
+        s2, u2, v2 = lif_int_step(a, u2, v2, du=4095, dv=2048, vth=300, bias=100, may_wrap=False,
+                                  may_saturate=False)
         assert torch.equal(s, s2) and torch.equal(v, v2)

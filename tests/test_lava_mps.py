@@ -1,4 +1,6 @@
 """Our smoothed-reset Lava process (SmoothedLIF) against the integer core and Lava's stock LIF."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -50,7 +52,7 @@ def test_smoothed_lif_process_matches_the_integer_core(seed):
     m = torch.zeros(N, dtype=torch.int64)
     bias = torch.as_tensor(bias_mant, dtype=torch.int64) << 1
     for t in range(a.shape[0]):
-        s, m, _ = mps_int_step(torch.as_tensor(a[t]), m, dv, vth, bias, coef)
+        s, m, _ = mps_int_step(torch.as_tensor(a[t]), m, dv=dv, vth=vth, bias=bias, coef=coef)
         assert np.array_equal(spikes[t], s.numpy().astype(np.int64)), t
         assert np.array_equal(m_lava[t].astype(np.int64), m.numpy()), t
     assert 0 < spikes.mean() < 1
@@ -90,12 +92,17 @@ def test_bad_programs_and_inputs_are_refused_before_lava_starts():
     prog = conv_program(6, graded=False)
     before = len(mp.active_children())
     with pytest.raises(ValueError, match="input"):
-        LavaTarget(prog).run(np.zeros((5, 3, 3, 3), dtype=np.int64))
+        LavaTarget(prog).run(np.zeros((5, 1, 3, 3, 3), dtype=np.int64))
     for field, value, match in (("weight", lambda w: w[:, :1], "does not fit"), ("vth", lambda v: 200_000, "vth"),
                                 ("weight", lambda w: w + 1, "even"), ("coef", lambda c: 5000, "coef")):
         bad = conv_program(6, graded=False)
-        setattr(bad.layers[0], field, value(getattr(bad.layers[0], field)))
+        layer = bad.layers[0]
         with pytest.raises(ValueError, match=rf"layer c1: .*{match}|layer c1: {match}"):
+            if field == "weight":   # the weights live on the layer's synapse, which checks its geometry
+                layer.synapse = dataclasses.replace(layer.synapse, weight=value(layer.synapse.weight),
+                                                    where="layer c1")
+            else:
+                setattr(layer, field, value(getattr(layer, field)))
             LavaTarget(bad)
     assert len(mp.active_children()) <= before
 
@@ -103,6 +110,7 @@ def test_bad_programs_and_inputs_are_refused_before_lava_starts():
 def test_a_failing_run_is_stopped_without_hanging(monkeypatch):
     """An exception raised inside the run still stops the runtime (and never hangs)."""
     import multiprocessing as mp
+
     from lava.magma.core.process.process import AbstractProcess
     prog = conv_program(7, graded=False)
     before = len(mp.active_children())
@@ -112,5 +120,5 @@ def test_a_failing_run_is_stopped_without_hanging(monkeypatch):
 
     monkeypatch.setattr(AbstractProcess, "run", boom)
     with pytest.raises(KeyboardInterrupt):
-        LavaTarget(prog).run(np.zeros((4, *prog.input_shape), dtype=np.int64))
+        LavaTarget(prog).run(np.zeros((4, 1, *prog.input_shape), dtype=np.int64))
     assert len(mp.active_children()) <= before

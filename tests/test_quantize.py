@@ -6,10 +6,15 @@ from torch import nn
 
 from neurodeploy.neuron.fixedpoint import lif_int_step
 from neurodeploy.neuron.hardware import LOIHI1, LOIHI2, get_spec
-from neurodeploy.quant.program import IntProgram
 from neurodeploy.nn.layers import NeuronConfig
 from neurodeploy.nn.zoo import build_model
-from neurodeploy.quant.quantize import QuantizationError, quantize_model, quantize_weights, weight_scale
+from neurodeploy.quant.program import IntProgram
+from neurodeploy.quant.quantize import (
+    QuantizationError,
+    quantize_model,
+    quantize_weights,
+    weight_scale,
+)
 from neurodeploy.targets.reference import ReferenceTarget
 
 
@@ -37,20 +42,21 @@ def test_weights_are_even_and_in_range():
 def test_program_fields_and_save_load(tmp_path):
     prog = quantize_model(small(), LOIHI2, input_kind="graded", input_range=1.0)
     for layer in prog.layers:
-        assert layer.weight.dtype == np.int32 and (layer.weight % 2 == 0).all()
-        assert -256 <= layer.weight.min() and layer.weight.max() <= 254
+        w = layer.synapse.weight
+        assert w.dtype == np.int32 and (w % 2 == 0).all()
+        assert w.min() >= -256 and w.max() <= 254
         assert LOIHI2.weight_exp_min <= layer.weight_exp <= LOIHI2.weight_exp_max
         if layer.neuron:
             assert 1 <= layer.vth <= 131071 and layer.dv == 2048 and layer.du == 4095
             assert np.abs(layer.bias_mant).max() <= 4095 and 0 <= layer.bias_exp <= 7
-            assert layer.neuron == "mps" and layer.coef == round(4096 * 0.3) or layer.coef > 0
+            assert (layer.neuron == "mps" and layer.coef == round(4096 * 0.3)) or layer.coef > 0
             assert layer.vth == round(1.0 * layer.a_scale)  # theta * a_scale
     assert prog.layers[-1].neuron is None and prog.input_scale == 255
     path = prog.save(tmp_path / "p.npz")
     back = IntProgram.load(path)
     assert back.layers[0].name == prog.layers[0].name and back.input_kind == "graded"
     for a, b in zip(prog.layers, back.layers):
-        assert np.array_equal(a.weight, b.weight) and np.array_equal(a.bias_mant, b.bias_mant)
+        assert np.array_equal(a.synapse.weight, b.synapse.weight) and np.array_equal(a.bias_mant, b.bias_mant)
         assert (a.vth, a.dv, a.coef, a.weight_exp, a.in_shape) == (b.vth, b.dv, b.coef, b.weight_exp, b.in_shape)
     x = torch.rand(4, 3, 1, 6, 6).numpy()
     xi, clipped = prog.quantize_input(x)
@@ -88,11 +94,11 @@ def test_simulator_follows_the_integer_equations():
     r = ReferenceTarget(prog).run(x, record_states=True)
     u = v = torch.zeros(2, layer.out_shape[0], dtype=torch.int64)
     bias = torch.as_tensor(layer.bias_mant.astype(np.int64)) << layer.bias_exp
-    w = torch.as_tensor(layer.weight.astype(np.int64))
+    w = torch.as_tensor(layer.synapse.weight.astype(np.int64))
     for t in range(6):
         a = torch.as_tensor(x[t].reshape(2, -1)) @ w.T
         a = a << layer.weight_exp if layer.weight_exp >= 0 else a >> -layer.weight_exp
-        s, u, v = lif_int_step(a, u, v, layer.du, layer.dv, layer.vth, bias)
+        s, u, v = lif_int_step(a, u, v, du=layer.du, dv=layer.dv, vth=layer.vth, bias=bias)
         assert np.array_equal(r.spikes[0][t], s.numpy().astype(np.uint8))
         assert np.array_equal(r.states[0][t], v.numpy())
     assert 0 < r.spikes[0].mean() < 1
@@ -133,8 +139,8 @@ def test_event_digits_integer_accuracy_close_to_float(tmp_path, capsys):
     from neurodeploy.cli import main
     from neurodeploy.data import load_task
     from neurodeploy.measure.qreport import compare, quantize_for_task
-    from neurodeploy.training.config import TrainConfig
     from neurodeploy.training.checkpoint import load_model
+    from neurodeploy.training.config import TrainConfig
     from neurodeploy.training.loop import train
 
     train(TrainConfig(task="event-digits", T=4, epochs=3, lr=2e-3), out_dir=tmp_path / "run", progress=False)

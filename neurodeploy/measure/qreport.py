@@ -9,10 +9,12 @@ import torch
 
 from neurodeploy.measure.analysis import run_recording_spikes
 from neurodeploy.data import TaskData
+from neurodeploy.neuron.fixedpoint import vth_to_theta
+from neurodeploy.neuron.hardware import HardwareSpec
 from neurodeploy.nn.fold import fold_batchnorm
 from neurodeploy.quant.program import IntProgram
 from neurodeploy.nn.net import SpikingNet
-from neurodeploy.quant.quantize import quantize_model
+from neurodeploy.quant.quantize import input_settings, quantize_model
 from neurodeploy.quant.stages import model_stages
 from neurodeploy.targets.reference import ReferenceTarget
 
@@ -53,14 +55,6 @@ class QuantReport:
         return "\n".join(lines)
 
 
-def input_settings(task: TaskData) -> dict:
-    """Binary spikes for event tasks, graded payloads for analog ones (range from the training set)."""
-    if task.temporal and bool(((task.x_train == 0) | (task.x_train == 1)).all()):
-        return dict(input_kind="binary")
-    return dict(input_kind="graded", input_range=float(task.x_train.abs().max()),
-                input_signed=bool((task.x_train < 0).any()))
-
-
 @torch.no_grad()
 def compare(model: SpikingNet, program: IntProgram, task: TaskData, T: int, n: int | None = None,
             batch_size: int = 256) -> QuantReport:
@@ -94,8 +88,9 @@ def compare(model: SpikingNet, program: IntProgram, task: TaskData, T: int, n: i
             wraps[k] += r.counters[k].wraps
     layers = []
     for k, (st, il) in enumerate(zip(stages, program.layers)):
-        w_err = float(np.linalg.norm(il.weight / il.w_scale - st.weight) / max(np.linalg.norm(st.weight), 1e-30))
-        th_err = abs(il.vth / il.a_scale - st.neuron.params.theta) / st.neuron.params.theta if st.neuron else 0.0
+        w_int, w = il.synapse.pool_folded().weight, st.synapse.pool_folded().weight   # the deployed kernels
+        w_err = float(np.linalg.norm(w_int / il.w_scale - w) / max(np.linalg.norm(w), 1e-30))
+        th_err = abs(vth_to_theta(il.vth, il.a_scale) - st.neuron.params.theta) / st.neuron.params.theta if st.neuron else 0.0
         has = count[k] > 0
         layers.append(LayerError(il.name, w_err, th_err, float(agree[k] / count[k]) if has else float("nan"),
                                  float(rate_f[k] / count[k]) if has else float("nan"),
@@ -104,6 +99,8 @@ def compare(model: SpikingNet, program: IntProgram, task: TaskData, T: int, n: i
     return QuantReport(layers, correct_f / n, correct_i / n, n, clipped)
 
 
-def quantize_for_task(model: SpikingNet, task: TaskData, hw, percentile: float | None = None,
-                      netx: bool = False) -> IntProgram:
-    return quantize_model(model, hw, percentile=percentile, netx=netx, **input_settings(task))
+def quantize_for_task(model: SpikingNet, task: TaskData, hw: HardwareSpec,
+                      percentile: float | None = None) -> IntProgram:
+    """``model``'s integer program for ``hw`` with the task's input settings
+    (:func:`~neurodeploy.quant.quantize.input_settings`); a netx variant of ``hw`` gives netx's formats."""
+    return quantize_model(model, hw, percentile=percentile, **input_settings(task))

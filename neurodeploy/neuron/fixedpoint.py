@@ -18,12 +18,27 @@ LIF maps to. The smoothed-reset neuron (MPS) keeps the smoothed state m instead 
 
 With c = 0, m = U and this is exactly the stock LIF with du = 4095 (tested against Lava).
 Counters of saturation and wrap events are returned so that nothing overflows silently.
+
+This module is also the one home of the float <-> integer neuron mapping (section "The float <->
+integer mapping" below): tau -> dv, alpha -> coef, theta -> vth, the x64 activation shift, the
+bias mantissa/exponent, and their inverses. The quantiser, QAT, the Lava process models and the
+float-Lava conformance check call these functions instead of re-deriving them.
+
+The constants below are Lava's bit-accurate conventions, hard-coded here (and in Lava's own LIF,
+our SmoothedLIF process and lava-dl netx). :class:`neurodeploy.neuron.hardware.HardwareSpec`
+refers to them and refuses a spec that declares other values, naming the field.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from neurodeploy.neuron.hardware import HardwareSpec
 
 DECAY_SHIFT = 12                 # decays are fractions of 2^12
 DECAY_UNIT = 1 << DECAY_SHIFT    # 4096
@@ -34,6 +49,8 @@ VTH_SHIFT = 6                    # threshold compared as v > vth << 6
 STATE_BITS = 24
 STATE_LIMIT = 1 << (STATE_BITS - 1)   # 2^23: u wraps beyond it, v saturates at +-(2^23 - 1)
 V_MAX = STATE_LIMIT - 1
+DECAY_MAX = DECAY_UNIT - 1       # largest 12-bit du, dv, coef: 4095
+DU_NO_CURRENT_MEMORY = DECAY_UNIT - CURRENT_DECAY_OFFSET   # 4095: u = a_in << 6, no current memory
 
 
 def rtz_shift(x: torch.Tensor, shift: int) -> torch.Tensor:
@@ -107,7 +124,7 @@ class Counters:
         return f"Counters(saturations={self.saturations}, wraps={self.wraps})"
 
 
-def lif_int_step(a_in: torch.Tensor, u: torch.Tensor, v: torch.Tensor, du: int, dv: int, vth: int,
+def lif_int_step(a_in: torch.Tensor, u: torch.Tensor, v: torch.Tensor, *, du: int, dv: int, vth: int,
                  bias: torch.Tensor | int, counters: Counters | None = None,
                  may_wrap: bool = True, may_saturate: bool = True
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -133,8 +150,8 @@ def lif_int_step(a_in: torch.Tensor, u: torch.Tensor, v: torch.Tensor, du: int, 
     return s, u, v
 
 
-def mps_int_step(a_in: torch.Tensor, m: torch.Tensor, dv: int, vth: int, bias: torch.Tensor | int, coef: int,
-                 counters: Counters | None = None, may_saturate: bool = True
+def mps_int_step(a_in: torch.Tensor, m: torch.Tensor, *, dv: int, vth: int, bias: torch.Tensor | int,
+                 coef: int, counters: Counters | None = None, may_saturate: bool = True
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of the smoothed-reset neuron (module docstring). Returns (spikes bool, m, h)."""
     h = decay(m, dv + VOLTAGE_DECAY_OFFSET) + act_in(a_in) + bias
@@ -163,3 +180,144 @@ def state_bounds(max_abs_a: float, max_abs_bias: float, du: int, dv: int) -> tup
         return may_wrap, True
     v_max = (u_max + max_abs_bias) * DECAY_UNIT / (dv + VOLTAGE_DECAY_OFFSET)
     return may_wrap, may_wrap or v_max > V_MAX
+
+
+# --- The float <-> integer mapping ---------------------------------------------------------------
+#
+# A float layer (neurodeploy.neuron.lif) sees its synaptic input I, a bias b added to I every step,
+# the threshold theta (all in float units), beta = 1 - 1/tau and the smoothing alpha. Its integer
+# program sees
+#
+#     a_int = I * a_scale                 a_scale: integer synaptic-input units per float unit
+#                                         (chosen by the quantiser: w_scale * x_scale * 2^weight_exp)
+#     v_int = H * v_scale,  v_scale = a_scale * 2^ACT_SHIFT       (a_in enters u as a_in << 6)
+#     v_int > vth << VTH_SHIFT  <=>  H > theta   with vth = round(theta * a_scale)
+#
+# The last line needs VTH_SHIFT == ACT_SHIFT (both 6 in Lava), asserted below. The floating_pt
+# Lava models (Lava's float LIF, our SmoothedLIF float model) keep the state in synaptic-input
+# units: a_scale = 1, v_scale = 64 for the bias, the threshold as the float theta.
+
+assert VTH_SHIFT == ACT_SHIFT, "theta_to_vth assumes the threshold and the input share one shift"
+
+
+def tau_to_dv(tau: float) -> int:
+    """12-bit voltage decay of a membrane time constant ``tau`` (timesteps, > 1):
+    dv = round(4096 / tau), so that the integer decay (4096 - dv) / 4096 ~ beta = 1 - 1/tau.
+    tau = inf (no leak) -> 0; values that would round to 4096 (tau within 1/8192 of 1) -> 4095."""
+    if math.isinf(tau):
+        return 0
+    return min(int(round(DECAY_UNIT / tau)), DECAY_MAX)
+
+
+def dv_to_tau(dv: int) -> float:
+    """Inverse of :func:`tau_to_dv`: the time constant whose beta = 1 - dv/4096 exactly,
+    tau = 4096 / dv (timesteps); dv = 0 -> inf (no leak)."""
+    return math.inf if int(dv) == 0 else DECAY_UNIT / int(dv)
+
+
+def dv_to_beta(dv: int) -> float:
+    """The voltage's per-step decay factor as the integer core applies it (before rounding toward
+    zero): (4096 - (dv + VOLTAGE_DECAY_OFFSET)) / 4096."""
+    return (DECAY_UNIT - (int(dv) + VOLTAGE_DECAY_OFFSET)) / DECAY_UNIT
+
+
+def alpha_to_coef(alpha: float) -> int:
+    """12-bit smoothing coefficient of ``alpha`` in [0, 1]: coef = round(4096 * alpha)
+    (0 = stock LIF; alpha above 4095.5 / 4096 gives 4096, which the program's validation refuses)."""
+    return int(round(DECAY_UNIT * float(alpha)))
+
+
+def coef_to_alpha(coef: int) -> float:
+    """Inverse of :func:`alpha_to_coef`: alpha = coef / 4096 (exact in binary floating point)."""
+    return int(coef) / DECAY_UNIT
+
+
+def membrane_scale(a_scale: float) -> float:
+    """Integer membrane units per float unit (v_scale): a_scale * 2^ACT_SHIFT = a_scale * 64,
+    because the synaptic input enters the current as a_in << 6."""
+    return a_scale * float(1 << ACT_SHIFT)
+
+
+def theta_to_vth(theta: float, a_scale: float) -> int:
+    """Integer threshold of a float threshold ``theta`` for a layer whose synaptic input is
+    scaled by ``a_scale``: vth = round(theta * a_scale). Lava compares v > vth << 6 with
+    v ~ H * a_scale * 64, i.e. H > theta up to the rounding of vth."""
+    return int(round(theta * a_scale))
+
+
+def vth_to_theta(vth: int, a_scale: float) -> float:
+    """Inverse of :func:`theta_to_vth`: the float threshold the integer one stands for, vth / a_scale."""
+    return int(vth) / a_scale
+
+
+def vth_membrane(vth: int) -> int:
+    """The value the membrane v is compared with (strictly greater fires): vth << VTH_SHIFT."""
+    return int(vth) << VTH_SHIFT
+
+
+def to_synaptic_units(x: np.ndarray | float, a_scale: float) -> np.ndarray:
+    """A float value in synaptic-input units as integers: rint(x * a_scale) (float64 array; the
+    readout's bias, which is added to its a_int and never enters a membrane)."""
+    out: np.ndarray = np.rint(np.asarray(x, dtype=np.float64) * a_scale)
+    return out
+
+
+def bias_to_membrane(b: np.ndarray | float, a_scale: float) -> np.ndarray:
+    """A float bias (added to the synaptic input every step) in integer membrane units, not yet
+    rounded: b * a_scale * 64 (float64 array). :func:`bias_exponent` / :func:`bias_mantissa`
+    split it into Loihi's mantissa << exponent."""
+    return np.asarray(b, dtype=np.float64) * membrane_scale(a_scale)
+
+
+def from_membrane(v: np.ndarray | float, a_scale: float) -> np.ndarray:
+    """Inverse of :func:`bias_to_membrane` (any membrane value): v / (a_scale * 64), float units.
+    With ``a_scale = 1`` it gives the synaptic-input units of the floating_pt Lava models."""
+    return np.asarray(v, dtype=np.float64) / membrane_scale(a_scale)
+
+
+def bias_mantissa(b_v: np.ndarray, exp: int) -> np.ndarray:
+    """The bias mantissa for exponent ``exp``: rint(b_v / 2^exp) (int32), b_v in membrane units."""
+    mant: np.ndarray = np.rint(np.asarray(b_v, dtype=np.float64) / 2.0 ** exp).astype(np.int32)
+    return mant
+
+
+def bias_exponent(b_v: np.ndarray, hw: HardwareSpec) -> int | None:
+    """The smallest bias exponent in ``hw.bias_exp_range`` at which every mantissa
+    |rint(b_v / 2^exp)| fits ``hw.bias_mant_max`` (the finest resolution), or None if none does.
+    An all-zero bias takes the smallest exponent."""
+    b_v = np.asarray(b_v, dtype=np.float64)
+    lo, hi = hw.bias_exp_range
+    for exp in range(lo, hi + 1):
+        if np.abs(np.rint(b_v / 2.0 ** exp)).max(initial=0.0) <= hw.bias_mant_max:
+            return exp
+    return None if float(np.abs(b_v).max(initial=0.0)) > 0 else lo
+
+
+def bias_to_mant_exp(b: np.ndarray | float, a_scale: float, hw: HardwareSpec,
+                     exp: int | None = None) -> tuple[np.ndarray, int]:
+    """A float bias -> (mantissa int32, exponent): mantissa << exponent = round(b * a_scale * 64),
+    with the smallest exponent that fits (:func:`bias_exponent`) unless ``exp`` fixes it.
+    Raises ValueError when no exponent of ``hw`` (or the fixed one) holds the mantissa."""
+    b_v = bias_to_membrane(b, a_scale)
+    e = bias_exponent(b_v, hw) if exp is None else exp
+    if e is None:
+        raise ValueError(f"bias: {float(np.abs(b_v).max()):g} membrane units exceed the "
+                         f"{hw.bias_mant_bits}-bit mantissa << {hw.bias_exp_range[1]}")
+    peak = float(np.abs(np.rint(b_v / 2.0 ** e)).max(initial=0.0))   # checked before the int32 cast
+    if peak > hw.bias_mant_max:
+        raise ValueError(f"bias: mantissa {peak:g} beyond +-{hw.bias_mant_max} at exponent {e}")
+    return bias_mantissa(b_v, e), e
+
+
+def bias_value(mant: np.ndarray | int, exp: np.ndarray | int) -> np.ndarray:
+    """The integer bias Lava adds to v every step (membrane units, int64): mant << exp, or an
+    arithmetic (flooring) mant >> -exp for a negative exponent (Lava's effective_bias)."""
+    m = np.asarray(mant, dtype=np.int64)
+    e = np.asarray(exp, dtype=np.int64)
+    return np.where(e >= 0, m << np.maximum(e, 0), m >> np.maximum(-e, 0))
+
+
+def mant_exp_to_bias(mant: np.ndarray | int, exp: np.ndarray | int, a_scale: float) -> np.ndarray:
+    """Inverse of :func:`bias_to_mant_exp`: the float bias an integer one stands for,
+    (mant << exp) / (a_scale * 64)."""
+    return from_membrane(bias_value(mant, exp).astype(np.float64), a_scale)

@@ -1,8 +1,9 @@
-"""Quantise a float spiking model (or a NIR graph) for a hardware spec: the integer program.
+"""Quantise a float spiking model for a hardware spec: the integer program.
 
 Per stage (neurodeploy/quant/stages.py) with weights W, bias b, threshold theta, beta = 1 - 1/tau,
 smoothing alpha, and x_scale the integer units of one float unit of the stage's input
-(``input_scale`` for graded first-layer input, 1 for spikes):
+(``input_scale`` for graded first-layer input, 1 for spikes). The float <-> integer neuron
+mapping is :mod:`neurodeploy.neuron.fixedpoint`'s (named in brackets):
 
     w_scale = weight_max / r             r = max|W| (or the given percentile of |W|)
     W_int   = 2 * round(W * w_scale / 2) even, in [weight_min, weight_max]; clipped ones counted
@@ -12,30 +13,50 @@ smoothing alpha, and x_scale the integer units of one float unit of the stage's 
               2^(23 - headroom_bits), so one step's input of up to 2^headroom_bits thresholds
               neither wraps the current nor saturates the voltage
     a_scale = w_scale * x_scale * 2^e    synaptic input a_int = (sum W_int x_int) << e ~ I * a_scale
-    vth     = round(theta * a_scale)     (Lava compares v > vth << 6, v ~ H * a_scale * 64)
-    bias    = round(b * a_scale * 64) = bias_mant << bias_exp
-    dv      = round(4096 / tau),  du = 4095 (no synaptic current memory),  coef = round(4096 * alpha)
+    vth     = round(theta * a_scale)     (theta_to_vth; Lava compares v > vth << 6, v ~ H * a_scale * 64)
+    bias    = round(b * a_scale * 64) = bias_mant << bias_exp      (bias_to_membrane, bias_exponent)
+    dv      = round(4096 / tau) (tau_to_dv),  du = 4095 (DU_NO_CURRENT_MEMORY),
+    coef    = round(4096 * alpha) (alpha_to_coef)
 
 Lava's Conv ignores weight_exp, so convolution stages use e >= 0 (handed to Lava as w << e);
 where the limits would need e < 0, the weights get fewer levels instead (w_scale * 2^e, e = 0).
-The readout stage keeps e = 0 and an integer bias in a-units. Anything that does not fit (a
-threshold above 2^17 - 1 at the smallest exponent, a bias beyond 13-bit mantissa << 7) raises
-an error naming the layer and the limit; weights beyond the range (percentile scaling) are
-clipped and counted, never silently.
+A spec that fixes the exponents (``fixed_weight_exp``, ``fixed_bias_exp``: the netx variant
+``loihi2-netx``) gets them in every layer: an exponent the search puts below the fixed one is
+spent on weight levels the same way, and weight levels are given up until the bias mantissa fits
+at the fixed bias exponent. The readout stage keeps e = 0 (or the fixed one) and an integer bias
+in a-units. Anything that does not fit (a threshold above 2^17 - 1 at the smallest exponent, a
+bias beyond 13-bit mantissa << 7) raises an error naming the layer and the limit; weights beyond
+the range (percentile scaling) are clipped and counted, never silently.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
+from typing import TYPE_CHECKING, Any
 
-import nir
 import numpy as np
 
+from neurodeploy.neuron.fixedpoint import (
+    DU_NO_CURRENT_MEMORY,
+    STATE_LIMIT,
+    VTH_SHIFT,
+    alpha_to_coef,
+    bias_exponent,
+    bias_to_mant_exp,
+    bias_to_membrane,
+    tau_to_dv,
+    theta_to_vth,
+    to_synaptic_units,
+)
 from neurodeploy.neuron.hardware import LOIHI2, HardwareSpec
-from neurodeploy.quant.program import IntLayer, IntProgram
 from neurodeploy.nn.net import SpikingNet
+from neurodeploy.quant.counts import ann_macs
+from neurodeploy.quant.program import IntLayer, IntProgram
 from neurodeploy.quant.stages import Stage, model_stages
+from neurodeploy.quant.synapse import Synapse
+
+if TYPE_CHECKING:
+    from neurodeploy.data import TaskData
 
 
 class QuantizationError(ValueError):
@@ -56,116 +77,128 @@ def quantize_weights(w: np.ndarray, scale: float, hw: HardwareSpec) -> tuple[np.
     return np.clip(q, hw.weight_min, hw.weight_max).astype(np.int32), clipped
 
 
-def _bias_fits(b_v: np.ndarray, hw: HardwareSpec) -> int | None:
-    """The smallest bias exponent with every |round(b_v / 2^exp)| <= mantissa max, or None."""
-    peak = float(np.abs(b_v).max(initial=0.0))
-    lo, hi = hw.bias_exp_range
-    for exp in range(lo, hi + 1):
-        if np.abs(np.rint(b_v / 2.0 ** exp)).max(initial=0.0) <= hw.bias_mant_max:
-            return exp
-    return None if peak > 0 else lo
+def _stage_weights(st: Stage, ws: float, hw: HardwareSpec) -> tuple[Synapse, int]:
+    """The stage's synapse with its kernel quantised at ``ws``, and the number of weights clipped,
+    counted in the deployed (pool-folded) kernel: a pooled kernel's entry stands for prod(pool)."""
+    w_int, clipped = quantize_weights(st.synapse.weight, ws, hw)
+    return dataclasses.replace(st.synapse, weight=w_int), clipped * st.synapse.pool_size
 
 
-NETX_BIAS_EXP = 6   # lava-dl netx builds every LIF with bias_exp = 6 (netx/hdf5.py get_neuron_params)
+def _requantize(st: Stage, ws: float, hw: HardwareSpec, common: dict[str, Any]) -> tuple[Synapse, int]:
+    """Weights at a new scale ``ws``, recorded in ``common`` (the IntLayer's shared fields)."""
+    synapse, clipped = _stage_weights(st, ws, hw)
+    common.update(synapse=synapse, w_scale=ws, clipped_weights=clipped)
+    return synapse, clipped
 
 
-def quantize_stage(st: Stage, x_scale: float, hw: HardwareSpec, percentile: float | None,
-                   netx: bool = False) -> IntLayer:
-    ws = weight_scale(st.weight, hw, percentile)
-    w_int, clipped = quantize_weights(st.weight, ws, hw)
-    common = dict(name=st.name, kind=st.kind, weight=w_int, in_shape=st.in_shape, out_shape=st.out_shape,
-                  stride=st.stride, padding=st.padding, groups=st.groups, pool=st.pool, w_scale=ws, in_scale=x_scale,
-                  clipped_weights=clipped)
-    if st.neuron is None:  # readout: a = (sum W x) << 0, bias in a-units
-        a_scale = ws * x_scale
-        return IntLayer(**common, weight_exp=0, neuron=None, a_scale=a_scale,
-                        readout_bias=np.rint(st.bias * a_scale).astype(np.int64))
+def quantize_stage(st: Stage, x_scale: float, hw: HardwareSpec, percentile: float | None) -> IntLayer:
+    """The integer layer of one stage whose input carries ``x_scale`` integer units per float unit
+    (module docstring)."""
+    # the scale from the deployed kernel: a percentile counts a pooled kernel's entries prod(pool) times
+    ws = weight_scale(st.synapse.pool_folded().weight, hw, percentile)
+    synapse, clipped = _stage_weights(st, ws, hw)
+    common: dict[str, Any] = dict(name=st.name, synapse=synapse, w_scale=ws, in_scale=x_scale,
+                                  clipped_weights=clipped)
+    if st.neuron is None:  # readout: a = (sum W x) << 0 (or the spec's fixed exponent), bias in a-units
+        e_out = hw.fixed_weight_exp or 0
+        a_scale = ws * x_scale * 2.0 ** e_out
+        return IntLayer(**common, weight_exp=e_out, neuron=None, a_scale=a_scale,
+                        readout_bias=to_synaptic_units(st.bias, a_scale).astype(np.int64))
     p = st.neuron.params
     if p.reset != "hard":
-        raise QuantizationError(f"layer {st.name}: soft reset is not what Loihi's LIF does (hard reset to 0); "
-                                "train with reset='hard'")
+        raise QuantizationError(f"layer {st.name}: soft reset is not what Loihi's LIF does (hard reset "
+                                "to 0); train with reset='hard'")
     if p.mps_mode != "reset":
         raise QuantizationError(f"layer {st.name}: MPS reading {p.mps_mode!r} has no integer mapping; "
                                 "only the smoothed reset state ('reset') is deployable")
     bias_full = np.broadcast_to(st.bias.reshape(-1, *([1] * (len(st.out_shape) - 1))), st.out_shape) \
         if st.kind != "dense" else st.bias
-    e = _best_exponent(st, ws, x_scale, hw, bias_full)
-    if netx and e != 0:
-        # netx re-derives each layer's exponent from the stored 8-bit weights (effectively 0):
-        # express the exponent in the weights' scale instead (fewer levels when e < 0)
-        ws = ws * 2.0 ** min(e, 0)
-        w_int, clipped = quantize_weights(st.weight, ws, hw)
-        common.update(weight=w_int, w_scale=ws, clipped_weights=clipped)
-        e = 0
+    e = _best_exponent(st, ws, theta=p.theta, x_scale=x_scale, hw=hw, bias_full=bias_full)
+    fixed_e = hw.fixed_weight_exp
+    if fixed_e is not None and e != fixed_e:
+        # e.g. netx re-derives each layer's exponent from the stored 8-bit weights (effectively 0):
+        # express the exponent in the weights' scale instead (fewer levels when e < fixed_e)
+        ws = ws * 2.0 ** min(e - fixed_e, 0)
+        _requantize(st, ws, hw, common)
+        e = fixed_e
     if e < 0 and st.kind != "dense":
         # Lava's Conv ignores weight_exp; a non-negative exponent is folded into the weights handed
         # to it (w << e), a negative one cannot be: spend weight bits instead (fewer levels).
         ws = ws * 2.0 ** e
-        w_int, clipped = quantize_weights(st.weight, ws, hw)
-        common.update(weight=w_int, w_scale=ws, clipped_weights=clipped)
+        _requantize(st, ws, hw, common)
         e = 0
     a_scale = ws * x_scale * 2.0 ** e
-    if netx:  # the bias exponent is fixed at 6: give up weight levels until the bias mantissa fits
-        peak = float(np.abs(np.asarray(bias_full, dtype=np.float64)).max(initial=0.0)) * a_scale * 64
-        shrink = max(0, math.ceil(math.log2(peak / (hw.bias_mant_max << NETX_BIAS_EXP)))) if peak > 0 else 0
+    fixed_bexp = hw.fixed_bias_exp
+    if fixed_bexp is not None:  # give up weight levels until the bias mantissa fits the fixed exponent
+        peak = float(np.abs(bias_to_membrane(bias_full, a_scale)).max(initial=0.0))
+        shrink = max(0, math.ceil(math.log2(peak / (hw.bias_mant_max << fixed_bexp)))) if peak > 0 else 0
         if shrink:
             ws = ws / 2.0 ** shrink
-            w_int, clipped = quantize_weights(st.weight, ws, hw)
-            common.update(weight=w_int, w_scale=ws, clipped_weights=clipped)
-            a_scale = ws * x_scale
-    vth = int(round(p.theta * a_scale))
+            _requantize(st, ws, hw, common)
+            a_scale = ws * x_scale * 2.0 ** e
+    vth = theta_to_vth(p.theta, a_scale)
     if vth < 1:
         raise QuantizationError(f"layer {st.name}: threshold {p.theta} rounds to 0 (vth must be >= 1)")
-    b_v = np.asarray(bias_full, dtype=np.float64) * a_scale * 64
-    bexp = NETX_BIAS_EXP if netx else _bias_fits(b_v, hw)
-    if netx and np.abs(np.rint(b_v / 2.0 ** bexp)).max(initial=0) > hw.bias_mant_max:
-        raise QuantizationError(f"layer {st.name}: bias beyond {hw.bias_mant_max} << {NETX_BIAS_EXP}, "
-                                "the only bias exponent netx uses")
+    try:  # the smallest exponent that fits (the search above made sure one does), or the fixed one
+        bias_mant, bexp = bias_to_mant_exp(bias_full, a_scale, hw, exp=fixed_bexp)
+    except ValueError as err:
+        only = f" (the only bias exponent {hw.name} uses)" if fixed_bexp is not None else ""
+        raise QuantizationError(f"layer {st.name}: {err}{only}") from err
     alpha = st.neuron.alpha_value()
-    dv = 0 if math.isinf(p.tau) else int(round(hw.decay_unit / p.tau))
-    return IntLayer(**common, weight_exp=e, neuron="mps" if alpha > 0 else "lif", du=hw.decay_unit - 1,
-                    dv=min(dv, hw.decay_unit - 1), vth=vth,
-                    bias_mant=np.rint(b_v / 2.0 ** bexp).astype(np.int32), bias_exp=bexp,
-                    coef=int(round(hw.decay_unit * alpha)), a_scale=a_scale)
+    return IntLayer(**common, weight_exp=e, neuron="mps" if alpha > 0 else "lif", du=DU_NO_CURRENT_MEMORY,
+                    dv=tau_to_dv(p.tau), vth=vth, bias_mant=bias_mant, bias_exp=bexp,
+                    coef=alpha_to_coef(alpha),
+                    a_scale=a_scale)
 
 
 HEADROOM_BITS = 3
 
 
-def _best_exponent(st: Stage, ws: float, x_scale: float, hw: HardwareSpec, bias_full: np.ndarray,
-                   headroom_bits: int = HEADROOM_BITS) -> int:
-    """The largest weight exponent at which the threshold (with headroom) and the bias fit."""
-    p = st.neuron.params
-    vth_cap = min(hw.vth_max, 2 ** (hw.state_bits - 1 - hw.activation_shift - headroom_bits))
+def _best_exponent(st: Stage, ws: float, *, theta: float, x_scale: float, hw: HardwareSpec,
+                   bias_full: np.ndarray, headroom_bits: int = HEADROOM_BITS) -> int:
+    """The largest weight exponent at which the threshold ``theta`` (with headroom) and the bias fit."""
+    # vth << 6 <= 2^(23 - headroom_bits): below the 24-bit state by headroom_bits
+    vth_cap = min(hw.vth_max, STATE_LIMIT >> (VTH_SHIFT + headroom_bits))
     for e in range(hw.weight_exp_max, hw.weight_exp_min - 1, -1):
         a_scale = ws * x_scale * 2.0 ** e
-        vth = int(round(p.theta * a_scale))
-        if vth > vth_cap:
+        if theta_to_vth(theta, a_scale) > vth_cap:
             continue
-        if _bias_fits(np.asarray(bias_full, dtype=np.float64) * a_scale * 64, hw) is None:
+        if bias_exponent(bias_to_membrane(bias_full, a_scale), hw) is None:
             continue
         return e
-    raise QuantizationError(f"layer {st.name}: no weight exponent in [{hw.weight_exp_min}, {hw.weight_exp_max}] keeps "
-                            f"the threshold within {hw.threshold_bits} bits (<= {hw.vth_max}; <= {vth_cap} with "
-                            f"{headroom_bits} bits of headroom) and the bias within a {hw.bias_mant_bits}-bit "
+    raise QuantizationError(f"layer {st.name}: no weight exponent in [{hw.weight_exp_min}, "
+                            f"{hw.weight_exp_max}] keeps the threshold within {hw.threshold_bits} bits "
+                            f"(<= {hw.vth_max}; <= {vth_cap} with {headroom_bits} bits of headroom) and "
+                            f"the bias within a {hw.bias_mant_bits}-bit "
                             f"mantissa << {hw.bias_exp_range[1]}")
 
 
-def quantize_model(model: SpikingNet, hw: HardwareSpec = LOIHI2, input_kind: str = "binary",
+def input_settings(task: TaskData) -> dict[str, Any]:
+    """:func:`quantize_model`'s input keywords for a task: binary spikes for event tasks, graded
+    payloads for analog ones (``input_range`` = the largest |x| of the training set,
+    ``input_signed`` when it has values below zero)."""
+    if task.temporal and bool(((task.x_train == 0) | (task.x_train == 1)).all()):
+        return dict(input_kind="binary")
+    return dict(input_kind="graded", input_range=float(task.x_train.abs().max()),
+                input_signed=bool((task.x_train < 0).any()))
+
+
+def quantize_model(model: SpikingNet, hw: HardwareSpec = LOIHI2, *, input_kind: str = "binary",
                    input_range: float = 1.0, input_signed: bool = False,
-                   percentile: float | None = None, netx: bool = False) -> IntProgram:
+                   percentile: float | None = None) -> IntProgram:
     """The integer program of ``model`` for ``hw``. ``input_kind`` "binary" (event spikes) or
     "graded" (analog input as ``hw.graded_spike_bits``-bit payloads; ``input_range`` = the largest
     |x| expected, mapped to the largest payload; ``input_signed`` for inputs below zero).
-    ``netx=True`` restricts the program to what lava-dl netx HDF5 expresses: weight exponent 0
-    and bias exponent 6 in every layer."""
+    ``hw = LOIHI2_NETX`` (``neurodeploy.neuron.hardware.netx_variant``) restricts the program to
+    what lava-dl netx HDF5 expresses: weight exponent 0 and bias exponent 6 in every layer."""
     if input_kind not in ("binary", "graded"):
         raise ValueError(f"input_kind must be 'binary' or 'graded', got {input_kind!r}")
     if percentile is not None and not (0 < percentile <= 100):
         raise ValueError(f"percentile must be in (0, 100], got {percentile}")
     if input_kind == "graded":
         if hw.graded_spike_bits < 2:
-            raise QuantizationError(f"input: {hw.name} has no graded spikes; encode the input as binary spikes")
+            raise QuantizationError(f"input: {hw.name} has no graded spikes; encode the input as "
+                                    "binary spikes")
         if not (input_range > 0 and math.isfinite(input_range)):
             raise ValueError(f"input_range must be > 0, got {input_range}")
         top = 2 ** (hw.graded_spike_bits - 1) - 1 if input_signed else 2 ** hw.graded_spike_bits - 1
@@ -179,28 +212,17 @@ def quantize_model(model: SpikingNet, hw: HardwareSpec = LOIHI2, input_kind: str
                       meta={"model": model.name, "percentile": percentile,
                             # what an ANN of the model's own architecture computes per pass; the
                             # folded stages above are larger (neurodeploy.measure.profiling reads this)
-                            "ann_macs": _ann_macs(model)})
-    return quantize_stages(model_stages(model), header, hw, percentile, netx)
+                            "ann_macs": ann_macs(model)})
+    return quantize_stages(model_stages(model), header, hw, percentile)
 
 
-def quantize_stages(stages: list[Stage], header: IntProgram, hw: HardwareSpec, percentile: float | None = None,
-                    netx: bool = False) -> IntProgram:
+def quantize_stages(stages: list[Stage], header: IntProgram, hw: HardwareSpec,
+                    percentile: float | None = None) -> IntProgram:
     """The integer program of ``stages`` with ``header``'s input settings and meta (its layers are
     ignored). The first stage receives the input at ``header.input_scale``, later ones binary spikes."""
     layers = []
     x_scale = header.input_scale
     for st in stages:
-        layers.append(quantize_stage(st, x_scale, hw, percentile, netx))
+        layers.append(quantize_stage(st, x_scale, hw, percentile))
         x_scale = 1.0  # later stages receive binary spikes
     return dataclasses.replace(header, layers=layers, meta=dict(header.meta))
-
-
-def _ann_macs(model: SpikingNet) -> float:
-    from neurodeploy.measure.profiling import ann_macs   # lazily: profiling imports the quantiser's neighbours
-    return ann_macs(model)
-
-
-def quantize_nir(graph: nir.NIRGraph | str | os.PathLike[str], hw: HardwareSpec = LOIHI2, **kw) -> IntProgram:
-    """NIR graph (or .nir file) -> integer program, through our importer (metadata honoured)."""
-    from neurodeploy.converters.nir_import import nir_to_model
-    return quantize_model(nir_to_model(graph), hw, **kw)
