@@ -32,9 +32,10 @@ import torch
 from torch import nn
 
 from neurodeploy.nn.fold import fold_batchnorm
-from neurodeploy.nn.layers import LI, LIF, PerStep, Scale
+from neurodeploy.nn.layers import LI, LIF, Scale
 from neurodeploy.nn.layers import GlobalPool
 from neurodeploy.nn.net import SpikingNet
+from neurodeploy.nn.walk import body_layers
 
 from .nir_common import (DEFAULT_DT, GRAPH_FORMAT_VERSION, METADATA_KEY, PRODUCER, NIRConversionError,
                          check_dt)
@@ -176,41 +177,25 @@ def _exporter(module: nn.Module, name: str) -> Callable[..., Exported]:
                              f"(supported: {sorted(c.__name__ for c in EXPORTERS)})")
 
 
-@torch.no_grad()
-def _trace_shapes(model: SpikingNet) -> list[tuple[Shape, Shape]]:
-    """Per body layer, (input shape, output shape) of one sample at one timestep."""
-    shapes: list[tuple[Shape, Shape]] = []
-    hooks = [m.register_forward_hook(lambda _m, i, o: shapes.append((tuple(i[0].shape[2:]), tuple(o.shape[2:]))))
-             for m in model.body]
-    try:
-        p = next(model.parameters())
-        model(torch.zeros(1, 1, *model.input_shape, device=p.device, dtype=p.dtype))
-    finally:
-        for h in hooks:
-            h.remove()
-    return shapes
-
-
 def model_to_nir(model: SpikingNet, dt: float = DEFAULT_DT, extra_metadata: dict | None = None) -> nir.NIRGraph:
     """The NIR graph of ``model`` (BatchNorm folded, eval mode), a chain input -> ... -> output."""
     from neurodeploy import __version__
 
     dt = check_dt(dt)
-    folded = fold_batchnorm(model)
-    shapes = _trace_shapes(folded)
+    layers = body_layers(fold_batchnorm(model))   # per child: the module and its shapes
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type=np.array(model.input_shape))}
     edges: list[tuple[str, str]] = []
     prev = "input"
-    for i, (layer, (in_shape, out_shape)) in enumerate(zip(folded.body, shapes)):
-        inner = layer.module if isinstance(layer, PerStep) else layer
+    for i, layer in enumerate(layers):
+        inner = layer.inner
         if isinstance(inner, nn.Identity):
             continue
         base = f"{i}_{type(inner).__name__.lower()}"
-        for name, node in _exporter(inner, base)(inner, base, in_shape, out_shape, dt):
+        for name, node in _exporter(inner, base)(inner, base, layer.in_shape, layer.out_shape, dt):
             nodes[name] = node
             edges.append((prev, name))
             prev = name
-    nodes["output"] = nir.Output(output_type=np.array(shapes[-1][1]))
+    nodes["output"] = nir.Output(output_type=np.array(layers[-1].out_shape))
     edges.append((prev, "output"))
     meta = {"producer": PRODUCER, "producer_version": __version__, "format_version": GRAPH_FORMAT_VERSION,
             "dt": dt, "model": model.name, "input_shape": list(model.input_shape),

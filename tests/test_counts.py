@@ -19,12 +19,13 @@ import pytest
 import torch
 from torch import nn
 
-from neurodeploy.quant.counts import Counts, Synapse
 from neurodeploy.data import load_task
 from neurodeploy.measure.energy import CMOS45, LOIHI
+from neurodeploy.measure.profiling import profile
 from neurodeploy.nn.layers import LIF, PerStep
 from neurodeploy.nn.net import SpikingNet
-from neurodeploy.measure.profiling import profile
+from neurodeploy.quant.counts import Counts
+from neurodeploy.quant.synapse import Synapse
 from neurodeploy.training.config import TrainConfig
 from neurodeploy.training.loop import train
 
@@ -62,7 +63,7 @@ def test_hand_counted_network() -> None:
     x = torch.tensor([[1.0, 1.0], [0.0, 1.0], [1.0, 0.0]]).view(3, 1, 2)
     from neurodeploy.measure.profiling import TorchHardwareRecorder, TorchModuleRecorder
     for rec in (TorchHardwareRecorder(model), TorchModuleRecorder(model)):
-        c = Counts.empty(rec.source, rec.view, 3, rec.synapses, rec.neurons, rec.parameters, rec.footprint_bytes)
+        c = rec.empty_counts(3)
         b = rec.record(x)
         for lc, syn, xin, s in zip(c.layers, rec.synapses, b.inputs, b.spikes):
             lc.add(xin, s, syn)
@@ -95,7 +96,7 @@ def test_analog_first_layer_counts_macs() -> None:
     x = torch.tensor([[0.5, 1.0]]).view(1, 1, 2)
     from neurodeploy.measure.profiling import TorchHardwareRecorder
     rec = TorchHardwareRecorder(model)
-    c = Counts.empty("torch", "hardware", 1, rec.synapses, rec.neurons, rec.parameters, rec.footprint_bytes)
+    c = rec.empty_counts(1)
     b = rec.record(x)
     for lc, syn, xin, s in zip(c.layers, rec.synapses, b.inputs, b.spikes):
         lc.add(xin, s, syn)
@@ -107,14 +108,18 @@ def test_conv_synapse_counts_respect_padding_and_stride() -> None:
     """Conv1d k3 pad 1 on 4 inputs, one channel, all weights non-zero: an input at the border
     reaches 2 outputs, inside 3 (sum 10 = dense); stride 2 gives outputs 0, 1 reading inputs
     {-1..1}, {1..3} -> input 0: 1, input 1: 2, input 2: 1, input 3: 1."""
-    s = Synapse("c", "conv1d", np.ones((1, 1, 3)), (1, 4), (1, 4), (1,), (1,))
+    s = Synapse("conv1d", np.ones((1, 1, 3)), (1, 4), (1, 4), (1,), (1,))
     assert s.dense_ops() == 10
     assert s.ops(torch.tensor([[[1.0, 0, 0, 0]]])).item() == 2
     assert s.ops(torch.tensor([[[0, 1.0, 0, 0]]])).item() == 3
-    s2 = Synapse("c", "conv1d", np.ones((1, 1, 3)), (1, 4), (1, 2), (2,), (1,))
+    s2 = Synapse("conv1d", np.ones((1, 1, 3)), (1, 4), (1, 2), (2,), (1,))
     assert [s2.ops(torch.eye(4)[i].view(1, 1, 4)).item() for i in range(4)] == [1, 2, 1, 1]
-    with pytest.raises(ValueError, match="layer c: input shape"):
+    with pytest.raises(ValueError, match="input of shape"):
         s.ops(torch.zeros(1, 1, 5))
+    c = Counts.empty("torch", "module", T=1, names=["c"], synapses=[s], neurons=[4], parameters=3,
+                     footprint_bytes=12)
+    with pytest.raises(ValueError, match="layer c: input shape"):
+        c.layers[0].add(torch.zeros(1, 1, 1, 5), None, s)
 
 
 # --- NeuroBench ----------------------------------------------------------------------------------
@@ -159,14 +164,15 @@ def _stage_net(model: SpikingNet) -> SpikingNet:
     from neurodeploy.quant.stages import model_stages
     layers: list[nn.Module] = []
     for st in model_stages(model):
-        w = torch.from_numpy(st.weight).float()
-        if st.kind == "dense":
+        syn = st.synapse.pool_folded()
+        w = torch.from_numpy(syn.weight).float()
+        if syn.kind == "dense":
             m = nn.Linear(w.shape[1], w.shape[0])
             layers.append(PerStep(nn.Flatten()))
         else:
-            conv = nn.Conv2d if st.kind == "conv2d" else nn.Conv1d
-            m = conv(w.shape[1] * st.groups, w.shape[0], w.shape[2:], stride=st.stride, padding=st.padding,
-                     groups=st.groups)
+            conv = nn.Conv2d if syn.kind == "conv2d" else nn.Conv1d
+            m = conv(w.shape[1] * syn.groups, w.shape[0], w.shape[2:], stride=syn.stride, padding=syn.padding,
+                     groups=syn.groups)
         with torch.no_grad():
             m.weight.copy_(w)
             m.bias.copy_(torch.from_numpy(st.bias).float())

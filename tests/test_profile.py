@@ -192,13 +192,13 @@ def test_cli_profile_end_to_end_and_errors(digits_run, tmp_path, capsys) -> None
 
 
 def test_nan_weights_are_refused() -> None:
-    from neurodeploy.quant.counts import Synapse
+    from neurodeploy.quant.synapse import Synapse
     w = np.ones((2, 3))
     w[1, 2] = np.nan
     with pytest.raises(ValueError, match="layer fc: weight has NaN"):
-        Synapse("fc", "dense", w, (3,), (2,))
+        Synapse("dense", w, (3,), (2,), where="layer fc")
     with pytest.raises(ValueError, match="dense weight .* does not map"):
-        Synapse("fc", "dense", np.ones((2, 3)), (4,), (2,))
+        Synapse("dense", np.ones((2, 3)), (4,), (2,), where="layer fc")
 
 
 def test_integer_program_file_keeps_the_architectures_ann_macs(digits_run, tmp_path) -> None:

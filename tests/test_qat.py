@@ -6,9 +6,8 @@ from torch import nn
 
 from neurodeploy.nn.layers import NeuronConfig
 from neurodeploy.nn.zoo import build_model
-from neurodeploy.quant.qat import FastStages, QATNet, programs_equal, straight_through
+from neurodeploy.quant.qat import QATNet, programs_equal, straight_through
 from neurodeploy.quant.quantize import quantize_model
-from neurodeploy.quant.stages import model_stages
 from neurodeploy.targets.reference import ReferenceTarget
 
 # (model, input shape, input kind, signed input, architecture): every kind the quantiser maps
@@ -22,7 +21,7 @@ KINDS = {
 
 def active_net(name, mps, seed=0, theta=1.0):
     """A random zoo model whose every layer fires (BN statistics chosen to amplify)."""
-    shape, kind, signed, arch = KINDS[name]
+    shape, _, _, arch = KINDS[name]
     torch.manual_seed(seed)
     m = build_model(name, shape, 4, NeuronConfig(mps=mps, alpha_init=0.4, theta=theta), **arch).eval()
     with torch.no_grad():
@@ -69,7 +68,7 @@ def test_spikes_equal_reference_bit_for_bit(name, mps):
     ref = ReferenceTarget(prog, device="cpu").run(prog.quantize_input(x.numpy())[0])
     assert all(s.any() for s in ref.spikes), "every layer must fire for the comparison to mean something"
     q = QATNet(m, **qkw(name))
-    for train_mode in (False, True):  # eval: quantize_model's program; train: the fast stages' (equal here)
+    for train_mode in (False, True):  # eval: quantize_model's program (cached); train: rebuilt every pass
         q.train(train_mode)
         run = q.run(x)
         for k, (a, b) in enumerate(zip(ref.spikes, run.spikes)):
@@ -79,9 +78,6 @@ def test_spikes_equal_reference_bit_for_bit(name, mps):
         assert [c.wraps for c in run.counters] == [c.wraps for c in ref.counters]
         # logits are the integer readout in float units: same ranking, scale a_scale
         assert torch.allclose(run.logits.detach() * prog.layers[-1].a_scale, run.output_int, rtol=0, atol=1e-6)
-    fast = FastStages(m)(m)
-    for a, b in zip(fast, model_stages(m)):
-        assert np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias), a.name
 
 
 def test_overflow_is_counted_like_the_reference():
@@ -112,7 +108,7 @@ def trained_digits():
 
 
 def test_trained_network_bit_exact_and_gradients(trained_digits):
-    from neurodeploy.measure.qreport import input_settings
+    from neurodeploy.quant.quantize import input_settings
     model, task = trained_digits
     x = task.encode(task.x_test[:64], 4)
     y = task.y_test[:64]
@@ -120,7 +116,7 @@ def test_trained_network_bit_exact_and_gradients(trained_digits):
     prog = quantize_model(model, **input_settings(task))
     assert programs_equal(q.program_exact(), prog)
     q.train()
-    assert programs_equal(q.program(), prog)  # the fast path builds the same program
+    assert programs_equal(q.program(), prog)  # the training path builds the same program
     run = q.run(x)
     ref = ReferenceTarget(prog, device="cpu").run(prog.quantize_input(x.numpy())[0])
     for a, b in zip(ref.spikes, run.spikes):

@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 
 from neurodeploy.cli import main
+from neurodeploy.measure.resources import ResourceError, resource_report
 from neurodeploy.neuron.hardware import LOIHI1, LOIHI2
 from neurodeploy.nn.layers import NeuronConfig
 from neurodeploy.nn.zoo import build_model
-from neurodeploy.measure.resources import ResourceError, resource_report
 from neurodeploy.quant.stages import Stage
+from neurodeploy.quant.synapse import Synapse
 
 
 def test_dense_network_hand_counted():
@@ -34,13 +35,13 @@ def test_conv_and_pooled_conv_hand_counted():
 
 
 def test_oversize_layers_are_refused_with_layer_and_limit():
-    wide = Stage("body.wide", "dense", np.zeros((2, 140_000)), np.zeros(2), (140_000,), (2,))
+    wide = Stage("body.wide", Synapse("dense", np.zeros((2, 140_000)), (140_000,), (2,)), np.zeros(2))
     r = resource_report([wide], LOIHI1)
     assert not r.fits
     with pytest.raises(ResourceError, match=r"body\.wide.*140000 input synapses.*131072 bytes"):
         r.require_fit()
     assert resource_report([wide], LOIHI2).fits  # 140000 + 8 bytes < 192 KiB
-    many = Stage("body.many", "dense", np.zeros((140_000, 1)), np.zeros(140_000), (1,), (140_000,))
+    many = Stage("body.many", Synapse("dense", np.zeros((140_000, 1)), (1,), (140_000,)), np.zeros(140_000))
     r = resource_report([many], LOIHI1)
     assert r.layers[0].cores == 137 and r.layers[0].binding == "neurons"  # ceil(140000 / 1024)
     with pytest.raises(ResourceError, match=r"137 cores.*128 per chip.*body\.many"):

@@ -1,7 +1,8 @@
 """Mapping report: what a model's hardware stages need on a chip, and whether it fits.
 
 Per stage (one synaptic map into one layer of neurons; the readout counts as a layer of
-non-spiking output neurons), with the folded weights of :mod:`neurodeploy.quant.stages`:
+non-spiking output neurons), with the folded weights of :mod:`neurodeploy.quant.stages` (a pooled
+convolution as the pool-folded convolution a core stores, :meth:`Synapse.pool_folded`):
 
     neurons    N = prod(out_shape)
     fan-in     F = inputs of the busiest neuron: dense = in features; conv = C_in/groups * the
@@ -23,12 +24,12 @@ for an over-size layer how much smaller its synapse count would have to be.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from neurodeploy.quant.counts import Synapse
 from neurodeploy.neuron.hardware import HardwareSpec
-from neurodeploy.quant.program import IntLayer, IntProgram
 from neurodeploy.nn.net import SpikingNet
+from neurodeploy.quant.program import IntLayer, IntProgram
 from neurodeploy.quant.stages import Stage, model_stages
 
 
@@ -81,11 +82,12 @@ class ResourceReport:
             raise ResourceError(f"does not fit {self.hardware}: " + "; ".join(self.problems))
 
     def format(self) -> str:
-        lines = [f"{self.hardware}: {'fits' if self.fits else 'DOES NOT FIT'} -- {self.cores} of {self.chip_cores} cores",
-                 f"{'layer':<12}{'kind':<8}{'neurons':>9}{'fan-in':>8}{'synapses':>11}{'memory KiB':>12}{'cores':>7}  binding"]
-        for l in self.layers:
-            lines.append(f"{l.name:<12}{l.kind:<8}{l.neurons:>9}{l.fan_in:>8}{l.synapses:>11}"
-                         f"{l.memory_bytes / 1024:>12.1f}{l.cores:>7}  {l.binding}")
+        verdict = "fits" if self.fits else "DOES NOT FIT"
+        lines = [f"{self.hardware}: {verdict} -- {self.cores} of {self.chip_cores} cores",
+                 f"{'layer':<12}{'kind':<8}{'neurons':>9}{'fan-in':>8}{'synapses':>11}"
+                 f"{'memory KiB':>12}{'cores':>7}  binding"]
+        lines.extend(f"{l.name:<12}{l.kind:<8}{l.neurons:>9}{l.fan_in:>8}{l.synapses:>11}"
+                     f"{l.memory_bytes / 1024:>12.1f}{l.cores:>7}  {l.binding}" for l in self.layers)
         lines.append(f"{'total':<20}{self.neurons:>9}{'':>8}{self.synapses:>11}{self.memory_bytes / 1024:>12.1f}"
                      f"{self.cores:>7}")
         lines += [f"problem: {p}" for p in self.problems]
@@ -94,7 +96,7 @@ class ResourceReport:
 
 def layer_resources(layer: Stage | IntLayer, hw: HardwareSpec) -> tuple[LayerResources, list[str]]:
     """One stage's needs on ``hw`` (module docstring) and the limits it breaks, if any."""
-    syn = Synapse.from_int_layer(layer) if isinstance(layer, IntLayer) else Synapse.from_stage(layer)
+    syn = layer.synapse    # counted pool-folded: the convolution a core stores (quant.synapse)
     neurons = syn.neurons_out
     fan_in = syn.max_fan_in()
     synapses = syn.dense_ops()
@@ -119,12 +121,13 @@ def layer_resources(layer: Stage | IntLayer, hw: HardwareSpec) -> tuple[LayerRes
 
 def resource_report(model: SpikingNet | IntProgram | list[Stage] | list[IntLayer], hw: HardwareSpec) -> ResourceReport:
     """The mapping report of a model (its hardware stages), an integer program or a list of stages."""
+    layers: Sequence[Stage | IntLayer]
     if isinstance(model, SpikingNet):
-        layers: list[Stage] | list[IntLayer] = model_stages(model)
+        layers = model_stages(model)
     elif isinstance(model, IntProgram):
         layers = model.layers
     else:
-        layers = list(model)
+        layers = model
     rows, problems = [], []
     for layer in layers:
         row, p = layer_resources(layer, hw)

@@ -29,8 +29,13 @@ Two views of one model:
   operations are MACs). This is NeuroBench's view of the same torch model.
 - ``"hardware"``: one row per stage (:mod:`neurodeploy.quant.stages`): pooling, flattening and
   BatchNorm are folded into the next synapse, every hidden synapse is fed spikes, and the
-  operations are what a neuromorphic core performs. The reference simulator and Lava count in
-  this view; the float model can be counted in it too, so float and integer compare row by row.
+  operations are what a neuromorphic core performs (a pooled convolution counted as the
+  pool-folded convolution a core runs, :meth:`~neurodeploy.quant.synapse.Synapse.pool_folded`).
+  The reference simulator and Lava count in this view; the float model can be counted in it
+  too, so float and integer compare row by row.
+
+The equivalent ANN (:func:`ann_macs`) is counted on the module view: MACs of one pass of the
+torch graph's own layers, every connection once.
 
 All per-timestep quantities are sums over the recorded samples; divide by ``samples`` for the
 per-sample figures that reports print (:meth:`LayerCounts.per_sample`).
@@ -43,130 +48,63 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-KINDS = ("dense", "conv1d", "conv2d")
+from neurodeploy.nn.fold import fold_batchnorm
+from neurodeploy.nn.net import SpikingNet
+from neurodeploy.nn.walk import layer_groups
+from neurodeploy.quant.synapse import Synapse, conv_synapse
+
 VIEWS = ("module", "hardware")
-FLOAT32_EXACT = 2 ** 24   # integers below this are exact in float32 (the counting convolutions' sums)
 
 
-@dataclass
-class Synapse:
-    """The connectivity of one synaptic layer, enough to count its operations.
-
-    ``weight``: dense (out, in) or torch conv layout (C_out, C_in / groups, *kernel); only its
-    zero pattern matters for counting.
-    """
-
-    name: str
-    kind: str
-    weight: np.ndarray
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-    stride: tuple[int, ...] = ()
-    padding: tuple[int, ...] = ()
-    groups: int = 1
-    bias_count: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"layer {self.name}: unknown synapse kind {self.kind!r}; expected one of {KINDS}")
-        self.weight = np.asarray(self.weight)
-        if not np.isfinite(self.weight).all():
-            raise ValueError(f"layer {self.name}: weight has NaN or infinite entries")
-        if self.weight.ndim < 2 or math.prod(self.weight.shape[1:]) >= FLOAT32_EXACT:
-            raise ValueError(f"layer {self.name}: weight of shape {self.weight.shape}: fan-in too large to count")
-        if self.kind == "dense" and self.weight.shape != (math.prod(self.out_shape), math.prod(self.in_shape)):
-            raise ValueError(f"layer {self.name}: dense weight {self.weight.shape} does not map input "
-                             f"{self.in_shape} to output {self.out_shape}")
-
-    # --- static ------------------------------------------------------------------------------
-    @property
-    def neurons_out(self) -> int:
-        return math.prod(self.out_shape)
-
-    @property
-    def num_weights(self) -> int:
-        return int(self.weight.size)
-
-    @property
-    def nonzero_weights(self) -> int:
-        return int(np.count_nonzero(self.weight))
-
-    @property
-    def fan_in(self) -> int:
-        """Inputs per output neuron: in_features (dense) or C_in/groups * kernel size (conv)."""
-        return int(self.weight.shape[1]) if self.kind == "dense" else int(math.prod(self.weight.shape[1:]))
-
-    def connections(self) -> int:
-        """Synapses with a non-zero weight, counted per connection (a shared conv weight counts
-        once per output position it serves): what a sparse synapse format would store
-        (:mod:`neurodeploy.measure.resources` plans with the dense count, :meth:`dense_ops`)."""
-        return int(self._apply(torch.ones((1, *self.in_shape), dtype=torch.float64), nonzero_only=True).sum())
-
-    # --- dynamic -----------------------------------------------------------------------------
-    def _apply(self, x: torch.Tensor, nonzero_only: bool) -> torch.Tensor:
-        """The layer on a 0/1 input with a 0/1 weight (1 where the weight is non-zero, or
-        everywhere), no bias: output j counts the operations that reach neuron j. (N, *out)."""
-        # float32 is exact here: every partial sum is an integer <= fan-in < 2^24 (checked below)
-        w = torch.from_numpy((self.weight != 0) if nonzero_only else np.ones_like(self.weight, dtype=bool))
-        w = w.to(torch.float32)
-        x = x.to(torch.float32)
-        if self.kind == "dense":
-            y = x.flatten(1) @ w.T
-        else:
-            conv = F.conv2d if self.kind == "conv2d" else F.conv1d
-            y = conv(x, w, stride=self.stride, padding=self.padding, groups=self.groups)
-        return y.to(torch.float64)
-
-    def ops(self, x: torch.Tensor) -> torch.Tensor:
-        """Effective operations per row of ``x`` (N, *in_shape): (N,) float64 (exact integers)."""
-        if tuple(x.shape[1:]) != tuple(self.in_shape):
-            raise ValueError(f"layer {self.name}: input shape {tuple(x.shape[1:])} does not match the "
-                             f"layer's {self.in_shape}")
-        nz = (x != 0).to(torch.float32)
-        return self._apply(nz, nonzero_only=True).flatten(1).sum(1)
-
-    def dense_ops(self) -> int:
-        """Every input times every weight, one sample and timestep (what the equivalent ANN does;
-        also every (input, neuron) connection, convolutions unrolled, padding excluded)."""
-        return int(self._apply(torch.ones((1, *self.in_shape), dtype=torch.float64), nonzero_only=False).sum())
-
-    def max_fan_in(self) -> int:
-        """Inputs that reach the busiest output neuron (for a convolution: the in-bounds taps at
-        its busiest position times C_in / groups)."""
-        return int(self._apply(torch.ones((1, *self.in_shape), dtype=torch.float64), nonzero_only=False).max())
-
-    # --- constructors ------------------------------------------------------------------------
-    @classmethod
-    def from_module(cls, name: str, m: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Synapse:
+def module_synapse(m: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                   where: str) -> Synapse:
+    """The synapse of a torch ``Linear``/``Conv1d``/``Conv2d`` fed ``in_shape`` (per sample and
+    timestep); errors name the layer ``where``."""
+    if isinstance(m, nn.Linear):
+        if len(in_shape) != 1:
+            # nn.Linear acts on the last axis; rows before it (e.g. points) would be extra samples
+            raise ValueError(f"layer {where}: Linear applied to input of shape {in_shape} "
+                             "(not flat); count it in the hardware view")
         w = m.weight.detach().cpu().double().numpy()
-        nb = int(m.bias.numel()) if getattr(m, "bias", None) is not None else 0
-        if isinstance(m, nn.Linear):
-            # nn.Linear acts on the last axis; rows beyond it (e.g. points) would be extra samples
-            return cls(name, "dense", w, (m.in_features,), (m.out_features,), bias_count=nb)
-        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
-            if isinstance(m.padding, str):
-                raise ValueError(f"layer {name}: string padding {m.padding!r} is not supported for counting")
-            kind = "conv2d" if isinstance(m, nn.Conv2d) else "conv1d"
-            return cls(name, kind, w, tuple(in_shape), tuple(out_shape), tuple(m.stride), tuple(m.padding),
-                       m.groups, nb)
-        raise ValueError(f"layer {name}: {type(m).__name__} is not a synaptic layer (Linear, Conv1d, Conv2d)")
+        return Synapse("dense", w, (m.in_features,), (m.out_features,), where=f"layer {where}")
+    if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+        w = m.weight.detach().cpu().double().numpy()
+        return conv_synapse(m, w, in_shape=in_shape, out_shape=out_shape, name=where)
+    raise ValueError(f"layer {where}: {type(m).__name__} is not a synaptic layer "
+                     "(Linear, Conv1d, Conv2d)")
 
-    @classmethod
-    def from_stage(cls, st: Any) -> Synapse:
-        """From a :class:`neurodeploy.quant.stages.Stage` (float weights, pooling folded in)."""
-        return cls(st.name, st.kind, st.weight, tuple(st.in_shape), tuple(st.out_shape), tuple(st.stride),
-                   tuple(st.padding), int(st.groups), int(np.count_nonzero(st.bias)))
 
-    @classmethod
-    def from_int_layer(cls, layer: Any) -> Synapse:
-        """From an :class:`neurodeploy.quant.program.IntLayer` (integer weights)."""
-        nb = int(np.count_nonzero(layer.bias_mant)) if layer.neuron is not None else \
-            int(np.count_nonzero(layer.readout_bias))
-        return cls(layer.name, layer.kind, layer.weight, tuple(layer.in_shape), tuple(layer.out_shape),
-                   tuple(layer.stride), tuple(layer.padding), int(layer.groups), nb)
+@dataclass(frozen=True)
+class ModuleSynapse:
+    """One ``Linear``/``Conv*`` of a model's body as the torch graph runs it (the module view)."""
+
+    name: str                 # qualified: "body.<child>"
+    module: nn.Module         # the torch layer (inside its PerStep wrapper)
+    synapse: Synapse
+    lif: int | None           # index of the body's LIF layer it drives (the next LIF before any
+                              # other synapse), None when it drives none (the readout)
+
+
+def module_synapses(model: SpikingNet) -> list[ModuleSynapse]:
+    """Every synaptic layer of ``model``'s body, in order, with the LIF layer each drives
+    (:func:`neurodeploy.nn.walk.layer_groups`: the last synapse in front of a LIF drives it).
+    Pass a BatchNorm-folded model for NeuroBench's view (BatchNorm is not a synapse)."""
+    out: list[ModuleSynapse] = []
+    for k, group in enumerate(layer_groups(model)):
+        syns = group.synapses
+        for i, layer in enumerate(syns):
+            drives = k if group.neuron is not None and i == len(syns) - 1 else None
+            out.append(ModuleSynapse(layer.name, layer.inner,
+                                     module_synapse(layer.inner, layer.in_shape, layer.out_shape, layer.name), drives))
+    return out
+
+
+def ann_macs(model: SpikingNet) -> float:
+    """MACs of one pass of the equivalent ANN: every connection of the torch graph's own layers
+    (BatchNorm folded), :meth:`Synapse.dense_ops` summed over :func:`module_synapses`."""
+    return float(sum(s.synapse.dense_ops() for s in module_synapses(fold_batchnorm(model))))
 
 
 @dataclass
@@ -201,6 +139,9 @@ class LayerCounts:
         T, B = x.shape[:2]
         if T != self.T:
             raise ValueError(f"layer {self.name}: {T} timesteps recorded, counts were set up for {self.T}")
+        if tuple(x.shape[2:]) != syn.in_shape:
+            raise ValueError(f"layer {self.name}: input shape {tuple(x.shape[2:])} does not match the layer's "
+                             f"{syn.in_shape}")
         xf = x.to(torch.float64)
         self.input_spiking &= bool(((xf == 0) | (xf == 1) | (xf == -1)).all())
         self.synops += syn.ops(xf.flatten(0, 1)).view(T, B).sum(1).numpy()
@@ -261,12 +202,17 @@ class Counts:
     ann_macs: float | None = None
 
     @classmethod
-    def empty(cls, source: str, view: str, T: int, synapses: list[Synapse], neurons: list[int],
-              parameters: int, footprint_bytes: int, hardware: str | None = None) -> Counts:
+    def empty(cls, source: str, view: str, *, T: int, names: list[str], synapses: list[Synapse],
+              neurons: list[int], parameters: int, footprint_bytes: int, hardware: str | None = None) -> Counts:
+        """Zero counts for layers ``names`` with ``synapses`` driving ``neurons`` neurons each (0 for
+        a readout), set up for ``T`` steps."""
         if view not in VIEWS:
             raise ValueError(f"view: unknown {view!r}; expected one of {VIEWS}")
-        layers = [LayerCounts(s.name, s.kind, n, s.fan_in, s.num_weights, s.nonzero_weights, s.connections(),
-                              s.dense_ops(), T) for s, n in zip(synapses, neurons)]
+        if not len(names) == len(synapses) == len(neurons):
+            raise ValueError(f"counts: {len(names)} names, {len(synapses)} synapses and {len(neurons)} neuron "
+                             "counts; expected one of each per layer")
+        layers = [LayerCounts(name, s.kind, n, s.fan_in, s.num_weights, s.nonzero_weights, s.connections(),
+                              s.dense_ops(), T) for name, s, n in zip(names, synapses, neurons)]
         return cls(source, view, T, layers, parameters, footprint_bytes, hardware)
 
     @property
