@@ -1,35 +1,34 @@
 """Execution back ends, installed as ``neurodeploy.targets``: reference, lava, netx.
 
-All targets follow one protocol: build from an integer program (:class:`neurodeploy.quant.program.
-IntProgram`), ``run`` integer input, get spikes per neuron layer (``.spikes``, time first).
-The reference simulator runs batches (T, B, ...); the Lava-based targets run one sample
-(T, ...) per call and add one step of latency per synapse, as Lava does. Lava is imported
-lazily by :mod:`neurodeploy.targets.lava` and :mod:`neurodeploy.targets.netx`, never here,
-because importing ``lava.proc`` changes the multiprocessing start method process-wide.
+All targets follow one protocol (:mod:`neurodeploy.targets.base`): build from an integer program
+(:class:`neurodeploy.quant.program.IntProgram`), ``run`` a batch of integer input
+(T, B, *input_shape), get one :class:`TargetResult` (spikes per neuron layer, the readout with
+its bias, optional states, counters, seconds per phase). :data:`TARGETS` is the one registry
+of target names. The Lava-based targets add one step of latency per synapse, as Lava does.
+Lava is imported lazily by :mod:`neurodeploy.targets.lava` and :mod:`neurodeploy.targets.netx`,
+never here, because importing ``lava.proc`` changes the multiprocessing start method
+process-wide.
 """
+
 from __future__ import annotations
 
-from typing import Any, Protocol
+from neurodeploy.targets.base import (
+    TARGETS,
+    Target,
+    TargetInfo,
+    TargetResult,
+    make_target,
+    target_names,
+)
 
-TARGET_NAMES = ("reference", "lava", "netx")
+TARGET_NAMES = tuple(TARGETS)
 
-
-class Target(Protocol):
-    name: str
-
-    def run(self, x_int: Any, *args: Any, **kwargs: Any) -> Any:
-        """Integer input -> a result with ``.spikes`` (one array per neuron layer)."""
-
-
-def make_target(name: str, program: Any, **kwargs: Any) -> Target:
-    """The target called ``name`` built from ``program``."""
-    if name == "reference":
-        from neurodeploy.targets.reference import ReferenceTarget
-        return ReferenceTarget(program, **kwargs)
-    if name == "lava":
-        from neurodeploy.targets.lava import LavaTarget
-        return LavaTarget(program)
-    if name == "netx":
-        from neurodeploy.targets.netx import NetxTarget
-        return NetxTarget(program, **kwargs)
-    raise ValueError(f"target: unknown {name!r}; available: {TARGET_NAMES}")
+__all__ = [
+    "TARGETS",
+    "TARGET_NAMES",
+    "Target",
+    "TargetInfo",
+    "TargetResult",
+    "make_target",
+    "target_names",
+]

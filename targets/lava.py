@@ -1,31 +1,65 @@
-"""The Lava target (first part): an integer program as a Lava process graph, run under
-``Loihi2SimCfg(select_tag="fixed_pt")`` with Lava's bit-accurate models.
+"""The Lava target: an integer program as a Lava process graph, run under
+``Loihi2SimCfg(select_tag="fixed_pt")`` with Lava's bit-accurate models, a whole batch in one
+runtime. The graph builder (:func:`build_graph`) also serves the float model under
+``floating_pt`` (:mod:`neurodeploy.measure.lava_conformance`).
 
 Mapping (verified against Lava 0.10 in tests/test_lava_reference.py):
-- input: ``lava.proc.io.source.RingBuffer`` holding one sample, (neurons..., T); graded input
-  uses ``num_message_bits=8`` on the first synapse;
+- input: ``lava.proc.io.source.RingBuffer`` holding the batch back to back, (neurons..., B * P);
+  graded input uses ``num_message_bits = input_bits`` on the first synapse;
 - dense stage: ``Dense(weights, weight_exp)``; conv stage: ``Conv`` with the kernel transposed to
   Lava's (C_out, W, H, C_in) layout and flipped (Lava convolves, torch correlates), stride and
   padding in (W, H) order, and weights ``w << weight_exp`` because Lava's Conv ignores
   weight_exp (the quantiser keeps conv exponents >= 0); conv1d runs as a conv2d with H = 1;
-- neuron: stock ``LIF(du, dv, vth, bias_mant, bias_exp)`` where the smoothing coefficient is 0,
-  our :class:`~neurodeploy.targets.mps_lif.process.SmoothedLIF` process elsewhere (its fixed_pt
+- neuron: stock ``LIFReset(du, dv, vth, bias_mant, bias_exp)`` (Lava's LIF plus a periodic state
+  reset) where the smoothing coefficient is 0, our
+  :class:`~neurodeploy.targets.mps_lif.process.SmoothedLIF` process elsewhere (its fixed_pt
   model calls the same integer functions as the reference simulator);
-- readout: the last Dense's output into a sink RingBuffer.
-Every Dense/Conv delays by one step, so a run lasts T + (number of stages) steps and equals
-``ReferenceTarget(program, latency=True)`` step for step. The runtime is always stopped
-(try/finally), also on errors and KeyboardInterrupt.
+- readout: the last Dense's output; the readout bias is added on reading;
+- recording: every neuron layer's spikes and the readout through ``lava.proc.io.extractor.
+  Extractor`` channels, received step by step while the runtime runs; states (optional) through
+  ``VarWire`` taps on the state variables, received the same way.
+
+Batches (one runtime): every Dense/Conv delays by one step, so one sample lasts P = T + depth
+steps (depth = number of synaptic layers) and equals ``ReferenceTarget(program, latency=True)``
+step for step. Sample b occupies global steps [b P, (b + 1) P). At its first step every neuron
+layer zeroes its state (Lava's ``LIFReset``, ``SmoothedLIF(reset_interval=P)``) and every synapse
+sends zeros instead of its one-step buffer, which still holds sample b - 1's last spikes
+(:mod:`neurodeploy.targets.lava_reset`): all layers reset at the same step, because with Lava's
+latency layer k integrates its bias alone for its first k + 1 steps, as the reference does. (A
+reset staggered by layer depth, as lava-dl netx's ``reset_interval`` does, gives a different
+timeline.) Each sample then runs exactly as alone in a fresh runtime; build, compile and stop
+are paid once per batch. The runtime is always stopped (try/finally), also on errors and
+KeyboardInterrupt.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import multiprocessing as mp
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from neurodeploy.quant.program import IntLayer, IntProgram
+from neurodeploy.quant.synapse import Synapse
+from neurodeploy.targets.base import TargetResult
 
-LAVA_INSTALL = ("Lava is not installed in this environment. Run `bash scripts/setup_env.sh` (it installs lava-nc "
-                "0.10.0 and lava-dl 0.6.0 with --no-deps --ignore-requires-python and patches them for Python 3.11).")
+LAVA_INSTALL = (
+    "Lava is not installed in this environment. Run `bash scripts/setup_env.sh` (it "
+    "installs lava-nc 0.10.0 and lava-dl 0.6.0 with --no-deps --ignore-requires-python "
+    "and patches them for Python 3.11)."
+)
+FIXED_PT = "fixed_pt"
+FLOATING_PT = "floating_pt"
+STOP_TIMEOUT_S = 20.0
+# a sample's first step is the step with time_step % P == RESET_OFFSET (Lava counts time_step from 1)
+RESET_OFFSET = 1
+EXTRACT_BUFFER = 64  # steps an extractor's channel holds before the network waits for the host
 
 
 def _require_lava() -> None:
@@ -35,7 +69,10 @@ def _require_lava() -> None:
         raise ImportError(LAVA_INSTALL) from e
 
 
-def _lava_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+# ---------------------------------------------------------------------------------------------
+# layouts: torch (T, C, H, W) / (T, C, L) / (T, n) <-> Lava (W, H, C, T) / (L, 1, C, T) / (n, T)
+# ---------------------------------------------------------------------------------------------
+def lava_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     """Torch layout (C, H, W) / (C, L) / (n,) -> Lava's (W, H, C) / (L, 1, C) / (n,)."""
     if len(shape) == 3:
         c, h, w = shape
@@ -47,26 +84,17 @@ def _lava_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def to_lava_layout(x: np.ndarray) -> np.ndarray:
-    """One sample's data (T, *torch shape) -> Lava's (*lava shape, T)."""
-    T = x.shape[0]
-    if x.ndim == 4:      # (T, C, H, W) -> (W, H, C, T)
+    """Data (N, *torch shape), N steps -> Lava's (*lava shape, N)."""
+    n = x.shape[0]
+    if x.ndim == 4:  # (N, C, H, W) -> (W, H, C, N)
         return np.ascontiguousarray(x.transpose(3, 2, 1, 0))
-    if x.ndim == 3:      # (T, C, L) -> (L, 1, C, T)
+    if x.ndim == 3:  # (N, C, L) -> (L, 1, C, N)
         return np.ascontiguousarray(x.transpose(2, 1, 0)[:, None, :, :])
-    return np.ascontiguousarray(x.reshape(T, -1).T)
-
-
-def source_data(x: np.ndarray, steps: int, layout=to_lava_layout, dtype=np.int32) -> np.ndarray:
-    """One sample (T, ...) in a source RingBuffer's layout (neurons..., steps), zero after step T
-    (the pipeline drains while the source sends nothing)."""
-    lay = layout(np.asarray(x))
-    data = np.zeros((*lay.shape[:-1], steps), dtype=dtype)
-    data[..., : lay.shape[-1]] = lay
-    return data
+    return np.ascontiguousarray(x.reshape(n, -1).T)
 
 
 def from_lava_layout(a: np.ndarray, torch_shape: tuple[int, ...]) -> np.ndarray:
-    """Lava's (*lava shape, T) -> (T, *torch shape)."""
+    """Lava's (*lava shape, N) -> (N, *torch shape)."""
     if len(torch_shape) == 3:
         return np.ascontiguousarray(a.transpose(3, 2, 1, 0))
     if len(torch_shape) == 2:
@@ -74,20 +102,37 @@ def from_lava_layout(a: np.ndarray, torch_shape: tuple[int, ...]) -> np.ndarray:
     return np.ascontiguousarray(a.reshape(-1, a.shape[-1]).T)
 
 
+def stream_data(
+    x: np.ndarray,
+    steps: int,
+    *,
+    layout: Callable[[np.ndarray], np.ndarray] = to_lava_layout,
+    dtype: type = np.int32,
+) -> np.ndarray:
+    """A batch (T, B, *shape) as one source RingBuffer's data (*lava shape, B * steps): sample b
+    at columns [b * steps, b * steps + T), zeros after its T steps (the pipeline drains while
+    the source sends nothing); T > steps is cut to ``steps``."""
+    x = np.asarray(x)
+    T, B = x.shape[:2]
+    padded: np.ndarray = np.zeros((B, steps, *x.shape[2:]), dtype=dtype)
+    n = min(T, steps)
+    padded[:, :n] = np.moveaxis(x[:n], 0, 1)
+    return layout(padded.reshape(B * steps, *x.shape[2:]))
+
+
+def unstream(a: np.ndarray, torch_shape: tuple[int, ...], batch: int) -> np.ndarray:
+    """Recorded data (*lava shape, B * steps) -> (steps, B, *torch shape)."""
+    flat = from_lava_layout(a, torch_shape)  # (B * steps, *torch shape)
+    return np.ascontiguousarray(np.swapaxes(flat.reshape(batch, -1, *flat.shape[1:]), 0, 1))
+
+
 def torch_kernel_to_lava(w: np.ndarray) -> np.ndarray:
-    """Torch kernel [C_out, C_in/g, kH, kW] (or [.., k] for 1D, as H = 1) -> Lava (C_out, kW, kH, C_in/g),
-    spatially flipped (Lava convolves, torch correlates)."""
+    """Torch kernel [C_out, C_in/g, kH, kW] (or [.., k] for 1D, as H = 1) -> Lava
+    (C_out, kW, kH, C_in/g), spatially flipped (Lava convolves, torch correlates)."""
     w = np.asarray(w)
     if w.ndim == 3:
         w = w[:, :, None, :]
     return np.ascontiguousarray(w.transpose(0, 3, 2, 1)[:, ::-1, ::-1, :])
-
-
-def conv_weight_to_lava(w: np.ndarray, weight_exp: int) -> np.ndarray:
-    """Integer kernel for Lava's fixed-point Conv, with the (non-negative) exponent folded in."""
-    if weight_exp < 0:
-        raise ValueError(f"conv weight_exp {weight_exp} < 0 cannot run on Lava's Conv (it ignores weight_exp)")
-    return torch_kernel_to_lava(np.asarray(w, dtype=np.int64) << weight_exp).astype(np.int32)
 
 
 def dense_weight_to_lava(w: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:
@@ -95,38 +140,38 @@ def dense_weight_to_lava(w: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray
     w = np.asarray(w)
     if len(in_shape) == 3:
         c, h, ww = in_shape
-        return np.ascontiguousarray(w.reshape(w.shape[0], c, h, ww).transpose(0, 3, 2, 1).reshape(w.shape[0], -1))
+        return np.ascontiguousarray(
+            w.reshape(w.shape[0], c, h, ww).transpose(0, 3, 2, 1).reshape(w.shape[0], -1)
+        )
     if len(in_shape) == 2:
         c, length = in_shape
-        return np.ascontiguousarray(w.reshape(w.shape[0], c, length).transpose(0, 2, 1).reshape(w.shape[0], -1))
+        return np.ascontiguousarray(
+            w.reshape(w.shape[0], c, length).transpose(0, 2, 1).reshape(w.shape[0], -1)
+        )
     return w
 
 
-STOP_TIMEOUT_S = 20.0
-
-
-def stop_runtime(proc, started_before: set | None = None, timeout: float = STOP_TIMEOUT_S) -> None:
+def stop_runtime(
+    proc: Any, started_before: set[Any] | None = None, timeout: float = STOP_TIMEOUT_S
+) -> None:
     """``proc.stop()``, but never hang and never leak: after an exception inside a run Lava's
     stop() can wait forever on a dead child, and a runtime that was created but never started
     leaves its system processes behind. Worker processes started since ``started_before`` that
     are still alive after stop (and a short grace period) are killed, with a warning."""
-    import multiprocessing as mp
-    import threading
-    import warnings
-
     if getattr(proc, "runtime", None) is not None:
         t = threading.Thread(target=proc.stop, daemon=True)
         t.start()
         t.join(timeout)
         if t.is_alive():
-            warnings.warn(f"Lava's stop() did not return within {timeout:g} s", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"Lava's stop() did not return within {timeout:g} s", RuntimeWarning, stacklevel=2
+            )
     if started_before is None:
         return
-    import time
 
-    def alive_(c) -> bool:
+    def alive_(c: Any) -> bool:
         try:
-            return c.is_alive()
+            return bool(c.is_alive())
         except ValueError:  # closed by Lava already
             return False
 
@@ -136,119 +181,410 @@ def stop_runtime(proc, started_before: set | None = None, timeout: float = STOP_
         time.sleep(0.05)
     alive = [c for c in leftover if alive_(c)]
     for child in alive:
-        try:
+        with contextlib.suppress(ValueError):
             child.kill()
-        except ValueError:
-            pass
     deadline = time.monotonic() + 5.0
     while any(alive_(c) for c in alive) and time.monotonic() < deadline:  # is_alive() reaps them
         time.sleep(0.05)
     if alive:
-        warnings.warn(f"killed {len(alive)} Lava worker processes left after stop()", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"killed {len(alive)} Lava worker processes left after stop()",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# the one graph builder: source -> (synapse -> neurons)* -> readout, fixed_pt or floating_pt
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LavaSynapse:
+    """One synaptic layer as the builder takes it: ``synapse`` without pooling (Lava's Conv does
+    not pool: :meth:`Synapse.pool_folded`), torch layouts (the builder converts), a conv's
+    exponent already folded into its weights (Lava's Conv ignores ``weight_exp``);
+    ``weight_exp`` is Dense's exponent (a = (W s) << weight_exp); ``num_message_bits`` is 0 for
+    binary spikes, the payload bits of graded input."""
+
+    name: str
+    synapse: Synapse
+    weight_exp: int = 0
+    num_message_bits: int = 0
+
+    def __post_init__(self) -> None:
+        if self.synapse.pool:
+            raise ValueError(
+                f"layer {self.name}: Lava's Conv cannot pool; pass synapse.pool_folded()"
+            )
+        if self.synapse.kind != "dense" and self.weight_exp != 0:
+            raise ValueError(
+                f"layer {self.name}: Lava's Conv ignores weight_exp ({self.weight_exp}); "
+                "fold it into the weights"
+            )
+
+
+@dataclass(frozen=True)
+class LavaNeuron:
+    """One neuron layer's parameters as Lava's processes take them: ``smoothed`` selects our
+    SmoothedLIF (``dv``, ``vth``, ``coef``), else Lava's LIF (``du``, ``dv``, ``vth``);
+    ``bias_mant`` per neuron in the torch layout of the layer's output."""
+
+    smoothed: bool
+    dv: float
+    vth: float
+    bias_mant: np.ndarray
+    bias_exp: float = 0
+    du: float = 0
+    coef: float = 0
 
 
 @dataclass
-class LavaRun:
-    spikes: list[np.ndarray]          # per neuron layer, (steps, *torch shape), uint8
-    output: np.ndarray | None         # readout Dense output per step (steps, classes), without bias
-    v: list[np.ndarray] | None        # per neuron layer (steps, *torch shape), post-reset, x64 domain
-    seconds: dict[str, float] | None = None   # "build", "compile", "run", "read", "stop"
+class LavaGraph:
+    """A built (not yet compiled) graph: its source, and per neuron layer its process, spike
+    extractor and state tap (if recorded); the readout's extractor."""
+
+    source: Any
+    neurons: list[Any]
+    spike_taps: list[Any]
+    state_taps: list[Any] | None
+    readout_tap: Any | None
+    shapes: list[tuple[int, ...]]  # torch out_shape per neuron layer
+    readout_shape: tuple[int, ...] | None
+    samples: int
+    steps: int  # per sample
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _synapse_process(layer: LavaSynapse, prev_lava_shape: tuple[int, ...], interval: int) -> Any:
+    from neurodeploy.targets.lava_reset.process import ResetConv, ResetDense
+
+    reset = {"reset_interval": interval, "reset_offset": RESET_OFFSET}
+    syn = layer.synapse
+    if syn.kind == "dense":
+        return ResetDense(
+            weights=dense_weight_to_lava(syn.weight, syn.in_shape),
+            weight_exp=int(layer.weight_exp),
+            num_message_bits=layer.num_message_bits,
+            **reset,
+        )
+    if syn.kind == "conv2d":
+        stride, pad = tuple(syn.stride)[::-1], tuple(syn.padding)[::-1]
+    else:
+        stride, pad = (int(syn.stride[0]), 1), (int(syn.padding[0]), 0)
+    return ResetConv(
+        weight=torch_kernel_to_lava(syn.weight),
+        input_shape=prev_lava_shape,
+        stride=stride,
+        padding=pad,
+        groups=int(syn.groups),
+        num_message_bits=layer.num_message_bits,
+        **reset,
+    )
+
+
+def _neuron_process(n: LavaNeuron, name: str, out_shape: tuple[int, ...], interval: int) -> Any:
+    from lava.proc.lif.process import LIFReset
+
+    bias = np.asarray(n.bias_mant).reshape(out_shape)
+    bias = bias if len(out_shape) == 1 else to_lava_layout(bias[None])[..., 0]
+    shape = lava_shape(out_shape)
+    if n.smoothed:
+        from neurodeploy.targets.mps_lif.process import SmoothedLIF
+
+        return SmoothedLIF(  # dv, coef: 12-bit fractions in both models; vth float in floating_pt
+            shape=shape,
+            dv=int(n.dv),
+            vth=n.vth,
+            coef=int(n.coef),
+            bias_mant=bias,
+            bias_exp=int(n.bias_exp),
+            reset_interval=interval,
+            reset_offset=RESET_OFFSET,
+            name=name,
+        )
+    return LIFReset(
+        shape=shape,
+        du=n.du,
+        dv=n.dv,
+        vth=n.vth,
+        bias_mant=bias,
+        bias_exp=n.bias_exp,
+        reset_interval=interval,
+        reset_offset=RESET_OFFSET,
+        name=name,
+    )
+
+
+def build_graph(
+    input_shape: tuple[int, ...],
+    layers: Sequence[tuple[LavaSynapse, LavaNeuron | None]],
+    data: np.ndarray,
+    *,
+    samples: int,
+    steps: int,
+    record_states: bool = False,
+) -> LavaGraph:
+    """Source -> (synapse -> neurons)* [-> readout synapse]: ``layers`` in order, a neuron of
+    None marking the readout (last). ``data`` is the source's (*lava input shape,
+    samples * steps) (:func:`stream_data`); every process resets every ``steps`` steps, at each
+    sample's first step. Extractors record every neuron layer's spikes and the readout; with
+    ``record_states`` a VarWire taps each neuron layer's state (LIF ``v``, SmoothedLIF ``m``)."""
+    from lava.proc.io.extractor import Extractor, VarWire
+    from lava.proc.io.source import RingBuffer as Source
+
+    t0 = time.perf_counter()
+    total = samples * steps
+    if data.shape[-1] != total:
+        raise ValueError(f"source data: {data.shape[-1]} steps, expected {samples} x {steps}")
+    src = Source(data=data)
+    graph = LavaGraph(
+        source=src,
+        neurons=[],
+        spike_taps=[],
+        state_taps=[] if record_states else None,
+        readout_tap=None,
+        shapes=[],
+        readout_shape=None,
+        samples=samples,
+        steps=steps,
+    )
+    prev_port, prev_shape = src.s_out, lava_shape(tuple(input_shape))
+    for k, (layer, neuron) in enumerate(layers):
+        syn = layer.synapse
+        proc = _synapse_process(layer, prev_shape, steps)
+        port = prev_port.flatten() if syn.kind == "dense" and len(prev_shape) > 1 else prev_port
+        port.connect(proc.s_in)
+        if neuron is None:
+            if k != len(layers) - 1:
+                raise ValueError(f"layer {layer.name}: only the last layer may be a readout")
+            graph.readout_tap = Extractor(shape=proc.a_out.shape, buffer_size=EXTRACT_BUFFER)
+            graph.readout_shape = tuple(syn.out_shape)
+            proc.a_out.connect(graph.readout_tap.in_port)
+            break
+        lif = _neuron_process(neuron, layer.name, tuple(syn.out_shape), steps)
+        proc.a_out.connect(lif.a_in)
+        sink = Extractor(shape=lif.s_out.shape, buffer_size=EXTRACT_BUFFER)
+        lif.s_out.connect(sink.in_port)
+        graph.neurons.append(lif)
+        graph.spike_taps.append(sink)
+        graph.shapes.append(tuple(syn.out_shape))
+        if graph.state_taps is not None:
+            tap = VarWire(buffer_size=EXTRACT_BUFFER)
+            tap.connect_var(lif.m if neuron.smoothed else lif.v)
+            graph.state_taps.append(tap)
+        prev_port, prev_shape = lif.s_out, lava_shape(tuple(syn.out_shape))
+    graph.seconds["build"] = time.perf_counter() - t0
+    return graph
+
+
+def extractor_models() -> dict[type, type]:
+    """Lava's Extractor model carries no tag: name it for every run config."""
+    from lava.proc.io.extractor import (
+        Extractor,
+        PyLoihiExtractorModel,
+        PyLoihiVarWireModel,
+        VarWire,
+    )
+
+    return {Extractor: PyLoihiExtractorModel, VarWire: PyLoihiVarWireModel}
+
+
+@dataclass
+class GraphRecord:
+    """What a graph recorded, per sample: spikes per neuron layer (steps, B, *shape) uint8,
+    the readout (steps, B, classes) without bias (None without a readout), states per neuron
+    layer (steps, B, *shape) or None, wall seconds per phase."""
+
+    spikes: list[np.ndarray]
+    output: np.ndarray | None
+    states: list[np.ndarray] | None
+    seconds: dict[str, float]
+
+
+def run_receiving(
+    proc: Any, extractors: Sequence[Any], dtypes: Sequence[type], steps: int
+) -> list[np.ndarray]:
+    """Run ``proc``'s compiled runtime for ``steps`` steps without blocking and receive every
+    extractor's data each step, all in step order (so no channel fills while the host waits on
+    another): per extractor (steps, *shape) in its dtype."""
+    from lava.magma.core.run_conditions import RunSteps
+
+    bufs: list[np.ndarray] = [
+        np.empty((steps, *(e.shape if hasattr(e, "connect_var") else e.in_port.shape)), dtype=d)
+        for e, d in zip(extractors, dtypes, strict=True)
+    ]
+    proc.run(condition=RunSteps(num_steps=steps, blocking=False))
+    for t in range(steps):
+        for e, buf in zip(extractors, bufs, strict=True):
+            buf[t] = e.receive()
+    proc.wait()
+    return bufs
+
+
+def run_graph(graph: LavaGraph, *, tag: str = FIXED_PT) -> GraphRecord:
+    """Compile ``graph`` for ``Loihi2SimCfg(select_tag=tag)`` and run all samples in one runtime,
+    receiving every step's spikes, readout and (if tapped) states as they come (each channel
+    holds :data:`EXTRACT_BUFFER` steps; Lava's ``Var.get`` on a sink or monitor would send its
+    whole record one value per message); stop (always)."""
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    integer = tag == FIXED_PT
+    if integer:  # refuse before Lava starts: a process model that raises hangs the runtime
+        for neuron in graph.neurons:
+            if hasattr(neuron, "check_fixed_pt"):
+                neuron.check_fixed_pt()
+    sec = dict(graph.seconds)
+    B, src, total = graph.samples, graph.source, graph.samples * graph.steps
+    extractors = [
+        *graph.spike_taps,
+        *([graph.readout_tap] if graph.readout_tap is not None else []),
+    ]
+    before = set(mp.active_children())
+    t0 = time.perf_counter()
+    try:
+        cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map=extractor_models())
+        exe = src.compile(run_cfg=cfg)
+        src.create_runtime(executable=exe)
+        sec["compile"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        # spikes (0/1) straight into uint8, the readout into int64 (exact: float64 integers)
+        readout_dtype = np.int64 if integer else np.float64
+        kinds = [np.uint8] * len(graph.spike_taps) + [readout_dtype] * (
+            len(extractors) - len(graph.spike_taps)
+        )
+        taps = graph.state_taps or []
+        state_dtype = np.int64 if integer else np.float64
+        bufs = run_receiving(src, [*extractors, *taps], [*kinds, *[state_dtype] * len(taps)], total)
+        sec["run"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        spikes = [
+            unstream(np.moveaxis(buf, 0, -1), shape, B)
+            for buf, shape in zip(bufs, graph.shapes, strict=False)
+        ]
+        out = None
+        if graph.readout_tap is not None:  # (B * steps, classes)
+            readout = bufs[len(extractors) - 1]
+            out = np.ascontiguousarray(np.swapaxes(readout.reshape(B, graph.steps, -1), 0, 1))
+        states = None
+        if graph.state_taps is not None:
+            states = [
+                unstream(np.moveaxis(buf, 0, -1), shape, B)
+                for buf, shape in zip(bufs[len(extractors) :], graph.shapes, strict=True)
+            ]
+        sec["read"] = time.perf_counter() - t0
+    finally:
+        t0 = time.perf_counter()
+        stop_runtime(src, before)
+        for tap in graph.state_taps or []:
+            close_var_wire(tap)
+        sec["stop"] = time.perf_counter() - t0
+    return GraphRecord(spikes, out, states, sec)
+
+
+def close_var_wire(tap: Any) -> None:
+    """Stop a ``VarWire``'s host side: its channel's receiving thread and the shared-memory
+    manager process it starts when connected (Lava leaves both to ``__del__``, which may never
+    run while a caller holds the graph). Safe to call twice."""
+    port = getattr(tap, "_pm_to_p_dst_port", None)
+    infra = getattr(tap, "_multi_processing", None)
+    if port is not None:
+        with contextlib.suppress(Exception):
+            port.join()
+    if infra is not None and infra.smm is not None:
+        with contextlib.suppress(Exception):
+            infra.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# the integer program on Lava fixed_pt
+# ---------------------------------------------------------------------------------------------
+def program_graph_layers(program: IntProgram) -> list[tuple[LavaSynapse, LavaNeuron | None]]:
+    """The integer program's layers as the builder takes them (fixed_pt integers)."""
+    layers: list[tuple[LavaSynapse, LavaNeuron | None]] = []
+    for k, layer in enumerate(program.layers):
+        graded = k == 0 and program.input_kind == "graded"
+        layers.append(
+            (
+                _int_synapse(layer, program.input_bits if graded else 0),
+                _int_neuron(layer) if layer.neuron is not None else None,
+            )
+        )
+    return layers
+
+
+def _int_synapse(layer: IntLayer, bits: int) -> LavaSynapse:
+    syn = layer.synapse.pool_folded()  # Lava's Conv does not pool: the equivalent kernel
+    if syn.kind == "dense":
+        return LavaSynapse(
+            layer.name,
+            replace(syn, weight=np.asarray(syn.weight).astype(np.int32)),
+            weight_exp=int(layer.weight_exp),
+            num_message_bits=bits,
+        )
+    if layer.weight_exp < 0:
+        raise ValueError(
+            f"layer {layer.name}: conv weight_exp {layer.weight_exp} < 0 cannot run on "
+            "Lava's Conv (it ignores weight_exp)"
+        )
+    w = (np.asarray(syn.weight, dtype=np.int64) << layer.weight_exp).astype(np.int32)
+    return LavaSynapse(layer.name, replace(syn, weight=w), num_message_bits=bits)
+
+
+def _int_neuron(layer: IntLayer) -> LavaNeuron:
+    return LavaNeuron(
+        smoothed=layer.neuron == "mps" and layer.coef != 0,
+        du=int(layer.du),
+        dv=int(layer.dv),
+        vth=int(layer.vth),
+        coef=int(layer.coef),
+        bias_mant=np.asarray(layer.bias_mant, dtype=np.int32),
+        bias_exp=int(layer.bias_exp),
+    )
 
 
 class LavaTarget:
-    """Build the Lava graph of an integer program and run one sample at a time."""
+    """Build the Lava graph of an integer program and run a whole batch in one runtime
+    (module docstring); results equal ``ReferenceTarget(program, latency=True)`` bit for bit."""
 
     name = "lava"
+    latency = True
 
     def __init__(self, program: IntProgram) -> None:
         _require_lava()
         program.validate()  # refuse before Lava starts anything
         self.program = program
 
-    def _synapse(self, layer: IntLayer, graded: bool, prev_lava_shape: tuple[int, ...]):
-        from lava.proc.conv.process import Conv
-        from lava.proc.dense.process import Dense
-        bits = self.program.input_bits if graded else 0
-        if layer.kind == "dense":
-            w = dense_weight_to_lava(layer.weight, layer.in_shape).astype(np.int32)
-            return Dense(weights=w, weight_exp=int(layer.weight_exp), num_message_bits=bits)
-        stride = tuple(layer.stride)[::-1] if layer.kind == "conv2d" else (int(layer.stride[0]), 1)
-        pad = tuple(layer.padding)[::-1] if layer.kind == "conv2d" else (int(layer.padding[0]), 0)
-        return Conv(weight=conv_weight_to_lava(layer.weight, layer.weight_exp), input_shape=prev_lava_shape,
-                    stride=stride, padding=pad, groups=int(layer.groups), num_message_bits=bits)
-
-    def run(self, x_int: np.ndarray, record_v: bool = False, steps: int | None = None) -> LavaRun:
-        """Run one sample (T, *input_shape) of integer input for T + depth steps (or ``steps``)."""
-        from lava.magma.core.run_conditions import RunSteps
-        from lava.magma.core.run_configs import Loihi2SimCfg
-        from lava.proc.io.sink import RingBuffer as Sink
-        from lava.proc.io.source import RingBuffer as Source
-        from lava.proc.lif.process import LIF
-        from lava.proc.monitor.process import Monitor
-
-        x_int = np.asarray(x_int)
-        if tuple(x_int.shape[1:]) != tuple(self.program.input_shape):
-            raise ValueError(f"input: expected (T, {', '.join(map(str, self.program.input_shape))}), got {x_int.shape}")
-        T = x_int.shape[0]
-        depth = len(self.program.layers)
-        steps = steps or T + depth
-        src = Source(data=source_data(x_int, steps))
-        prev_port, prev_shape = src.s_out, _lava_shape(self.program.input_shape)
-        lifs, sinks, mons, readout_sink = [], [], [], None
-        for k, layer in enumerate(self.program.layers):
-            syn = self._synapse(layer, k == 0 and self.program.input_kind == "graded", prev_shape)
-            port = prev_port.flatten() if layer.kind == "dense" and len(prev_shape) > 1 else prev_port
-            port.connect(syn.s_in)
-            if layer.neuron is None:
-                readout_sink = Sink(shape=syn.a_out.shape, buffer=steps)
-                syn.a_out.connect(readout_sink.a_in)
-                break
-            shape = _lava_shape(layer.out_shape)
-            bias = np.asarray(layer.bias_mant, dtype=np.int32).reshape(layer.out_shape)
-            bias = bias if len(layer.out_shape) == 1 else to_lava_layout(bias[None])[..., 0]
-            if layer.neuron == "mps" and layer.coef != 0:
-                from neurodeploy.targets.mps_lif.process import SmoothedLIF
-                lif = SmoothedLIF(shape=shape, dv=int(layer.dv), vth=int(layer.vth), coef=int(layer.coef),
-                                  bias_mant=bias, bias_exp=int(layer.bias_exp), name=f"{layer.name}")
-            else:
-                lif = LIF(shape=shape, du=int(layer.du), dv=int(layer.dv), vth=int(layer.vth), bias_mant=bias,
-                          bias_exp=int(layer.bias_exp))
-            syn.a_out.connect(lif.a_in)
-            sink = Sink(shape=shape, buffer=steps)
-            lif.s_out.connect(sink.a_in)
-            lifs.append((lif, layer))
-            sinks.append(sink)
-            if record_v:
-                m = Monitor()
-                m.probe(lif.m if hasattr(lif, "coef") else lif.v, steps)
-                mons.append(m)
-            prev_port, prev_shape = lif.s_out, shape
-        import multiprocessing as mp
-        import time
-        sec: dict[str, float] = {}
-        before = set(mp.active_children())
-        t0 = time.perf_counter()
-        try:
-            exe = src.compile(run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-            src.create_runtime(executable=exe)
-            sec["compile"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            src.run(condition=RunSteps(num_steps=steps))
-            sec["run"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            spikes = [from_lava_layout(s.data.get().astype(np.int64), l.out_shape).astype(np.uint8)
-                      for s, (_, l) in zip(sinks, lifs)]
-            out = readout_sink.data.get().astype(np.int64).T if readout_sink is not None else None
-            v = None
-            if record_v:
-                v = []
-                for m, (lif, l) in zip(mons, lifs):
-                    var = "m" if hasattr(lif, "coef") else "v"  # the state the reference records
-                    arr = m.get_data()[lif.name][var].astype(np.int64)  # (steps, *lava shape)
-                    v.append(from_lava_layout(np.moveaxis(arr, 0, -1), l.out_shape))
-            sec["read"] = time.perf_counter() - t0
-        finally:
-            t0 = time.perf_counter()
-            stop_runtime(src, before)
-            sec["stop"] = time.perf_counter() - t0
-        return LavaRun(spikes, out, v, sec)
+    def run(
+        self, x_int: np.ndarray, *, steps: int | None = None, record_states: bool = False
+    ) -> TargetResult:
+        """Run integer input (T, B, *input_shape) for ``steps`` steps per sample (default
+        T + depth), every sample from zero state, all in one Lava runtime."""
+        x = np.asarray(x_int)
+        shape = tuple(self.program.input_shape)
+        if x.ndim != 2 + len(shape) or tuple(x.shape[2:]) != shape:
+            raise ValueError(f"input: expected (T, B, {', '.join(map(str, shape))}), got {x.shape}")
+        T, B = x.shape[:2]
+        steps = steps if steps is not None else T + len(self.program.layers)
+        if steps < 1 or B < 1:
+            raise ValueError(f"input: need steps >= 1 and a batch >= 1, got steps {steps}, B {B}")
+        graph = build_graph(
+            shape,
+            program_graph_layers(self.program),
+            stream_data(x, steps),
+            samples=B,
+            steps=steps,
+            record_states=record_states,
+        )
+        rec = run_graph(graph, tag=FIXED_PT)
+        out = rec.output
+        last = self.program.layers[-1]
+        if out is not None and np.asarray(last.readout_bias).size:  # added every step, as on
+            out = out + np.asarray(last.readout_bias, dtype=np.int64).reshape(
+                last.out_shape
+            )  # the reference
+        return TargetResult(
+            spikes=rec.spikes,
+            output=out,
+            states=rec.states,
+            layer_names=[l.name for l in self.program.layers if l.neuron],
+            seconds=rec.seconds,
+        )

@@ -7,7 +7,7 @@ it to (W, H, C)), ``weight`` (torch layout; netx flips and transposes conv kerne
 ``bias`` (per-neuron mantissa; netx uses bias_exp = 6) and ``neuron/{type, iDecay, vDecay,
 vThMant, refDelay, gradedSpike}`` with iDecay = du + 1. A dense layer without ``neuron`` is a
 non-leaky integrator (our readout). netx derives each synapse's weight exponent from the stored
-8-bit weights, so programs must come from ``quantize_model(..., netx=True)`` (exponent 0, bias
+8-bit weights, so programs must come from ``quantize_model(model, LOIHI2_NETX)`` (exponent 0, bias
 exponent 6). Smoothed neurons are refused: fine-tune the coefficient to 0 first (the
 hardware-aware fine-tuning issue), then export.
 """
@@ -19,8 +19,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from neurodeploy.quant.program import IntProgram
-from neurodeploy.quant.quantize import NETX_BIAS_EXP
+from neurodeploy.neuron.hardware import NETX_BIAS_EXP
+from neurodeploy.quant.program import IntLayer, IntProgram
+from neurodeploy.targets.base import TargetResult
+from neurodeploy.targets.lava import EXTRACT_BUFFER
 
 
 def _type(g: h5py.Group, name: str) -> None:
@@ -38,9 +40,10 @@ def export_netx(program: IntProgram, path: str | os.PathLike[str]) -> Path:
                              "step) and quantise again")
         if layer.weight_exp != 0:
             raise ValueError(f"{where}: weight_exp {layer.weight_exp}; netx derives exponents from the weights: "
-                             "quantise with netx=True")
+                             "quantise for the netx variant of the spec (loihi2-netx)")
         if layer.neuron is not None and layer.bias_exp != NETX_BIAS_EXP and np.any(layer.bias_mant):
-            raise ValueError(f"{where}: bias_exp {layer.bias_exp}; netx uses {NETX_BIAS_EXP}: quantise with netx=True")
+            raise ValueError(f"{where}: bias_exp {layer.bias_exp}; netx uses {NETX_BIAS_EXP}: "
+                             "quantise for the netx variant of the spec (loihi2-netx)")
     path = Path(path)
     with h5py.File(path, "w") as f:
         top = f.create_group("layer")
@@ -57,14 +60,15 @@ def export_netx(program: IntProgram, path: str | os.PathLike[str]) -> Path:
                 g.create_dataset("shape", data=np.array([int(np.prod(prev_shape))]))
             i += 1
             g = top.create_group(str(i))
+            syn = layer.synapse.pool_folded()   # netx has no pooling synapse: the equivalent kernel
             if layer.kind == "dense":
                 _type(g, "dense")
                 g.create_dataset("shape", data=np.array(layer.out_shape))
-                g.create_dataset("weight", data=np.asarray(layer.weight, dtype=np.int32))
+                g.create_dataset("weight", data=np.asarray(syn.weight, dtype=np.int32))
             else:
                 _type(g, "conv")
-                w = np.asarray(layer.weight, dtype=np.int32)
-                stride, pad = tuple(layer.stride), tuple(layer.padding)
+                w = np.asarray(syn.weight, dtype=np.int32)
+                stride, pad = tuple(syn.stride), tuple(syn.padding)
                 if layer.kind == "conv1d":
                     w, stride, pad = w[:, :, None, :], (1, stride[0]), (0, pad[0])
                 g.create_dataset("shape", data=np.array(_torch3(layer.out_shape)))
@@ -72,7 +76,7 @@ def export_netx(program: IntProgram, path: str | os.PathLike[str]) -> Path:
                 g.create_dataset("stride", data=np.array(stride))
                 g.create_dataset("padding", data=np.array(pad))
                 g.create_dataset("dilation", data=np.array((1, 1)))
-                g.create_dataset("groups", data=int(layer.groups))
+                g.create_dataset("groups", data=int(syn.groups))
             if layer.neuron is not None:
                 g.create_dataset("bias", data=np.asarray(layer.bias_mant, dtype=np.int32).reshape(-1)
                                  if layer.kind == "dense" else _bias_whc(layer))
@@ -93,16 +97,32 @@ def _torch3(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _bias_whc(layer) -> np.ndarray:
+def _bias_whc(layer: IntLayer) -> np.ndarray:
     b = np.asarray(layer.bias_mant, dtype=np.int32).reshape(_torch3(layer.out_shape))
     return np.ascontiguousarray(b.transpose(2, 1, 0))
 
 
+def _flat_layout(x: np.ndarray) -> np.ndarray:
+    """Data (N, *torch shape) -> (neurons in torch order, N): what netx feeds a dense first layer."""
+    return np.ascontiguousarray(x.reshape(x.shape[0], -1).T)
+
+
 class NetxTarget:
-    """Run an exported netx HDF5 network in Lava fixed_pt, one sample at a time; same result type
-    as :class:`neurodeploy.targets.lava.LavaTarget` (spikes of every neuron layer but the readout)."""
+    """Run an exported netx HDF5 network in Lava fixed_pt, a whole batch in one runtime, with
+    the results of :class:`neurodeploy.targets.lava.LavaTarget` (spikes of every neuron layer but
+    the readout, which netx builds as a neuron of its own; no states).
+
+    netx's own ``reset_interval`` resets layer k at an offset of k steps and keeps the synapses'
+    one-step buffers, a timeline that is neither ours nor the reference's. So the network is
+    built by netx with ``reset_interval`` = P (LIFReset neurons), then every neuron's offset is
+    set to each sample's first step and every synapse (Lava's Dense/Conv, as netx built them)
+    runs the models of :mod:`neurodeploy.targets.lava_reset` (Lava's Dense/Conv arithmetic plus
+    the buffer reset; ``exception_proc_model_map``): weights, decays, thresholds and biases stay
+    as netx read them from the file, which is what this target checks. Spikes are received
+    step by step through Lava's Extractor, as in :func:`neurodeploy.targets.lava.run_graph`."""
 
     name = "netx"
+    latency = True
 
     def __init__(self, program: IntProgram, path: str | os.PathLike[str] | None = None) -> None:
         import tempfile
@@ -112,36 +132,78 @@ class NetxTarget:
             path = Path(self._tmp.name) / "net.h5"
         self.path = export_netx(program, path)
 
-    def run(self, x_int: np.ndarray):
+    def run(self, x_int: np.ndarray, *, steps: int | None = None,
+            record_states: bool = False) -> TargetResult:
+        """Run integer input (T, B, *input_shape) for ``steps`` steps per sample (default
+        T + depth), every sample from zero state, in one runtime."""
         import multiprocessing as mp
+        import time
 
         from lava.lib.dl.netx.hdf5 import Network
-        from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
-        from lava.proc.io.sink import RingBuffer as Sink
+        from lava.proc.conv.process import Conv
+        from lava.proc.dense.process import Dense
+        from lava.proc.io.extractor import Extractor
         from lava.proc.io.source import RingBuffer as Source
 
-        from neurodeploy.targets.lava import LavaRun, from_lava_layout, source_data, stop_runtime, to_lava_layout
+        from neurodeploy.targets.lava import (
+            RESET_OFFSET,
+            extractor_models,
+            run_receiving,
+            stop_runtime,
+            stream_data,
+            to_lava_layout,
+            unstream,
+        )
+        from neurodeploy.targets.lava_reset.models import PyResetConvModelFixed, PyResetDenseModelBitAcc
 
+        if record_states:
+            raise ValueError("target netx: states cannot be recorded (netx builds its own neurons); "
+                             "use target 'lava'")
         x = np.asarray(x_int)
-        steps = x.shape[0] + len(self.program.layers)
+        shape = tuple(self.program.input_shape)
+        if x.ndim != 2 + len(shape) or tuple(x.shape[2:]) != shape:
+            raise ValueError(f"input: expected (T, B, {', '.join(map(str, shape))}), got {x.shape}")
+        T, B = x.shape[:2]
+        steps = steps if steps is not None else T + len(self.program.layers)
+        sec: dict[str, float] = {}
+        t0 = time.perf_counter()
         # netx feeds a dense first layer the flat input (torch order), a conv one (W, H, C)
-        lay = (lambda a: a.reshape(a.shape[0], -1).T) if self.program.layers[0].kind == "dense" else to_lava_layout
-        data = source_data(x, steps, lay)
+        dense_first = self.program.layers[0].kind == "dense"
+        data = stream_data(x, steps, layout=_flat_layout if dense_first else to_lava_layout)
         graded = self.program.input_kind == "graded"
-        net = Network(net_config=str(self.path), input_message_bits=self.program.input_bits if graded else 0)
+        net = Network(net_config=str(self.path), input_message_bits=self.program.input_bits if graded else 0,
+                      reset_interval=steps)
+        neuron_layers = [l for l in self.program.layers if l.neuron is not None]
+        for block in net.layers:
+            block.neuron.proc_params.overwrite("reset_offset", RESET_OFFSET)
+            block.synapse.proc_params["reset_interval"] = steps
+            block.synapse.proc_params["reset_offset"] = RESET_OFFSET
         src = Source(data=data)
         src.s_out.connect(net.inp)
-        neuron_layers = [l for l in self.program.layers if l.neuron is not None]
         lifs = [block.neuron for block in net.layers[: len(neuron_layers)]]
-        sinks = [Sink(shape=n.s_out.shape, buffer=steps) for n in lifs]
-        for n, s in zip(lifs, sinks):
-            n.s_out.connect(s.a_in)
+        sinks = [Extractor(shape=n.s_out.shape, buffer_size=EXTRACT_BUFFER) for n in lifs]
+        for n, e in zip(lifs, sinks, strict=True):
+            n.s_out.connect(e.in_port)
+        sec["build"] = time.perf_counter() - t0
+        models = {Dense: PyResetDenseModelBitAcc, Conv: PyResetConvModelFixed, **extractor_models()}
+        cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
         before = set(mp.active_children())
+        t0 = time.perf_counter()
         try:
-            net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-            spikes = [from_lava_layout(s.data.get().astype(np.int64), l.out_shape).astype(np.uint8)
-                      for s, l in zip(sinks, neuron_layers)]
+            exe = net.compile(run_cfg=cfg)
+            net.create_runtime(executable=exe)
+            sec["compile"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            bufs = run_receiving(net, sinks, [np.uint8] * len(sinks), B * steps)
+            sec["run"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            spikes = [unstream(np.moveaxis(buf, 0, -1), l.out_shape, B)
+                      for buf, l in zip(bufs, neuron_layers, strict=True)]
+            sec["read"] = time.perf_counter() - t0
         finally:
+            t0 = time.perf_counter()
             stop_runtime(net, before)
-        return LavaRun(spikes, None, None)
+            sec["stop"] = time.perf_counter() - t0
+        return TargetResult(spikes=spikes, output=None, layer_names=[l.name for l in neuron_layers],
+                            seconds=sec)

@@ -1,4 +1,6 @@
-"""The reference simulator against Lava's bit-accurate models (Loihi2SimCfg fixed_pt), bit for bit."""
+"""The reference simulator against Lava's bit-accurate models (Loihi2SimCfg fixed_pt), bit for bit,
+with a batch of samples streamed through one Lava runtime."""
+
 import numpy as np
 import pytest
 import torch
@@ -7,10 +9,11 @@ pytest.importorskip("lava.magma.core.run_configs")
 pytestmark = pytest.mark.lava
 
 from neurodeploy.neuron.hardware import LOIHI2  # noqa: E402
-from neurodeploy.quant.program import IntLayer, IntProgram  # noqa: E402
 from neurodeploy.nn.layers import NeuronConfig  # noqa: E402
 from neurodeploy.nn.zoo import build_model  # noqa: E402
+from neurodeploy.quant.program import IntLayer, IntProgram  # noqa: E402
 from neurodeploy.quant.quantize import quantize_model  # noqa: E402
+from neurodeploy.quant.synapse import Synapse  # noqa: E402
 from neurodeploy.targets.lava import LavaTarget  # noqa: E402
 from neurodeploy.targets.reference import ReferenceTarget  # noqa: E402
 
@@ -22,22 +25,50 @@ def _even(rng, shape, lo=-60, hi=60):
 
 
 def _neuron(rng, out_shape, vth, dv, bias_scale=300):
-    return dict(neuron="lif", du=4095, dv=dv, vth=vth, bias_exp=int(rng.integers(0, 3)),
-                bias_mant=rng.integers(-bias_scale, bias_scale, size=out_shape).astype(np.int32))
+    return dict(
+        neuron="lif",
+        du=4095,
+        dv=dv,
+        vth=vth,
+        bias_exp=int(rng.integers(0, 3)),
+        bias_mant=rng.integers(-bias_scale, bias_scale, size=out_shape).astype(np.int32),
+    )
 
 
 def dense_program(seed, graded):
     rng = np.random.default_rng(seed)
     n0, n1, n2, n3 = 12, 16, 10, 4
     layers = [
-        IntLayer("l1", "dense", _even(rng, (n1, n0)), -3 if graded else 1, (n0,), (n1,),
-                 **_neuron(rng, (n1,), vth=60 if graded else 40, dv=700)),
-        IntLayer("l2", "dense", _even(rng, (n2, n1)), 2, (n1,), (n2,), **_neuron(rng, (n2,), vth=150, dv=2048)),
-        IntLayer("out", "dense", _even(rng, (n3, n2)), 0, (n2,), (n3,), neuron=None,
-                 readout_bias=np.zeros(n3, np.int64)),
+        IntLayer(
+            "l1",
+            Synapse("dense", _even(rng, (n1, n0)), (n0,), (n1,)),
+            -3 if graded else 1,
+            **_neuron(rng, (n1,), vth=60 if graded else 40, dv=700),
+        ),
+        IntLayer(
+            "l2",
+            Synapse("dense", _even(rng, (n2, n1)), (n1,), (n2,)),
+            2,
+            **_neuron(rng, (n2,), vth=150, dv=2048),
+        ),
+        IntLayer(
+            "out",
+            Synapse("dense", _even(rng, (n3, n2)), (n2,), (n3,)),
+            0,
+            neuron=None,
+            readout_bias=rng.integers(-50, 50, size=n3),
+        ),
     ]
-    return IntProgram(layers, "loihi2", "graded" if graded else "binary", 1.0, 8 if graded else 1, (n0,),
-                      input_signed=False, num_classes=n3)
+    return IntProgram(
+        layers,
+        "loihi2",
+        "graded" if graded else "binary",
+        1.0,
+        8 if graded else 1,
+        (n0,),
+        input_signed=False,
+        num_classes=n3,
+    )
 
 
 def conv_program(seed, graded):
@@ -46,16 +77,42 @@ def conv_program(seed, graded):
     C0, H, W, C1 = 2, 8, 8, 4
     pool = np.zeros((C1, 1, 2, 2), np.int32) + 2
     layers = [
-        IntLayer("c1", "conv2d", _even(rng, (C1, C0, 3, 3)), 0 if graded else 1, (C0, H, W), (C1, H, W), (1, 1), (1, 1),
-                 **_neuron(rng, (C1, H, W), vth=300 if graded else 20, dv=1024, bias_scale=100)),
-        IntLayer("pool", "conv2d", pool, 3, (C1, H, W), (C1, H // 2, W // 2), (2, 2), (0, 0), groups=C1,
-                 **_neuron(rng, (C1, H // 2, W // 2), vth=1, dv=2048, bias_scale=10)),
-        IntLayer("fc", "dense", _even(rng, (6, C1 * (H // 2) * (W // 2))), 0, (C1, H // 2, W // 2), (6,),
-                 **_neuron(rng, (6,), vth=40, dv=512)),
-        IntLayer("out", "dense", _even(rng, (3, 6)), 0, (6,), (3,), neuron=None, readout_bias=np.zeros(3, np.int64)),
+        IntLayer(
+            "c1",
+            Synapse("conv2d", _even(rng, (C1, C0, 3, 3)), (C0, H, W), (C1, H, W), (1, 1), (1, 1)),
+            0 if graded else 1,
+            **_neuron(rng, (C1, H, W), vth=300 if graded else 20, dv=1024, bias_scale=100),
+        ),
+        IntLayer(
+            "pool",
+            Synapse("conv2d", pool, (C1, H, W), (C1, H // 2, W // 2), (2, 2), (0, 0), groups=C1),
+            3,
+            **_neuron(rng, (C1, H // 2, W // 2), vth=1, dv=2048, bias_scale=10),
+        ),
+        IntLayer(
+            "fc",
+            Synapse("dense", _even(rng, (6, C1 * (H // 2) * (W // 2))), (C1, H // 2, W // 2), (6,)),
+            0,
+            **_neuron(rng, (6,), vth=40, dv=512),
+        ),
+        IntLayer(
+            "out",
+            Synapse("dense", _even(rng, (3, 6)), (6,), (3,)),
+            0,
+            neuron=None,
+            readout_bias=rng.integers(-50, 50, size=3),
+        ),
     ]
-    return IntProgram(layers, "loihi2", "graded" if graded else "binary", 1.0, 8 if graded else 1, (C0, H, W),
-                      input_signed=False, num_classes=3)
+    return IntProgram(
+        layers,
+        "loihi2",
+        "graded" if graded else "binary",
+        1.0,
+        8 if graded else 1,
+        (C0, H, W),
+        input_signed=False,
+        num_classes=3,
+    )
 
 
 def _input(prog, seed, T):
@@ -68,17 +125,76 @@ def _input(prog, seed, T):
     return (rng.random(shape) < 0.3).astype(np.int64)
 
 
+def _heavy(prog, T):
+    """Every input at its maximum every step: drives the first layers to spike a lot."""
+    top = 2**prog.input_bits - 1 if prog.input_kind == "graded" else 1
+    return np.full((T, *prog.input_shape), top, dtype=np.int64)
+
+
+def _batch(prog, seed, T):
+    """Four different samples (T, 4, ...): a random one, a heavy one, a random one right after the
+    heavy one (a state or a synaptic buffer carried over from it would show), silence."""
+    return np.stack(
+        [
+            _input(prog, seed, T),
+            _heavy(prog, T),
+            _input(prog, seed + 1, T),
+            np.zeros((T, *prog.input_shape), np.int64),
+        ],
+        axis=1,
+    )
+
+
 def _compare(prog, seed, T=STEPS):
-    x = _input(prog, seed, T)
-    ref = ReferenceTarget(prog, device="cpu", latency=True).run(x[:, None], record_states=True, steps=T + len(prog.layers))
-    lava = LavaTarget(prog).run(x, record_v=True)
-    assert len(lava.spikes) == len(ref.spikes)
+    """A batch of samples in one Lava runtime == the reference with Lava's latency, sample by
+    sample, bit for bit: spikes, states (v, or m for smoothed neurons) and the readout (bias
+    included on both)."""
+    x = _batch(prog, seed, T)
+    steps = T + len(prog.layers)
+    ref = ReferenceTarget(prog, device="cpu", latency=True).run(x, record_states=True, steps=steps)
+    lava = LavaTarget(prog).run(x, record_states=True)
+    assert len(lava.spikes) == len(ref.spikes) and lava.layer_names == ref.layer_names
+    assert lava.steps == steps and lava.batch == x.shape[1]
     for k, (sl, sr) in enumerate(zip(lava.spikes, ref.spikes)):
-        assert np.array_equal(sl, sr[:, 0]), f"layer {k}: spikes differ"
-        assert np.array_equal(lava.v[k], ref.states[k][:, 0]), f"layer {k}: v differs"
-        assert 0 < sl.mean() < 1, f"layer {k} is silent or saturated: the comparison would be weak"
-    assert np.array_equal(lava.output, ref.output[:, 0] - prog.layers[-1].readout_bias)  # Lava: no readout bias
+        assert sl.dtype == np.uint8 and sl.shape == sr.shape
+        for b in range(x.shape[1]):
+            assert np.array_equal(sl[:, b], sr[:, b]), f"layer {k}, sample {b}: spikes differ"
+            assert np.array_equal(
+                lava.states[k][:, b], ref.states[k][:, b]
+            ), f"layer {k}, sample {b}: state differs"
+        assert (
+            0 < sl[:, 0].mean() < 1
+        ), f"layer {k} is silent or saturated: the comparison would be weak"
+        # the heavy sample ends with a non-zero state: the sample after it must start from zero
+        # (test_a_run_cut_short_with_spikes_in_flight: the synaptic buffers)
+        assert ref.states[k][-1, 1].any(), f"layer {k}: heavy sample ends at zero state"
+    assert ref.output is not None and np.array_equal(lava.output, ref.output)
+    assert np.array_equal(lava.predictions(), ref.predictions())
+    assert set(lava.seconds) == {"build", "compile", "run", "read", "stop"}
     return ref
+
+
+def _streamed_without_reset(prog, x, steps):
+    """The reference run of the samples back to back as one long sample (what Lava would
+    compute without the resets): per sample (steps, B, ...) spikes."""
+    T, B = x.shape[:2]
+    long = np.zeros((B * steps, 1, *x.shape[2:]), np.int64)
+    for b in range(B):
+        long[b * steps : b * steps + T, 0] = x[:, b]
+    r = ReferenceTarget(prog, device="cpu", latency=True).run(long, steps=B * steps)
+    return [np.swapaxes(s[:, 0].reshape(B, steps, *s.shape[2:]), 0, 1) for s in r.spikes]
+
+
+@pytest.mark.parametrize("graded", [False, True])
+def test_the_batches_would_show_a_missing_reset(graded):
+    """The test batches are sensitive: without the resets, the samples after the heavy one would
+    run differently (computed with the reference, so this costs no Lava run)."""
+    for prog, seed in ((dense_program(1, graded), 1), (conv_program(2, graded), 2)):
+        x = _batch(prog, seed, STEPS)
+        steps = STEPS + len(prog.layers)
+        ref = ReferenceTarget(prog, device="cpu", latency=True).run(x, steps=steps)
+        carried = _streamed_without_reset(prog, x, steps)
+        assert any(not np.array_equal(c[:, 2], r[:, 2]) for c, r in zip(carried, ref.spikes))
 
 
 @pytest.mark.parametrize("graded", [False, True])
@@ -93,14 +209,37 @@ def test_conv_network_with_pooling_bit_exact(graded):
 
 def test_smoothed_neuron_with_zero_coefficient_is_lavas_lif():
     prog = dense_program(3, graded=False)
-    x = _input(prog, 3, STEPS)
-    lava = LavaTarget(prog).run(x, record_v=True)
+    x = _batch(prog, 3, STEPS)
+    lava = LavaTarget(prog).run(x, record_states=True)
     for layer in prog.layers:
         if layer.neuron:
             layer.neuron, layer.coef = "mps", 0
-    ref = ReferenceTarget(prog, device="cpu", latency=True).run(x[:, None], record_states=True)
-    for sl, sr, vl, vr in zip(lava.spikes, ref.spikes, lava.v, ref.states):
-        assert np.array_equal(sl, sr[:, 0]) and np.array_equal(vl, vr[:, 0])
+    ref = ReferenceTarget(prog, device="cpu", latency=True).run(x, record_states=True)
+    for sl, sr, vl, vr in zip(lava.spikes, ref.spikes, lava.states, ref.states):
+        assert np.array_equal(sl, sr) and np.array_equal(vl, vr)
+
+
+def test_a_run_cut_short_with_spikes_in_flight():
+    """steps = T: the heavy first sample still spikes in every layer at its last step, so every
+    synapse holds spikes in its one-step buffer when the next sample starts; they must not reach
+    it (the readout of the next sample's first step is its bias alone). B = 1 too."""
+    prog = conv_program(8, graded=False)
+    T = 12
+    x = np.stack([_heavy(prog, T), _input(prog, 8, T)], axis=1)
+    ref = ReferenceTarget(prog, device="cpu", latency=True).run(x, steps=T)
+    assert all(s[-1, 0].any() for s in ref.spikes)
+    assert (
+        np.array_equal(ref.output[0, 1], prog.layers[-1].readout_bias)
+        and prog.layers[-1].readout_bias.any()
+    )
+    lava = LavaTarget(prog).run(x, steps=T)
+    alone = LavaTarget(prog).run(x[:, 1:], steps=T)
+    assert lava.steps == T and lava.batch == 2 and alone.batch == 1 and lava.states is None
+    for sl, sa, sr in zip(lava.spikes, alone.spikes, ref.spikes):
+        assert np.array_equal(sl, sr) and np.array_equal(sa[:, 0], sr[:, 1])
+    assert np.array_equal(lava.output, ref.output) and np.array_equal(
+        alone.output[:, 0], ref.output[:, 1]
+    )
 
 
 def test_quantised_model_runs_identically_in_lava():

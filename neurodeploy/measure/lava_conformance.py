@@ -4,36 +4,49 @@ network in torch with Lava's one-step synaptic latency, so the two can be compar
 
 Lava's float models: Dense a = W s (weight_exp unused); LIF u = u(1-du) + a, v = v(1-dv) + u +
 bias_mant, spike v > vth, v <- 0; with du = 1, dv = 1/tau, vth = theta, bias_mant = b this is our
-LIF (neurodeploy/neuron/lif.py) with hard reset. Smoothed layers use SmoothedLIF's float model
-(dv and coef as 12-bit fractions, so alpha is rounded to 1/4096).
+LIF (neurodeploy/neuron/lif.py) with hard reset. Smoothed layers use SmoothedLIF's float model,
+which calls the float core's step: dv and coef are 12-bit fractions (fixedpoint.tau_to_dv,
+alpha_to_coef: tau and alpha are rounded to what the integer program can hold), vth the float
+threshold theta, the bias in membrane units (b * 64, fixedpoint.bias_to_membrane with a_scale = 1).
+The torch side uses the same rounded tau and alpha.
 """
 from __future__ import annotations
-
-import math
-import multiprocessing as mp
 
 import numpy as np
 import torch
 
-from neurodeploy.neuron.fixedpoint import DECAY_UNIT
-from neurodeploy.neuron.lif import LIFParams, initial_state, lif_step
+from neurodeploy.neuron.fixedpoint import (
+    alpha_to_coef,
+    bias_to_membrane,
+    coef_to_alpha,
+    dv_to_tau,
+    tau_to_dv,
+)
+from neurodeploy.neuron.lif import LIFParams, LIFState, initial_state, lif_step
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.quant.stages import Stage, model_stages
-from neurodeploy.targets.lava import (_lava_shape, dense_weight_to_lava, from_lava_layout, stop_runtime,
-                                      source_data, to_lava_layout, torch_kernel_to_lava)
-
+from neurodeploy.targets.lava import (
+    FLOATING_PT,
+    LavaNeuron,
+    LavaSynapse,
+    build_graph,
+    run_graph,
+    stream_data,
+)
 
 
 def _coef(st: Stage) -> int:
-    return int(round(DECAY_UNIT * st.neuron.alpha_value()))
+    if st.neuron is None:
+        raise ValueError(f"stage {st.name}: the readout has no neuron")
+    return alpha_to_coef(st.neuron.alpha_value())
 
 
 def torch_with_latency(stages: list[Stage], x: np.ndarray, steps: int) -> list[np.ndarray]:
     """Float torch run of the stages for one sample (T, *shape) with one step of latency per synapse;
     spikes per neuron layer (steps, *shape)."""
     cur_in = [torch.zeros((1, *st.in_shape), dtype=torch.float64) for st in stages]
-    states = [None] * len(stages)
-    out = [[] for st in stages if st.neuron is not None]
+    states: list[LIFState | None] = [None] * len(stages)
+    out: list[list[np.ndarray]] = [[] for st in stages if st.neuron is not None]
     for t in range(steps):
         src = torch.as_tensor(x[t][None], dtype=torch.float64) if t < len(x) else torch.zeros((1, *stages[0].in_shape),
                                                                                                dtype=torch.float64)
@@ -44,69 +57,47 @@ def torch_with_latency(stages: list[Stage], x: np.ndarray, steps: int) -> list[n
             if st.neuron is None:
                 break
             p = st.neuron.params
-            alpha = _coef(st) / DECAY_UNIT
-            dv = 0 if math.isinf(p.tau) else round(DECAY_UNIT / p.tau)   # as the quantiser rounds it
-            params = LIFParams(tau=math.inf if dv == 0 else DECAY_UNIT / dv, theta=p.theta, reset="hard")
-            states[k] = states[k] if states[k] is not None else initial_state(a)
-            s, states[k], _ = lif_step(a, states[k], alpha if alpha > 0 else None, params)
+            alpha = coef_to_alpha(_coef(st))
+            params = LIFParams(tau=dv_to_tau(tau_to_dv(p.tau)), theta=p.theta, reset="hard")  # as quantised
+            prev = states[k]
+            state = prev if prev is not None else initial_state(a)
+            s, states[k], _ = lif_step(a, state, alpha if alpha > 0 else None, params)
             out[k_n].append(s[0].numpy().astype(np.uint8))
             src = s
             k_n += 1
     return [np.stack(o) for o in out]
 
 
+def float_graph_layers(stages: list[Stage], graded: bool) -> list[tuple[LavaSynapse, LavaNeuron | None]]:
+    """The float stages as :func:`neurodeploy.targets.lava.build_graph` takes them (floating_pt):
+    float weights (pooling folded into the kernel, Lava's Conv does not pool), graded input as
+    8-bit messages into the first synapse."""
+    layers: list[tuple[LavaSynapse, LavaNeuron | None]] = []
+    for k, st in enumerate(stages):
+        syn = LavaSynapse(st.name, st.synapse.pool_folded(), num_message_bits=8 if (k == 0 and graded) else 0)
+        if st.neuron is None:
+            layers.append((syn, None))
+            break
+        bias = np.broadcast_to(np.asarray(st.bias, dtype=float).reshape(-1, *([1] * (len(st.out_shape) - 1))),
+                               st.out_shape)
+        p = st.neuron.params
+        dv_int = tau_to_dv(p.tau)
+        if _coef(st) > 0:  # vth: the float threshold (floating_pt), never truncated to an integer
+            neuron = LavaNeuron(smoothed=True, dv=dv_int, vth=float(p.theta), coef=_coef(st),
+                                bias_mant=bias_to_membrane(bias, a_scale=1.0), bias_exp=0)
+        else:  # Lava's float LIF: v(1 - dv), with dv = 1/tau of the rounded tau, as the torch side
+            neuron = LavaNeuron(smoothed=False, du=1.0, dv=1.0 / dv_to_tau(dv_int), vth=float(p.theta),
+                                bias_mant=np.asarray(bias, dtype=float))
+        layers.append((syn, neuron))
+    return layers
+
+
 def run_lava_float(model: SpikingNet, x: np.ndarray, graded: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(Lava floating_pt spikes, torch spikes with the same latency) per neuron layer, one sample."""
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.conv.process import Conv
-    from lava.proc.dense.process import Dense
-    from lava.proc.io.sink import RingBuffer as Sink
-    from lava.proc.io.source import RingBuffer as Source
-    from lava.proc.lif.process import LIF
-
-    from neurodeploy.targets.mps_lif.process import SmoothedLIF
-
+    """(Lava floating_pt spikes, torch spikes with the same latency) per neuron layer, one sample
+    (T, *input_shape), T + depth steps; the graph is the integer target's (one builder)."""
     stages = model_stages(model)
     steps = x.shape[0] + len(stages)
-    src = Source(data=source_data(x, steps, dtype=np.float64))
-    prev_port, prev_shape = src.s_out, _lava_shape(tuple(model.input_shape))
-    sinks, layers = [], []
-    for k, st in enumerate(stages):
-        bits = 8 if (k == 0 and graded) else 0
-        if st.kind == "dense":
-            syn = Dense(weights=dense_weight_to_lava(st.weight, st.in_shape), num_message_bits=bits)
-            port = prev_port.flatten() if len(prev_shape) > 1 else prev_port
-        else:
-            syn = Conv(weight=torch_kernel_to_lava(st.weight), input_shape=prev_shape,
-                       stride=tuple(st.stride)[::-1] if st.kind == "conv2d" else (st.stride[0], 1),
-                       padding=tuple(st.padding)[::-1] if st.kind == "conv2d" else (st.padding[0], 0),
-                       groups=st.groups, num_message_bits=bits)
-            port = prev_port
-        port.connect(syn.s_in)
-        if st.neuron is None:
-            break
-        shape = _lava_shape(st.out_shape)
-        bias = np.broadcast_to(st.bias.reshape(-1, *([1] * (len(st.out_shape) - 1))), st.out_shape) \
-            if st.kind != "dense" else st.bias
-        bias = bias if len(st.out_shape) == 1 else to_lava_layout(np.asarray(bias)[None])[..., 0]
-        p = st.neuron.params
-        dv_int = int(round(DECAY_UNIT / p.tau))
-        if _coef(st) > 0:
-            neuron = SmoothedLIF(shape=shape, dv=dv_int, vth=int(p.theta), coef=_coef(st),
-                                 bias_mant=np.asarray(bias, dtype=float) * 64, bias_exp=0)
-        else:
-            neuron = LIF(shape=shape, du=1.0, dv=dv_int / DECAY_UNIT, vth=p.theta, bias_mant=np.asarray(bias, float))
-        syn.a_out.connect(neuron.a_in)
-        sink = Sink(shape=shape, buffer=steps)
-        neuron.s_out.connect(sink.a_in)
-        sinks.append(sink)
-        layers.append(st)
-        prev_port, prev_shape = neuron.s_out, shape
-    before = set(mp.active_children())
-    try:
-        src.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
-        lava = [from_lava_layout(s.data.get(), st.out_shape).astype(np.uint8) for s, st in zip(sinks, layers)]
-    finally:
-        stop_runtime(src, before)
-    return lava, torch_with_latency(stages, x, steps)
+    data = stream_data(np.asarray(x)[:, None], steps, dtype=np.float64)
+    graph = build_graph(tuple(model.input_shape), float_graph_layers(stages, graded), data, samples=1, steps=steps)
+    rec = run_graph(graph, tag=FLOATING_PT)
+    return [s[:, 0] for s in rec.spikes], torch_with_latency(stages, x, steps)

@@ -9,7 +9,7 @@ target     runs                                          view(s)
 torch      the float model (BatchNorm folded, eval)      "hardware" (stages) or "module" (nn layers)
 reference  its integer program, batched bit-exact sim    "hardware"
 lava       its integer program on Lava fixed_pt, one     "hardware"
-           sample per run (slow: ~2 s per sample)
+           runtime per batch (neurodeploy.targets.lava)
 ========== ============================================ =========================================
 
 Lava adds one step of latency per synapse and runs every neuron from step 0, so a layer's bias
@@ -35,16 +35,20 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from neurodeploy.quant.counts import Counts, Synapse
+from neurodeploy.quant.counts import Counts, ann_macs, module_synapses
 from neurodeploy.data import TaskData
 from neurodeploy.measure.energy import DEFAULT_ENERGY_MODELS, EnergyEstimate, EnergyModel, get_energy_model
-from neurodeploy.neuron.fixedpoint import VTH_SHIFT
+from neurodeploy.neuron.fixedpoint import vth_membrane
 from neurodeploy.nn.fold import fold_batchnorm
 from neurodeploy.quant.program import IntProgram
-from neurodeploy.nn.layers import LIF, PerStep
+from neurodeploy.quant.stages import model_stages
+from neurodeploy.quant.synapse import Synapse
 from neurodeploy.nn.net import SpikingNet
+from neurodeploy.targets import TARGETS, make_target, target_names
 
-PROFILE_TARGETS = ("torch", "reference", "lava")
+# the float model, and every registered target whose results carry the readout and states
+# (neurodeploy.targets.TARGETS: reference, lava)
+PROFILE_TARGETS = ("torch", *target_names(readout=True, states=True))
 MEMBRANE_VALUES = 20000       # values kept per layer and timestep for the distributions
 RASTER_NEURONS = 256          # neurons per layer kept for the raster (evenly spaced)
 WEIGHT_BITS_BYTES = 1         # integer programs: weights stored as 8-bit mantissas (plus one exponent per layer)
@@ -64,10 +68,12 @@ class Batch:
 
 
 class Recorder:
-    """Records one target's activity; ``synapses`` and ``neurons`` describe its layers."""
+    """Records one target's activity; ``names``, ``synapses`` and ``neurons`` (per synapse, the
+    neurons it drives; 0 for a readout) describe its layers."""
 
     source: str
     view: str = "hardware"
+    names: list[str]
     synapses: list[Synapse]
     neurons: list[int]
     parameters: int
@@ -78,6 +84,12 @@ class Recorder:
     def steps(self, T: int) -> int:
         """Steps recorded for T input timesteps."""
         return T
+
+    def empty_counts(self, T: int) -> Counts:
+        """Zero counts of this recorder's layers for ``T`` recorded steps."""
+        return Counts.empty(self.source, self.view, T=T, names=self.names, synapses=self.synapses,
+                            neurons=self.neurons, parameters=self.parameters,
+                            footprint_bytes=self.footprint_bytes, hardware=self.hardware)
 
     def record(self, x: torch.Tensor) -> Batch:  # pragma: no cover - interface
         raise NotImplementedError
@@ -100,11 +112,6 @@ def _chain(x: torch.Tensor, spikes: list[torch.Tensor], n_synapses: int
     return [x, *spikes][:n_synapses], [*spikes, *([None] * (n_synapses - len(spikes)))]
 
 
-def ann_macs(model: SpikingNet) -> float:
-    """MACs of one pass of the equivalent ANN: every connection of the torch graph's own layers."""
-    return float(sum(s.dense_ops() for s in TorchModuleRecorder(model).synapses))
-
-
 class TorchHardwareRecorder(Recorder):
     """The float model, counted stage by stage (pooling, BN and flatten folded into synapses)."""
 
@@ -112,10 +119,10 @@ class TorchHardwareRecorder(Recorder):
     view = "hardware"
 
     def __init__(self, model: SpikingNet) -> None:
-        from neurodeploy.quant.stages import model_stages
         self.model = fold_batchnorm(model).eval()
         self.stages = model_stages(model)
-        self.synapses = [Synapse.from_stage(st) for st in self.stages]
+        self.names = [st.name for st in self.stages]
+        self.synapses = [st.synapse for st in self.stages]
         self.neurons = [_neuron_count(st.out_shape) if st.neuron is not None else 0 for st in self.stages]
         self.parameters, self.footprint_bytes = _torch_sizes(model)
 
@@ -146,64 +153,33 @@ def _run_recording(model: SpikingNet, x: torch.Tensor) -> tuple[list[torch.Tenso
 
 class TorchModuleRecorder(Recorder):
     """The float model, counted per ``nn.Linear``/``nn.Conv*`` as the PyTorch graph feeds them
-    (NeuroBench's view): the spikes attributed to a synapse are those of the first LIF layer after it
-    and before the next synapse (none for the readout)."""
+    (NeuroBench's view, :func:`neurodeploy.quant.counts.module_synapses`): the spikes attributed
+    to a synapse are those of the LIF layer it drives (none for the readout)."""
 
     source = "torch"
     view = "module"
 
     def __init__(self, model: SpikingNet) -> None:
         self.model = fold_batchnorm(model).eval()
-        self.conns: list[tuple[str, nn.Module]] = []
-        self.owner: list[int | None] = []   # synapse index -> LIF index
-        lif_k = 0
-        pending: int | None = None
-        for name, m in self.model.body.named_children():
-            inner = m.module if isinstance(m, PerStep) else m
-            if isinstance(inner, (nn.Linear, nn.Conv1d, nn.Conv2d)):
-                self.conns.append((f"body.{name}", inner))
-                self.owner.append(None)
-                pending = len(self.conns) - 1
-            elif isinstance(inner, LIF):
-                if pending is not None:
-                    self.owner[pending] = lif_k
-                    pending = None
-                lif_k += 1
-        shapes = self._shapes()
-        self.synapses = [Synapse.from_module(n, m, shapes[n][0], shapes[n][1]) for n, m in self.conns]
-        self.neurons = [_neuron_count(self.synapses[i].out_shape) if o is not None else 0
-                        for i, o in enumerate(self.owner)]
+        self.layers = module_synapses(self.model)
+        self.names = [s.name for s in self.layers]
+        self.synapses = [s.synapse for s in self.layers]
+        self.neurons = [_neuron_count(s.synapse.out_shape) if s.lif is not None else 0 for s in self.layers]
         self.parameters, self.footprint_bytes = _torch_sizes(model)
-
-    @torch.no_grad()
-    def _shapes(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
-        shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
-        hooks = [m.register_forward_hook(lambda m, a, o, n=n: shapes.__setitem__(n, (tuple(a[0].shape[1:]), tuple(o.shape[1:]))))
-                 for n, m in self.conns]
-        try:
-            self.model(torch.zeros((1, 1, *self.model.input_shape)))
-        finally:
-            for h in hooks:
-                h.remove()
-        for n, m in self.conns:
-            if isinstance(m, nn.Linear) and len(shapes[n][0]) != 1:
-                raise ValueError(f"layer {n}: Linear applied to input of shape {shapes[n][0]} (not flat); "
-                                 "count it in the hardware view")
-        return shapes
 
     @torch.no_grad()
     def record(self, x: torch.Tensor) -> Batch:
         T, B = x.shape[:2]
         ins: dict[str, torch.Tensor] = {}
-        hooks = [m.register_forward_pre_hook(lambda m, a, n=n: ins.__setitem__(n, a[0]))
-                 for n, m in self.conns]
+        hooks = [s.module.register_forward_pre_hook(lambda m, a, n=s.name: ins.__setitem__(n, a[0]))
+                 for s in self.layers]
         try:
             spikes, starts, z = _run_recording(self.model, x)
         finally:
             for h in hooks:
                 h.remove()
-        inputs = [ins[n].unflatten(0, (T, B)) for n, _ in self.conns]
-        outs = [spikes[o] if o is not None else None for o in self.owner]
+        inputs = [ins[s.name].unflatten(0, (T, B)) for s in self.layers]
+        outs = [spikes[s.lif] if s.lif is not None else None for s in self.layers]
         return Batch(inputs, outs, starts, z.mean(0).argmax(-1).numpy())
 
 
@@ -215,46 +191,41 @@ class ProgramRecorder(Recorder):
 
     def __init__(self, program: IntProgram, target: str = "reference", membranes: bool = True,
                  latency: bool = False) -> None:
-        if target not in ("reference", "lava"):
-            raise ValueError(f"target: {target!r} does not run integer programs; use 'reference' or 'lava'")
+        if target not in PROFILE_TARGETS[1:]:
+            raise ValueError(f"target: {target!r} does not run integer programs with a readout and states; "
+                             f"use one of {PROFILE_TARGETS[1:]}")
         program.validate()
         self.program = program
         self.source = target
         self.membranes = membranes
-        self.latency = latency or target == "lava"
+        self.latency = latency or bool(TARGETS[target].latency)   # None (on request) -> latency
         self.clipped = 0
         self.hardware = program.hardware
-        self.synapses = [Synapse.from_int_layer(l) for l in program.layers]
+        self.names = [l.name for l in program.layers]
+        self.synapses = [l.synapse for l in program.layers]
         self.neurons = [_neuron_count(l.out_shape) if l.neuron is not None else 0 for l in program.layers]
-        weights = sum(l.weight.size for l in program.layers)
+        weights = sum(l.synapse.num_weights for l in program.layers)   # pool-folded, as a core stores them
         biases = sum(np.asarray(l.bias_mant).size if l.neuron is not None else np.asarray(l.readout_bias).size
                       for l in program.layers)
         self.parameters = int(weights + biases)
         self.footprint_bytes = int(weights * WEIGHT_BITS_BYTES + biases * BIAS_BYTES)
-        if target == "reference":
-            from neurodeploy.targets.reference import ReferenceTarget
-            self._ref = ReferenceTarget(program, device="cpu", latency=self.latency)
-        else:
-            from neurodeploy.targets.lava import LavaTarget
-            self._lava = LavaTarget(program)
+        opts = {"device": "cpu", "latency": self.latency} if target == "reference" else {}
+        self._target = make_target(target, program, **opts)
 
     def steps(self, T: int) -> int:
         return T + len(self.program.layers) if self.latency else T
 
     def _vth(self) -> list[float]:
         """The threshold in membrane units: the neuron fires when v > vth << VTH_SHIFT."""
-        return [float(l.vth << VTH_SHIFT) for l in self.program.layers if l.neuron is not None]
+        return [float(vth_membrane(l.vth)) for l in self.program.layers if l.neuron is not None]
 
     def record(self, x: torch.Tensor) -> Batch:
         xi, clipped = self.program.quantize_input(x.numpy())
         self.clipped += clipped
         steps = self.steps(xi.shape[0])
-        if self.source == "reference":
-            r = self._ref.run(xi, record_states=self.membranes)
-            spikes = [torch.from_numpy(s) for s in r.spikes]
-            states, preds = r.states, r.predictions()
-        else:
-            spikes, states, preds = self._run_lava(xi, steps)
+        r = self._target.run(xi, steps=steps, record_states=self.membranes)   # the whole batch at once
+        spikes = [torch.from_numpy(s) for s in r.spikes]
+        states, preds = r.states, r.predictions()
         starts = None
         if states is not None:
             starts = []
@@ -266,26 +237,6 @@ class ProgramRecorder(Recorder):
         x_steps[: xi.shape[0]] = xi
         inputs, outs = _chain(torch.from_numpy(x_steps), spikes, len(self.synapses))
         return Batch(inputs, outs, starts, np.asarray(preds))
-
-    def _run_lava(self, xi: np.ndarray, steps: int) -> tuple[list[torch.Tensor], list[np.ndarray] | None, np.ndarray]:
-        """Run every sample of the batch on Lava for ``steps`` steps."""
-        B = xi.shape[1]
-        layers = [l for l in self.program.layers if l.neuron is not None]
-        readout = self.program.layers[-1] if self.program.layers[-1].neuron is None else None
-        spikes = [np.zeros((steps, B, *l.out_shape), np.uint8) for l in layers]
-        states = [np.zeros((steps, B, *l.out_shape), np.int64) for l in layers] if self.membranes else None
-        preds = np.zeros(B, dtype=np.int64)
-        for b in range(B):
-            run = self._lava.run(xi[:, b], record_v=self.membranes, steps=steps)
-            for k in range(len(layers)):
-                spikes[k][:, b] = run.spikes[k]
-                if states is not None:
-                    states[k][:, b] = run.v[k]
-            if readout is not None:
-                # as the reference: readout bias added every step, prediction = argmax of the sum
-                a = run.output.astype(np.int64) + np.asarray(readout.readout_bias, dtype=np.int64)
-                preds[b] = int(a.sum(0).argmax())
-        return [torch.from_numpy(s) for s in spikes], states, preds
 
 
 @dataclass
@@ -360,17 +311,15 @@ def profile(model: SpikingNet | IntProgram, task: TaskData, T: int, target: str 
     n = len(task.y_test) if samples is None else min(int(samples), len(task.y_test))
     if n < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
-    if target == "lava":
-        batch_size = min(batch_size, 8)
-    counts = Counts.empty(rec.source, rec.view, steps, rec.synapses, rec.neurons, rec.parameters, rec.footprint_bytes,
-                          rec.hardware)
+    counts = rec.empty_counts(steps)
     if isinstance(rec, ProgramRecorder):     # the quantiser recorded it from the torch graph
         counts.ann_macs = rec.program.meta.get("ann_macs")
     elif isinstance(rec, TorchModuleRecorder):
-        counts.ann_macs = float(sum(syn.dense_ops() for syn in rec.synapses))
+        counts.ann_macs = float(sum(syn.dense_ops() for syn in rec.synapses))   # = ann_macs(model)
     else:
+        assert isinstance(model, SpikingNet)   # an integer program is recorded by ProgramRecorder
         counts.ann_macs = ann_macs(model)
-    neuron_names = [s.name for s, k in zip(rec.synapses, rec.neurons) if k > 0]
+    neuron_names = [name for name, k in zip(rec.names, rec.neurons) if k > 0]
     membranes_acc: dict[str, list[list[np.ndarray]]] = {nm: [[] for _ in range(steps)] for nm in neuron_names}
     raster: dict[str, np.ndarray] = {}
     correct = 0
@@ -385,6 +334,7 @@ def profile(model: SpikingNet | IntProgram, task: TaskData, T: int, target: str 
                 lc.add(xin, s, syn)
             for k, nm in enumerate(neuron_names):
                 s = b.spikes[k]
+                assert s is not None   # neuron layers come first; only the readout has none
                 if i == 0:
                     flat = s[:, 0].flatten(1).numpy().astype(np.uint8)
                     keep = np.unique(np.linspace(0, flat.shape[1] - 1, min(RASTER_NEURONS, flat.shape[1])).astype(int))
@@ -404,7 +354,8 @@ def profile(model: SpikingNet | IntProgram, task: TaskData, T: int, target: str 
         meta["latency"] = f"one step per synapse: {steps} steps recorded for T = {T}"
     if rec.hardware:
         meta["hardware"] = rec.hardware
-    if getattr(rec, "clipped", 0):  # graded input values beyond the payload range (counted, not hidden)
-        meta["input_values_clipped"] = int(rec.clipped)
+    clipped = int(getattr(rec, "clipped", 0))  # graded input values beyond the payload range
+    if clipped:                                 # (counted, not hidden)
+        meta["input_values_clipped"] = clipped
     return Profile(label or rec.source, target, counts, [m.estimate(counts) for m in models], correct / n,
                    raster, membranes_out, meta)
