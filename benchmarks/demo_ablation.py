@@ -4,6 +4,7 @@ benchmarks/results/demo_ablation.md with machine, versions, date and wall time.
 
     .venv/bin/python benchmarks/demo_ablation.py [--seeds 0 1 2] [--epochs 8]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,12 @@ import torch
 from neurodeploy.demo import DEMO_CONFIG
 from neurodeploy.training.loop import train
 
-ARMS = {"vanilla": dict(mps=False, guidance=False), "+MPS": dict(mps=True, guidance=False),
-        "+guidance": dict(mps=False, guidance=True), "+both": dict(mps=True, guidance=True)}
+ARMS = {
+    "vanilla": dict(mps=False, guidance=False),
+    "+MPS": dict(mps=True, guidance=False),
+    "+guidance": dict(mps=False, guidance=True),
+    "+both": dict(mps=True, guidance=True),
+}
 
 
 def main() -> None:
@@ -40,7 +45,9 @@ def main() -> None:
             secs.append(time.perf_counter() - t0)
             accs.append(res.test_acc)
             alphas.append(res.model.alphas())
-            print(f"{arm:<10} seed {seed}: test acc {res.test_acc:.4f} ({secs[-1]:.0f} s)", flush=True)
+            print(
+                f"{arm:<10} seed {seed}: test acc {res.test_acc:.4f} ({secs[-1]:.0f} s)", flush=True
+            )
         rows.append((arm, accs, secs, alphas))
     lines = [
         "# Demo configuration, four arms",
@@ -59,8 +66,10 @@ def main() -> None:
     for arm, accs, secs, alphas in rows:
         sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
         al = ", ".join(f"{v:.3f}" for v in alphas[0].values()) if any(alphas[0].values()) else "-"
-        lines.append(f"| {arm} | {100 * statistics.mean(accs):.2f} | {100 * sd:.2f} | "
-                     f"{', '.join(f'{100 * x:.2f}' for x in accs)} | {al} | {statistics.mean(secs):.0f} |")
+        lines.append(
+            f"| {arm} | {100 * statistics.mean(accs):.2f} | {100 * sd:.2f} | "
+            f"{', '.join(f'{100 * x:.2f}' for x in accs)} | {al} | {statistics.mean(secs):.0f} |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ needs on Loihi 1 and Loihi 2. Writes benchmarks/results/finetune_accuracy.md and
 Float models: the shipped defaults (MPS + guidance), per-task model and lr as the reproduction,
 epochs as its full plan (the same models as benchmarks/results/ptq_accuracy.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,9 +21,9 @@ from pathlib import Path
 import torch
 
 from neurodeploy.finetune import FinetuneConfig, finetune
-from neurodeploy.neuron.hardware import LOIHI1, LOIHI2
 from neurodeploy.measure.reproduce import FULL, TASK_BASE
 from neurodeploy.measure.resources import resource_report
+from neurodeploy.neuron.hardware import LOIHI1, LOIHI2
 from neurodeploy.training.config import TrainConfig
 from neurodeploy.training.loop import train
 
@@ -35,55 +36,90 @@ def run_one(task: str, seed: int, epochs: int, tmp: Path) -> dict:
     run = tmp / f"{task}-{seed}"
     train(cfg, out_dir=run, progress=False)
     t_train = time.perf_counter() - t0
-    rec: dict = {"task": task, "model": cfg.model, "seed": seed, "float_epochs": cfg.epochs,
-                 "finetune_epochs": epochs, "train_s": round(t_train, 1)}
+    rec: dict = {
+        "task": task,
+        "model": cfg.model,
+        "seed": seed,
+        "float_epochs": cfg.epochs,
+        "finetune_epochs": epochs,
+        "train_s": round(t_train, 1),
+    }
     for label, stock in (("mps", False), ("stock", True)):
         t1 = time.perf_counter()
-        res = finetune(run / "checkpoint.pt", "loihi2", out_dir=tmp / f"{task}-{seed}-{label}", progress=False,
-                       config=FinetuneConfig(epochs=epochs, stock_neurons=stock, seed=seed))
+        res = finetune(
+            run / "checkpoint.pt",
+            "loihi2",
+            out_dir=tmp / f"{task}-{seed}-{label}",
+            progress=False,
+            config=FinetuneConfig(epochs=epochs, stock_neurons=stock, seed=seed),
+        )
         rec[label] = {k: v for k, v in res.summary().items() if k not in ("config", "history")}
-        rec[label]["selected_epoch"] = next((h["epoch"] for h in res.history if h.get("selected")), 0)
+        rec[label]["selected_epoch"] = next(
+            (h["epoch"] for h in res.history if h.get("selected")), 0
+        )
         rec[label]["saturations"] = sum(h["saturations"] for h in res.history)
         rec[label]["wraps"] = sum(h["wraps"] for h in res.history)
         rec[label]["seconds"] = round(time.perf_counter() - t1, 1)
         if not stock:
-            rec["cores"] = {hw.name: resource_report(res.program, hw).cores for hw in (LOIHI1, LOIHI2)}
+            rec["cores"] = {
+                hw.name: resource_report(res.program, hw).cores for hw in (LOIHI1, LOIHI2)
+            }
     return rec
 
 
 def render(records: list[dict], meta: dict) -> str:
     p = lambda v: f"{100 * v:.2f}"  # noqa: E731
-    lines = ["# Hardware-constrained fine-tuning: float, post-training quantisation, fine-tuned integer, stock neurons",
-             "", f"Date {meta['date']}; {meta['machine']}, Python {meta['python']}, torch {meta['torch']}, "
-             f"{meta['threads']} torch thread(s); wall time {meta['wall_s']:.0f} s. Accuracies in % on the test set; "
-             "integer accuracies are the integer program for Loihi 2 run with the reference simulator's arithmetic "
-             "(bit-exact with Lava fixed_pt). Float models: MPS + guidance, the reproduction's full epochs, T=4. "
-             f"Fine-tuning: {records[0]['finetune_epochs'] if records else '-'} epochs of quantisation-aware training "
-             "(Adam 5e-4, cosine), the epoch kept by integer accuracy on the training set. Stock: alpha annealed to 0 "
-             "over the first half of the steps, then vanilla LIF in netx's formats (weight exponent 0, bias exponent "
-             "6); 'alpha:=0 PTQ' is what setting alpha to 0 without fine-tuning gives.", "",
-             "| task | model | seed | float | PTQ | fine-tuned int | int - float (points) | alpha:=0 PTQ | stock fine-tuned int "
-             "| stock - float (points) | stock float | cores Loihi 1 / 2 | fine-tune s (mps / stock) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Hardware-constrained fine-tuning: float, post-training quantisation, fine-tuned integer, stock neurons",
+        "",
+        f"Date {meta['date']}; {meta['machine']}, Python {meta['python']}, torch {meta['torch']}, "
+        f"{meta['threads']} torch thread(s); wall time {meta['wall_s']:.0f} s. Accuracies in % on the test set; "
+        "integer accuracies are the integer program for Loihi 2 run with the reference simulator's arithmetic "
+        "(bit-exact with Lava fixed_pt). Float models: MPS + guidance, the reproduction's full epochs, T=4. "
+        f"Fine-tuning: {records[0]['finetune_epochs'] if records else '-'} epochs of quantisation-aware training "
+        "(Adam 5e-4, cosine), the epoch kept by integer accuracy on the training set. Stock: alpha annealed to 0 "
+        "over the first half of the steps, then vanilla LIF in netx's formats (weight exponent 0, bias exponent "
+        "6); 'alpha:=0 PTQ' is what setting alpha to 0 without fine-tuning gives.",
+        "",
+        "| task | model | seed | float | PTQ | fine-tuned int | int - float (points) | alpha:=0 PTQ | stock fine-tuned int "
+        "| stock - float (points) | stock float | cores Loihi 1 / 2 | fine-tune s (mps / stock) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in records:
         m, s = r["mps"], r["stock"]
-        lines.append(f"| {r['task']} | {r['model']} | {r['seed']} | {p(m['float_acc_before'])} | {p(m['ptq_acc'])} | "
-                     f"{p(m['int_acc'])} | {100 * (m['int_acc'] - m['float_acc_before']):+.2f} | "
-                     f"{p(s['stock_ptq_acc'])} | {p(s['int_acc'])} | {100 * (s['int_acc'] - s['float_acc_before']):+.2f} | "
-                     f"{p(s['float_acc'])} | {r['cores']['loihi1']} / {r['cores']['loihi2']} | "
-                     f"{m['seconds']:.0f} / {s['seconds']:.0f} |")
-    over = [r for r in records if r["mps"]["saturations"] or r["mps"]["wraps"] or r["stock"]["saturations"]
-            or r["stock"]["wraps"]]
-    lines += ["", f"Saturations/wraps during fine-tuning: {'none' if not over else ', '.join(r['task'] for r in over)}.",
-              "One test sample is 100/360 = 0.28 points on digits and event-digits, 0.1 on seq1d, 0.2 on shapes3d."]
+        lines.append(
+            f"| {r['task']} | {r['model']} | {r['seed']} | {p(m['float_acc_before'])} | {p(m['ptq_acc'])} | "
+            f"{p(m['int_acc'])} | {100 * (m['int_acc'] - m['float_acc_before']):+.2f} | "
+            f"{p(s['stock_ptq_acc'])} | {p(s['int_acc'])} | {100 * (s['int_acc'] - s['float_acc_before']):+.2f} | "
+            f"{p(s['float_acc'])} | {r['cores']['loihi1']} / {r['cores']['loihi2']} | "
+            f"{m['seconds']:.0f} / {s['seconds']:.0f} |"
+        )
+    over = [
+        r
+        for r in records
+        if r["mps"]["saturations"]
+        or r["mps"]["wraps"]
+        or r["stock"]["saturations"]
+        or r["stock"]["wraps"]
+    ]
+    lines += [
+        "",
+        f"Saturations/wraps during fine-tuning: {'none' if not over else ', '.join(r['task'] for r in over)}.",
+        "One test sample is 100/360 = 0.28 points on digits and event-digits, 0.1 on seq1d, 0.2 on shapes3d.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--event-digits-seeds", type=int, nargs="+", default=[0, 1, 2],
-                    help="seeds for event-digits, the task of the issue's done-when (default 0 1 2)")
+    ap.add_argument(
+        "--event-digits-seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        help="seeds for event-digits, the task of the issue's done-when (default 0 1 2)",
+    )
     ap.add_argument("--tasks", nargs="+", default=list(TASK_BASE))
     ap.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs")
     ap.add_argument("--out", default=str(RESULTS / "finetune_accuracy.md"))
@@ -92,15 +128,22 @@ def main() -> None:
     records = []
     with tempfile.TemporaryDirectory() as tmp:
         for task in a.tasks:
-            for seed in (a.event_digits_seeds if task == "event-digits" else a.seeds):
+            for seed in a.event_digits_seeds if task == "event-digits" else a.seeds:
                 records.append(run_one(task, seed, a.epochs, Path(tmp)))
                 print(json.dumps(records[-1]), flush=True)
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "wall_s": time.time() - t0}
+    meta = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "wall_s": time.time() - t0,
+    }
     md = render(records, meta)
     Path(a.out).write_text(md)
-    Path(a.out).with_suffix(".json").write_text(json.dumps({"meta": meta, "records": records}, indent=1))
+    Path(a.out).with_suffix(".json").write_text(
+        json.dumps({"meta": meta, "records": records}, indent=1)
+    )
     print(md)
 
 

@@ -23,6 +23,7 @@ LIFNode picks its own CUDA implementation (SJ_LIF_CUDA_IMPLEMENTATION, default "
 
 Writes benchmarks/results/neuron_speed[_cuda].md and .json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,8 +86,9 @@ def _run_snntorch(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def _sj(n: int, dev: str) -> nn.Module:
     from spikingjelly.activation_based import neuron
 
-    return neuron.LIFNode(tau=2.0, v_threshold=1.0, v_reset=0.0, detach_reset=True,
-                          step_mode="m").to(dev)
+    return neuron.LIFNode(
+        tau=2.0, v_threshold=1.0, v_reset=0.0, detach_reset=True, step_mode="m"
+    ).to(dev)
 
 
 def _run_sj(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -107,12 +109,19 @@ def _run_norse(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def _slayer(n: int, dev: str) -> nn.Module:
     from lava.lib.dl import slayer
 
-    return slayer.neuron.cuba.Neuron(threshold=1.0, current_decay=1.0, voltage_decay=0.5,
-                                     persistent_state=False, shared_param=True).to(dev)
+    return slayer.neuron.cuba.Neuron(
+        threshold=1.0,
+        current_decay=1.0,
+        voltage_decay=0.5,
+        persistent_state=False,
+        shared_param=True,
+    ).to(dev)
 
 
 def contestants(dev: str = "cpu") -> list[Contestant]:
-    fused = "fused"    # the fused kernel or a failed row, never a silent fallback to the reference path
+    fused = (
+        "fused"  # the fused kernel or a failed row, never a silent fallback to the reference path
+    )
     own = [
         Contestant("ours fused, MPS", _ours(True, fused), lambda m, x: m(x), peer=False),
         Contestant("ours fused, vanilla", _ours(False, fused), lambda m, x: m(x), peer=False),
@@ -138,19 +147,19 @@ class Case:
         if linear:
             self.lin = nn.Linear(n, n).to(dev)
             with torch.no_grad():
-                self.lin.weight.mul_(6.0)          # a few % of the neurons fire
+                self.lin.weight.mul_(6.0)  # a few % of the neurons fire
             x = (torch.rand(T, B, n, generator=g) < 0.2).float()
         else:
             x = torch.randn(T, B, n, generator=g) * 0.6 + 0.5
         self.x = x.to(dev)
         if c.time_last and not linear:
-            self.x = self.x.permute(1, 2, 0).contiguous()          # slayer's native (B, n, T)
+            self.x = self.x.permute(1, 2, 0).contiguous()  # slayer's native (B, n, T)
         self.x.requires_grad_(not linear)
 
     def forward(self) -> torch.Tensor:
         x = self.x
         if self.lin is not None:
-            x = self.lin(x)                                          # (T, B, n)
+            x = self.lin(x)  # (T, B, n)
             if self.c.time_last:
                 x = x.permute(1, 2, 0)
         return self.c.run(self.neuron, x)
@@ -183,6 +192,7 @@ def linear_only(T: int, n: int, B: int, dev: str, backward: bool) -> Callable[[]
                 lin(x)
         if dev == "cuda":
             torch.cuda.synchronize()
+
     return f
 
 
@@ -240,8 +250,13 @@ def memory_in_child(a: argparse.Namespace, dev: str) -> dict[str, int]:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "peaks.json"
         argv = [sys.executable, *sys.argv, "--memory-only", str(path)]
-        subprocess.run(argv, env=dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536"), check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            argv,
+            env=dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536"),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         peaks: dict[str, int] = json.loads(path.read_text())
     return peaks
 
@@ -252,19 +267,26 @@ def compile_times(dev: str = "cpu") -> dict[str, float]:
     (NUMBA_CACHE_DIR / TRITON_CACHE_DIR in a temporary folder): a small layer and (T, B, n) =
     (100, 16, 1024). Each is the run's full compile cost: forward, state rebuild and backward
     loops (CUDA: after CUDA is initialised, so the context start-up is not counted)."""
-    code = ("import time, sys; import torch; from neurodeploy.nn.layers import LIF; "
-            f"dev = {dev!r}; "
-            "x = torch.rand(*map(int, sys.argv[1:]), device=dev, requires_grad=True); "
-            "sync = torch.cuda.synchronize if dev == 'cuda' else (lambda: None); sync(); "
-            "t1 = time.perf_counter(); LIF(kernel='fused').to(dev)(x).sum().backward(); "
-            "sync(); print(time.perf_counter() - t1)")
+    code = (
+        "import time, sys; import torch; from neurodeploy.nn.layers import LIF; "
+        f"dev = {dev!r}; "
+        "x = torch.rand(*map(int, sys.argv[1:]), device=dev, requires_grad=True); "
+        "sync = torch.cuda.synchronize if dev == 'cuda' else (lambda: None); sync(); "
+        "t1 = time.perf_counter(); LIF(kernel='fused').to(dev)(x).sum().backward(); "
+        "sync(); print(time.perf_counter() - t1)"
+    )
     out: dict[str, float] = {}
     for shape in (("8", "4", "64"), ("100", "16", "1024")):
         with tempfile.TemporaryDirectory() as d:
             env = dict(os.environ, NUMBA_CACHE_DIR=d, TRITON_CACHE_DIR=d)
             for cache in ("empty", "warm"):
-                r = subprocess.run([sys.executable, "-c", code, *shape], env=env,
-                                   capture_output=True, text=True, check=True)
+                r = subprocess.run(
+                    [sys.executable, "-c", code, *shape],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 key = f"x {'x'.join(shape)}, {cache} cache (s)"
                 out[key] = float(r.stdout.strip().splitlines()[-1])
     return out
@@ -304,21 +326,24 @@ def main() -> None:
     ap.add_argument("--sizes", default=None, help="e.g. 32x1024,100x1024 (T x n)")
     ap.add_argument("--skip", default="", help="comma-separated contestant names to leave out")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--memory-only", default=None, help=argparse.SUPPRESS)   # child process
+    ap.add_argument("--memory-only", default=None, help=argparse.SUPPRESS)  # child process
     a = ap.parse_args()
     dev = a.device
     if dev == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device visible to torch")
-    sizes = (tuple(tuple(int(v) for v in s.split("x")) for s in a.sizes.split(","))
-             if a.sizes else (GPU_SIZES if dev == "cuda" else CPU_SIZES))
+    sizes = (
+        tuple(tuple(int(v) for v in s.split("x")) for s in a.sizes.split(","))
+        if a.sizes
+        else (GPU_SIZES if dev == "cuda" else CPU_SIZES)
+    )
     skip = {s.strip() for s in a.skip.split(",") if s.strip()}
     conts = [c for c in contestants(dev) if c.name not in skip]
-    warnings.filterwarnings("ignore")        # the peers' deprecation chatter
+    warnings.filterwarnings("ignore")  # the peers' deprecation chatter
     if a.memory_only:
         Path(a.memory_only).write_text(json.dumps(memory_peaks(conts, sizes, a.B, dev)))
         return
     peaks = memory_in_child(a, dev)
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     comp = compile_times(dev)
     rows = []
     from tqdm import tqdm
@@ -331,7 +356,7 @@ def main() -> None:
             try:
                 cases[c.name] = Case(c, T, n, a.B, lin, dev)
                 for _ in range(a.warmup):
-                    cases[c.name].step(bw)                         # type: ignore[union-attr]
+                    cases[c.name].step(bw)  # type: ignore[union-attr]
             except Exception as e:  # noqa: BLE001 - a peer that cannot run is reported, not fatal
                 cases[c.name] = None
                 errors[c.name] = f"{type(e).__name__}: {e}"[:160]
@@ -342,24 +367,51 @@ def main() -> None:
         times: dict[str, list[float]] = {k: [] for k, v in cases.items() if v is not None}
         if base is not None:
             times["Linear alone"] = []
-        for _ in range(a.reps):                  # interleaved: each rep times everyone once
+        for _ in range(a.reps):  # interleaved: each rep times everyone once
             for name in list(times):
-                fn = base if name == "Linear alone" else (
-                    lambda cs=cases[name]: cs.step(bw))            # type: ignore[misc]
+                fn = base if name == "Linear alone" else (lambda cs=cases[name]: cs.step(bw))  # type: ignore[misc]
                 t0 = time.perf_counter()
-                fn()                                               # type: ignore[misc]
+                fn()  # type: ignore[misc]
                 times[name].append(time.perf_counter() - t0)
         for name, ts in times.items():
             mem = peaks.get(f"{T}x{n}x{int(lin)}x{name}") if bw else None
-            rows.append({"T": T, "n": n, "B": a.B, "linear": lin, "backward": bw, "name": name,
-                         "median_ms": 1e3 * statistics.median(ts), "min_ms": 1e3 * min(ts),
-                         "peak_mib": None if mem is None else mem / 2**20})
+            rows.append(
+                {
+                    "T": T,
+                    "n": n,
+                    "B": a.B,
+                    "linear": lin,
+                    "backward": bw,
+                    "name": name,
+                    "median_ms": 1e3 * statistics.median(ts),
+                    "min_ms": 1e3 * min(ts),
+                    "peak_mib": None if mem is None else mem / 2**20,
+                }
+            )
         for name, err in errors.items():
-            rows.append({"T": T, "n": n, "B": a.B, "linear": lin, "backward": bw, "name": name,
-                         "error": err})
+            rows.append(
+                {
+                    "T": T,
+                    "n": n,
+                    "B": a.B,
+                    "linear": lin,
+                    "backward": bw,
+                    "name": name,
+                    "error": err,
+                }
+            )
         del cases
-    res = {"date": stamp, "device": dev, "machine": machine(dev), "versions": versions(),
-           "B": a.B, "reps": a.reps, "warmup": a.warmup, "compile": comp, "rows": rows}
+    res = {
+        "date": stamp,
+        "device": dev,
+        "machine": machine(dev),
+        "versions": versions(),
+        "B": a.B,
+        "reps": a.reps,
+        "warmup": a.warmup,
+        "compile": comp,
+        "rows": rows,
+    }
     out = Path(a.out) if a.out else RESULTS / ("neuron_speed" + ("_cuda" if dev == "cuda" else ""))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(res, indent=1))
@@ -371,35 +423,54 @@ def main() -> None:
 def render(res: dict) -> str:
     rows = res["rows"]
     v = res["versions"]
-    lines = [f"# Multi-step LIF neurons: speed and memory ({res['device'].upper()})", "",
-             f"Date {res['date']}; {res['machine']}; " + ", ".join(f"{k} {x}" for k, x in v.items())
-             + ".", "",
-             f"B={res['B']}, median of {res['reps']} interleaved runs after {res['warmup']} "
-             "warm-up runs, milliseconds; forward+backward = backward of output.sum(). "
-             "`x peer`: time / the fastest peer's time in that column (< 1 is faster). "
-             "Peak: memory added during one forward+backward (MiB; CPU: resident-set high-water "
-             "mark with every buffer > 64 KiB mapped on its own, so all libraries are counted "
-             "alike, measured in a separate process so that this allocator setting does not "
-             "touch the timings; CUDA: torch's max_memory_allocated).", ""]
+    lines = [
+        f"# Multi-step LIF neurons: speed and memory ({res['device'].upper()})",
+        "",
+        f"Date {res['date']}; {res['machine']}; "
+        + ", ".join(f"{k} {x}" for k, x in v.items())
+        + ".",
+        "",
+        f"B={res['B']}, median of {res['reps']} interleaved runs after {res['warmup']} "
+        "warm-up runs, milliseconds; forward+backward = backward of output.sum(). "
+        "`x peer`: time / the fastest peer's time in that column (< 1 is faster). "
+        "Peak: memory added during one forward+backward (MiB; CPU: resident-set high-water "
+        "mark with every buffer > 64 KiB mapped on its own, so all libraries are counted "
+        "alike, measured in a separate process so that this allocator setting does not "
+        "touch the timings; CUDA: torch's max_memory_allocated).",
+        "",
+    ]
     if res["device"] == "cuda":
-        lines += ["On CUDA the `ours fused` rows run the Triton kernels of "
-                  "neurodeploy.neuron.kernels.triton_lif (float32; forced, so a failure shows as a "
-                  "failed row, not a fallback).", ""]
+        lines += [
+            "On CUDA the `ours fused` rows run the Triton kernels of "
+            "neurodeploy.neuron.kernels.triton_lif (float32; forced, so a failure shows as a "
+            "failed row, not a fallback).",
+            "",
+        ]
     if res["compile"]:
-        lines += ["Our kernel's first forward+backward in a fresh process (compile or cache "
-                  "load included), input " + ", ".join(
-                      f"{k} {val:.2f}" for k, val in res["compile"].items()) + ".", ""]
+        lines += [
+            "Our kernel's first forward+backward in a fresh process (compile or cache "
+            "load included), input "
+            + ", ".join(f"{k} {val:.2f}" for k, val in res["compile"].items())
+            + ".",
+            "",
+        ]
     sizes = sorted({(r["T"], r["n"]) for r in rows})
     for lin in (False, True):
-        lines += [f"## {'Linear(n, n) + neuron' if lin else 'Neuron alone'}", "",
-                  "| T, n | contestant | forward ms | x peer | fwd+bwd ms | x peer | peak MiB |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {'Linear(n, n) + neuron' if lin else 'Neuron alone'}",
+            "",
+            "| T, n | contestant | forward ms | x peer | fwd+bwd ms | x peer | peak MiB |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for T, n in sizes:
             sel = [r for r in rows if (r["T"], r["n"]) == (T, n) and r["linear"] == lin]
             best = {}
             for bw in (False, True):
-                peer = [r["median_ms"] for r in sel if r["backward"] == bw and r["name"] in PEERS
-                        and "median_ms" in r]
+                peer = [
+                    r["median_ms"]
+                    for r in sel
+                    if r["backward"] == bw and r["name"] in PEERS and "median_ms" in r
+                ]
                 best[bw] = min(peer) if peer else None
             names = list(dict.fromkeys(r["name"] for r in sel))
             for name in names:
@@ -415,6 +486,7 @@ def render(res: dict) -> str:
                         return "", ""
                     ratio = f"{r['median_ms'] / best[bw]:.2f}" if best[bw] else ""
                     return f"{r['median_ms']:.2f}", ratio
+
                 fm, fr = cell(f, False)
                 bm, br = cell(b, True)
                 pk = "" if b.get("peak_mib") is None else f"{b['peak_mib']:.1f}"

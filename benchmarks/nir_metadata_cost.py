@@ -8,6 +8,7 @@ cross-checked with snntorch's own importer. Writes benchmarks/results/nir_metada
 
     .venv/bin/python benchmarks/nir_metadata_cost.py [--seeds 0 1 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,7 @@ def snntorch_blind_accuracy(path: Path, task, T: int) -> float:
         for i in range(len(task.y_test)):
             for m in leaky:
                 m.reset_mem()
-            x = task.encode(task.x_test[i:i + 1], T)
+            x = task.encode(task.x_test[i : i + 1], T)
             state, total = None, 0
             for t in range(T):
                 o, state = net(x[t], state)
@@ -52,15 +53,23 @@ def snntorch_blind_accuracy(path: Path, task, T: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "nir_metadata_cost.md"))
+    ap.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "nir_metadata_cost.md")
+    )
     a = ap.parse_args()
     t0 = time.time()
     rows = []
     for task_name in TASK_BASE:
         own, blind, snn_blind, alphas = [], [], [], []
         for seed in a.seeds:
-            cfg = TrainConfig(task=task_name, T=4, seed=seed, epochs=FULL.epochs[task_name], **TASK_BASE[task_name],
-                              **ARMS["+both"])
+            cfg = TrainConfig(
+                task=task_name,
+                T=4,
+                seed=seed,
+                epochs=FULL.epochs[task_name],
+                **TASK_BASE[task_name],
+                **ARMS["+both"],
+            )
             res = train(cfg, progress=False)
             task = load_task(task_name, T=4)
             with tempfile.TemporaryDirectory() as d:
@@ -73,27 +82,38 @@ def main() -> None:
                 if task_name == "digits":
                     snn_blind.append(snntorch_blind_accuracy(path, task, 4))
             alphas.append(list(res.model.alphas().values()))
-            print(f"{task_name} seed {seed}: own {own[-1]:.4f}  metadata ignored {blind[-1]:.4f}"
-                  + (f"  snntorch import {snn_blind[-1]:.4f}" if snn_blind else ""), flush=True)
+            print(
+                f"{task_name} seed {seed}: own {own[-1]:.4f}  metadata ignored {blind[-1]:.4f}"
+                + (f"  snntorch import {snn_blind[-1]:.4f}" if snn_blind else ""),
+                flush=True,
+            )
         rows.append((task_name, own, blind, snn_blind, alphas))
-    lines = ["# What ignoring the NIR metadata costs", "",
-             f"Date {time.strftime('%Y-%m-%d')}; {platform.machine()}, Python {platform.python_version()}, torch "
-             f"{torch.__version__}; seeds {a.seeds}; wall time {time.time() - t0:.0f} s. Models: MPS + guidance with the shipped defaults ("
-             "guidance in both directions), T=4, the reproduction's epochs and learning rates. 'own': "
-             "imported from NIR honouring metadata['neurodeploy'] (identical to the trained model with BatchNorm "
-             "folded). 'metadata ignored': the same file read as plain LIF neurons, which is what any NIR tool that "
-             "does not know our metadata computes.", "",
-             "| task | own accuracy | metadata ignored | cost (points) | learned alpha (mean over layers) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "# What ignoring the NIR metadata costs",
+        "",
+        f"Date {time.strftime('%Y-%m-%d')}; {platform.machine()}, Python {platform.python_version()}, torch "
+        f"{torch.__version__}; seeds {a.seeds}; wall time {time.time() - t0:.0f} s. Models: MPS + guidance with the shipped defaults ("
+        "guidance in both directions), T=4, the reproduction's epochs and learning rates. 'own': "
+        "imported from NIR honouring metadata['neurodeploy'] (identical to the trained model with BatchNorm "
+        "folded). 'metadata ignored': the same file read as plain LIF neurons, which is what any NIR tool that "
+        "does not know our metadata computes.",
+        "",
+        "| task | own accuracy | metadata ignored | cost (points) | learned alpha (mean over layers) |",
+        "|---|---|---|---|---|",
+    ]
     for task_name, own, blind, snn_blind, alphas in rows:
         m_own, m_blind = statistics.mean(own), statistics.mean(blind)
         sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
         al = statistics.mean(statistics.mean(x) for x in alphas)
-        lines.append(f"| {task_name} | {100 * m_own:.2f} +- {100 * sd(own):.2f} | {100 * m_blind:.2f} +- "
-                     f"{100 * sd(blind):.2f} | {100 * (m_own - m_blind):+.2f} | {al:.3f} |")
+        lines.append(
+            f"| {task_name} | {100 * m_own:.2f} +- {100 * sd(own):.2f} | {100 * m_blind:.2f} +- "
+            f"{100 * sd(blind):.2f} | {100 * (m_own - m_blind):+.2f} | {al:.3f} |"
+        )
         if snn_blind:
-            lines.append(f"| {task_name} via snntorch's importer | | {100 * statistics.mean(snn_blind):.2f} | "
-                         f"{100 * (m_own - statistics.mean(snn_blind)):+.2f} | |")
+            lines.append(
+                f"| {task_name} via snntorch's importer | | {100 * statistics.mean(snn_blind):.2f} | "
+                f"{100 * (m_own - statistics.mean(snn_blind)):+.2f} | |"
+            )
     text = "\n".join(lines) + "\n"
     print(text)
     Path(a.out).write_text(text)

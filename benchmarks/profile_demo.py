@@ -7,6 +7,7 @@ report under benchmarks/results/profile_demo/ (profile.md, profile.json, PNG plo
 Trains both demo configurations first (neurodeploy.demo.DEMO_CONFIG: event-digits, VGG, T=4,
 8 epochs; about a minute on 2 cores), then profiles them on the test set.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,8 @@ from pathlib import Path
 
 from neurodeploy.data import load_task
 from neurodeploy.demo import DEMO_CONFIG
-from neurodeploy.measure.report import fmt, summary_rows, write_report
 from neurodeploy.measure.profiling import profile
+from neurodeploy.measure.report import fmt, summary_rows, write_report
 from neurodeploy.training.loop import train
 
 
@@ -32,13 +33,23 @@ def main() -> None:
     cfg = dataclasses.replace(DEMO_CONFIG, seed=a.seed)
     with tempfile.TemporaryDirectory() as tmp:
         mps = train(cfg, out_dir=Path(tmp) / "mps", progress=False).model
-        van = train(dataclasses.replace(cfg, mps=False, guidance=False), out_dir=Path(tmp) / "van",
-                    progress=False).model
+        van = train(
+            dataclasses.replace(cfg, mps=False, guidance=False),
+            out_dir=Path(tmp) / "van",
+            progress=False,
+        ).model
     task = load_task(cfg.task, T=cfg.T)
     profiles = [
         profile(mps, task, cfg.T, "torch", samples=a.samples, label="MPS + guidance (float)"),
         profile(van, task, cfg.T, "torch", samples=a.samples, label="vanilla LIF (float)"),
-        profile(mps, task, cfg.T, "reference", samples=a.samples, label="MPS + guidance (Loihi 2 integer)"),
+        profile(
+            mps,
+            task,
+            cfg.T,
+            "reference",
+            samples=a.samples,
+            label="MPS + guidance (Loihi 2 integer)",
+        ),
     ]
     paths = write_report(profiles, a.out)
     print(f"\n{'quantity':<58}" + "".join(f"{p.label:>36}" for p in profiles))

@@ -11,6 +11,7 @@ gives samples/s. Writes benchmarks/results/train_throughput.md and .json.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/train_throughput.py [--T 4 32] [--batch 16]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,11 +31,11 @@ from torch import nn
 
 from neurodeploy.data import load_task
 from neurodeploy.nn.layers import NeuronConfig
-from neurodeploy.training.losses import GuidanceConfig, SNNLoss
 from neurodeploy.nn.zoo import build_model
+from neurodeploy.training.losses import GuidanceConfig, SNNLoss
 
 RESULTS = Path(__file__).parent / "results"
-CHANNELS = (32, "P", 64, "P")           # the vgg default of the demo
+CHANNELS = (32, "P", 64, "P")  # the vgg default of the demo
 
 
 Step = Callable[[torch.Tensor, torch.Tensor], None]
@@ -47,11 +48,12 @@ def ours(kernel: str, shape: tuple[int, ...], classes: int) -> Step:
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     loss_fn = SNNLoss("ce", GuidanceConfig(1.0, 2.0, 0.0, "both"))
 
-    def step(x: torch.Tensor, y: torch.Tensor) -> None:   # x (B, T, C, H, W)
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:  # x (B, T, C, H, W)
         opt.zero_grad(set_to_none=True)
         loss, _ = loss_fn(model(x.transpose(0, 1)), y)
         loss.backward()
         opt.step()
+
     return step
 
 
@@ -72,12 +74,13 @@ def slayer_net(shape: tuple[int, ...], classes: int) -> Step:
     opt = torch.optim.Adam(blocks.parameters(), lr=5e-3)
     ce = nn.CrossEntropyLoss()
 
-    def step(x: torch.Tensor, y: torch.Tensor) -> None:   # slayer's layout: (B, C, H, W, T)
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:  # slayer's layout: (B, C, H, W, T)
         opt.zero_grad(set_to_none=True)
         out = blocks(x.permute(0, 2, 3, 4, 1))
         loss = ce(out.mean(-1) * 10.0, y)
         loss.backward()
         opt.step()
+
     return step
 
 
@@ -90,7 +93,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS / "train_throughput"))
     a = ap.parse_args()
     warnings.filterwarnings("ignore")
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows = []
     from tqdm import tqdm
 
@@ -99,22 +102,31 @@ def main() -> None:
         shape, classes = tuple(task.input_shape), int(task.y_train.max()) + 1
         xs = task.x_train[: a.batch * (a.reps + a.warmup)]
         ys = task.y_train[: a.batch * (a.reps + a.warmup)]
-        steps = {"ours, fused kernel": ours("fused", shape, classes),   # fails rather than fall back
-                 "ours, reference path": ours("reference", shape, classes),
-                 "lava-dl slayer CUBA blocks": slayer_net(shape, classes)}
+        steps = {
+            "ours, fused kernel": ours("fused", shape, classes),  # fails rather than fall back
+            "ours, reference path": ours("reference", shape, classes),
+            "lava-dl slayer CUBA blocks": slayer_net(shape, classes),
+        }
         times: dict[str, list[float]] = {k: [] for k in steps}
         for i in range(a.warmup + a.reps):
-            x = xs[i * a.batch:(i + 1) * a.batch]
-            y = ys[i * a.batch:(i + 1) * a.batch]
-            for name, fn in steps.items():       # interleaved
+            x = xs[i * a.batch : (i + 1) * a.batch]
+            y = ys[i * a.batch : (i + 1) * a.batch]
+            for name, fn in steps.items():  # interleaved
                 t0 = time.perf_counter()
                 fn(x, y)
                 if i >= a.warmup:
                     times[name].append(time.perf_counter() - t0)
         for name, ts in times.items():
             med = statistics.median(ts)
-            rows.append({"T": T, "batch": a.batch, "name": name, "s_per_batch": med,
-                         "samples_per_s": a.batch / med})
+            rows.append(
+                {
+                    "T": T,
+                    "batch": a.batch,
+                    "name": name,
+                    "s_per_batch": med,
+                    "samples_per_s": a.batch / med,
+                }
+            )
     res = {"date": stamp, "rows": rows, "reps": a.reps, "warmup": a.warmup}
     res.update(machine_and_versions())
     out = Path(a.out)
@@ -127,8 +139,11 @@ def main() -> None:
 def machine_and_versions() -> dict:
     cpu = platform.machine()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in
-                   Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     v = {"python": platform.python_version(), "torch": torch.__version__}
@@ -137,25 +152,36 @@ def machine_and_versions() -> dict:
             v[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             v[dist] = "not installed"
-    return {"machine": f"{cpu}, {os.cpu_count()} logical CPUs, torch threads "
-                       f"{torch.get_num_threads()}", "versions": v}
+    return {
+        "machine": f"{cpu}, {os.cpu_count()} logical CPUs, torch threads "
+        f"{torch.get_num_threads()}",
+        "versions": v,
+    }
 
 
 def render(res: dict) -> str:
-    lines = ["# Training throughput on event-digits (CPU)", "",
-             f"Date {res['date']}; {res['machine']}; " + ", ".join(
-                 f"{k} {v}" for k, v in res["versions"].items()) + ".", "",
-             f"One step: forward, loss, backward, Adam step on a batch; median of {res['reps']} "
-             f"interleaved steps after {res['warmup']} warm-up steps.", "",
-             "| T | batch | model | s per batch | samples/s | x fused |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "# Training throughput on event-digits (CPU)",
+        "",
+        f"Date {res['date']}; {res['machine']}; "
+        + ", ".join(f"{k} {v}" for k, v in res["versions"].items())
+        + ".",
+        "",
+        f"One step: forward, loss, backward, Adam step on a batch; median of {res['reps']} "
+        f"interleaved steps after {res['warmup']} warm-up steps.",
+        "",
+        "| T | batch | model | s per batch | samples/s | x fused |",
+        "|---|---|---|---|---|---|",
+    ]
     for T in sorted({r["T"] for r in res["rows"]}):
         sel = [r for r in res["rows"] if r["T"] == T]
         fused = next(r for r in sel if r["name"] == "ours, fused kernel")
         for r in sel:
             ratio = r["s_per_batch"] / fused["s_per_batch"]
-            lines.append(f"| {T} | {r['batch']} | {r['name']} | {r['s_per_batch']:.4f} | "
-                         f"{r['samples_per_s']:.1f} | {ratio:.2f} |")
+            lines.append(
+                f"| {T} | {r['batch']} | {r['name']} | {r['s_per_batch']:.4f} | "
+                f"{r['samples_per_s']:.1f} | {ratio:.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,7 @@ potential smoothing has no NIR primitive: the LIF node carries it in
 ``metadata["neurodeploy"] = {"mps_alpha": alpha, "mps_mode": "reset"|"charge", "reset": ..., "beta": ...}``.
 A tool that ignores the metadata computes a vanilla LIF (alpha = 0, hard reset).
 """
+
 from __future__ import annotations
 
 DEFAULT_DT = 1e-4
@@ -32,6 +33,7 @@ class NIRConversionError(ValueError):
 
 def check_dt(dt: float) -> float:
     import math
+
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be a finite number > 0 (seconds per timestep), got {dt!r}")
     return float(dt)

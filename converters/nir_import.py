@@ -14,6 +14,7 @@ What our dynamics cannot express is refused with an error naming the node and fi
 approximated): per-neuron time constants or thresholds, non-zero v_leak or v_reset,
 branching or recurrent edges, unknown node types, NaN/inf parameters, shape mismatches.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurodeploy.nn.layers import LI, LIF, PerStep, Scale
-from neurodeploy.nn.layers import GlobalPool
+from neurodeploy.nn.layers import LI, LIF, GlobalPool, PerStep, Scale
 from neurodeploy.nn.net import SpikingNet
 
 from .nir_common import DEFAULT_DT, METADATA_KEY, NIRConversionError, check_dt
@@ -67,19 +67,32 @@ def read_nir(path: str | os.PathLike[str]) -> nir.NIRGraph:
             data = hdf2dict(f["node"])
     except NIRFileError:
         raise
-    except Exception as e:  # h5py raises OSError for truncated files, KeyError/RuntimeError for damage
-        raise NIRFileError(f"{path}: cannot be read (truncated or corrupt HDF5): {type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else ''}") from e
-    if data.get("type") != "NIRGraph" or not isinstance(data.get("nodes"), dict) or "edges" not in data:
-        raise NIRFileError(f"{path}: the top node is {data.get('type')!r}, not a NIRGraph with nodes and edges")
+    except (
+        Exception
+    ) as e:  # h5py raises OSError for truncated files, KeyError/RuntimeError for damage
+        raise NIRFileError(
+            f"{path}: cannot be read (truncated or corrupt HDF5): {type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}"
+        ) from e
+    if (
+        data.get("type") != "NIRGraph"
+        or not isinstance(data.get("nodes"), dict)
+        or "edges" not in data
+    ):
+        raise NIRFileError(
+            f"{path}: the top node is {data.get('type')!r}, not a NIRGraph with nodes and edges"
+        )
     nodes = {name: _read_node(name, d) for name, d in data["nodes"].items()}
     try:
         edges = [(_str(a), _str(b)) for a, b in np.asarray(data["edges"]).reshape(-1, 2)]
     except (ValueError, TypeError) as e:
-        raise NIRFileError(f"{path}: field 'edges' is not a list of (source, target) pairs: {e}") from e
+        raise NIRFileError(
+            f"{path}: field 'edges' is not a list of (source, target) pairs: {e}"
+        ) from e
     meta = data.get("metadata", {})
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta if isinstance(meta, dict) else {},
-                        type_check=False)
+    return nir.NIRGraph(
+        nodes=nodes, edges=edges, metadata=meta if isinstance(meta, dict) else {}, type_check=False
+    )
 
 
 def _str(v: Any) -> str:
@@ -103,12 +116,16 @@ def _read_node(name: str, d: Any) -> nir.NIRNode:
     try:
         return nir.dict2NIRNode(d)
     except KeyError as e:
-        raise NIRConversionError(name, str(e.args[0]) if e.args else None, f"{kind} node: field missing") from e
+        raise NIRConversionError(
+            name, str(e.args[0]) if e.args else None, f"{kind} node: field missing"
+        ) from e
     except TypeError as e:
         missing = re.findall(r"'(\w+)'", str(e))
         raise NIRConversionError(name, missing[-1] if missing else None, f"{kind} node: {e}") from e
     except (AssertionError, ValueError, IndexError) as e:
-        raise NIRConversionError(name, None, f"{kind} node is malformed: {e or type(e).__name__}") from e
+        raise NIRConversionError(
+            name, None, f"{kind} node is malformed: {e or type(e).__name__}"
+        ) from e
 
 
 def _arr(node_name: str, node: nir.NIRNode, field: str, required: bool = True) -> np.ndarray | None:
@@ -121,7 +138,9 @@ def _arr(node_name: str, node: nir.NIRNode, field: str, required: bool = True) -
     except (TypeError, ValueError) as e:
         raise NIRConversionError(node_name, field, f"not numeric: {e}") from e
     if not np.all(np.isfinite(a)):
-        raise NIRConversionError(node_name, field, f"contains NaN or inf ({int((~np.isfinite(a)).sum())} values)")
+        raise NIRConversionError(
+            node_name, field, f"contains NaN or inf ({int((~np.isfinite(a)).sum())} values)"
+        )
     return a
 
 
@@ -129,7 +148,9 @@ def _neuron_shape(node_name: str, field: str, a: np.ndarray, shape: tuple[int, .
     """Neuron parameters are arrays of the neuron shape (or scalars): the shape must match the
     previous node's output."""
     if a.size != 1 and tuple(a.shape) != shape:
-        raise NIRConversionError(node_name, field, f"has shape {tuple(a.shape)} but the previous node gives {shape}")
+        raise NIRConversionError(
+            node_name, field, f"has shape {tuple(a.shape)} but the previous node gives {shape}"
+        )
 
 
 def _uniform(node_name: str, field: str, a: np.ndarray) -> float:
@@ -138,8 +159,12 @@ def _uniform(node_name: str, field: str, a: np.ndarray) -> float:
         raise NIRConversionError(node_name, field, "is empty")
     v = float(a.flat[0])
     if not np.all(a == v):
-        raise NIRConversionError(node_name, field, f"differs across neurons (min {a.min():g}, max {a.max():g}); "
-                                 "neurodeploy layers share one value per layer")
+        raise NIRConversionError(
+            node_name,
+            field,
+            f"differs across neurons (min {a.min():g}, max {a.max():g}); "
+            "neurodeploy layers share one value per layer",
+        )
     return v
 
 
@@ -168,7 +193,9 @@ def _affine(name: str, node: nir.NIRNode, shape: tuple[int, ...], ctx: _Ctx) -> 
     if b is not None and b.shape != (w.shape[0],):
         raise NIRConversionError(name, "bias", f"shape {b.shape} does not match weight {w.shape}")
     if shape != (w.shape[1],):
-        raise NIRConversionError(name, "weight", f"expects input ({w.shape[1]},) but the previous node gives {shape}")
+        raise NIRConversionError(
+            name, "weight", f"expects input ({w.shape[1]},) but the previous node gives {shape}"
+        )
     lin = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
     with torch.no_grad():
         lin.weight.copy_(_tensor(node.weight))
@@ -186,20 +213,46 @@ def _conv(name: str, node: nir.NIRNode, shape: tuple[int, ...], ctx: _Ctx) -> Mo
     meta = ctx.meta(node)
     if not two_d and meta.get("from") in ("AvgPool1d", "GlobalPool(mean)") and _is_diagonal_mean(w):
         k = w.shape[2]
-        if meta["from"] == "GlobalPool(mean)" and len(shape) == 2 and shape[1] == k and int(node.stride) == k:
+        if (
+            meta["from"] == "GlobalPool(mean)"
+            and len(shape) == 2
+            and shape[1] == k
+            and int(node.stride) == k
+        ):
             return [PerStep(GlobalPool("mean"))]
         if meta["from"] == "AvgPool1d":
             return [PerStep(nn.AvgPool1d(k, int(node.stride)))]
     cls = nn.Conv2d if two_d else nn.Conv1d
-    stride, pad, dil = (tuple(int(v) for v in np.atleast_1d(getattr(node, f))) for f in ("stride", "padding", "dilation")) \
-        if not isinstance(node.padding, str) else (tuple(int(v) for v in np.atleast_1d(node.stride)), node.padding,
-                                                    tuple(int(v) for v in np.atleast_1d(node.dilation)))
+    stride, pad, dil = (
+        (
+            tuple(int(v) for v in np.atleast_1d(getattr(node, f)))
+            for f in ("stride", "padding", "dilation")
+        )
+        if not isinstance(node.padding, str)
+        else (
+            tuple(int(v) for v in np.atleast_1d(node.stride)),
+            node.padding,
+            tuple(int(v) for v in np.atleast_1d(node.dilation)),
+        )
+    )
     groups = int(node.groups)
     if shape[0] != w.shape[1] * groups:
-        raise NIRConversionError(name, "weight", f"expects {w.shape[1] * groups} input channels but the previous "
-                                 f"node gives shape {shape}")
-    conv = cls(w.shape[1] * groups, w.shape[0], tuple(w.shape[2:]), stride=stride, padding=pad, dilation=dil,
-               groups=groups, bias=b is not None)
+        raise NIRConversionError(
+            name,
+            "weight",
+            f"expects {w.shape[1] * groups} input channels but the previous "
+            f"node gives shape {shape}",
+        )
+    conv = cls(
+        w.shape[1] * groups,
+        w.shape[0],
+        tuple(w.shape[2:]),
+        stride=stride,
+        padding=pad,
+        dilation=dil,
+        groups=groups,
+        bias=b is not None,
+    )
     with torch.no_grad():
         conv.weight.copy_(_tensor(node.weight))
         if b is not None:
@@ -224,7 +277,10 @@ def _flatten(name: str, node: nir.Flatten, shape: tuple[int, ...], ctx: _Ctx) ->
 
 
 def _pool(name: str, node: nir.NIRNode, shape: tuple[int, ...], ctx: _Ctx) -> Modules:
-    k, s, p = (tuple(int(v) for v in np.broadcast_to(_arr(name, node, f), (2,))) for f in ("kernel_size", "stride", "padding"))
+    k, s, p = (
+        tuple(int(v) for v in np.broadcast_to(_arr(name, node, f), (2,)))
+        for f in ("kernel_size", "stride", "padding")
+    )
     if isinstance(node, nir.SumPool2d):
         return [PerStep(nn.AvgPool2d(k, s, p, divisor_override=1))]
     return [PerStep(nn.AvgPool2d(k, s, p))]
@@ -243,25 +299,37 @@ def _gain(name: str, r: float, tau: float, ctx: _Ctx) -> Modules:
     return [PerStep(Scale(gain))]
 
 
-def _lif_kwargs(name: str, node: nir.NIRNode, ctx: _Ctx, tau_nir: float | None) -> tuple[dict[str, Any], float]:
+def _lif_kwargs(
+    name: str, node: nir.NIRNode, ctx: _Ctx, tau_nir: float | None
+) -> tuple[dict[str, Any], float]:
     theta = _uniform(name, "v_threshold", _arr(name, node, "v_threshold"))
     if theta <= 0:
         raise NIRConversionError(name, "v_threshold", f"must be > 0, got {theta}")
     v_reset = _arr(name, node, "v_reset", required=False)
     if v_reset is not None and np.any(v_reset != 0):
-        raise NIRConversionError(name, "v_reset", "a non-zero reset potential is not supported (hard reset to 0)")
+        raise NIRConversionError(
+            name, "v_reset", "a non-zero reset potential is not supported (hard reset to 0)"
+        )
     meta = ctx.meta(node)
     tau_steps = math.inf if tau_nir is None else tau_nir / ctx.dt
-    if "tau_steps" in meta and (tau_nir is None or math.isclose(float(meta["tau_steps"]), tau_steps, rel_tol=1e-5)):
+    if "tau_steps" in meta and (
+        tau_nir is None or math.isclose(float(meta["tau_steps"]), tau_steps, rel_tol=1e-5)
+    ):
         tau_steps = float(meta["tau_steps"])  # our own export: the exact value, not via float32 tau
     if tau_steps <= 1:
-        raise NIRConversionError(name, "tau", f"tau/dt = {tau_steps:g} <= 1 timestep: with dt={ctx.dt:g} the "
-                                 "neuron would not be a leaky integrator (beta <= 0); pass the producer's dt")
+        raise NIRConversionError(
+            name,
+            "tau",
+            f"tau/dt = {tau_steps:g} <= 1 timestep: with dt={ctx.dt:g} the "
+            "neuron would not be a leaky integrator (beta <= 0); pass the producer's dt",
+        )
     kw: dict[str, Any] = dict(tau=tau_steps, theta=theta, mps=False)
     if meta:
         alpha = float(meta.get("mps_alpha", 0.0))
         if not (0.0 <= alpha < 1.0) or math.isnan(alpha):
-            raise NIRConversionError(name, f"metadata.{METADATA_KEY}.mps_alpha", f"must be in [0, 1), got {alpha}")
+            raise NIRConversionError(
+                name, f"metadata.{METADATA_KEY}.mps_alpha", f"must be in [0, 1), got {alpha}"
+            )
         if alpha > 0:
             kw.update(mps=True, alpha_init=alpha, mps_mode=str(meta.get("mps_mode", "reset")))
         kw["reset"] = str(meta.get("reset", "hard"))
@@ -310,7 +378,9 @@ def _li(name: str, node: nir.LI, shape: tuple[int, ...], ctx: _Ctx) -> Modules:
     if _uniform(name, "v_leak", _arr(name, node, "v_leak")) != 0:
         raise NIRConversionError(name, "v_leak", "a non-zero leak potential is not supported")
     if tau / ctx.dt <= 1:
-        raise NIRConversionError(name, "tau", f"tau/dt = {tau / ctx.dt:g} <= 1 timestep (dt={ctx.dt:g})")
+        raise NIRConversionError(
+            name, "tau", f"tau/dt = {tau / ctx.dt:g} <= 1 timestep (dt={ctx.dt:g})"
+        )
     return [*_gain(name, r, tau, ctx), LI(tau / ctx.dt)]
 
 
@@ -331,15 +401,33 @@ def _cuba_lif(name: str, node: nir.CubaLIF, shape: tuple[int, ...], ctx: _Ctx) -
             raise NIRConversionError(name, field, f"must be > 0, got {tau}")
     syn_steps = tau_syn / ctx.dt
     if syn_steps < 1 - GAIN_RTOL:
-        raise NIRConversionError(name, "tau_syn", f"tau_syn/dt = {syn_steps:g} < 1 timestep (dt={ctx.dt:g})")
-    synapse: Modules = [] if abs(syn_steps - 1) <= GAIN_RTOL else [LI(syn_steps)]  # tau_syn = dt: no memory
+        raise NIRConversionError(
+            name, "tau_syn", f"tau_syn/dt = {syn_steps:g} < 1 timestep (dt={ctx.dt:g})"
+        )
+    synapse: Modules = (
+        [] if abs(syn_steps - 1) <= GAIN_RTOL else [LI(syn_steps)]
+    )  # tau_syn = dt: no memory
     kw, logit = _lif_kwargs(name, node, ctx, tau_mem)
-    return [*_gain(name, w_in, tau_syn, ctx), *synapse, *_gain(name, r, tau_mem, ctx), _make_lif(name, kw, logit)]
+    return [
+        *_gain(name, w_in, tau_syn, ctx),
+        *synapse,
+        *_gain(name, r, tau_mem, ctx),
+        _make_lif(name, kw, logit),
+    ]
 
 
 IMPORTERS: dict[type, Callable[[str, Any, tuple[int, ...], _Ctx], Modules]] = {
-    nir.Affine: _affine, nir.Linear: _affine, nir.Conv1d: _conv, nir.Conv2d: _conv, nir.Flatten: _flatten,
-    nir.AvgPool2d: _pool, nir.SumPool2d: _pool, nir.Scale: _scale, nir.LIF: _lif, nir.IF: _if, nir.LI: _li,
+    nir.Affine: _affine,
+    nir.Linear: _affine,
+    nir.Conv1d: _conv,
+    nir.Conv2d: _conv,
+    nir.Flatten: _flatten,
+    nir.AvgPool2d: _pool,
+    nir.SumPool2d: _pool,
+    nir.Scale: _scale,
+    nir.LIF: _lif,
+    nir.IF: _if,
+    nir.LI: _li,
     nir.CubaLIF: _cuba_lif,
 }
 
@@ -348,8 +436,12 @@ def _importer(name: str, node: nir.NIRNode) -> Callable[..., Modules]:
     for cls in type(node).__mro__:
         if cls in IMPORTERS:
             return IMPORTERS[cls]
-    raise NIRConversionError(name, None, f"node type {type(node).__name__} is not supported by neurodeploy "
-                             f"(supported: {sorted(c.__name__ for c in IMPORTERS)} plus Input/Output)")
+    raise NIRConversionError(
+        name,
+        None,
+        f"node type {type(node).__name__} is not supported by neurodeploy "
+        f"(supported: {sorted(c.__name__ for c in IMPORTERS)} plus Input/Output)",
+    )
 
 
 def _chain(graph: nir.NIRGraph) -> list[str]:
@@ -358,12 +450,18 @@ def _chain(graph: nir.NIRGraph) -> list[str]:
     for src, dst in edges:
         for end in (src, dst):
             if end not in nodes:
-                raise NIRConversionError(end, None, f"edge ({src!r} -> {dst!r}) names a node that does not exist")
+                raise NIRConversionError(
+                    end, None, f"edge ({src!r} -> {dst!r}) names a node that does not exist"
+                )
     inputs = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
     outputs = [n for n, v in nodes.items() if isinstance(v, nir.Output)]
     if len(inputs) != 1 or len(outputs) != 1:
-        raise NIRConversionError("graph", None, f"expected exactly one Input and one Output node, found inputs "
-                                 f"{inputs} and outputs {outputs}")
+        raise NIRConversionError(
+            "graph",
+            None,
+            f"expected exactly one Input and one Output node, found inputs "
+            f"{inputs} and outputs {outputs}",
+        )
     succ: dict[str, list[str]] = {n: [] for n in nodes}
     pred: dict[str, list[str]] = {n: [] for n in nodes}
     for src, dst in edges:
@@ -371,19 +469,29 @@ def _chain(graph: nir.NIRGraph) -> list[str]:
         pred[dst].append(src)
     for n in nodes:
         if len(succ[n]) > 1 or len(pred[n]) > 1:
-            raise NIRConversionError(n, None, f"has {len(pred[n])} incoming and {len(succ[n])} outgoing edges: "
-                                     "branching and recurrent graphs are not supported (feed-forward chains only)")
+            raise NIRConversionError(
+                n,
+                None,
+                f"has {len(pred[n])} incoming and {len(succ[n])} outgoing edges: "
+                "branching and recurrent graphs are not supported (feed-forward chains only)",
+            )
     order, cur = [inputs[0]], inputs[0]
     while succ[cur]:
         cur = succ[cur][0]
         if cur in order:
-            raise NIRConversionError(cur, None, "is part of a cycle: recurrent graphs are not supported")
+            raise NIRConversionError(
+                cur, None, "is part of a cycle: recurrent graphs are not supported"
+            )
         order.append(cur)
     if order[-1] != outputs[0]:
-        raise NIRConversionError(order[-1], None, "the chain from the Input does not end at the Output node")
+        raise NIRConversionError(
+            order[-1], None, "the chain from the Input does not end at the Output node"
+        )
     unreached = set(nodes) - set(order)
     if unreached:
-        raise NIRConversionError(sorted(unreached)[0], None, "is not connected to the Input -> Output chain")
+        raise NIRConversionError(
+            sorted(unreached)[0], None, "is not connected to the Input -> Output chain"
+        )
     return order
 
 
@@ -392,13 +500,21 @@ def _shape_after(mods: Modules, shape: tuple[int, ...], name: str) -> tuple[int,
         with torch.no_grad():
             y = nn.Sequential(*mods)(torch.zeros(1, 1, *shape))
     except (RuntimeError, ValueError) as e:
-        raise NIRConversionError(name, "input_type", f"does not accept the previous node's output shape "
-                                 f"{shape}: {str(e).splitlines()[0]}") from e
+        raise NIRConversionError(
+            name,
+            "input_type",
+            f"does not accept the previous node's output shape "
+            f"{shape}: {str(e).splitlines()[0]}",
+        ) from e
     return tuple(y.shape[2:])
 
 
-def nir_to_model(graph: nir.NIRGraph | str | os.PathLike[str], dt: float | None = None,
-                 name: str | None = None, ignore_metadata: bool = False) -> SpikingNet:
+def nir_to_model(
+    graph: nir.NIRGraph | str | os.PathLike[str],
+    dt: float | None = None,
+    name: str | None = None,
+    ignore_metadata: bool = False,
+) -> SpikingNet:
     """Build our torch model from a NIR graph (or a .nir file); ``dt`` overrides the graph's.
 
     ``ignore_metadata=True`` reads only the NIR fields, as a tool that does not know our
@@ -407,12 +523,16 @@ def nir_to_model(graph: nir.NIRGraph | str | os.PathLike[str], dt: float | None 
     if not isinstance(graph, nir.NIRGraph):
         graph = read_nir(graph)
     meta = graph.metadata if isinstance(graph.metadata, dict) else {}
-    ctx = _Ctx(check_dt(dt if dt is not None else float(meta.get("dt", DEFAULT_DT))), ignore_metadata)
+    ctx = _Ctx(
+        check_dt(dt if dt is not None else float(meta.get("dt", DEFAULT_DT))), ignore_metadata
+    )
     order = _chain(graph)
     in_node = graph.nodes[order[0]]
     in_type = in_node.input_type.get("input") if isinstance(in_node.input_type, dict) else None
     if in_type is None or np.asarray(in_type).size == 0:
-        raise NIRConversionError(order[0], "input_type", "the Input node must declare the sample shape")
+        raise NIRConversionError(
+            order[0], "input_type", "the Input node must declare the sample shape"
+        )
     in_shape = tuple(int(v) for v in np.asarray(in_type).ravel())
     if any(v < 1 for v in in_shape):
         raise NIRConversionError(order[0], "input_type", f"invalid shape {in_shape}")
@@ -427,16 +547,28 @@ def nir_to_model(graph: nir.NIRGraph | str | os.PathLike[str], dt: float | None 
         except (AttributeError, TypeError, ValueError, IndexError, KeyError, RuntimeError) as e:
             # a field missing or of the wrong kind, found by the mapping itself
             field = e.name if isinstance(e, AttributeError) else None
-            raise NIRConversionError(node_name, field, f"malformed {type(node).__name__} node: "
-                                     f"{type(e).__name__}: {e}") from e
+            raise NIRConversionError(
+                node_name,
+                field,
+                f"malformed {type(node).__name__} node: " f"{type(e).__name__}: {e}",
+            ) from e
         if mods:
             shape = _shape_after(mods, shape, node_name)
         modules += mods
     out_node = graph.nodes[order[-1]]
-    out_type = out_node.output_type.get("output") if isinstance(out_node.output_type, dict) else None
-    if out_type is not None and np.asarray(out_type).size and tuple(int(v) for v in np.asarray(out_type).ravel()) != shape:
-        raise NIRConversionError(order[-1], "output_type", f"declares {tuple(np.asarray(out_type).ravel())} but the "
-                                 f"graph produces {shape}")
+    out_type = (
+        out_node.output_type.get("output") if isinstance(out_node.output_type, dict) else None
+    )
+    if (
+        out_type is not None
+        and np.asarray(out_type).size
+        and tuple(int(v) for v in np.asarray(out_type).ravel()) != shape
+    ):
+        raise NIRConversionError(
+            order[-1],
+            "output_type",
+            f"declares {tuple(np.asarray(out_type).ravel())} but the " f"graph produces {shape}",
+        )
     if not modules:
         raise NIRConversionError("graph", None, "has no computational nodes")
     n_out = int(np.prod(shape))

@@ -1,5 +1,6 @@
 """A readable summary of a NIR graph: nodes, shapes, parameter ranges, neuron and synapse counts,
 metadata (``neurodeploy inspect model.nir``)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,7 +12,19 @@ import numpy as np
 from .nir_common import METADATA_KEY
 
 NEURON_TYPES = (nir.LIF, nir.IF, nir.LI, nir.CubaLIF, nir.CubaLI)
-PARAM_FIELDS = ("weight", "bias", "tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold", "v_reset", "w_in", "scale")
+PARAM_FIELDS = (
+    "weight",
+    "bias",
+    "tau",
+    "tau_mem",
+    "tau_syn",
+    "r",
+    "v_leak",
+    "v_threshold",
+    "v_reset",
+    "w_in",
+    "scale",
+)
 
 
 @dataclass
@@ -20,7 +33,9 @@ class NodeSummary:
     type: str
     input_shape: tuple[int, ...] | None
     output_shape: tuple[int, ...] | None
-    params: dict[str, tuple[float, float, tuple[int, ...]]] = field(default_factory=dict)  # field: (min, max, shape)
+    params: dict[str, tuple[float, float, tuple[int, ...]]] = field(
+        default_factory=dict
+    )  # field: (min, max, shape)
     neurons: int = 0
     weights: int = 0
     connections: int = 0
@@ -37,7 +52,12 @@ def _shape(types: Any, key: str) -> tuple[int, ...] | None:
 def summarize(graph: nir.NIRGraph) -> list[NodeSummary]:
     out = []
     for name, node in graph.nodes.items():
-        s = NodeSummary(name, type(node).__name__, _shape(node.input_type, "input"), _shape(node.output_type, "output"))
+        s = NodeSummary(
+            name,
+            type(node).__name__,
+            _shape(node.input_type, "input"),
+            _shape(node.output_type, "output"),
+        )
         for f in PARAM_FIELDS:
             v = getattr(node, f, None)
             if v is None or isinstance(v, str):
@@ -64,19 +84,26 @@ def summarize(graph: nir.NIRGraph) -> list[NodeSummary]:
 
 def format_summary(graph: nir.NIRGraph, source: str = "") -> str:
     rows = summarize(graph)
-    lines = [f"NIR graph {source}".rstrip(), f"metadata: {dict(graph.metadata) if graph.metadata else '{}'}",
-             f"{'node':<24}{'type':<11}{'input':<16}{'output':<16}parameters (min..max)"]
+    lines = [
+        f"NIR graph {source}".rstrip(),
+        f"metadata: {dict(graph.metadata) if graph.metadata else '{}'}",
+        f"{'node':<24}{'type':<11}{'input':<16}{'output':<16}parameters (min..max)",
+    ]
     for r in rows:
         params = ", ".join(f"{k} {lo:.4g}..{hi:.4g}" for k, (lo, hi, _) in r.params.items())
-        lines.append(f"{r.name:<24}{r.type:<11}{str(r.input_shape or '-'):<16}{str(r.output_shape or '-'):<16}{params}")
+        lines.append(
+            f"{r.name:<24}{r.type:<11}{r.input_shape or '-'!s:<16}{r.output_shape or '-'!s:<16}{params}"
+        )
         if r.metadata:
             lines.append(f"{'':<24}metadata: {r.metadata}")
     neurons = sum(r.neurons for r in rows)
     weights = sum(r.weights for r in rows)
     conns = sum(r.connections for r in rows)
     smoothed = [r.name for r in rows if float(r.metadata.get("mps_alpha", 0) or 0) > 0]
-    lines += [f"edges: {len(graph.edges)}; neurons: {neurons}; synaptic weights: {weights}; "
-              f"synaptic connections: {conns}",
-              f"smoothed (MPS) neurons in: {', '.join(smoothed) if smoothed else 'none'}"
-              + (" -- a tool that ignores metadata runs these as plain LIF" if smoothed else "")]
+    lines += [
+        f"edges: {len(graph.edges)}; neurons: {neurons}; synaptic weights: {weights}; "
+        f"synaptic connections: {conns}",
+        f"smoothed (MPS) neurons in: {', '.join(smoothed) if smoothed else 'none'}"
+        + (" -- a tool that ignores metadata runs these as plain LIF" if smoothed else ""),
+    ]
     return "\n".join(lines)

@@ -4,6 +4,7 @@
 
 Lives in ``converters/`` (above the quantiser) so that the quantiser never imports a converter.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,9 @@ from neurodeploy.quant.program import IntProgram
 from neurodeploy.quant.quantize import quantize_model
 
 
-def quantize_nir(graph: nir.NIRGraph | str | os.PathLike[str], hw: HardwareSpec = LOIHI2,
-                 **kw: Any) -> IntProgram:
+def quantize_nir(
+    graph: nir.NIRGraph | str | os.PathLike[str], hw: HardwareSpec = LOIHI2, **kw: Any
+) -> IntProgram:
     """NIR graph (or .nir file) -> integer program for ``hw``; ``kw`` as
     :func:`~neurodeploy.quant.quantize.quantize_model`'s (input_kind, input_range, input_signed,
     percentile)."""

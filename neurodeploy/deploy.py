@@ -1,5 +1,6 @@
 """The whole chain after training: NIR export -> quantisation -> integer targets -> conformance
 (``neurodeploy deploy`` and the end of ``neurodeploy demo``)."""
+
 from __future__ import annotations
 
 import json
@@ -10,15 +11,22 @@ from pathlib import Path
 from neurodeploy.converters.nir_export import export_nir
 from neurodeploy.converters.nir_import import nir_to_model
 from neurodeploy.data import load_task
-from neurodeploy.neuron.hardware import get_spec, netx_variant
-from neurodeploy.nn.net import SpikingNet
 from neurodeploy.measure.qreport import compare, quantize_for_task
 from neurodeploy.measure.verify import verify
+from neurodeploy.neuron.hardware import get_spec, netx_variant
+from neurodeploy.nn.net import SpikingNet
 from neurodeploy.targets import TARGETS
 
 
-def deploy(model: SpikingNet, task_name: str, T: int, out_dir: str | Path, hardware: str = "loihi2",
-           target: str = "lava", lava_samples: int = 10) -> str:
+def deploy(
+    model: SpikingNet,
+    task_name: str,
+    T: int,
+    out_dir: str | Path,
+    hardware: str = "loihi2",
+    target: str = "lava",
+    lava_samples: int = 10,
+) -> str:
     """Export, quantise, run and compare; writes model.nir, model.int.npz, conformance.json and
     summary.md into ``out_dir`` and returns the per-stage table as text."""
     if target not in TARGETS:
@@ -35,29 +43,60 @@ def deploy(model: SpikingNet, task_name: str, T: int, out_dir: str | Path, hardw
     prog = quantize_for_task(from_nir, task, hw)
     if target == "netx":
         from neurodeploy.targets.netx import export_netx
+
         export_netx(prog, out / "model.netx.h5")  # refuses smoothed neurons, naming the layer
     prog.meta.update(task=task_name, T=T)
     prog.save(out / "model.int.npz")
     rep = compare(from_nir, prog, task, T)
-    conf = verify(from_nir, prog, task, T, n=lava_samples, lava=target != "reference", target=target)
-    rows = [("float torch (BatchNorm folded, from NIR)", f"{100 * rep.float_acc:.2f} %", "-", "-"),
-            (f"reference simulator, {hardware} integers", f"{100 * rep.int_acc:.2f} %",
-             f"{min(conf.float_vs_ref):.4f} (min over layers, vs float)", f"{conf.ref_seconds_per_sample * 1000:.2f} ms")]
+    conf = verify(
+        from_nir, prog, task, T, n=lava_samples, lava=target != "reference", target=target
+    )
+    rows = [
+        ("float torch (BatchNorm folded, from NIR)", f"{100 * rep.float_acc:.2f} %", "-", "-"),
+        (
+            f"reference simulator, {hardware} integers",
+            f"{100 * rep.int_acc:.2f} %",
+            f"{min(conf.float_vs_ref):.4f} (min over layers, vs float)",
+            f"{conf.ref_seconds_per_sample * 1000:.2f} ms",
+        ),
+    ]
     if conf.ref_vs_lava is not None:
-        preds = (f"{100 * conf.pred_ref_vs_lava:.0f} % same predictions" if conf.pred_ref_vs_lava is not None
-                 else "hidden layers compared")
-        rows.append((f"{'netx in ' if target == 'netx' else ''}Lava fixed_pt ({lava_samples} samples)", preds,
-                     f"{min(conf.ref_vs_lava):.4f} (min over layers, vs reference)",
-                     f"{conf.lava_seconds_per_sample:.2f} s"))
+        preds = (
+            f"{100 * conf.pred_ref_vs_lava:.0f} % same predictions"
+            if conf.pred_ref_vs_lava is not None
+            else "hidden layers compared"
+        )
+        rows.append(
+            (
+                f"{'netx in ' if target == 'netx' else ''}Lava fixed_pt ({lava_samples} samples)",
+                preds,
+                f"{min(conf.ref_vs_lava):.4f} (min over layers, vs reference)",
+                f"{conf.lava_seconds_per_sample:.2f} s",
+            )
+        )
     width = max(len(r[0]) for r in rows)
-    lines = [f"deploy {task_name}: {len(prog.layers)} integer layers for {hardware}, "
-             f"{sum(l.neuron == 'mps' for l in prog.layers)} with smoothed neurons; files in {out}",
-             f"{'stage':<{width}}  {'accuracy':<22}  {'spike agreement':<40}  time/sample"]
+    lines = [
+        f"deploy {task_name}: {len(prog.layers)} integer layers for {hardware}, "
+        f"{sum(l.neuron == 'mps' for l in prog.layers)} with smoothed neurons; files in {out}",
+        f"{'stage':<{width}}  {'accuracy':<22}  {'spike agreement':<40}  time/sample",
+    ]
     lines += [f"{a:<{width}}  {b:<22}  {c:<40}  {d}" for a, b, c, d in rows]
     text = "\n".join(lines)
     (out / "summary.md").write_text("```\n" + text + "\n```\n")
-    (out / "conformance.json").write_text(json.dumps({
-        "task": task_name, "T": T, "hardware": hardware, "target": target,
-        "float_acc": rep.float_acc, "int_acc": rep.int_acc, "quantization": [asdict(l) for l in rep.layers],
-        "conformance": asdict(conf), "seconds": time.perf_counter() - t0}, indent=1))
+    (out / "conformance.json").write_text(
+        json.dumps(
+            {
+                "task": task_name,
+                "T": T,
+                "hardware": hardware,
+                "target": target,
+                "float_acc": rep.float_acc,
+                "int_acc": rep.int_acc,
+                "quantization": [asdict(l) for l in rep.layers],
+                "conformance": asdict(conf),
+                "seconds": time.perf_counter() - t0,
+            },
+            indent=1,
+        )
+    )
     return text

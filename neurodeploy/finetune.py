@@ -16,6 +16,7 @@ Selection (``select="best-train"``): after every epoch the integer accuracy on t
 is measured and the best epoch kept (ties: the later one); the starting point counts as epoch 0
 unless stock neurons are asked for. The test set is only reported, never used to choose.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,16 +32,15 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from neurodeploy.training.checkpoint import load_checkpoint, save_checkpoint
 from neurodeploy.data import TaskData, load_task
 from neurodeploy.neuron.hardware import HardwareSpec, get_spec, netx_variant
-from neurodeploy.quant.program import IntProgram
 from neurodeploy.nn.net import SpikingNet
+from neurodeploy.quant.program import IntProgram
 from neurodeploy.quant.qat import QATNet, integer_accuracy
 from neurodeploy.quant.quantize import input_settings
+from neurodeploy.training.checkpoint import load_checkpoint, load_model, save_checkpoint
 from neurodeploy.training.config import CHECKPOINT_NAME, TrainConfig
 from neurodeploy.training.loop import evaluate
-from neurodeploy.training.checkpoint import load_model
 
 SELECTIONS = ("best-train", "last")
 NIR_NAME = "model.nir"
@@ -54,13 +54,13 @@ class FinetuneConfig:
 
     hardware: str = "loihi2"
     epochs: int = 4
-    lr: float = 5e-4                  # Adam, cosine-annealed to 0 over the epochs
+    lr: float = 5e-4  # Adam, cosine-annealed to 0 over the epochs
     batch_size: int = 64
-    stock_neurons: bool = False       # anneal alpha to 0 and finish as vanilla (stock Loihi) LIF,
+    stock_neurons: bool = False  # anneal alpha to 0 and finish as vanilla (stock Loihi) LIF,
     #                                   in the formats of the hardware's netx variant (spec())
-    anneal_fraction: float = 0.5      # share of the steps over which alpha goes to 0
-    percentile: float | None = None   # weight scaling as quantize_model's
-    select: str = "best-train"        # "best-train" or "last" (module docstring)
+    anneal_fraction: float = 0.5  # share of the steps over which alpha goes to 0
+    percentile: float | None = None  # weight scaling as quantize_model's
+    select: str = "best-train"  # "best-train" or "last" (module docstring)
     seed: int = 0
     device: str = "cpu"
 
@@ -94,31 +94,49 @@ class FinetuneResult:
     config: FinetuneConfig
     program: IntProgram
     float_acc_before: float
-    ptq_acc: float                    # integer accuracy of the starting model (its own neurons)
-    stock_ptq_acc: float | None       # stock neurons without fine-tuning: alpha set to 0, quantised
-    float_acc: float                  # the fine-tuned float model
-    int_acc: float                    # the fine-tuned integer program, reference arithmetic
+    ptq_acc: float  # integer accuracy of the starting model (its own neurons)
+    stock_ptq_acc: float | None  # stock neurons without fine-tuning: alpha set to 0, quantised
+    float_acc: float  # the fine-tuned float model
+    int_acc: float  # the fine-tuned integer program, reference arithmetic
     history: list[dict[str, Any]] = field(default_factory=list)
     out_dir: Path | None = None
 
     def summary(self) -> dict[str, Any]:
-        return {"task": self.train_config.task, "model": self.train_config.model, "T": self.train_config.T,
-                "hardware": self.config.hardware, "stock_neurons": self.config.stock_neurons,
-                "spec": self.config.spec().name, "float_acc_before": self.float_acc_before, "ptq_acc": self.ptq_acc,
-                "stock_ptq_acc": self.stock_ptq_acc, "float_acc": self.float_acc, "int_acc": self.int_acc,
-                "alphas": self.model.alphas(), "config": dataclasses.asdict(self.config), "history": self.history}
+        return {
+            "task": self.train_config.task,
+            "model": self.train_config.model,
+            "T": self.train_config.T,
+            "hardware": self.config.hardware,
+            "stock_neurons": self.config.stock_neurons,
+            "spec": self.config.spec().name,
+            "float_acc_before": self.float_acc_before,
+            "ptq_acc": self.ptq_acc,
+            "stock_ptq_acc": self.stock_ptq_acc,
+            "float_acc": self.float_acc,
+            "int_acc": self.int_acc,
+            "alphas": self.model.alphas(),
+            "config": dataclasses.asdict(self.config),
+            "history": self.history,
+        }
 
     def format(self) -> str:
         pts = lambda v: f"{100 * v:.2f} %" if v is not None else "-"  # noqa: E731
         c = self.train_config
-        return "\n".join([
-            f"fine-tuned {c.task}/{c.model} T={c.T} for {self.config.hardware}"
-            f"{' (stock neurons)' if self.config.stock_neurons else ''}:",
-            f"  float before {pts(self.float_acc_before)}   integer before (PTQ) {pts(self.ptq_acc)}"
-            + (f"   stock neurons before (alpha := 0) {pts(self.stock_ptq_acc)}" if self.stock_ptq_acc is not None else ""),
-            f"  float after  {pts(self.float_acc)}   integer after (reference arithmetic) {pts(self.int_acc)}",
-            f"  alpha: {', '.join(f'{n}={a:.3f}' for n, a in self.model.alphas().items()) or '-'}"
-            + (f"; files in {self.out_dir}" if self.out_dir else "")])
+        return "\n".join(
+            [
+                f"fine-tuned {c.task}/{c.model} T={c.T} for {self.config.hardware}"
+                f"{' (stock neurons)' if self.config.stock_neurons else ''}:",
+                f"  float before {pts(self.float_acc_before)}   integer before (PTQ) {pts(self.ptq_acc)}"
+                + (
+                    f"   stock neurons before (alpha := 0) {pts(self.stock_ptq_acc)}"
+                    if self.stock_ptq_acc is not None
+                    else ""
+                ),
+                f"  float after  {pts(self.float_acc)}   integer after (reference arithmetic) {pts(self.int_acc)}",
+                f"  alpha: {', '.join(f'{n}={a:.3f}' for n, a in self.model.alphas().items()) or '-'}"
+                + (f"; files in {self.out_dir}" if self.out_dir else ""),
+            ]
+        )
 
 
 def make_stock(model: SpikingNet) -> None:
@@ -148,8 +166,14 @@ def _encode_all(task: TaskData, split: str, T: int) -> tuple[torch.Tensor, torch
     return task.encode(x, T), y
 
 
-def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, out_dir: str | os.PathLike[str] | None = None,
-             config: FinetuneConfig | None = None, progress: bool = True, **overrides: Any) -> FinetuneResult:
+def finetune(
+    checkpoint: str | os.PathLike[str],
+    hardware: str | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    config: FinetuneConfig | None = None,
+    progress: bool = True,
+    **overrides: Any,
+) -> FinetuneResult:
     """Fine-tune the model in ``checkpoint`` through its integer program for ``hardware``.
 
     ``config`` (or keyword ``overrides`` of :class:`FinetuneConfig`) sets the run. With ``out_dir``
@@ -163,8 +187,10 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
         cfg = dataclasses.replace(cfg, **overrides)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and (out / CHECKPOINT_NAME).exists():
-        raise FileExistsError(f"{out / CHECKPOINT_NAME} already exists; choose another output folder "
-                              "(nothing was overwritten)")
+        raise FileExistsError(
+            f"{out / CHECKPOINT_NAME} already exists; choose another output folder "
+            "(nothing was overwritten)"
+        )
     hw = cfg.spec()
     model, tcfg = load_model(checkpoint, device=cfg.device)
     source = load_checkpoint(checkpoint)
@@ -174,7 +200,7 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
     dev = torch.device(cfg.device)
     x_test, y_test = _encode_all(task, "test", T)
     x_train, y_train = _encode_all(task, "train", T)
-    x_test, x_train = x_test.to(dev), x_train.to(dev)     # once, not per accuracy call
+    x_test, x_train = x_test.to(dev), x_train.to(dev)  # once, not per accuracy call
     float_before = evaluate(model, task, T, device=dev)
     qnet = QATNet(model, hw, **qkw)
     ptq = integer_accuracy(qnet, x_test, y_test)
@@ -197,7 +223,11 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
     step = 0
     stock = False
     g = torch.Generator().manual_seed(cfg.seed)
-    bar = tqdm(range(cfg.epochs), desc=f"finetune {tcfg.task}/{tcfg.model} for {hw.name}", disable=not progress)
+    bar = tqdm(
+        range(cfg.epochs),
+        desc=f"finetune {tcfg.task}/{tcfg.model} for {hw.name}",
+        disable=not progress,
+    )
     for epoch in bar:
         t0 = time.perf_counter()
         qnet.train()
@@ -205,7 +235,7 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
         tot_loss = 0.0
         sat = wraps = 0
         for i in range(0, n, cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
+            idx = order[i : i + cfg.batch_size]
             if cfg.stock_neurons and not stock:
                 caps = {k: a * max(0.0, 1.0 - step / anneal_steps) for k, a in alpha0.items()}
                 if step >= anneal_steps:
@@ -216,7 +246,9 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
             run = qnet.run(x_train[:, idx])
             loss, _ = loss_fn(run.logits.float(), y_train[idx].to(dev))
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"finetune epoch {epoch + 1}: loss became {float(loss)}; lower lr (now {cfg.lr})")
+                raise FloatingPointError(
+                    f"finetune epoch {epoch + 1}: loss became {float(loss)}; lower lr (now {cfg.lr})"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -230,11 +262,22 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
             stock = True
         train_int = integer_accuracy(qnet, x_train, y_train)
         test_int = integer_accuracy(qnet, x_test, y_test)
-        rec = {"epoch": epoch + 1, "loss": tot_loss / n, "train_int_acc": train_int, "test_int_acc": test_int,
-               "alphas": model.alphas(), "stock": stock, "saturations": sat, "wraps": wraps,
-               "lr": opt.param_groups[0]["lr"], "time_s": round(time.perf_counter() - t0, 3)}
+        rec = {
+            "epoch": epoch + 1,
+            "loss": tot_loss / n,
+            "train_int_acc": train_int,
+            "test_int_acc": test_int,
+            "alphas": model.alphas(),
+            "stock": stock,
+            "saturations": sat,
+            "wraps": wraps,
+            "lr": opt.param_groups[0]["lr"],
+            "time_s": round(time.perf_counter() - t0, 3),
+        }
         history.append(rec)
-        bar.set_postfix(loss=f"{rec['loss']:.3f}", train_int=f"{train_int:.3f}", test_int=f"{test_int:.3f}")
+        bar.set_postfix(
+            loss=f"{rec['loss']:.3f}", train_int=f"{train_int:.3f}", test_int=f"{test_int:.3f}"
+        )
         eligible = stock or not cfg.stock_neurons
         if eligible and (cfg.select == "last" or best is None or train_int >= best[0]):
             best = (train_int, epoch + 1, copy.deepcopy(model.state_dict()))
@@ -245,10 +288,19 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
     out_cfg = dataclasses.replace(tcfg, mps=False) if cfg.stock_neurons else tcfg
     qnet.eval()
     prog = qnet.program_exact()
-    res = FinetuneResult(model=model.eval(), train_config=out_cfg, config=cfg, program=prog,
-                         float_acc_before=float_before, ptq_acc=ptq, stock_ptq_acc=stock_ptq,
-                         float_acc=evaluate(model, task, T, device=dev),
-                         int_acc=integer_accuracy(qnet, x_test, y_test), history=history, out_dir=out)
+    res = FinetuneResult(
+        model=model.eval(),
+        train_config=out_cfg,
+        config=cfg,
+        program=prog,
+        float_acc_before=float_before,
+        ptq_acc=ptq,
+        stock_ptq_acc=stock_ptq,
+        float_acc=evaluate(model, task, T, device=dev),
+        int_acc=integer_accuracy(qnet, x_test, y_test),
+        history=history,
+        out_dir=out,
+    )
     if out is not None:
         _write(res, source, out)
     return res
@@ -256,15 +308,31 @@ def finetune(checkpoint: str | os.PathLike[str], hardware: str | None = None, ou
 
 def _write(res: FinetuneResult, source: dict[str, Any], out: Path) -> None:
     from neurodeploy.converters.nir_export import export_nir
+
     out.mkdir(parents=True, exist_ok=True)
     c = res.train_config
-    save_checkpoint({"config": c.to_dict(), "model": res.model.state_dict(), "epoch": int(source["epoch"]),
-                     "history": list(source.get("history", [])), "input_shape": list(source["input_shape"]),
-                     "num_classes": int(source["num_classes"]),
-                     "finetune": json.loads(json.dumps(res.summary()))}, out / CHECKPOINT_NAME)
-    export_nir(res.model, out / NIR_NAME, extra_metadata={"task": c.task, "T": c.T,
-                                                          "finetuned_for": res.config.hardware,
-                                                          "stock_neurons": res.config.stock_neurons})
+    save_checkpoint(
+        {
+            "config": c.to_dict(),
+            "model": res.model.state_dict(),
+            "epoch": int(source["epoch"]),
+            "history": list(source.get("history", [])),
+            "input_shape": list(source["input_shape"]),
+            "num_classes": int(source["num_classes"]),
+            "finetune": json.loads(json.dumps(res.summary())),
+        },
+        out / CHECKPOINT_NAME,
+    )
+    export_nir(
+        res.model,
+        out / NIR_NAME,
+        extra_metadata={
+            "task": c.task,
+            "T": c.T,
+            "finetuned_for": res.config.hardware,
+            "stock_neurons": res.config.stock_neurons,
+        },
+    )
     res.program.meta.update(task=c.task, T=c.T)
     res.program.save(out / PROGRAM_NAME)
     (out / SUMMARY_NAME).write_text(json.dumps(res.summary(), indent=1))

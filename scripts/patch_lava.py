@@ -43,8 +43,8 @@ import re
 import sys
 import sysconfig
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 VAR_MODEL_REL = Path("magma/compiler/var_model.py")
 SLAYER_INIT_REL = Path("lib/dl/slayer/__init__.py")
@@ -125,7 +125,7 @@ def _vm_field_imported(text: str) -> bool:
     return False
 
 
-def patch_var_model_text(text: str, path: str = "<text>") -> Tuple[str, str]:
+def patch_var_model_text(text: str, path: str = "<text>") -> tuple[str, str]:
     """Return (new_text, status) for var_model.py; status is PATCHED or ALREADY."""
     has_original = bool(_VM_ORIGINAL_FIELD.search(text))
     has_patched = bool(_VM_PATCHED_FIELD.search(text))
@@ -150,11 +150,11 @@ def patch_var_model_text(text: str, path: str = "<text>") -> Tuple[str, str]:
         # keep 'dataclass' first, as in the original: "from dataclasses import dataclass, field, InitVar"
         insert_at = names.index("dataclass") + 1 if "dataclass" in names else len(names)
         names.insert(insert_at, "field")
-        new = new[: m.start()] + "from dataclasses import " + ", ".join(names) + new[m.end():]
+        new = new[: m.start()] + "from dataclasses import " + ", ".join(names) + new[m.end() :]
     return new, PATCHED
 
 
-def patch_slayer_init_text(text: str, path: str = "<text>") -> Tuple[str, str]:
+def patch_slayer_init_text(text: str, path: str = "<text>") -> tuple[str, str]:
     """Return (new_text, status) for lava/lib/dl/slayer/__init__.py."""
     if SL_MARKER in text and "_HAS_OBD" in text:
         if _SL_ORIGINAL.search(text):
@@ -172,14 +172,14 @@ def patch_slayer_init_text(text: str, path: str = "<text>") -> Tuple[str, str]:
     if len(matches) > 1:
         raise PatchError(f"{path}: the line '{SL_ORIGINAL_LINE}' occurs {len(matches)} times.")
     m = matches[0]
-    new = text[: m.start()] + SL_PATCHED_IMPORT.rstrip("\n") + text[m.end():]
+    new = text[: m.start()] + SL_PATCHED_IMPORT.rstrip("\n") + text[m.end() :]
     if not new.endswith("\n"):
         new += "\n"
     new += SL_PATCHED_ALL
     return new, PATCHED
 
 
-def patch_mp_module_text(text: str, path: str = "<text>") -> Tuple[str, str]:
+def patch_mp_module_text(text: str, path: str = "<text>") -> tuple[str, str]:
     """Return (new_text, status) for lava/magma/runtime/message_infrastructure/multiprocessing.py."""
     has_patched = MP_MARKER in text and "mp.set_start_method('fork', force=True)" in text
     matches = list(_MP_ORIGINAL.finditer(text))
@@ -193,10 +193,11 @@ def patch_mp_module_text(text: str, path: str = "<text>") -> Tuple[str, str]:
     if len(matches) > 1 or has_patched:
         raise PatchError(
             f"{path}: unexpected mix: '{MP_ORIGINAL_LINE}' occurs {len(matches)} time(s)"
-            + (" next to the patched block" if has_patched else "") + "; reinstall lava-nc."
+            + (" next to the patched block" if has_patched else "")
+            + "; reinstall lava-nc."
         )
     m = matches[0]
-    new = text[: m.start()] + MP_PATCHED.format(indent=m.group("indent")) + text[m.end():]
+    new = text[: m.start()] + MP_PATCHED.format(indent=m.group("indent")) + text[m.end() :]
     return new, PATCHED
 
 
@@ -224,7 +225,7 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def _patch_file(path, transform: Callable[[str, str], Tuple[str, str]], write: bool) -> str:
+def _patch_file(path, transform: Callable[[str, str], tuple[str, str]], write: bool) -> str:
     path = Path(path)
     if not path.is_file():
         raise PatchError(f"{path}: file not found")
@@ -259,15 +260,26 @@ def patch_mp_module(path, write: bool = True) -> str:
 # (key, relative path under lava/, label, patch function, pip requirement)
 TARGETS = (
     ("var_model", VAR_MODEL_REL, "lava-nc var_model.py", patch_var_model, "lava-nc==0.10.0"),
-    ("slayer_init", SLAYER_INIT_REL, "lava-dl slayer/__init__.py", patch_slayer_init, "lava-dl==0.6.0"),
-    ("mp_module", MP_MODULE_REL, "lava-nc message_infrastructure/multiprocessing.py",
-     patch_mp_module, "lava-nc==0.10.0"),
+    (
+        "slayer_init",
+        SLAYER_INIT_REL,
+        "lava-dl slayer/__init__.py",
+        patch_slayer_init,
+        "lava-dl==0.6.0",
+    ),
+    (
+        "mp_module",
+        MP_MODULE_REL,
+        "lava-nc message_infrastructure/multiprocessing.py",
+        patch_mp_module,
+        "lava-nc==0.10.0",
+    ),
 )
 
 
-def lava_search_roots() -> List[Path]:
+def lava_search_roots() -> list[Path]:
     """Directories named ``lava`` for the running interpreter, found without importing lava."""
-    roots: List[Path] = []
+    roots: list[Path] = []
     try:
         spec = importlib.util.find_spec("lava")  # top-level namespace package only
     except (ImportError, ValueError):
@@ -290,27 +302,36 @@ def lava_search_roots() -> List[Path]:
     return out
 
 
-def find_lava_files(roots: Optional[Iterable[Path]] = None) -> Dict[str, Optional[Path]]:
+def find_lava_files(roots: Iterable[Path] | None = None) -> dict[str, Path | None]:
     """{"var_model", "slayer_init", "mp_module"} -> file of the installed lava (None: missing)."""
     roots = list(roots) if roots is not None else lava_search_roots()
     return {
-        key: next((r / rel for r in roots if (r / rel).is_file()), None)
-        for key, rel, *_ in TARGETS
+        key: next((r / rel for r in roots if (r / rel).is_file()), None) for key, rel, *_ in TARGETS
     }
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--var-model", type=Path, help="explicit path of lava/magma/compiler/var_model.py")
-    ap.add_argument("--slayer-init", type=Path, help="explicit path of lava/lib/dl/slayer/__init__.py")
-    ap.add_argument("--mp-module", type=Path,
-                    help="explicit path of lava/magma/runtime/message_infrastructure/multiprocessing.py")
+    ap.add_argument(
+        "--var-model", type=Path, help="explicit path of lava/magma/compiler/var_model.py"
+    )
+    ap.add_argument(
+        "--slayer-init", type=Path, help="explicit path of lava/lib/dl/slayer/__init__.py"
+    )
+    ap.add_argument(
+        "--mp-module",
+        type=Path,
+        help="explicit path of lava/magma/runtime/message_infrastructure/multiprocessing.py",
+    )
     ap.add_argument("--lava-root", type=Path, help="directory of the installed 'lava' package")
     ap.add_argument("--check", action="store_true", help="report only; exit 1 if not patched")
     args = ap.parse_args(argv)
 
-    explicit = {"var_model": args.var_model, "slayer_init": args.slayer_init,
-                "mp_module": args.mp_module}
+    explicit = {
+        "var_model": args.var_model,
+        "slayer_init": args.slayer_init,
+        "mp_module": args.mp_module,
+    }
     jobs = []  # (label, path, function)
     if any(explicit.values()):
         for key, _rel, label, fn, _req in TARGETS:

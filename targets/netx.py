@@ -11,6 +11,7 @@ non-leaky integrator (our readout). netx derives each synapse's weight exponent 
 exponent 6). Smoothed neurons are refused: fine-tune the coefficient to 0 first (the
 hardware-aware fine-tuning issue), then export.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,15 +36,21 @@ def export_netx(program: IntProgram, path: str | os.PathLike[str]) -> Path:
     for layer in program.layers:
         where = f"layer {layer.name}"
         if layer.neuron == "mps" and layer.coef != 0:
-            raise ValueError(f"{where}: smoothed-reset neurons (coefficient {layer.coef}) have no netx form; "
-                             "fine-tune the smoothing coefficient to 0 (stock-neuron option of the fine-tuning "
-                             "step) and quantise again")
+            raise ValueError(
+                f"{where}: smoothed-reset neurons (coefficient {layer.coef}) have no netx form; "
+                "fine-tune the smoothing coefficient to 0 (stock-neuron option of the fine-tuning "
+                "step) and quantise again"
+            )
         if layer.weight_exp != 0:
-            raise ValueError(f"{where}: weight_exp {layer.weight_exp}; netx derives exponents from the weights: "
-                             "quantise for the netx variant of the spec (loihi2-netx)")
+            raise ValueError(
+                f"{where}: weight_exp {layer.weight_exp}; netx derives exponents from the weights: "
+                "quantise for the netx variant of the spec (loihi2-netx)"
+            )
         if layer.neuron is not None and layer.bias_exp != NETX_BIAS_EXP and np.any(layer.bias_mant):
-            raise ValueError(f"{where}: bias_exp {layer.bias_exp}; netx uses {NETX_BIAS_EXP}: "
-                             "quantise for the netx variant of the spec (loihi2-netx)")
+            raise ValueError(
+                f"{where}: bias_exp {layer.bias_exp}; netx uses {NETX_BIAS_EXP}: "
+                "quantise for the netx variant of the spec (loihi2-netx)"
+            )
     path = Path(path)
     with h5py.File(path, "w") as f:
         top = f.create_group("layer")
@@ -60,7 +67,7 @@ def export_netx(program: IntProgram, path: str | os.PathLike[str]) -> Path:
                 g.create_dataset("shape", data=np.array([int(np.prod(prev_shape))]))
             i += 1
             g = top.create_group(str(i))
-            syn = layer.synapse.pool_folded()   # netx has no pooling synapse: the equivalent kernel
+            syn = layer.synapse.pool_folded()  # netx has no pooling synapse: the equivalent kernel
             if layer.kind == "dense":
                 _type(g, "dense")
                 g.create_dataset("shape", data=np.array(layer.out_shape))
@@ -78,8 +85,12 @@ def export_netx(program: IntProgram, path: str | os.PathLike[str]) -> Path:
                 g.create_dataset("dilation", data=np.array((1, 1)))
                 g.create_dataset("groups", data=int(syn.groups))
             if layer.neuron is not None:
-                g.create_dataset("bias", data=np.asarray(layer.bias_mant, dtype=np.int32).reshape(-1)
-                                 if layer.kind == "dense" else _bias_whc(layer))
+                g.create_dataset(
+                    "bias",
+                    data=np.asarray(layer.bias_mant, dtype=np.int32).reshape(-1)
+                    if layer.kind == "dense"
+                    else _bias_whc(layer),
+                )
                 n = g.create_group("neuron")
                 n.create_dataset("type", (1,), "S10", [b"CUBA"])
                 n.create_dataset("iDecay", data=int(layer.du) + 1)
@@ -126,14 +137,16 @@ class NetxTarget:
 
     def __init__(self, program: IntProgram, path: str | os.PathLike[str] | None = None) -> None:
         import tempfile
+
         self.program = program
         if path is None:
             self._tmp = tempfile.TemporaryDirectory()
             path = Path(self._tmp.name) / "net.h5"
         self.path = export_netx(program, path)
 
-    def run(self, x_int: np.ndarray, *, steps: int | None = None,
-            record_states: bool = False) -> TargetResult:
+    def run(
+        self, x_int: np.ndarray, *, steps: int | None = None, record_states: bool = False
+    ) -> TargetResult:
         """Run integer input (T, B, *input_shape) for ``steps`` steps per sample (default
         T + depth), every sample from zero state, in one runtime."""
         import multiprocessing as mp
@@ -155,11 +168,16 @@ class NetxTarget:
             to_lava_layout,
             unstream,
         )
-        from neurodeploy.targets.lava_reset.models import PyResetConvModelFixed, PyResetDenseModelBitAcc
+        from neurodeploy.targets.lava_reset.models import (
+            PyResetConvModelFixed,
+            PyResetDenseModelBitAcc,
+        )
 
         if record_states:
-            raise ValueError("target netx: states cannot be recorded (netx builds its own neurons); "
-                             "use target 'lava'")
+            raise ValueError(
+                "target netx: states cannot be recorded (netx builds its own neurons); "
+                "use target 'lava'"
+            )
         x = np.asarray(x_int)
         shape = tuple(self.program.input_shape)
         if x.ndim != 2 + len(shape) or tuple(x.shape[2:]) != shape:
@@ -172,8 +190,11 @@ class NetxTarget:
         dense_first = self.program.layers[0].kind == "dense"
         data = stream_data(x, steps, layout=_flat_layout if dense_first else to_lava_layout)
         graded = self.program.input_kind == "graded"
-        net = Network(net_config=str(self.path), input_message_bits=self.program.input_bits if graded else 0,
-                      reset_interval=steps)
+        net = Network(
+            net_config=str(self.path),
+            input_message_bits=self.program.input_bits if graded else 0,
+            reset_interval=steps,
+        )
         neuron_layers = [l for l in self.program.layers if l.neuron is not None]
         for block in net.layers:
             block.neuron.proc_params.overwrite("reset_offset", RESET_OFFSET)
@@ -198,12 +219,15 @@ class NetxTarget:
             bufs = run_receiving(net, sinks, [np.uint8] * len(sinks), B * steps)
             sec["run"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            spikes = [unstream(np.moveaxis(buf, 0, -1), l.out_shape, B)
-                      for buf, l in zip(bufs, neuron_layers, strict=True)]
+            spikes = [
+                unstream(np.moveaxis(buf, 0, -1), l.out_shape, B)
+                for buf, l in zip(bufs, neuron_layers, strict=True)
+            ]
             sec["read"] = time.perf_counter() - t0
         finally:
             t0 = time.perf_counter()
             stop_runtime(net, before)
             sec["stop"] = time.perf_counter() - t0
-        return TargetResult(spikes=spikes, output=None, layer_names=[l.name for l in neuron_layers],
-                            seconds=sec)
+        return TargetResult(
+            spikes=spikes, output=None, layer_names=[l.name for l in neuron_layers], seconds=sec
+        )

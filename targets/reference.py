@@ -11,6 +11,7 @@ the same prepared layers.
 is what layer k-1 sent at step t-1), so that results line up with Lava step for step; run for
 T + (number of layers) steps to drain it. Runs on CPU (torch over numpy buffers) or CUDA.
 """
+
 from __future__ import annotations
 
 import time
@@ -31,37 +32,64 @@ class ReferenceTarget:
 
     def __init__(self, program: IntProgram, device: str = "auto", latency: bool = False) -> None:
         self.program = program
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   ("cpu" if device == "auto" else device))
+        self.device = torch.device(
+            "cuda"
+            if device == "auto" and torch.cuda.is_available()
+            else ("cpu" if device == "auto" else device)
+        )
         self.latency = latency
         # per layer: the IntLayer and its tensors (neurodeploy.quant.qat runs the same prepared layers)
         self.layers: list[PreparedLayer] = prepare(program, self.device)
 
     @torch.no_grad()
-    def run(self, x_int: np.ndarray | torch.Tensor, *, steps: int | None = None,
-            record_states: bool = False) -> TargetResult:
+    def run(
+        self,
+        x_int: np.ndarray | torch.Tensor,
+        *,
+        steps: int | None = None,
+        record_states: bool = False,
+    ) -> TargetResult:
         """Run integer input (T, B, *input_shape) for ``steps`` (default T, plus the pipeline
         depth with ``latency``); missing input steps are zeros."""
         t_start = time.perf_counter()
-        x = torch.as_tensor(np.asarray(x_int) if not isinstance(x_int, torch.Tensor) else x_int,
-                            device=self.device).to(STATE_DTYPE)
+        x = torch.as_tensor(
+            np.asarray(x_int) if not isinstance(x_int, torch.Tensor) else x_int, device=self.device
+        ).to(STATE_DTYPE)
         if tuple(x.shape[2:]) != tuple(self.program.input_shape):
-            raise ValueError(f"input: expected (T, B, {', '.join(map(str, self.program.input_shape))}), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"input: expected (T, B, {', '.join(map(str, self.program.input_shape))}), "
+                f"got {tuple(x.shape)}"
+            )
         T, B = x.shape[:2]
         n = len(self.layers)
         steps = steps if steps is not None else T + (n if self.latency else 0)
         neurons = [d for d in self.layers if d.layer.neuron is not None]
-        state = [(torch.zeros((B, *d.layer.out_shape), dtype=STATE_DTYPE, device=self.device),
-                  torch.zeros((B, *d.layer.out_shape), dtype=STATE_DTYPE, device=self.device)) for d in neurons]
+        state = [
+            (
+                torch.zeros((B, *d.layer.out_shape), dtype=STATE_DTYPE, device=self.device),
+                torch.zeros((B, *d.layer.out_shape), dtype=STATE_DTYPE, device=self.device),
+            )
+            for d in neurons
+        ]
         counters = [Counters() for _ in neurons]
-        spikes = [torch.zeros((steps, B, *d.layer.out_shape), dtype=torch.uint8, device=self.device)
-                  for d in neurons]
-        states = [torch.zeros((steps, B, *d.layer.out_shape), dtype=STATE_DTYPE, device=self.device)
-                  for d in neurons] if record_states else None
+        spikes = [
+            torch.zeros((steps, B, *d.layer.out_shape), dtype=torch.uint8, device=self.device)
+            for d in neurons
+        ]
+        states = (
+            [
+                torch.zeros((steps, B, *d.layer.out_shape), dtype=STATE_DTYPE, device=self.device)
+                for d in neurons
+            ]
+            if record_states
+            else None
+        )
         readout = self.layers[-1] if self.layers[-1].layer.neuron is None else None
-        out = torch.zeros((steps, B, *readout.layer.out_shape), dtype=STATE_DTYPE, device=self.device) \
-            if readout else None
+        out = (
+            torch.zeros((steps, B, *readout.layer.out_shape), dtype=STATE_DTYPE, device=self.device)
+            if readout
+            else None
+        )
         zero_in = torch.zeros((B, *self.program.input_shape), dtype=STATE_DTYPE, device=self.device)
         # with latency, pending[k] holds what layer k receives next step
         pending: list[torch.Tensor | None] = [None] * n
@@ -84,21 +112,42 @@ class ReferenceTarget:
                 counters[k_neuron].add_count(wraps=wraps)
                 u, v = state[k_neuron]
                 if layer.neuron == "mps":
-                    s, v, _ = mps_int_step(a, v, dv=layer.dv, vth=layer.vth, bias=d.bias, coef=layer.coef,
-                                           counters=counters[k_neuron], may_saturate=d.may_saturate)
+                    s, v, _ = mps_int_step(
+                        a,
+                        v,
+                        dv=layer.dv,
+                        vth=layer.vth,
+                        bias=d.bias,
+                        coef=layer.coef,
+                        counters=counters[k_neuron],
+                        may_saturate=d.may_saturate,
+                    )
                 else:
-                    s, u, v = lif_int_step(a, u, v, du=layer.du, dv=layer.dv, vth=layer.vth, bias=d.bias,
-                                           counters=counters[k_neuron], may_wrap=d.may_wrap,
-                                           may_saturate=d.may_saturate)
+                    s, u, v = lif_int_step(
+                        a,
+                        u,
+                        v,
+                        du=layer.du,
+                        dv=layer.dv,
+                        vth=layer.vth,
+                        bias=d.bias,
+                        counters=counters[k_neuron],
+                        may_wrap=d.may_wrap,
+                        may_saturate=d.may_saturate,
+                    )
                 state[k_neuron] = (u, v)
                 spikes[k_neuron][t] = s.to(torch.uint8)
                 if states is not None:
                     states[k_neuron][t] = v
                 cur = s.to(STATE_DTYPE)
                 k_neuron += 1
-        return TargetResult(spikes=[s.cpu().numpy() for s in spikes],
-                            output=out.cpu().numpy().astype(np.int64) if out is not None else None,
-                            counters=counters,
-                            states=[s.cpu().numpy().astype(np.int64) for s in states] if states is not None else None,
-                            layer_names=[d.layer.name for d in neurons],
-                            seconds={"run": time.perf_counter() - t_start})  # evaluated last: incl. the copies
+        return TargetResult(
+            spikes=[s.cpu().numpy() for s in spikes],
+            output=out.cpu().numpy().astype(np.int64) if out is not None else None,
+            counters=counters,
+            states=[s.cpu().numpy().astype(np.int64) for s in states]
+            if states is not None
+            else None,
+            layer_names=[d.layer.name for d in neurons],
+            seconds={"run": time.perf_counter() - t_start},
+        )  # evaluated last: incl. the copies

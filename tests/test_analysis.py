@@ -1,12 +1,13 @@
 """Initial-state statistics, gradient flow and reduced-timestep inference, checked by hand."""
+
 import math
 
 import pytest
 import torch
 from torch import nn
 
-from neurodeploy.measure.analysis import accuracy_by_timesteps, gradient_flow, initial_state_stats
 from neurodeploy.data import load_task
+from neurodeploy.measure.analysis import accuracy_by_timesteps, gradient_flow, initial_state_stats
 from neurodeploy.nn.layers import LIF, PerStep
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.training.config import TrainConfig
@@ -22,14 +23,17 @@ def one_layer(**lif):
 X = torch.tensor([[0.9, 0.3], [1.2, -0.4]], dtype=torch.float64).expand(2, 2, 2)
 
 
-@pytest.mark.parametrize("lif,mean2,std2", [
-    # reset reading, alpha .5: U(1) = [.9, .3, 0 (1.2 spiked), -.4], start(2) = M(1) = .5 U(1)
-    (dict(alpha_init=0.5, learn_alpha=False), 0.1, math.sqrt(0.225 / 4)),
-    # vanilla: start(2) = U(1) = [.9, .3, 0, -.4]
-    (dict(mps=False), 0.2, math.sqrt(0.9 / 4)),
-    # charge reading: M(1) = .5 H(1) = [.45, .15, .6, -.2], nothing fires, start(2) = U(1) = M(1)
-    (dict(alpha_init=0.5, learn_alpha=False, mps_mode="charge"), 0.25, math.sqrt(0.375 / 4)),
-])
+@pytest.mark.parametrize(
+    ("lif", "mean2", "std2"),
+    [
+        # reset reading, alpha .5: U(1) = [.9, .3, 0 (1.2 spiked), -.4], start(2) = M(1) = .5 U(1)
+        (dict(alpha_init=0.5, learn_alpha=False), 0.1, math.sqrt(0.225 / 4)),
+        # vanilla: start(2) = U(1) = [.9, .3, 0, -.4]
+        (dict(mps=False), 0.2, math.sqrt(0.9 / 4)),
+        # charge reading: M(1) = .5 H(1) = [.45, .15, .6, -.2], nothing fires, start(2) = U(1) = M(1)
+        (dict(alpha_init=0.5, learn_alpha=False, mps_mode="charge"), 0.25, math.sqrt(0.375 / 4)),
+    ],
+)
 def test_initial_state_stats_by_hand(lif, mean2, std2):
     st = initial_state_stats(one_layer(**lif), X)
     (s,) = st.values()
@@ -41,7 +45,9 @@ def test_initial_state_stats_by_hand(lif, mean2, std2):
 def test_gradient_flow_last_output_follows_the_temporal_path():
     """Constant input .9: no spike at t=1, spike (detached hard reset) at t=2. Vanilla's state
     after t=2 is 0, so CE(z_3) gets no gradient to I(1); MPS's smoothed state carries it."""
-    x = torch.full((3, 1, 2), 0.9, dtype=torch.float64, requires_grad=True)  # Identity has no weights
+    x = torch.full(
+        (3, 1, 2), 0.9, dtype=torch.float64, requires_grad=True
+    )  # Identity has no weights
     y = torch.tensor([0])
     torch.manual_seed(0)
     van = one_layer(mps=False)
@@ -57,7 +63,10 @@ def test_gradient_flow_last_output_follows_the_temporal_path():
 
 
 def test_reduced_timestep_accuracy_equals_running_fewer_steps():
-    res = train(TrainConfig(task="digits", model="mlp", T=4, epochs=1, arch={"hidden": [32]}), progress=False)
+    res = train(
+        TrainConfig(task="digits", model="mlp", T=4, epochs=1, arch={"hidden": [32]}),
+        progress=False,
+    )
     task = load_task("digits", T=4)
     by_t = accuracy_by_timesteps(res.model, task, 4, [1, 2, 3, 4])
     for t in (1, 2, 4):

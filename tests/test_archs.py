@@ -1,5 +1,6 @@
 """The paper's architectures: forward/backward on small inputs, hand-checked block semantics,
 NIR round trips for the exportable ones and clear refusals for residual and recurrent ones."""
+
 from __future__ import annotations
 
 import nir
@@ -8,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from neurodeploy.nn.archs import ARCHS, NIR_EXPORTABLE, RecurrentLIF, SEWBlock, SpikingBasicBlock
 from neurodeploy.converters.nir_common import NIRConversionError
 from neurodeploy.converters.nir_export import model_to_nir
 from neurodeploy.converters.nir_import import nir_to_model
+from neurodeploy.nn.archs import ARCHS, NIR_EXPORTABLE, RecurrentLIF, SEWBlock, SpikingBasicBlock
 from neurodeploy.nn.layers import NeuronConfig
 from neurodeploy.nn.zoo import MODELS, build_model
 from neurodeploy.training.config import TrainConfig
@@ -30,7 +31,7 @@ SMALL = {
 def test_registered_and_selectable():
     assert set(ARCHS) <= set(MODELS) and set(SMALL) == set(ARCHS) == set(NIR_EXPORTABLE)
     for name in ARCHS:
-        assert TrainConfig(model=name).model == name          # `--model NAME` accepts them
+        assert TrainConfig(model=name).model == name  # `--model NAME` accepts them
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
@@ -38,20 +39,24 @@ def test_forward_and_backward(name):
     torch.manual_seed(0)
     shape, kw = SMALL[name]
     m = build_model(name, shape, 5, NeuronConfig(mps=True), **kw)
-    x = (torch.rand(3, 4, *shape) < 0.5).float() if name != "spiking_pointnet" else torch.randn(3, 4, *shape)
+    x = (
+        (torch.rand(3, 4, *shape) < 0.5).float()
+        if name != "spiking_pointnet"
+        else torch.randn(3, 4, *shape)
+    )
     z = m(x)
     assert z.shape == (3, 4, 5)
     torch.nn.functional.cross_entropy(z.mean(0), torch.arange(4) % 5).backward()
     for pname, p in m.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname
-    assert all(m.alphas()[k] == 0.5 for k in m.alphas())     # every LIF (inside blocks too) is found
+    assert all(m.alphas()[k] == 0.5 for k in m.alphas())  # every LIF (inside blocks too) is found
     assert any(float(p.grad.abs().sum()) > 0 for n, p in m.named_parameters() if n.endswith(".a"))
 
 
 def test_default_sizes_build_for_their_data():
     """The published sizes, on the data sets' shapes (no forward: ResNet-19 has 12.7 M weights)."""
     vgg = build_model("vggsnn", (2, 48, 48), 10)
-    assert vgg.body[-1].module.in_features == 512 * 3 * 3        # 48 / 2^4 = 3
+    assert vgg.body[-1].module.in_features == 512 * 3 * 3  # 48 / 2^4 = 3
     res = build_model("resnet19", (3, 32, 32), 10)
     assert sum(isinstance(b, SpikingBasicBlock) for b in res.body) == 3 + 3 + 2
     pn = build_model("spiking_pointnet", (3, 1024), 40)
@@ -82,8 +87,8 @@ def test_sew_block_adds_spikes_to_its_input():
     block = SEWBlock(4, 4, 1, NeuronConfig(mps=False)).eval()
     _silence(block)
     x = (torch.rand(3, 2, 4, 5, 5) < 0.5).float()
-    assert torch.equal(block(x), x)                  # residual path silent: identity shortcut only
-    with torch.no_grad():                            # an always-firing residual path adds exactly 1
+    assert torch.equal(block(x), x)  # residual path silent: identity shortcut only
+    with torch.no_grad():  # an always-firing residual path adds exactly 1
         for bn in (m for m in block.residual.modules() if isinstance(m, nn.BatchNorm2d)):
             bn.bias.fill_(2.0)
     assert torch.equal(block(x), x + 1)
@@ -107,7 +112,7 @@ def test_recurrent_lif_by_hand():
     # I(t) = x(t) + 0.6 S(t-1); H = 0.5 U(t-1) + I: 1.2 (fire), 1.1 (fire), 1.1 (fire), 0.6
     assert layer(x).view(-1).tolist() == [1.0, 1.0, 1.0, 0.0]
     with torch.no_grad():
-        layer.rec.weight.zero_()                     # no recurrence: 1.2 (fire), 0.5, 0.75, 0.375
+        layer.rec.weight.zero_()  # no recurrence: 1.2 (fire), 0.5, 0.75, 0.375
     assert layer(x).view(-1).tolist() == [1.0, 0.0, 0.0, 0.0]
 
 
@@ -116,25 +121,33 @@ def test_exportable_ones_round_trip_through_nir(name):
     torch.manual_seed(1)
     shape, kw = SMALL[name]
     m = build_model(name, shape, 5, NeuronConfig(mps=True, alpha_init=0.3), **kw)
-    with torch.no_grad():                            # non-trivial BatchNorm statistics to fold
+    with torch.no_grad():  # non-trivial BatchNorm statistics to fold
         for bn in (mod for mod in m.modules() if isinstance(mod, nn.modules.batchnorm._BatchNorm)):
             bn.running_mean.uniform_(-0.2, 0.2)
             bn.running_var.uniform_(0.5, 1.5)
     m.eval()
     back = nir_to_model(model_to_nir(m))
-    x = (torch.rand(4, 3, *shape) < 0.4).float() if name != "spiking_pointnet" else torch.randn(4, 3, *shape)
+    x = (
+        (torch.rand(4, 3, *shape) < 0.4).float()
+        if name != "spiking_pointnet"
+        else torch.randn(4, 3, *shape)
+    )
     torch.testing.assert_close(back(x), m(x), rtol=1e-4, atol=1e-4)
     assert sorted(back.alphas().values()) == pytest.approx(sorted(m.alphas().values()))
 
 
-@pytest.mark.parametrize("name,block", [("resnet19", "SpikingBasicBlock"), ("sew_resnet", "SEWBlock"),
-                                        ("srnn", "RecurrentLIF")])
+@pytest.mark.parametrize(
+    ("name", "block"),
+    [("resnet19", "SpikingBasicBlock"), ("sew_resnet", "SEWBlock"), ("srnn", "RecurrentLIF")],
+)
 def test_residual_and_recurrent_ones_are_refused_by_the_exporter(name, block):
     shape, kw = SMALL[name]
     with pytest.raises(NIRConversionError, match=f"{block} has no NIR export"):
         model_to_nir(build_model(name, shape, 5, **kw))
     with pytest.raises(NIRConversionError, match="max over points has no NIR primitive"):
-        model_to_nir(build_model("spiking_pointnet", (3, 16), 5, channels=(4,), hidden=(4,), pool="max"))
+        model_to_nir(
+            build_model("spiking_pointnet", (3, 16), 5, channels=(4,), hidden=(4,), pool="max")
+        )
 
 
 def _lif(n: int) -> nir.LIF:
@@ -145,11 +158,17 @@ def _lif(n: int) -> nir.LIF:
 def test_residual_and_recurrent_nir_graphs_are_refused_by_the_importer():
     w = np.eye(3, dtype=np.float32)
     io = {"in": nir.Input(input_type=np.array([3])), "out": nir.Output(output_type=np.array([3]))}
-    residual = nir.NIRGraph(nodes={**io, "fc": nir.Linear(weight=w), "lif": _lif(3)},
-                            edges=[("in", "fc"), ("fc", "lif"), ("in", "lif"), ("lif", "out")])  # skip edge
+    residual = nir.NIRGraph(
+        nodes={**io, "fc": nir.Linear(weight=w), "lif": _lif(3)},
+        edges=[("in", "fc"), ("fc", "lif"), ("in", "lif"), ("lif", "out")],
+    )  # skip edge
     with pytest.raises(NIRConversionError, match="'in'.*2 outgoing edges: branching and recurrent"):
         nir_to_model(residual)
-    recurrent = nir.NIRGraph(nodes={**io, "fc": nir.Linear(weight=w), "lif": _lif(3), "rec": nir.Linear(weight=w)},
-                             edges=[("in", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "out")])
-    with pytest.raises(NIRConversionError, match="branching and recurrent graphs are not supported"):
+    recurrent = nir.NIRGraph(
+        nodes={**io, "fc": nir.Linear(weight=w), "lif": _lif(3), "rec": nir.Linear(weight=w)},
+        edges=[("in", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "out")],
+    )
+    with pytest.raises(
+        NIRConversionError, match="branching and recurrent graphs are not supported"
+    ):
         nir_to_model(recurrent)

@@ -12,6 +12,7 @@ kernel, where NeuroBench sees averaged spikes (MACs) through the 3x3 kernel. We 
 converted numbers by running NeuroBench on the folded network (the stages built as torch
 layers): it must then agree with our hardware view exactly.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,6 +63,7 @@ def test_hand_counted_network() -> None:
     model = _tiny()
     x = torch.tensor([[1.0, 1.0], [0.0, 1.0], [1.0, 0.0]]).view(3, 1, 2)
     from neurodeploy.measure.profiling import TorchHardwareRecorder, TorchModuleRecorder
+
     for rec in (TorchHardwareRecorder(model), TorchModuleRecorder(model)):
         c = rec.empty_counts(3)
         b = rec.record(x)
@@ -71,11 +73,18 @@ def test_hand_counted_network() -> None:
         assert l1.synops.tolist() == [3, 1, 2]
         assert l1.spikes.tolist() == [2, 0, 2]
         assert l2.synops.tolist() == [4, 0, 4]
-        assert (l1.fan_in, l1.nonzero_weights, l1.connections, l1.dense_ops_per_step) == (2, 3, 3, 6)
+        assert (l1.fan_in, l1.nonzero_weights, l1.connections, l1.dense_ops_per_step) == (
+            2,
+            3,
+            3,
+            6,
+        )
         t = c.totals()
         assert t["acs"] == 14 and t["macs"] == 0 and t["dense_ops"] == 36 and t["ann_macs"] == 12
         assert t["spikes"] == 4 and t["neuron_updates"] == 9 and t["active_updates"] == 4
-        assert t["firing_rate"] == pytest.approx(4 / 9) and t["activation_sparsity"] == pytest.approx(5 / 9)
+        assert t["firing_rate"] == pytest.approx(4 / 9) and t[
+            "activation_sparsity"
+        ] == pytest.approx(5 / 9)
         assert t["connection_sparsity"] == pytest.approx(1 - (3 + 6) / (6 + 6))
         assert t["parameters"] == 12
         # energies by hand: cmos45 = 14 x 0.9 pJ; ANN = 12 x 4.6 pJ
@@ -95,13 +104,14 @@ def test_analog_first_layer_counts_macs() -> None:
     model = _tiny()
     x = torch.tensor([[0.5, 1.0]]).view(1, 1, 2)
     from neurodeploy.measure.profiling import TorchHardwareRecorder
+
     rec = TorchHardwareRecorder(model)
     c = rec.empty_counts(1)
     b = rec.record(x)
     for lc, syn, xin, s in zip(c.layers, rec.synapses, b.inputs, b.spikes):
         lc.add(xin, s, syn)
     p = c.layers[0].per_sample()
-    assert (p["macs"], p["acs"]) == (3.0, 0.0)   # 0.5 is not a spike: 2 + 1 operations are MACs
+    assert (p["macs"], p["acs"]) == (3.0, 0.0)  # 0.5 is not a spike: 2 + 1 operations are MACs
 
 
 def test_conv_synapse_counts_respect_padding_and_stride() -> None:
@@ -116,8 +126,16 @@ def test_conv_synapse_counts_respect_padding_and_stride() -> None:
     assert [s2.ops(torch.eye(4)[i].view(1, 1, 4)).item() for i in range(4)] == [1, 2, 1, 1]
     with pytest.raises(ValueError, match="input of shape"):
         s.ops(torch.zeros(1, 1, 5))
-    c = Counts.empty("torch", "module", T=1, names=["c"], synapses=[s], neurons=[4], parameters=3,
-                     footprint_bytes=12)
+    c = Counts.empty(
+        "torch",
+        "module",
+        T=1,
+        names=["c"],
+        synapses=[s],
+        neurons=[4],
+        parameters=3,
+        footprint_bytes=12,
+    )
     with pytest.raises(ValueError, match="layer c: input shape"):
         c.layers[0].add(torch.zeros(1, 1, 1, 5), None, s)
 
@@ -147,6 +165,7 @@ class _BatchFirst(nn.Module):
 def _neurobench(net: nn.Module, x_tb: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
     from neurobench.models import TorchModel
+
     nb = TorchModel(_BatchFirst(net))
     nb.add_activation_module(LIF)
     nb.register_hooks()
@@ -162,6 +181,7 @@ def _neurobench(net: nn.Module, x_tb: torch.Tensor, y: torch.Tensor) -> dict[str
 def _stage_net(model: SpikingNet) -> SpikingNet:
     """The folded network as torch layers (one Linear / Conv per stage, pooling composed in)."""
     from neurodeploy.quant.stages import model_stages
+
     layers: list[nn.Module] = []
     for st in model_stages(model):
         syn = st.synapse.pool_folded()
@@ -171,8 +191,14 @@ def _stage_net(model: SpikingNet) -> SpikingNet:
             layers.append(PerStep(nn.Flatten()))
         else:
             conv = nn.Conv2d if syn.kind == "conv2d" else nn.Conv1d
-            m = conv(w.shape[1] * syn.groups, w.shape[0], w.shape[2:], stride=syn.stride, padding=syn.padding,
-                     groups=syn.groups)
+            m = conv(
+                w.shape[1] * syn.groups,
+                w.shape[0],
+                w.shape[2:],
+                stride=syn.stride,
+                padding=syn.padding,
+                groups=syn.groups,
+            )
         with torch.no_grad():
             m.weight.copy_(w)
             m.bias.copy_(torch.from_numpy(st.bias).float())
@@ -187,6 +213,7 @@ def test_module_view_equals_neurobench(trained, task_name: str) -> None:
     import copy
 
     from neurodeploy.nn.fold import fold_batchnorm
+
     model = copy.deepcopy(trained[task_name])
     # prune every other weight of the first synapse: zero weights are neither operations nor connections
     first = next(m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
@@ -194,7 +221,17 @@ def test_module_view_equals_neurobench(trained, task_name: str) -> None:
         first.weight.view(-1)[::2] = 0.0
     task = load_task(task_name, T=4)
     n = 64
-    p = profile(model, task, 4, "torch", view="module", samples=n, batch_size=n, energy_models=(), progress=False)
+    p = profile(
+        model,
+        task,
+        4,
+        "torch",
+        view="module",
+        samples=n,
+        batch_size=n,
+        energy_models=(),
+        progress=False,
+    )
     nb = _neurobench(fold_batchnorm(model), task.encode(task.x_test[:n], 4), task.y_test[:n])
     t = p.counts.totals()
     assert t["spikes"] > 0
@@ -204,15 +241,20 @@ def test_module_view_equals_neurobench(trained, task_name: str) -> None:
     # static metrics on the unfolded model: parameters and footprint (parameters + buffers, bytes)
     from neurobench.metrics.static import ConnectionSparsity, Footprint, ParameterCount
     from neurobench.models import TorchModel
+
     static = TorchModel(model)
     assert t["parameters"] == ParameterCount()(static)
     assert t["footprint_bytes"] == Footprint()(static)
     assert t["connection_sparsity"] > 0.005
-    assert t["connection_sparsity"] == pytest.approx(ConnectionSparsity()(static), abs=5e-4)  # NB rounds to 3 places
+    assert t["connection_sparsity"] == pytest.approx(
+        ConnectionSparsity()(static), abs=5e-4
+    )  # NB rounds to 3 places
     if task_name == "digits":
-        assert t["macs"] > 0   # analog pixels into the first layer
+        assert t["macs"] > 0  # analog pixels into the first layer
     else:
-        assert t["macs"] > 0 and t["acs"] > 0  # pooled spikes into conv 2 / the readout are MACs for NeuroBench
+        assert (
+            t["macs"] > 0 and t["acs"] > 0
+        )  # pooled spikes into conv 2 / the readout are MACs for NeuroBench
 
 
 def test_hardware_view_equals_neurobench_on_the_folded_network(trained) -> None:
@@ -220,12 +262,34 @@ def test_hardware_view_equals_neurobench_on_the_folded_network(trained) -> None:
     model = trained["event-digits"]
     task = load_task("event-digits", T=4)
     n = 48
-    hw = profile(model, task, 4, "torch", view="hardware", samples=n, batch_size=n, energy_models=(), progress=False)
-    mod = profile(model, task, 4, "torch", view="module", samples=n, batch_size=n, energy_models=(), progress=False)
+    hw = profile(
+        model,
+        task,
+        4,
+        "torch",
+        view="hardware",
+        samples=n,
+        batch_size=n,
+        energy_models=(),
+        progress=False,
+    )
+    mod = profile(
+        model,
+        task,
+        4,
+        "torch",
+        view="module",
+        samples=n,
+        batch_size=n,
+        energy_models=(),
+        progress=False,
+    )
     net = _stage_net(model)
     nb = _neurobench(net, task.encode(task.x_test[:n], 4), task.y_test[:n])
     t = hw.counts.totals()
-    assert t["macs"] == 0 and nb["Effective_MACs"] == 0    # every synapse is fed spikes once pooling is folded
+    assert (
+        t["macs"] == 0 and nb["Effective_MACs"] == 0
+    )  # every synapse is fed spikes once pooling is folded
     assert t["acs"] == nb["Effective_ACs"]
     assert t["dense_ops"] == nb["Dense"]
     # same spikes in both views, so the same activation sparsity; more synaptic events on the chip

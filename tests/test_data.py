@@ -14,8 +14,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from neurodeploy.data import TASKS, TaskData, list_tasks, load_task
-from neurodeploy.data import digits, event_digits
+from neurodeploy.data import TASKS, TaskData, digits, event_digits, list_tasks, load_task
 
 # name: (input_shape, num_classes, n_train, n_test, temporal)
 EXPECTED = {
@@ -155,7 +154,7 @@ def test_events_follow_the_moving_digit() -> None:
     events = event_digits.simulate_events(canvas, 3, seed=0, noise_rate=0.0)
     path = event_digits.saccade_path(n, torch.Generator().manual_seed(0))
     # (1) spatially, event counts follow this digit's edges far better than another digit's
-    grad = (canvas[:, 0].diff(dim=1).abs()[:, :, :-1] + canvas[:, 0].diff(dim=2).abs()[:, :-1])
+    grad = canvas[:, 0].diff(dim=1).abs()[:, :, :-1] + canvas[:, 0].diff(dim=2).abs()[:, :-1]
     edges = F.avg_pool2d(F.pad(grad, (0, 1, 0, 1)).unsqueeze(1), 5, stride=1, padding=2)[:, 0]
     counts = events.sum(dim=(1, 2))
     own, other = _pearson(counts, edges), _pearson(counts, edges.roll(1, dims=0))
@@ -163,10 +162,19 @@ def test_events_follow_the_moving_digit() -> None:
     # (2) temporally, each frame's event centroid moves with the digit along the saccade
     grid = torch.arange(event_digits.CANVAS, dtype=torch.float32)
     per_frame = events.sum(dim=2)
-    centroid = torch.stack([(per_frame * grid.view(-1, 1)).sum((2, 3)),
-                            (per_frame * grid).sum((2, 3))], -1) / per_frame.sum((2, 3))[..., None]
-    mid = torch.stack([path[:, k * steps_per_saccade:(k + 1) * steps_per_saccade + 1].mean(1)
-                       for k in range(3)], dim=1)
+    centroid = (
+        torch.stack(
+            [(per_frame * grid.view(-1, 1)).sum((2, 3)), (per_frame * grid).sum((2, 3))], -1
+        )
+        / per_frame.sum((2, 3))[..., None]
+    )
+    mid = torch.stack(
+        [
+            path[:, k * steps_per_saccade : (k + 1) * steps_per_saccade + 1].mean(1)
+            for k in range(3)
+        ],
+        dim=1,
+    )
     moved, shift = centroid - centroid.mean(1, keepdim=True), mid - mid.mean(1, keepdim=True)
     slope = float((moved * shift).sum() / (shift * shift).sum())
     assert 0.7 < slope < 1.3 and float(_pearson(moved.reshape(1, -1), shift.reshape(1, -1))) > 0.7
@@ -179,8 +187,9 @@ def test_events_follow_the_moving_digit() -> None:
         assert float(((after - before)[off] < 0).float().mean()) > 0.9
 
 
-def _lr_accuracy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-                 y_test: np.ndarray) -> float:
+def _lr_accuracy(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray
+) -> float:
     scaler = StandardScaler().fit(x_train)
     with warnings.catch_warnings(), threadpool_limits(limits=1):  # 1 thread: fast on busy CPUs
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -189,8 +198,12 @@ def _lr_accuracy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
 
 
 def _flat(data: TaskData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    return (data.x_train.flatten(1).numpy(), data.y_train.numpy(),
-            data.x_test.flatten(1).numpy(), data.y_test.numpy())
+    return (
+        data.x_train.flatten(1).numpy(),
+        data.y_train.numpy(),
+        data.x_test.flatten(1).numpy(),
+        data.y_test.numpy(),
+    )
 
 
 @pytest.mark.parametrize("name", ["digits", "event-digits", "seq1d"])
@@ -217,8 +230,12 @@ def _invariant_features(x: torch.Tensor) -> np.ndarray:
 
 def test_shapes3d_learnable_from_invariant_features_not_raw_coordinates() -> None:
     data = load_task("shapes3d")
-    acc = _lr_accuracy(_invariant_features(data.x_train), data.y_train.numpy(),
-                       _invariant_features(data.x_test), data.y_test.numpy())
+    acc = _lr_accuracy(
+        _invariant_features(data.x_train),
+        data.y_train.numpy(),
+        _invariant_features(data.x_test),
+        data.y_test.numpy(),
+    )
     assert acc > 0.5
     # random rotations and point order leave raw coordinates linearly uninformative
     assert _lr_accuracy(*_flat(data)) < 0.2
@@ -226,10 +243,15 @@ def test_shapes3d_learnable_from_invariant_features_not_raw_coordinates() -> Non
 
 @pytest.mark.parametrize(
     ("kwargs", "argument"),
-    [({"name": "mnist"}, "task"), ({"name": "digits", "T": 0}, "T"),
-     ({"name": "digits", "T": -1}, "T"), ({"name": "digits", "T": 2.5}, "T"),
-     ({"name": "digits", "T": True}, "T"), ({"name": "digits", "seed": -1}, "seed"),
-     ({"name": "digits", "seed": 1.5}, "seed")],
+    [
+        ({"name": "mnist"}, "task"),
+        ({"name": "digits", "T": 0}, "T"),
+        ({"name": "digits", "T": -1}, "T"),
+        ({"name": "digits", "T": 2.5}, "T"),
+        ({"name": "digits", "T": True}, "T"),
+        ({"name": "digits", "seed": -1}, "seed"),
+        ({"name": "digits", "seed": 1.5}, "seed"),
+    ],
 )
 def test_bad_arguments_raise_value_error(kwargs: dict, argument: str) -> None:
     with pytest.raises(ValueError, match=rf"\b{argument}\b") as info:

@@ -1,4 +1,5 @@
 """Fine-tuning through the integer program: accuracy kept, stock-neuron annealing, artefacts."""
+
 import json
 
 import pytest
@@ -10,8 +11,8 @@ from neurodeploy.neuron.hardware import LOIHI2, LOIHI2_NETX
 from neurodeploy.quant.program import IntProgram
 from neurodeploy.quant.qat import programs_equal
 from neurodeploy.quant.quantize import input_settings, quantize_model
-from neurodeploy.training.config import TrainConfig
 from neurodeploy.training.checkpoint import load_model
+from neurodeploy.training.config import TrainConfig
 from neurodeploy.training.loop import train
 
 
@@ -23,11 +24,14 @@ def digits_ckpt(tmp_path_factory):
 
 
 def test_short_finetune_does_not_lower_integer_accuracy(digits_ckpt, tmp_path):
-    res = finetune(digits_ckpt, "loihi2", out_dir=tmp_path / "ft", progress=False, epochs=1, select="last")
+    res = finetune(
+        digits_ckpt, "loihi2", out_dir=tmp_path / "ft", progress=False, epochs=1, select="last"
+    )
     assert res.int_acc >= res.ptq_acc
     assert res.history[0]["saturations"] == 0 and res.history[0]["selected"]
     # the artefacts: the checkpoint reloads to the same integer program, and so does its NIR export
     from neurodeploy.data import load_task
+
     settings = input_settings(load_task("digits", T=4))
     model, cfg = load_model(tmp_path / "ft" / "checkpoint.pt")
     assert cfg.mps and programs_equal(quantize_model(model, **settings), res.program)
@@ -40,8 +44,23 @@ def test_short_finetune_does_not_lower_integer_accuracy(digits_ckpt, tmp_path):
 
 
 def test_stock_neurons_through_the_cli(digits_ckpt, tmp_path, capsys):
-    assert main(["finetune", str(digits_ckpt), "--hardware", "loihi2", "--stock-neurons", "--epochs", "3",
-                 "--out", str(tmp_path / "stock"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                str(digits_ckpt),
+                "--hardware",
+                "loihi2",
+                "--stock-neurons",
+                "--epochs",
+                "3",
+                "--out",
+                str(tmp_path / "stock"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "stock neurons" in capsys.readouterr().out
     summary = json.loads((tmp_path / "stock" / "finetune.json").read_text())
     hist = summary["history"]
@@ -54,7 +73,10 @@ def test_stock_neurons_through_the_cli(digits_ckpt, tmp_path, capsys):
     assert all(l.neuron == "lif" and l.coef == 0 for l in prog.layers if l.neuron)
     assert all(l.weight_exp == 0 for l in prog.layers)  # stock neurons default to netx's formats
     from neurodeploy.targets.netx import export_netx
-    assert export_netx(prog, tmp_path / "net.h5").stat().st_size > 0  # netx accepts it (it refuses smoothed ones)
+
+    assert (
+        export_netx(prog, tmp_path / "net.h5").stat().st_size > 0
+    )  # netx accepts it (it refuses smoothed ones)
     assert summary["stock_ptq_acc"] is not None and summary["int_acc"] > 0.5
 
 
@@ -67,4 +89,7 @@ def test_config_is_checked():
         FinetuneConfig(hardware="truenorth")
     with pytest.raises(ValueError, match="select"):
         FinetuneConfig(select="best-test")
-    assert FinetuneConfig(stock_neurons=True).spec() == LOIHI2_NETX and FinetuneConfig().spec() == LOIHI2
+    assert (
+        FinetuneConfig(stock_neurons=True).spec() == LOIHI2_NETX
+        and FinetuneConfig().spec() == LOIHI2
+    )

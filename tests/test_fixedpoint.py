@@ -1,4 +1,5 @@
 """Integer dynamics against hand-computed traces (numbers worked out in the comments)."""
+
 import torch
 
 from neurodeploy.neuron.fixedpoint import (
@@ -28,7 +29,12 @@ def test_decay_rounds_toward_zero():
 def test_wrap_and_saturate():
     # 2^23 itself is not wrapped; 2^23 + 64 -> 2^23 + 64 - 2^24 = -8388544; -2^23 -> +2^23
     out, mask = wrap24(t(8388608, 8388672, -8388608, -8388672))
-    assert out.tolist() == [8388608, -8388544, 8388608, 8388544] and mask.tolist() == [False, True, True, True]
+    assert out.tolist() == [8388608, -8388544, 8388608, 8388544] and mask.tolist() == [
+        False,
+        True,
+        True,
+        True,
+    ]
     out, mask = sat24(t(8388608, -8388608, 5))
     assert out.tolist() == [8388607, -8388607, 5] and mask.tolist() == [True, True, False]
     assert shift_exp(t(-5, 5), -1).tolist() == [-3, 2] and shift_exp(t(3), 2).tolist() == [12]
@@ -58,11 +64,14 @@ def test_negative_voltage_decays_toward_zero():
 def test_saturation_and_wrap_are_counted():
     c = Counters()
     # huge bias saturates v; the current wraps when a_in << 6 passes 2^23 (a_in = 2^17 + 1)
-    s, u, v = lif_int_step(t(2 ** 17 + 1), t(0), t(8_000_000), du=4095, dv=0, vth=131071, bias=t(1_000_000),
-                           counters=c)
-    assert int(u) == (2 ** 17 + 1) * 64 - 2 ** 24 and c.wraps == 1
+    s, u, v = lif_int_step(
+        t(2**17 + 1), t(0), t(8_000_000), du=4095, dv=0, vth=131071, bias=t(1_000_000), counters=c
+    )
+    assert int(u) == (2**17 + 1) * 64 - 2**24 and c.wraps == 1
     assert c.saturations == 0  # 8e6 - 8388544 + 1e6 = 611456 is in range
-    s, u, v = lif_int_step(t(0), t(0), t(8_000_000), du=4095, dv=0, vth=131071, bias=t(1_000_000), counters=c)
+    s, u, v = lif_int_step(
+        t(0), t(0), t(8_000_000), du=4095, dv=0, vth=131071, bias=t(1_000_000), counters=c
+    )
     assert c.saturations == 1 and bool(s) and int(v) == 0  # 2^23 - 1 > 131071 << 6: fires, resets
 
 
@@ -88,7 +97,9 @@ def test_mps_trace_by_hand():
         seq.append((bool(s), int(h), int(m)))
     assert seq == [(False, 512, 256), (True, 768, 128), (False, 640, 384)]
     # negative states round toward zero: m = -3, coef 2048, U = -1 -> (-6144 - 2048)/4096 = -2
-    s, m2, h = mps_int_step(t(0), t(-3), dv=4095, vth=10, bias=0, coef=2048)  # h = decay(-3, 4095) = 0
+    s, m2, h = mps_int_step(
+        t(0), t(-3), dv=4095, vth=10, bias=0, coef=2048
+    )  # h = decay(-3, 4095) = 0
     assert int(h) == 0 and int(m2) == -1  # (2048*-3 + 0)/4096 = -1.5 -> -1
 
 
@@ -96,28 +107,38 @@ def test_float64_path_equals_int64_path():
     """The reference simulator holds integer states in float64; the functions must agree exactly."""
     g = torch.Generator().manual_seed(1)
     for du, dv, coef in ((4095, 700, 0), (100, 4000, 0), (0, 1, 3000), (4095, 0, 2048)):
-        a = torch.randint(-200_000, 200_000, (40, 64), generator=g, dtype=I)  # wraps and saturations happen
+        a = torch.randint(
+            -200_000, 200_000, (40, 64), generator=g, dtype=I
+        )  # wraps and saturations happen
         bias = torch.randint(-500_000, 500_000, (64,), generator=g, dtype=I)
         ci, cf = Counters(), Counters()
         ui = vi = mi = torch.zeros(64, dtype=I)
         uf = vf = mf = torch.zeros(64, dtype=torch.float64)
         for step in a:
-            si, ui, vi = lif_int_step(step, ui, vi, du=du, dv=dv, vth=50_000, bias=bias, counters=ci)
-            sf, uf, vf = lif_int_step(step.double(), uf, vf, du=du, dv=dv, vth=50_000, bias=bias.double(),
-                                      counters=cf)
+            si, ui, vi = lif_int_step(
+                step, ui, vi, du=du, dv=dv, vth=50_000, bias=bias, counters=ci
+            )
+            sf, uf, vf = lif_int_step(
+                step.double(), uf, vf, du=du, dv=dv, vth=50_000, bias=bias.double(), counters=cf
+            )
             assert torch.equal(si, sf) and torch.equal(ui, uf.long()) and torch.equal(vi, vf.long())
             s2i, mi, hi = mps_int_step(step, mi, dv=dv, vth=50_000, bias=bias, coef=coef)
-            s2f, mf, hf = mps_int_step(step.double(), mf, dv=dv, vth=50_000, bias=bias.double(), coef=coef)
-            assert torch.equal(s2i, s2f) and torch.equal(mi, mf.long()) and torch.equal(hi, hf.long())
+            s2f, mf, hf = mps_int_step(
+                step.double(), mf, dv=dv, vth=50_000, bias=bias.double(), coef=coef
+            )
+            assert (
+                torch.equal(s2i, s2f) and torch.equal(mi, mf.long()) and torch.equal(hi, hf.long())
+            )
         assert ci.wraps == cf.wraps > 0 and ci.saturations == cf.saturations > 0
 
 
 def test_state_bounds_are_sound():
     from neurodeploy.neuron.fixedpoint import state_bounds
+
     # |a| <= 1000 -> |u| <= 64000; dv = 2048 -> |v| <= (64000 + 100) * 2 : far from 2^23
     assert state_bounds(1000, 100, 4095, 2048) == (False, False)
-    assert state_bounds(200_000, 0, 4095, 2048) == (True, True)      # a << 6 passes 2^23
-    assert state_bounds(1000, 100, 4095, 0) == (False, True)         # no leak: v unbounded
+    assert state_bounds(200_000, 0, 4095, 2048) == (True, True)  # a << 6 passes 2^23
+    assert state_bounds(1000, 100, 4095, 0) == (False, True)  # no leak: v unbounded
     # skipping the checks where the bound allows it changes nothing
     g = torch.Generator().manual_seed(2)
     u = v = torch.zeros(32, dtype=I)
@@ -125,6 +146,7 @@ def test_state_bounds_are_sound():
     for _ in range(100):
         a = torch.randint(-1000, 1000, (32,), generator=g, dtype=I)
         s, u, v = lif_int_step(a, u, v, du=4095, dv=2048, vth=300, bias=100)
-        s2, u2, v2 = lif_int_step(a, u2, v2, du=4095, dv=2048, vth=300, bias=100, may_wrap=False,
-                                  may_saturate=False)
+        s2, u2, v2 = lif_int_step(
+            a, u2, v2, du=4095, dv=2048, vth=300, bias=100, may_wrap=False, may_saturate=False
+        )
         assert torch.equal(s, s2) and torch.equal(v, v2)

@@ -1,6 +1,7 @@
 """The fused multi-step LIF (neurodeploy.neuron.kernels) against the pure-PyTorch reference path
 (neurodeploy.neuron.lif.lif_multistep) and against a hand-computed trajectory: spikes, dL/dI and
 dL/dalpha, every option combination, float64 (to rounding) and float32 (spikes bit for bit)."""
+
 from __future__ import annotations
 
 import itertools
@@ -11,9 +12,9 @@ import torch
 
 from neurodeploy.neuron.kernels import fused as fused_mod
 from neurodeploy.neuron.kernels import lif_multistep_fused, unavailable_reason
-from neurodeploy.nn.layers import LIF
 from neurodeploy.neuron.lif import LIFParams, lif_multistep
 from neurodeploy.neuron.surrogate import SURROGATES, Surrogate
+from neurodeploy.nn.layers import LIF
 
 pytestmark = pytest.mark.skipif(not fused_mod.numba_available(), reason="numba not installed")
 
@@ -37,19 +38,26 @@ def _inputs(shape: tuple[int, ...], dtype: torch.dtype, seed: int = 0):
     return x, w
 
 
-COMBOS = list(itertools.product(("reset", "charge"), ("hard", "soft"), (True, False),
-                                SURROGATES, ALPHAS))
+COMBOS = list(
+    itertools.product(("reset", "charge"), ("hard", "soft"), (True, False), SURROGATES, ALPHAS)
+)
 
 
-@pytest.mark.parametrize("mode,reset,detach,kind,alpha_kind", COMBOS)
+@pytest.mark.parametrize(("mode", "reset", "detach", "kind", "alpha_kind"), COMBOS)
 def test_float64_matches_reference(mode, reset, detach, kind, alpha_kind):
-    p = LIFParams(tau=2.5, theta=1.0, reset=reset, mps_mode=mode, detach_reset=detach,
-                  surrogate=Surrogate(kind))
-    x, w = _inputs((7, 3, 5), torch.float64)     # odd shapes: 15 neurons, 7 steps
+    p = LIFParams(
+        tau=2.5,
+        theta=1.0,
+        reset=reset,
+        mps_mode=mode,
+        detach_reset=detach,
+        surrogate=Surrogate(kind),
+    )
+    x, w = _inputs((7, 3, 5), torch.float64)  # odd shapes: 15 neurons, 7 steps
     ref = _run(lif_multistep, x, alpha_kind, p, w)
     got = _run(lif_multistep_fused, x, alpha_kind, p, w)
     assert torch.equal(got[0], ref[0])
-    assert 0.05 < float(ref[0].detach().mean()) < 0.95        # the spikes do switch
+    assert 0.05 < float(ref[0].detach().mean()) < 0.95  # the spikes do switch
     torch.testing.assert_close(got[1], ref[1], rtol=1e-12, atol=1e-12)
     assert float(ref[1].abs().sum()) > 0
     if alpha_kind == "tensor":
@@ -57,8 +65,9 @@ def test_float64_matches_reference(mode, reset, detach, kind, alpha_kind):
         assert got[2].shape == ref[2].shape == ()
 
 
-@pytest.mark.parametrize("mode,reset", list(itertools.product(("reset", "charge"),
-                                                              ("hard", "soft"))))
+@pytest.mark.parametrize(
+    ("mode", "reset"), list(itertools.product(("reset", "charge"), ("hard", "soft")))
+)
 @pytest.mark.parametrize("smooth", [True, False])
 def test_float32_spikes_bit_identical_grads_close(mode, reset, smooth):
     """Same float32 operations in the same order: identical spikes over 2 x 2100 neurons
@@ -89,13 +98,14 @@ def test_backward_blocks_of_neurons_match_reference(monkeypatch, mode):
     assert torch.equal(got[0], ref[0])
     torch.testing.assert_close(got[1], ref[1], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(got[2], ref[2], rtol=1e-11, atol=1e-12)
-    assert float(ref[1].reshape(7, 39)[:, 32:].abs().sum()) > 0   # the ragged block has gradient
+    assert float(ref[1].reshape(7, 39)[:, 32:].abs().sum()) > 0  # the ragged block has gradient
 
 
 @pytest.mark.parametrize("shape", [(1, 4), (1, 2, 3, 5), (3, 1, 1), (5, 2, 3, 4)])
 def test_odd_shapes_and_single_step(shape):
-    p = LIFParams(mps_mode="charge", reset="soft", detach_reset=False,
-                  surrogate=Surrogate("sigmoid"))
+    p = LIFParams(
+        mps_mode="charge", reset="soft", detach_reset=False, surrogate=Surrogate("sigmoid")
+    )
     x, w = _inputs(shape, torch.float64, seed=2)
     ref = _run(lif_multistep, x, "tensor", p, w)
     got = _run(lif_multistep_fused, x, "tensor", p, w)
@@ -119,8 +129,9 @@ def test_hand_computed_trajectory_and_gradients():
         s = fn(x, a, p)
         s[2].sum().backward()
         assert s.flatten().tolist() == [1.0, 0.0, 1.0]
-        torch.testing.assert_close(x.grad.flatten(),
-                                   torch.tensor([0.0, 0.25, 1.0], dtype=torch.float64))
+        torch.testing.assert_close(
+            x.grad.flatten(), torch.tensor([0.0, 0.25, 1.0], dtype=torch.float64)
+        )
         torch.testing.assert_close(a.grad, torch.tensor(-0.3, dtype=torch.float64))
 
 
@@ -144,10 +155,10 @@ def test_layer_default_is_fused_and_learns_alpha():
 
 def test_non_contiguous_input_and_no_grad():
     p = LIFParams()
-    x = (torch.randn(5, 7, 3, dtype=torch.float64) + 0.8).transpose(1, 2)   # (5, 3, 7) strided
+    x = (torch.randn(5, 7, 3, dtype=torch.float64) + 0.8).transpose(1, 2)  # (5, 3, 7) strided
     with torch.no_grad():
         assert torch.equal(lif_multistep_fused(x, 0.2, p), lif_multistep(x, 0.2, p))
-    a = torch.tensor(0.2, dtype=torch.float64, requires_grad=True)     # x without grad
+    a = torch.tensor(0.2, dtype=torch.float64, requires_grad=True)  # x without grad
     lif_multistep_fused(x, a, p).sum().backward()
     a_ref = a.detach().clone().requires_grad_()
     lif_multistep(x, a_ref, p).sum().backward()
@@ -164,7 +175,7 @@ def test_fallback_notice_and_forced_kernels(monkeypatch):
         LIF(kernel="fused")(x)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        LIF(kernel="reference")(x)                   # forced reference: silent
+        LIF(kernel="reference")(x)  # forced reference: silent
     with pytest.raises(ValueError, match="kernel must be one of"):
         LIF(kernel="triton")
     with pytest.raises(ValueError, match="fused LIF kernel"):

@@ -7,6 +7,7 @@ function and LIF's routing are checked with the device decision patched).
 The kernels run with small blocks (``block=32`` over 70 neurons: three programs, the last one
 masked) so that the per-program state, the masked tail and the per-program dL/dalpha partials
 are all exercised. What this cannot show: the GPU compile and its speed."""
+
 from __future__ import annotations
 
 import itertools
@@ -17,16 +18,16 @@ import torch
 
 pytest.importorskip("triton")
 
-from neurodeploy.neuron.kernels import fused as fused_mod  # noqa: E402
-from neurodeploy.neuron.kernels import select_backend, triton_lif  # noqa: E402
-from neurodeploy.neuron.kernels.triton_lif import lif_multistep_triton  # noqa: E402
-from neurodeploy.nn.layers import LIF  # noqa: E402
-from neurodeploy.neuron.lif import LIFParams, lif_multistep  # noqa: E402
-from neurodeploy.neuron.surrogate import SURROGATES, Surrogate  # noqa: E402
+from neurodeploy.neuron.kernels import fused as fused_mod
+from neurodeploy.neuron.kernels import select_backend, triton_lif
+from neurodeploy.neuron.kernels.triton_lif import lif_multistep_triton
+from neurodeploy.neuron.lif import LIFParams, lif_multistep
+from neurodeploy.neuron.surrogate import SURROGATES, Surrogate
+from neurodeploy.nn.layers import LIF
 
 ALPHAS = ("none", "tensor", "float")
-SHAPE = (6, 2, 35)          # T=6 steps, 70 neurons
-BLOCK = 32                  # 3 programs, the last with 6 live lanes of 32
+SHAPE = (6, 2, 35)  # T=6 steps, 70 neurons
+BLOCK = 32  # 3 programs, the last with 6 live lanes of 32
 
 
 def _triton(block: int = BLOCK):
@@ -50,24 +51,31 @@ def _inputs(shape: tuple[int, ...], dtype: torch.dtype, seed: int = 0):
     return x, w
 
 
-COMBOS = list(itertools.product(("reset", "charge"), ("hard", "soft"), (True, False),
-                                SURROGATES, ALPHAS))
+COMBOS = list(
+    itertools.product(("reset", "charge"), ("hard", "soft"), (True, False), SURROGATES, ALPHAS)
+)
 TOL = {torch.float32: 1e-5, torch.float64: 1e-12}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("mode,reset,detach,kind,alpha_kind", COMBOS)
+@pytest.mark.parametrize(("mode", "reset", "detach", "kind", "alpha_kind"), COMBOS)
 def test_matches_reference(mode, reset, detach, kind, alpha_kind, dtype):
     """Spikes identical (the interpreter performs the reference's operations in numpy, in the
     same order and dtype), dL/dI and dL/dalpha to the dtype's rounding."""
-    p = LIFParams(tau=2.5, theta=1.0, reset=reset, mps_mode=mode, detach_reset=detach,
-                  surrogate=Surrogate(kind))
+    p = LIFParams(
+        tau=2.5,
+        theta=1.0,
+        reset=reset,
+        mps_mode=mode,
+        detach_reset=detach,
+        surrogate=Surrogate(kind),
+    )
     x, w = _inputs(SHAPE, dtype)
     ref = _run(lif_multistep, x, alpha_kind, p, w)
     got = _run(_triton(), x, alpha_kind, p, w)
     assert got[0].dtype == dtype and got[0].shape == SHAPE
     assert torch.equal(got[0], ref[0])
-    assert 0.05 < float(ref[0].detach().mean()) < 0.95        # the spikes do switch
+    assert 0.05 < float(ref[0].detach().mean()) < 0.95  # the spikes do switch
     tol = TOL[dtype]
     torch.testing.assert_close(got[1], ref[1], rtol=tol, atol=tol)
     assert float(ref[1].abs().sum()) > 0
@@ -91,18 +99,29 @@ def test_hand_computed_trajectory_and_gradients():
     s = lif_multistep_triton(x, a, LIFParams(tau=2.0, theta=1.0))
     s[2].sum().backward()
     assert s.flatten().tolist() == [1.0, 0.0, 1.0]
-    torch.testing.assert_close(x.grad.flatten(),
-                               torch.tensor([0.0, 0.25, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        x.grad.flatten(), torch.tensor([0.0, 0.25, 1.0], dtype=torch.float64)
+    )
     torch.testing.assert_close(a.grad, torch.tensor(-0.3, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("shape,block", [((1, 4), 4), ((1, 2, 3, 5), 8), ((3, 1, 1), 1),
-                                         ((5, 2, 3, 4), 128), ((80, 1, 3), 2), ((3, 0, 4), 8)])
+@pytest.mark.parametrize(
+    ("shape", "block"),
+    [
+        ((1, 4), 4),
+        ((1, 2, 3, 5), 8),
+        ((3, 1, 1), 1),
+        ((5, 2, 3, 4), 128),
+        ((80, 1, 3), 2),
+        ((3, 0, 4), 8),
+    ],
+)
 def test_odd_shapes_blocks_and_long_runs(shape, block):
     """Single steps, one neuron, a block larger than N (one masked program), 80 steps through
     the runtime time loop, an empty batch."""
-    p = LIFParams(mps_mode="charge", reset="soft", detach_reset=False,
-                  surrogate=Surrogate("sigmoid"))
+    p = LIFParams(
+        mps_mode="charge", reset="soft", detach_reset=False, surrogate=Surrogate("sigmoid")
+    )
     x, w = _inputs(shape, torch.float64, seed=2)
     ref = _run(lif_multistep, x, "tensor", p, w)
     got = _run(_triton(block), x, "tensor", p, w)
@@ -114,10 +133,10 @@ def test_odd_shapes_blocks_and_long_runs(shape, block):
 
 def test_non_contiguous_input_no_grad_and_alpha_only():
     p = LIFParams(reset="soft")
-    x = (torch.randn(5, 7, 3, dtype=torch.float64) + 0.8).transpose(1, 2)   # (5, 3, 7) strided
+    x = (torch.randn(5, 7, 3, dtype=torch.float64) + 0.8).transpose(1, 2)  # (5, 3, 7) strided
     with torch.no_grad():
         assert torch.equal(lif_multistep_triton(x, 0.2, p, block=8), lif_multistep(x, 0.2, p))
-    a = torch.tensor(0.2, dtype=torch.float64, requires_grad=True)     # x without grad
+    a = torch.tensor(0.2, dtype=torch.float64, requires_grad=True)  # x without grad
     lif_multistep_triton(x, a, p, block=8).sum().backward()
     a_ref = a.detach().clone().requires_grad_()
     lif_multistep(x, a_ref, p).sum().backward()
@@ -129,9 +148,10 @@ def test_time_is_a_runtime_loop_bound():
     unrolled); only the option flags and the block size are compile-time constants."""
     import inspect
 
-    for fn, consts in ((triton_lif._lif_fwd, {"CHARGE", "HARD", "SMOOTH", "RECORD", "BLOCK"}),
-                       (triton_lif._lif_bwd, {"CHARGE", "HARD", "SMOOTH", "KEEP", "KIND",
-                                              "BLOCK"})):
+    for fn, consts in (
+        (triton_lif._lif_fwd, {"CHARGE", "HARD", "SMOOTH", "RECORD", "BLOCK"}),
+        (triton_lif._lif_bwd, {"CHARGE", "HARD", "SMOOTH", "KEEP", "KIND", "BLOCK"}),
+    ):
         ann = inspect.get_annotations(fn)
         assert {k for k, v in ann.items() if "constexpr" in str(v)} == consts
         assert "T" in inspect.signature(fn).parameters and "T" not in ann
@@ -158,7 +178,9 @@ def test_selection_sends_cuda_float32_to_triton(monkeypatch):
     assert backend == "reference" and "mps" in why
     monkeypatch.setattr(triton_lif, "triton_available", lambda: False)
     assert select_backend("cuda", torch.float32) == (
-        "reference", "triton is not installed (pip install triton)")
+        "reference",
+        "triton is not installed (pip install triton)",
+    )
 
 
 @pytest.mark.parametrize("kernel", ["auto", "fused"])
@@ -179,8 +201,10 @@ def test_layer_routes_to_triton_where_selected(monkeypatch, kernel):
     torch.manual_seed(3)
     x = torch.randn(5, 2, 21, dtype=torch.float64) + 0.7
     outs = []
-    for layer in (LIF(alpha_init=0.4, mps_mode="charge", kernel=kernel),
-                  LIF(alpha_init=0.4, mps_mode="charge", kernel="reference")):
+    for layer in (
+        LIF(alpha_init=0.4, mps_mode="charge", kernel=kernel),
+        LIF(alpha_init=0.4, mps_mode="charge", kernel="reference"),
+    ):
         xx = x.clone().requires_grad_()
         y = layer(xx)
         (y * torch.linspace(-1, 1, 21, dtype=torch.float64)).sum().backward()
@@ -193,13 +217,16 @@ def test_layer_routes_to_triton_where_selected(monkeypatch, kernel):
     assert float(outs[0][2].abs()) > 0
 
 
-@pytest.mark.parametrize("which,flags", [
-    ("fwd", dict(CHARGE=False, HARD=True, SMOOTH=True, RECORD=False)),
-    ("fwd", dict(CHARGE=True, HARD=False, SMOOTH=True, RECORD=True)),
-    ("bwd", dict(CHARGE=False, HARD=True, SMOOTH=True, KEEP=False, KIND=0)),
-    ("bwd", dict(CHARGE=True, HARD=False, SMOOTH=True, KEEP=True, KIND=1)),
-    ("bwd", dict(CHARGE=True, HARD=True, SMOOTH=False, KEEP=True, KIND=2)),
-])
+@pytest.mark.parametrize(
+    ("which", "flags"),
+    [
+        ("fwd", dict(CHARGE=False, HARD=True, SMOOTH=True, RECORD=False)),
+        ("fwd", dict(CHARGE=True, HARD=False, SMOOTH=True, RECORD=True)),
+        ("bwd", dict(CHARGE=False, HARD=True, SMOOTH=True, KEEP=False, KIND=0)),
+        ("bwd", dict(CHARGE=True, HARD=False, SMOOTH=True, KEEP=True, KIND=1)),
+        ("bwd", dict(CHARGE=True, HARD=True, SMOOTH=False, KEEP=True, KIND=2)),
+    ],
+)
 def test_compiles_for_sm90_without_a_gpu(which, flags, tmp_path, monkeypatch):
     """Ahead-of-time compile through Triton's whole NVIDIA pipeline (TTIR -> PTX -> cubin via
     the bundled ptxas) for an H100 (sm_90), float32, with the launch options the GPU path uses:
@@ -211,18 +238,27 @@ def test_compiles_for_sm90_without_a_gpu(which, flags, tmp_path, monkeypatch):
         from triton.compiler import ASTSource
     except ImportError as e:  # pragma: no cover - a triton without the NVIDIA backend
         pytest.skip(f"triton's NVIDIA compiler is not available: {e}")
-    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))     # really compile, cache nothing
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))  # really compile, cache nothing
     fwd, bwd = triton_lif._kernels(False)
     kern = fwd if which == "fwd" else bwd
     sig = {"x_ptr": "*fp32", "out_ptr": "*fp32", "c_ptr": "*fp32", "N": "i32", "T": "i32"}
     if which == "bwd":
-        sig = {"x_ptr": "*fp32", "mg_ptr": "*fp32", "gs_ptr": "*fp32", "dalpha_ptr": "*fp64",
-               "c_ptr": "*fp32", "N": "i32", "T": "i32", "last": "i32"}
+        sig = {
+            "x_ptr": "*fp32",
+            "mg_ptr": "*fp32",
+            "gs_ptr": "*fp32",
+            "dalpha_ptr": "*fp64",
+            "c_ptr": "*fp32",
+            "N": "i32",
+            "T": "i32",
+            "last": "i32",
+        }
     consts = dict(flags, BLOCK=triton_lif.BLOCK)
     sig.update({k: "constexpr" for k in consts})
     src = ASTSource(kern, sig, {(kern.arg_names.index(k),): v for k, v in consts.items()})
-    compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32),
-                              options=dict(triton_lif.LAUNCH_OPTIONS))
+    compiled = triton.compile(
+        src, target=GPUTarget("cuda", 90, 32), options=dict(triton_lif.LAUNCH_OPTIONS)
+    )
     ptx = compiled.asm["ptx"]
     assert ".target sm_90" in ptx and len(compiled.asm["cubin"]) > 0
     assert "fma." not in ptx
@@ -232,16 +268,22 @@ GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
 @GPU
-@pytest.mark.parametrize("mode,reset,detach,kind,alpha_kind", COMBOS)
+@pytest.mark.parametrize(("mode", "reset", "detach", "kind", "alpha_kind"), COMBOS)
 def test_gpu_matches_reference(mode, reset, detach, kind, alpha_kind):  # pragma: no cover
     """On a CUDA device (skipped elsewhere): the compiled kernels against the reference path on
     the same device, float32, 3 x 700 neurons (several programs, a masked tail)."""
-    p = LIFParams(tau=2.5, theta=1.0, reset=reset, mps_mode=mode, detach_reset=detach,
-                  surrogate=Surrogate(kind))
+    p = LIFParams(
+        tau=2.5,
+        theta=1.0,
+        reset=reset,
+        mps_mode=mode,
+        detach_reset=detach,
+        surrogate=Surrogate(kind),
+    )
     x, w = (t.cuda() for t in _inputs((9, 3, 700), torch.float32, seed=4))
     ref = _run(lif_multistep, x, alpha_kind, p, w)
     got = _run(lambda x, a, p: lif_multistep_triton(x, a, p), x, alpha_kind, p, w)
-    assert got[0].is_cuda and torch.equal(got[0], ref[0])     # no FMA: same roundings
+    assert got[0].is_cuda and torch.equal(got[0], ref[0])  # no FMA: same roundings
     torch.testing.assert_close(got[1], ref[1], rtol=1e-5, atol=1e-5)
     if alpha_kind == "tensor":
         torch.testing.assert_close(got[2], ref[2], rtol=1e-5, atol=1e-4)
@@ -251,11 +293,12 @@ def test_gpu_matches_reference(mode, reset, detach, kind, alpha_kind):  # pragma
 def test_gpu_layer_default_is_triton(monkeypatch):  # pragma: no cover
     calls = []
     real = triton_lif.lif_multistep_triton
-    monkeypatch.setattr(triton_lif, "lif_multistep_triton",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(
+        triton_lif, "lif_multistep_triton", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
     layer = LIF(alpha_init=0.4).cuda()
     x = (torch.randn(6, 4, 33) + 0.7).cuda().requires_grad_()
     with warnings.catch_warnings():
-        warnings.simplefilter("error")                       # no fallback notice
+        warnings.simplefilter("error")  # no fallback notice
         layer(x).sum().backward()
     assert calls == [1] and x.grad is not None and layer.a.grad is not None

@@ -1,4 +1,5 @@
 """Lava's floating_pt models (float LIF, our SmoothedLIF float model) against float torch."""
+
 import math
 
 import numpy as np
@@ -20,10 +21,13 @@ TOLERANCE = 0.99  # stated: >= 99 % of spikes agree in every layer (float32 vs f
 
 @pytest.mark.parametrize("mps", [False, True])
 def test_floating_pt_network_agrees_with_float_torch(mps):
-    res = train(TrainConfig(task="digits", model="mlp", T=4, epochs=1, mps=mps, arch={"hidden": [24]}), progress=False)
+    res = train(
+        TrainConfig(task="digits", model="mlp", T=4, epochs=1, mps=mps, arch={"hidden": [24]}),
+        progress=False,
+    )
     task = load_task("digits", T=4)
     for i in range(3):
-        x = task.encode(task.x_test[i:i + 1], 4)[:, 0].numpy()
+        x = task.encode(task.x_test[i : i + 1], 4)[:, 0].numpy()
         lava, ref = run_lava_float(res.model.eval(), x, graded=True)
         assert len(lava) == len(ref) == 1
         for a, b in zip(lava, ref):
@@ -35,14 +39,24 @@ def test_floating_pt_network_agrees_with_float_torch(mps):
 # taus (leaky, fractional, no leak) and alphas (stock LIF, smoothed), dense and conv: every spike
 # agrees. The cases form a Latin square: each (theta, tau), (theta, alpha) and (tau, alpha) pair
 # occurs once.
-LATIN = [(0.5, 2.0, 0.3), (0.5, 3.7, 0.0), (0.5, math.inf, 0.8),
-         (0.75, 2.0, 0.8), (0.75, 3.7, 0.3), (0.75, math.inf, 0.0),
-         (1.3, 2.0, 0.0), (1.3, 3.7, 0.8), (1.3, math.inf, 0.3)]
+LATIN = [
+    (0.5, 2.0, 0.3),
+    (0.5, 3.7, 0.0),
+    (0.5, math.inf, 0.8),
+    (0.75, 2.0, 0.8),
+    (0.75, 3.7, 0.3),
+    (0.75, math.inf, 0.0),
+    (1.3, 2.0, 0.0),
+    (1.3, 3.7, 0.8),
+    (1.3, math.inf, 0.3),
+]
 
 
 def _model(name: str, shape: tuple, theta: float, tau: float, alpha: float):
     torch.manual_seed(0)
-    neuron = NeuronConfig(theta=theta, tau=tau, mps=alpha > 0, **({"alpha_init": alpha} if alpha > 0 else {}))
+    neuron = NeuronConfig(
+        theta=theta, tau=tau, mps=alpha > 0, **({"alpha_init": alpha} if alpha > 0 else {})
+    )
     arch = {"hidden": [24, 16]} if name == "mlp" else {"channels": [8, "P", 8]}
     m = build_model(name, shape, 4, neuron, **arch)
     with torch.no_grad():
@@ -63,7 +77,9 @@ def test_floating_pt_equals_float_torch_dense(theta, tau, alpha):
         assert np.array_equal(a, b) and 0 < b.mean() < 1
 
 
-@pytest.mark.parametrize(("theta", "tau", "alpha"), [(0.5, 3.7, 0.3), (0.75, math.inf, 0.8), (1.3, 2.0, 0.0)])
+@pytest.mark.parametrize(
+    ("theta", "tau", "alpha"), [(0.5, 3.7, 0.3), (0.75, math.inf, 0.8), (1.3, 2.0, 0.0)]
+)
 def test_floating_pt_equals_float_torch_conv(theta, tau, alpha):
     m = _model("vgg", (2, 8, 8), theta, tau, alpha)
     x = (np.random.default_rng(2).random((10, 2, 8, 8)) < 0.4).astype(np.float64)

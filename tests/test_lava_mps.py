@@ -1,4 +1,5 @@
 """Our smoothed-reset Lava process (SmoothedLIF) against the integer core and Lava's stock LIF."""
+
 import dataclasses
 
 import numpy as np
@@ -45,7 +46,11 @@ def _run_isolated(neuron, a: np.ndarray, state_var: str, tag: str = "fixed_pt"):
 def test_smoothed_lif_process_matches_the_integer_core(seed):
     rng = np.random.default_rng(seed)
     a = rng.integers(-60, 140, size=(STEPS + 10, N))
-    coef, dv, vth = int(rng.integers(500, 4000)), int(rng.integers(0, 4096)), int(rng.integers(20, 120))
+    coef, dv, vth = (
+        int(rng.integers(500, 4000)),
+        int(rng.integers(0, 4096)),
+        int(rng.integers(20, 120)),
+    )
     bias_mant = rng.integers(-200, 200, size=N)
     proc = SmoothedLIF(shape=(N,), dv=dv, vth=vth, coef=coef, bias_mant=bias_mant, bias_exp=1)
     spikes, m_lava = _run_isolated(proc, a, "m")
@@ -62,8 +67,12 @@ def test_zero_coefficient_equals_lavas_stock_lif():
     rng = np.random.default_rng(3)
     a = rng.integers(-40, 120, size=(STEPS + 5, N))
     bias_mant = rng.integers(-100, 100, size=N)
-    s1, v1 = _run_isolated(SmoothedLIF(shape=(N,), dv=900, vth=70, coef=0, bias_mant=bias_mant, bias_exp=2), a, "v")
-    s2, v2 = _run_isolated(LIF(shape=(N,), du=4095, dv=900, vth=70, bias_mant=bias_mant, bias_exp=2), a, "v")
+    s1, v1 = _run_isolated(
+        SmoothedLIF(shape=(N,), dv=900, vth=70, coef=0, bias_mant=bias_mant, bias_exp=2), a, "v"
+    )
+    s2, v2 = _run_isolated(
+        LIF(shape=(N,), du=4095, dv=900, vth=70, bias_mant=bias_mant, bias_exp=2), a, "v"
+    )
     assert np.array_equal(s1, s2) and np.array_equal(v1, v2) and 0 < s1.mean() < 1
 
 
@@ -71,7 +80,9 @@ def test_floating_point_model_follows_the_float_dynamics():
     rng = np.random.default_rng(4)
     a = rng.integers(-40, 120, size=(30, N))
     coef, dv, vth = 2048, 1024, 90
-    s, m_lava = _run_isolated(SmoothedLIF(shape=(N,), dv=dv, vth=vth, coef=coef), a.astype(float), "m", "floating_pt")
+    s, m_lava = _run_isolated(
+        SmoothedLIF(shape=(N,), dv=dv, vth=vth, coef=coef), a.astype(float), "m", "floating_pt"
+    )
     m = np.zeros(N)
     for t in range(30):
         h = (1 - dv / 4096) * m + a[t]
@@ -89,18 +100,26 @@ def test_conv_network_with_smoothed_neurons_bit_exact():
 
 def test_bad_programs_and_inputs_are_refused_before_lava_starts():
     import multiprocessing as mp
+
     prog = conv_program(6, graded=False)
     before = len(mp.active_children())
     with pytest.raises(ValueError, match="input"):
         LavaTarget(prog).run(np.zeros((5, 1, 3, 3, 3), dtype=np.int64))
-    for field, value, match in (("weight", lambda w: w[:, :1], "does not fit"), ("vth", lambda v: 200_000, "vth"),
-                                ("weight", lambda w: w + 1, "even"), ("coef", lambda c: 5000, "coef")):
+    for field, value, match in (
+        ("weight", lambda w: w[:, :1], "does not fit"),
+        ("vth", lambda v: 200_000, "vth"),
+        ("weight", lambda w: w + 1, "even"),
+        ("coef", lambda c: 5000, "coef"),
+    ):
         bad = conv_program(6, graded=False)
         layer = bad.layers[0]
         with pytest.raises(ValueError, match=rf"layer c1: .*{match}|layer c1: {match}"):
-            if field == "weight":   # the weights live on the layer's synapse, which checks its geometry
-                layer.synapse = dataclasses.replace(layer.synapse, weight=value(layer.synapse.weight),
-                                                    where="layer c1")
+            if (
+                field == "weight"
+            ):  # the weights live on the layer's synapse, which checks its geometry
+                layer.synapse = dataclasses.replace(
+                    layer.synapse, weight=value(layer.synapse.weight), where="layer c1"
+                )
             else:
                 setattr(layer, field, value(getattr(layer, field)))
             LavaTarget(bad)
@@ -112,6 +131,7 @@ def test_a_failing_run_is_stopped_without_hanging(monkeypatch):
     import multiprocessing as mp
 
     from lava.magma.core.process.process import AbstractProcess
+
     prog = conv_program(7, graded=False)
     before = len(mp.active_children())
 

@@ -191,7 +191,10 @@ __all__ = [
 def _run_patch_script(*args):
     return subprocess.run(
         [sys.executable, str(PATCH_SCRIPT), *map(str, args)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -216,7 +219,10 @@ def test_installed_lava_is_patched():
     # and the patched packages import in a clean interpreter
     proc = subprocess.run(
         [sys.executable, "-c", "import lava.magma.compiler.var_model, lava.lib.dl.slayer"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
 
@@ -247,7 +253,9 @@ def test_lava_imports_after_multiprocessing_context_was_set():
         "import lava.proc.lif.process\n"
         "assert mp.get_start_method() == 'fork', mp.get_start_method()\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -368,11 +376,23 @@ def test_patch_mp_module_on_unpatched_copy(tmp_path):
         "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
         "print(mp.get_start_method())\n"
     )
-    ok = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        [sys.executable, "-c", code, str(f)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert ok.returncode == 0 and ok.stdout.strip() == "fork", ok.stderr
     orig = tmp_path / "orig.py"
     orig.write_text(MP_SNIPPET)
-    bad = subprocess.run([sys.executable, "-c", code, str(orig)], capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-c", code, str(orig)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert bad.returncode != 0 and "context has already been set" in bad.stderr
 
     proc = _run_patch_script("--mp-module", f)
@@ -381,10 +401,12 @@ def test_patch_mp_module_on_unpatched_copy(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "option, expected",
-    [("--var-model", "ByteEncoder = ByteEncoder()"),
-     ("--slayer-init", "object_detection as obd"),
-     ("--mp-module", "mp.set_start_method('fork')")],
+    ("option", "expected"),
+    [
+        ("--var-model", "ByteEncoder = ByteEncoder()"),
+        ("--slayer-init", "object_detection as obd"),
+        ("--mp-module", "mp.set_start_method('fork')"),
+    ],
 )
 def test_patch_fails_loudly_without_expected_text(tmp_path, option, expected):
     f = tmp_path / "some_other_file.py"

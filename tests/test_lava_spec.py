@@ -13,6 +13,7 @@ Every network is a RingBuffer source -> Dense (identity weights, graded payloads
 in Loihi2SimCfg(select_tag="fixed_pt"); Dense delivers at step t what it received at step t - 1,
 so the neuron's input at step 1 is 0 and at step k > 1 the source's value of step k - 1.
 """
+
 import numpy as np
 import pytest
 
@@ -38,7 +39,7 @@ from neurodeploy.targets.mps_lif.process import SmoothedLIF  # noqa: E402
 # h plays the LIF's v (with a = 0 the spec says this *is* Lava's LIF with du = 4095, whose v is
 # saturated before the threshold and the reset), so h is saturated to +-(2^23 - 1) first; s is
 # then a convex mix of two in-range values and its saturation never triggers (kept, as written).
-SAT = 2 ** 23 - 1
+SAT = 2**23 - 1
 
 
 def _rtz_shift12(x: np.ndarray) -> np.ndarray:
@@ -69,6 +70,7 @@ def spec_run(x, *, dv, vth, bias, a):
 
 
 # --- Lava ------------------------------------------------------------------------------------------
+
 
 def run_lava(x: np.ndarray, neurons: list, state_vars: list[str]) -> list[tuple[np.ndarray, dict]]:
     """One fixed_pt runtime: source (x: steps, n) -> one Dense (identity, graded 16-bit payloads)
@@ -105,8 +107,14 @@ STEPS = 40
 # (dv, vth, coef, bias_exp): no leak with the largest biases; no leak with the largest threshold
 # (the potential saturates upwards before it fires); a full leak with the largest coefficient;
 # tau = 3.7 with alpha = 0.3; tau = 2 with alpha = 0.8; a tiny coefficient with the smallest threshold
-CONFIGS = [(0, 100, 2048, 7), (0, 131071, 3000, 7), (4095, 20000, 4095, 2), (1107, 50, 1229, 0),
-           (2048, 10, 3277, 3), (300, 1, 1, 5)]
+CONFIGS = [
+    (0, 100, 2048, 7),
+    (0, 131071, 3000, 7),
+    (4095, 20000, 4095, 2),
+    (1107, 50, 1229, 0),
+    (2048, 10, 3277, 3),
+    (300, 1, 1, 5),
+]
 
 
 def _inputs(rng: np.random.Generator) -> np.ndarray:
@@ -123,8 +131,10 @@ def test_smoothed_lif_in_lava_follows_the_spec():
     rng = np.random.default_rng(14)
     x = _inputs(rng)
     biases = [rng.integers(-4095, 4096, size=N) for _ in CONFIGS]
-    neurons = [SmoothedLIF(shape=(N,), dv=dv, vth=vth, coef=coef, bias_mant=b, bias_exp=be)
-               for (dv, vth, coef, be), b in zip(CONFIGS, biases)]
+    neurons = [
+        SmoothedLIF(shape=(N,), dv=dv, vth=vth, coef=coef, bias_mant=b, bias_exp=be)
+        for (dv, vth, coef, be), b in zip(CONFIGS, biases)
+    ]
     results = run_lava(x, neurons, ["m", "v"])
     saturated_low = saturated_high = 0
     for (dv, vth, coef, be), b, (spikes, states) in zip(CONFIGS, biases, results):
@@ -179,7 +189,13 @@ def test_hand_computed_traces():
     assert states["v"][:, 0].tolist()[-2:] == [-8388607, -8388607]
     c = SmoothedLIF(shape=(1,), dv=0, vth=10, coef=0)
     [(spikes, states)] = run_lava(np.array([10, 0, 1, 0, 0])[:, None], [c], ["m"])
-    assert spikes[:, 0].tolist() == [0, 0, 0, 1, 0] and states["m"][:, 0].tolist() == [0, 640, 640, 0, 0]
+    assert spikes[:, 0].tolist() == [0, 0, 0, 1, 0] and states["m"][:, 0].tolist() == [
+        0,
+        640,
+        640,
+        0,
+        0,
+    ]
 
 
 STOCK_CONFIGS = [(900, 70, 2), (0, 1, 7), (4095, 20000, 7), (0, 131071, 7), (2048, 5000, 0)]
@@ -192,9 +208,13 @@ def test_zero_coefficient_is_lavas_stock_lif():
     rng = np.random.default_rng(7)
     x = _inputs(rng)
     biases = [rng.integers(-4095, 4096, size=N) for _ in STOCK_CONFIGS]
-    pairs = [(SmoothedLIF(shape=(N,), dv=dv, vth=vth, coef=0, bias_mant=b, bias_exp=be),
-              LIF(shape=(N,), du=4095, dv=dv, vth=vth, bias_mant=b, bias_exp=be))
-             for (dv, vth, be), b in zip(STOCK_CONFIGS, biases)]
+    pairs = [
+        (
+            SmoothedLIF(shape=(N,), dv=dv, vth=vth, coef=0, bias_mant=b, bias_exp=be),
+            LIF(shape=(N,), du=4095, dv=dv, vth=vth, bias_mant=b, bias_exp=be),
+        )
+        for (dv, vth, be), b in zip(STOCK_CONFIGS, biases)
+    ]
     results = run_lava(x, [p for pair in pairs for p in pair], ["v"])
     saturated = 0
     for k, cfg in enumerate(STOCK_CONFIGS):
@@ -208,7 +228,7 @@ def test_zero_coefficient_is_lavas_stock_lif():
 def test_parameters_are_checked_before_lava_starts():
     """A float theta is the floating_pt model's threshold; a fixed_pt run must not truncate it.
     Checked outside the process models (an exception inside one hangs a multi-process graph)."""
-    for bad in (0, -1, 2 ** 17, float("nan")):
+    for bad in (0, -1, 2**17, float("nan")):
         with pytest.raises(ValueError, match="vth"):
             SmoothedLIF(shape=(2,), vth=bad)
     with pytest.raises(ValueError, match="dv = 0.5 is not an integer"):

@@ -1,12 +1,13 @@
 """The neuron core against hand-computed traces and an independent plain LIF."""
+
 import math
 
 import pytest
 import torch
 
-from neurodeploy.nn.layers import LIF
 from neurodeploy.neuron.lif import LIFParams, lif_multistep, lif_trace
 from neurodeploy.neuron.surrogate import Surrogate
+from neurodeploy.nn.layers import LIF
 
 I = 0.9  # constant input; tau = 2 (beta = 0.5), theta = 1, alpha = 0.5
 
@@ -20,29 +21,50 @@ def run(alpha, reset, mode, steps=4, dtype=torch.float64):
 CASES = {
     # reset reading, hard: H = .5 M + .9; U = H(1-S); M = .5 M + .5 U
     # t1 H=.9 U=.9 M=.45 | t2 H=1.125 S U=0 M=.225 | t3 H=1.0125 S U=0 M=.1125 | t4 H=.95625 U=.95625 M=.534375
-    ("reset", "hard"): dict(s=[0, 1, 1, 0], h=[0.9, 1.125, 1.0125, 0.95625], u=[0.9, 0, 0, 0.95625],
-                            m=[0.45, 0.225, 0.1125, 0.534375], start=[0, 0.45, 0.225, 0.1125]),
+    ("reset", "hard"): dict(
+        s=[0, 1, 1, 0],
+        h=[0.9, 1.125, 1.0125, 0.95625],
+        u=[0.9, 0, 0, 0.95625],
+        m=[0.45, 0.225, 0.1125, 0.534375],
+        start=[0, 0.45, 0.225, 0.1125],
+    ),
     # reset reading, soft: U = H - S
-    ("reset", "soft"): dict(s=[0, 1, 1, 0], h=[0.9, 1.125, 1.04375, 0.9828125],
-                            u=[0.9, 0.125, 0.04375, 0.9828125], m=[0.45, 0.2875, 0.165625, 0.57421875],
-                            start=[0, 0.45, 0.2875, 0.165625]),
+    ("reset", "soft"): dict(
+        s=[0, 1, 1, 0],
+        h=[0.9, 1.125, 1.04375, 0.9828125],
+        u=[0.9, 0.125, 0.04375, 0.9828125],
+        m=[0.45, 0.2875, 0.165625, 0.57421875],
+        start=[0, 0.45, 0.2875, 0.165625],
+    ),
     # charge reading, hard: H = .5 U + .9; M = .5 M + .5 H; S = [M > 1]; U = M(1-S)
     # t1 H=.9 M=.45 U=.45 | t2 H=1.125 M=.7875 U=.7875 | t3 H=1.29375 M=1.040625 S U=0 | t4 H=.9 M=.9703125
-    ("charge", "hard"): dict(s=[0, 0, 1, 0], h=[0.9, 1.125, 1.29375, 0.9], u=[0.45, 0.7875, 0, 0.9703125],
-                             m=[0.45, 0.7875, 1.040625, 0.9703125], start=[0, 0.45, 0.7875, 0]),
-    ("charge", "soft"): dict(s=[0, 0, 1, 0], h=[0.9, 1.125, 1.29375, 0.9203125],
-                             u=[0.45, 0.7875, 0.040625, 0.98046875], m=[0.45, 0.7875, 1.040625, 0.98046875],
-                             start=[0, 0.45, 0.7875, 0.040625]),
+    ("charge", "hard"): dict(
+        s=[0, 0, 1, 0],
+        h=[0.9, 1.125, 1.29375, 0.9],
+        u=[0.45, 0.7875, 0, 0.9703125],
+        m=[0.45, 0.7875, 1.040625, 0.9703125],
+        start=[0, 0.45, 0.7875, 0],
+    ),
+    ("charge", "soft"): dict(
+        s=[0, 0, 1, 0],
+        h=[0.9, 1.125, 1.29375, 0.9203125],
+        u=[0.45, 0.7875, 0.040625, 0.98046875],
+        m=[0.45, 0.7875, 1.040625, 0.98046875],
+        start=[0, 0.45, 0.7875, 0.040625],
+    ),
 }
 
 
-@pytest.mark.parametrize("mode,reset", list(CASES))
+@pytest.mark.parametrize(("mode", "reset"), list(CASES))
 def test_hand_computed_trace(mode, reset):
     tr = run(0.5, reset, mode)
     want = CASES[(mode, reset)]
     got = {"s": tr.spikes, "h": tr.h, "u": tr.u, "m": tr.m, "start": tr.start}
     for k, v in want.items():
-        assert torch.allclose(got[k].flatten(), torch.tensor(v, dtype=torch.float64), atol=1e-12), (k, got[k].flatten())
+        assert torch.allclose(got[k].flatten(), torch.tensor(v, dtype=torch.float64), atol=1e-12), (
+            k,
+            got[k].flatten(),
+        )
 
 
 def test_vanilla_trace_by_hand():
@@ -50,7 +72,9 @@ def test_vanilla_trace_by_hand():
     for mode in ("reset", "charge"):
         tr = run(0.0, "hard", mode)
         assert tr.spikes.flatten().tolist() == [0, 1, 0, 1]
-        assert torch.allclose(tr.h.flatten(), torch.tensor([0.9, 1.35, 0.9, 1.35], dtype=torch.float64))
+        assert torch.allclose(
+            tr.h.flatten(), torch.tensor([0.9, 1.35, 0.9, 1.35], dtype=torch.float64)
+        )
 
 
 def plain_lif(x, beta, theta, soft):
@@ -67,13 +91,13 @@ def plain_lif(x, beta, theta, soft):
 
 @pytest.mark.parametrize("reset", ["hard", "soft"])
 @pytest.mark.parametrize("mode", ["reset", "charge"])
-@pytest.mark.parametrize("tau,theta", [(2.0, 1.0), (4.0, 0.5), (1.5, 2.0)])
+@pytest.mark.parametrize(("tau", "theta"), [(2.0, 1.0), (4.0, 0.5), (1.5, 2.0)])
 def test_alpha_zero_is_plain_lif(reset, mode, tau, theta):
     g = torch.Generator().manual_seed(1)
     x = torch.rand(12, 5, 7, generator=g, dtype=torch.float64) * 2 * theta
     want = plain_lif(x, 1 - 1 / tau, theta, reset == "soft")
     p = LIFParams(tau=tau, theta=theta, reset=reset, mps_mode=mode)
-    assert torch.equal(lif_multistep(x, 0.0, p), want)   # through the smoothing formula
+    assert torch.equal(lif_multistep(x, 0.0, p), want)  # through the smoothing formula
     assert torch.equal(lif_multistep(x, None, p), want)  # vanilla fast path
     layer = LIF(tau=tau, theta=theta, reset=reset, mps=False, mps_mode=mode).double()
     assert torch.equal(layer(x), want)
@@ -123,7 +147,9 @@ def test_reset_not_detached_passes_spike_gradient():
         assert (x.grad[0].item() == 0) == expect_zero
 
 
-@pytest.mark.parametrize("kind,deriv_at_0", [("rectangular", 1.0), ("arctan", 1.0), ("sigmoid", 1.0)])
+@pytest.mark.parametrize(
+    ("kind", "deriv_at_0"), [("rectangular", 1.0), ("arctan", 1.0), ("sigmoid", 1.0)]
+)
 def test_surrogates(kind, deriv_at_0):
     x = torch.tensor([-2.0, -0.1, 0.0, 0.1, 2.0], requires_grad=True)
     s = Surrogate(kind)(x)

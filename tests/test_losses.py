@@ -1,21 +1,33 @@
 """Guidance loss and baselines against hand-computed values."""
+
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from neurodeploy.training.losses import GuidanceConfig, SNNLoss, ensemble_ce, guidance_loss, tet_loss
+from neurodeploy.training.losses import (
+    GuidanceConfig,
+    SNNLoss,
+    ensemble_ce,
+    guidance_loss,
+    tet_loss,
+)
 
 # z0 -> p0 = (.5, .5); z1 -> p1 = (.75, .25) at tau_kd = 1
 Z = torch.tensor([[[0.0, 0.0]], [[math.log(3.0), 0.0]]], dtype=torch.float64)
-KL_P1_P0 = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)   # 0.130812...
+KL_P1_P0 = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)  # 0.130812...
 KL_P0_P1 = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(2.0)  # 0.143841...
 
 
-@pytest.mark.parametrize("direction,want", [("later-teaches-earlier", KL_P1_P0),
-                                            ("earlier-teaches-later", KL_P0_P1),
-                                            ("both", (KL_P1_P0 + KL_P0_P1) / 2)])
+@pytest.mark.parametrize(
+    ("direction", "want"),
+    [
+        ("later-teaches-earlier", KL_P1_P0),
+        ("earlier-teaches-later", KL_P0_P1),
+        ("both", (KL_P1_P0 + KL_P0_P1) / 2),
+    ],
+)
 def test_direction_values(direction, want):
     got = guidance_loss(Z, GuidanceConfig(lam=1.0, tau_kd=1.0, direction=direction))
     assert math.isclose(float(got), want, rel_tol=1e-9)
@@ -38,7 +50,9 @@ def test_zero_for_identical_outputs():
     assert float(guidance_loss(torch.randn(1, 4, 3), GuidanceConfig())) == 0.0  # T = 1
 
 
-@pytest.mark.parametrize("direction,teacher_idx", [("later-teaches-earlier", 1), ("earlier-teaches-later", 0)])
+@pytest.mark.parametrize(
+    ("direction", "teacher_idx"), [("later-teaches-earlier", 1), ("earlier-teaches-later", 0)]
+)
 def test_teacher_gets_no_gradient(direction, teacher_idx):
     z = torch.randn(2, 6, 5, requires_grad=True)
     guidance_loss(z, GuidanceConfig(direction=direction)).backward()
@@ -51,7 +65,9 @@ def test_both_directions_reach_every_timestep():
     guidance_loss(z, GuidanceConfig(direction="both")).backward()
     assert all(torch.count_nonzero(z.grad[t]) > 0 for t in range(3))
     z.grad = None
-    guidance_loss(z, GuidanceConfig(direction="later-teaches-earlier")).backward()  # the last step only teaches
+    guidance_loss(
+        z, GuidanceConfig(direction="later-teaches-earlier")
+    ).backward()  # the last step only teaches
     assert torch.count_nonzero(z.grad[2]) == 0 and torch.count_nonzero(z.grad[0]) > 0
 
 
@@ -64,7 +80,7 @@ def test_drop():
     assert float(guidance_loss(z, GuidanceConfig(p_drop=1.0))) == 0.0
     full = guidance_loss(z, GuidanceConfig(p_drop=0.0))
     # with p_drop = .5 the loss is a sum over a random subset of the same terms
-    terms = [float(guidance_loss(z[t:t + 2], GuidanceConfig())) for t in range(5)]
+    terms = [float(guidance_loss(z[t : t + 2], GuidanceConfig())) for t in range(5)]
     assert math.isclose(sum(terms) / 5, float(full), rel_tol=1e-5)
     g = torch.Generator().manual_seed(0)
     keep = (torch.rand(5, generator=torch.Generator().manual_seed(0)) >= 0.5).tolist()
@@ -78,7 +94,9 @@ def test_drop():
 def test_tet_and_ensemble_ce():
     z = torch.randn(3, 4, 5)
     y = torch.tensor([0, 1, 2, 3])
-    assert torch.isclose(tet_loss(z, y), torch.stack([F.cross_entropy(z[t], y) for t in range(3)]).mean())
+    assert torch.isclose(
+        tet_loss(z, y), torch.stack([F.cross_entropy(z[t], y) for t in range(3)]).mean()
+    )
     assert torch.isclose(ensemble_ce(z, y), F.cross_entropy(z.mean(0), y))
     loss, parts = SNNLoss("ce", GuidanceConfig())(z, y)
     assert math.isclose(float(loss), parts["ce"] + parts["guidance"], rel_tol=1e-6)

@@ -1,5 +1,6 @@
 """The float <-> integer neuron mapping (neurodeploy.neuron.fixedpoint) against hand-computed values,
 and the hardware spec's agreement with the integer core (a conflicting spec is refused)."""
+
 import dataclasses
 import math
 
@@ -68,15 +69,26 @@ def test_threshold_and_activation_shift():
     assert ACT_SHIFT == VTH_SHIFT == 6
     assert membrane_scale(3.0) == 192.0  # a_scale << 6
     # theta 1.3 at 100 a-units per float unit: 130; 0.5 * 3 = 1.5 rounds half to even: 2
-    assert theta_to_vth(1.3, 100.0) == 130 and theta_to_vth(0.5, 3.0) == 2 and theta_to_vth(0.75, 3.0) == 2
+    assert (
+        theta_to_vth(1.3, 100.0) == 130
+        and theta_to_vth(0.5, 3.0) == 2
+        and theta_to_vth(0.75, 3.0) == 2
+    )
     assert vth_to_theta(130, 100.0) == 1.3
     assert vth_membrane(10) == 640  # Lava compares v > vth << 6
     # the readout bias in a-units: 0.26 * 10 = 2.6 -> 3
     assert to_synaptic_units(np.array([0.26, -0.26]), 10.0).tolist() == [3.0, -3.0]
     # the plain LIF's current: du = 4095 forgets u, u = a_in << 6 = 256 for a_in = 4
     assert DU_NO_CURRENT_MEMORY == 4095
-    _, u, _ = lif_int_step(torch.tensor([4]), torch.tensor([99999]), torch.tensor([0]),
-                           du=DU_NO_CURRENT_MEMORY, dv=0, vth=100, bias=0)
+    _, u, _ = lif_int_step(
+        torch.tensor([4]),
+        torch.tensor([99999]),
+        torch.tensor([0]),
+        du=DU_NO_CURRENT_MEMORY,
+        dv=0,
+        vth=100,
+        bias=0,
+    )
     assert u.tolist() == [256]
 
 
@@ -85,16 +97,22 @@ def test_bias_mantissa_and_exponent():
     assert bias_to_membrane(0.5, 10.0) == 320.0 and from_membrane(320.0, 10.0) == 0.5
     # LOIHI2: 13-bit mantissa (|m| <= 4095), exponents 0..7: the smallest that fits
     assert bias_exponent(np.array([4095.0]), LOIHI2) == 0
-    assert bias_exponent(np.array([4096.0]), LOIHI2) == 1          # 4096 / 2 = 2048
-    assert bias_exponent(np.array([-10000.0, 3.0]), LOIHI2) == 2   # 5000 > 4095; 2500 fits
+    assert bias_exponent(np.array([4096.0]), LOIHI2) == 1  # 4096 / 2 = 2048
+    assert bias_exponent(np.array([-10000.0, 3.0]), LOIHI2) == 2  # 5000 > 4095; 2500 fits
     assert bias_exponent(np.array([4095.0 * 128]), LOIHI2) == 7
     assert bias_exponent(np.array([4097.0 * 128]), LOIHI2) is None
     assert bias_exponent(np.zeros(3), LOIHI2) == 0
-    assert bias_mantissa(np.array([5000.0, -5000.0, 3.0]), 2).tolist() == [1250, -1250, 1]  # 0.75 -> 1
+    assert bias_mantissa(np.array([5000.0, -5000.0, 3.0]), 2).tolist() == [
+        1250,
+        -1250,
+        1,
+    ]  # 0.75 -> 1
     # b = 1 at a_scale 100: 6400 -> exponent 1, mantissa 3200; with netx's fixed exponent 6: 100
     mant, exp = bias_to_mant_exp(np.array([1.0]), 100.0, LOIHI2)
     assert (mant.tolist(), exp) == ([3200], 1)
-    assert bias_value(mant, exp).tolist() == [6400] and mant_exp_to_bias(mant, exp, 100.0).tolist() == [1.0]
+    assert bias_value(mant, exp).tolist() == [6400] and mant_exp_to_bias(
+        mant, exp, 100.0
+    ).tolist() == [1.0]
     mant, exp = bias_to_mant_exp(np.array([1.0]), 100.0, LOIHI2, exp=LOIHI2_NETX.fixed_bias_exp)
     assert (mant.tolist(), exp) == ([100], 6)
     with pytest.raises(ValueError, match="13-bit mantissa << 7"):
@@ -106,13 +124,16 @@ def test_bias_mantissa_and_exponent():
 
 
 def test_spec_refers_to_the_cores_constants():
-    assert LOIHI2.decay_unit == DECAY_UNIT == 4096 and LOIHI2.state_max == V_MAX == 2 ** 23 - 1
-    assert LOIHI2.activation_shift == ACT_SHIFT and LOIHI1.decay_bits == 12 and LOIHI1.state_bits == 24
+    assert LOIHI2.decay_unit == DECAY_UNIT == 4096 and LOIHI2.state_max == V_MAX == 2**23 - 1
+    assert (
+        LOIHI2.activation_shift == ACT_SHIFT and LOIHI1.decay_bits == 12 and LOIHI1.state_bits == 24
+    )
     assert LOIHI2.synaptic_input_bits == 16  # the neuron's a_in port (Lava LIF: int16)
 
 
-@pytest.mark.parametrize(("field", "value"),
-                         [("activation_shift", 7), ("decay_bits", 10), ("state_bits", 32)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("activation_shift", 7), ("decay_bits", 10), ("state_bits", 32)]
+)
 def test_a_spec_the_integer_core_does_not_implement_is_refused(field, value):
     with pytest.raises(ValueError, match=rf"'odd': {field} = {value}.*implements"):
         HardwareSpec(name="odd", **{field: value})
@@ -132,16 +153,24 @@ def test_netx_variant():
     assert (LOIHI2_NETX.fixed_weight_exp, LOIHI2_NETX.fixed_bias_exp) == (0, 6)
     assert netx_variant(LOIHI2_NETX) is LOIHI2_NETX and netx_variant(LOIHI2).name == "loihi2-netx"
     # everything but the fixed exponents (and name, source) is Loihi 2's
-    same = [f.name for f in dataclasses.fields(LOIHI2) if f.name not in
-            ("name", "source", "fixed_weight_exp", "fixed_bias_exp")]
+    same = [
+        f.name
+        for f in dataclasses.fields(LOIHI2)
+        if f.name not in ("name", "source", "fixed_weight_exp", "fixed_bias_exp")
+    ]
     assert all(getattr(LOIHI2, f) == getattr(LOIHI2_NETX, f) for f in same)
     assert LOIHI2.fixed_weight_exp is None and LOIHI2.fixed_bias_exp is None
 
 
 def _model(name="mlp", shape=(1, 6, 6), **neuron):
     torch.manual_seed(0)
-    m = build_model(name, shape, 4, NeuronConfig(**{"mps": True, "alpha_init": 0.3, **neuron}),
-                    **({"hidden": [24, 16]} if name == "mlp" else {})).eval()
+    m = build_model(
+        name,
+        shape,
+        4,
+        NeuronConfig(**{"mps": True, "alpha_init": 0.3, **neuron}),
+        **({"hidden": [24, 16]} if name == "mlp" else {}),
+    ).eval()
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):

@@ -1,4 +1,5 @@
 """NIR export/import: exact round trips, metadata, and clear errors for bad graphs and files."""
+
 import copy
 import math
 
@@ -8,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from neurodeploy.measure.analysis import run_recording_spikes
 from neurodeploy.converters.nir_common import METADATA_KEY, NIRConversionError
 from neurodeploy.converters.nir_export import export_nir, model_to_nir
 from neurodeploy.converters.nir_import import NIRFileError, nir_to_model, read_nir
+from neurodeploy.measure.analysis import run_recording_spikes
 from neurodeploy.nn.fold import fold_batchnorm
 from neurodeploy.nn.layers import LIF, NeuronConfig
 from neurodeploy.nn.zoo import build_model
@@ -41,7 +42,7 @@ def randomised(name, shape, neuron, seed=0):
 
 
 @pytest.mark.parametrize("neuron", list(NEURONS))
-@pytest.mark.parametrize("name,shape", ZOO)
+@pytest.mark.parametrize(("name", "shape"), ZOO)
 def test_round_trip_is_exact(tmp_path, name, shape, neuron):
     model = randomised(name, shape, NEURONS[neuron])
     path = tmp_path / "m.nir"
@@ -56,7 +57,9 @@ def test_round_trip_is_exact(tmp_path, name, shape, neuron):
     for sa, sb in zip(rec_a, rec_b):
         assert torch.equal(sa, sb)
     assert sum(0 < float(s.mean()) < 1 for s in rec_a) >= len(rec_a) / 2  # non-trivial spike trains
-    assert [l.alpha_value() for _, l in back.lif_layers()] == [l.alpha_value() for _, l in folded.lif_layers()]
+    assert [l.alpha_value() for _, l in back.lif_layers()] == [
+        l.alpha_value() for _, l in folded.lif_layers()
+    ]
     # a second round trip writes the same graph
     g1, g2 = model_to_nir(model), model_to_nir(back)
     assert list(g1.nodes) == list(g2.nodes)
@@ -76,12 +79,18 @@ def test_folding_keeps_the_function():
 
 
 def test_lif_fields_follow_the_documented_convention():
-    model = build_model("mlp", (4,), 3, NeuronConfig(mps=True, tau=4.0, theta=0.75, alpha_init=0.25))
+    model = build_model(
+        "mlp", (4,), 3, NeuronConfig(mps=True, tau=4.0, theta=0.75, alpha_init=0.25)
+    )
     g = model_to_nir(model, dt=1e-3)
     lif = g.nodes["2_lif"]
     assert isinstance(lif, nir.LIF) and lif.tau.shape == (256,)
-    assert np.allclose(lif.tau, 4e-3) and np.allclose(lif.r, 4.0)      # tau = dt*tau_steps, r = tau/dt
-    assert np.all(lif.v_threshold == np.float32(0.75)) and not lif.v_leak.any() and not lif.v_reset.any()
+    assert np.allclose(lif.tau, 4e-3) and np.allclose(lif.r, 4.0)  # tau = dt*tau_steps, r = tau/dt
+    assert (
+        np.all(lif.v_threshold == np.float32(0.75))
+        and not lif.v_leak.any()
+        and not lif.v_reset.any()
+    )
     meta = lif.metadata[METADATA_KEY]
     assert math.isclose(meta["mps_alpha"], 0.25, rel_tol=1e-6) and meta["mps_mode"] == "reset"
     assert g.metadata["dt"] == 1e-3 and g.metadata["producer"] == "neurodeploy"
@@ -131,22 +140,77 @@ def _affine(n_in=4, n_out=3):
 
 
 def _lif3(**over):
-    f = dict(tau=np.full(3, 2e-4), r=np.full(3, 2.0), v_leak=np.zeros(3), v_threshold=np.ones(3), v_reset=np.zeros(3))
+    f = dict(
+        tau=np.full(3, 2e-4),
+        r=np.full(3, 2.0),
+        v_leak=np.zeros(3),
+        v_threshold=np.ones(3),
+        v_reset=np.zeros(3),
+    )
     f.update(over)
     return nir.LIF(**{k: np.asarray(v, np.float32) for k, v in f.items()})
 
 
-@pytest.mark.parametrize("graph,node,field", [
-    (lambda: _chain(("fc", _affine()), ("thr", nir.Threshold(threshold=np.ones(3)))), "thr", None),
-    (lambda: _chain(("fc", _affine(n_in=5))), "fc", "weight"),
-    (lambda: _chain(("fc", _affine()), ("lif", _lif3(tau=np.full(4, 2e-4), r=np.full(4, 2.0), v_leak=np.zeros(4),
-                                                         v_threshold=np.ones(4), v_reset=np.zeros(4)))), "lif", "v_threshold"),
-    (lambda: _chain(("fc", _affine()), ("lif", _lif3(tau=np.array([2e-4, np.nan, 2e-4])))), "lif", "tau"),
-    (lambda: _chain(("fc", nir.Affine(weight=np.full((3, 4), np.inf, np.float32), bias=np.zeros(3, np.float32)))), "fc", "weight"),
-    (lambda: _chain(("fc", _affine()), ("lif", _lif3(v_leak=np.full(3, 0.1)))), "lif", "v_leak"),
-    (lambda: _chain(("fc", _affine()), ("lif", _lif3(v_reset=np.full(3, -1.0)))), "lif", "v_reset"),
-    (lambda: _chain(("fc", _affine()), ("lif", _lif3(tau=np.array([2e-4, 3e-4, 2e-4])))), "lif", "tau"),
-])
+@pytest.mark.parametrize(
+    ("graph", "node", "field"),
+    [
+        (
+            lambda: _chain(("fc", _affine()), ("thr", nir.Threshold(threshold=np.ones(3)))),
+            "thr",
+            None,
+        ),
+        (lambda: _chain(("fc", _affine(n_in=5))), "fc", "weight"),
+        (
+            lambda: _chain(
+                ("fc", _affine()),
+                (
+                    "lif",
+                    _lif3(
+                        tau=np.full(4, 2e-4),
+                        r=np.full(4, 2.0),
+                        v_leak=np.zeros(4),
+                        v_threshold=np.ones(4),
+                        v_reset=np.zeros(4),
+                    ),
+                ),
+            ),
+            "lif",
+            "v_threshold",
+        ),
+        (
+            lambda: _chain(("fc", _affine()), ("lif", _lif3(tau=np.array([2e-4, np.nan, 2e-4])))),
+            "lif",
+            "tau",
+        ),
+        (
+            lambda: _chain(
+                (
+                    "fc",
+                    nir.Affine(
+                        weight=np.full((3, 4), np.inf, np.float32), bias=np.zeros(3, np.float32)
+                    ),
+                )
+            ),
+            "fc",
+            "weight",
+        ),
+        (
+            lambda: _chain(("fc", _affine()), ("lif", _lif3(v_leak=np.full(3, 0.1)))),
+            "lif",
+            "v_leak",
+        ),
+        (
+            lambda: _chain(("fc", _affine()), ("lif", _lif3(v_reset=np.full(3, -1.0)))),
+            "lif",
+            "v_reset",
+        ),
+        (
+            lambda: _chain(("fc", _affine()), ("lif", _lif3(tau=np.array([2e-4, 3e-4, 2e-4])))),
+            "lif",
+            "tau",
+        ),
+    ],
+)
 def test_bad_graphs_name_node_and_field(graph, node, field):
     with pytest.raises(NIRConversionError) as e:
         nir_to_model(graph())
@@ -162,7 +226,10 @@ def test_missing_field_names_node_and_field():
 
 
 def test_branches_and_cycles_are_refused():
-    g = _chain(("fc", _affine()), ("fc2", nir.Affine(weight=np.ones((3, 3), np.float32), bias=np.zeros(3, np.float32))))
+    g = _chain(
+        ("fc", _affine()),
+        ("fc2", nir.Affine(weight=np.ones((3, 3), np.float32), bias=np.zeros(3, np.float32))),
+    )
     g.edges.append(("fc2", "fc"))  # recurrent edge
     with pytest.raises(NIRConversionError, match="recurrent"):
         nir_to_model(g)
@@ -174,8 +241,12 @@ def test_bad_files(tmp_path):
     data = good.read_bytes()
     (tmp_path / "trunc.nir").write_bytes(data[: len(data) // 2])
     (tmp_path / "text.nir").write_text("not a graph")
-    for path, match in ((tmp_path / "trunc.nir", "trunc.nir"), (tmp_path / "text.nir", "not an HDF5"),
-                        (tmp_path, "directory"), (tmp_path / "none.nir", "no such file")):
+    for path, match in (
+        (tmp_path / "trunc.nir", "trunc.nir"),
+        (tmp_path / "text.nir", "not an HDF5"),
+        (tmp_path, "directory"),
+        (tmp_path / "none.nir", "no such file"),
+    ):
         with pytest.raises(NIRFileError, match=match):
             nir_to_model(path)
     assert good.read_bytes() == data  # reading never writes
@@ -183,6 +254,7 @@ def test_bad_files(tmp_path):
 
 def test_unknown_node_type_in_a_file(tmp_path):
     import h5py
+
     path = tmp_path / "m.nir"
     export_nir(randomised("mlp", (1, 8, 8), NEURONS["mps"]), path)
     with h5py.File(path, "r+") as f:
@@ -234,18 +306,38 @@ def _mutate(g, node_i, kind, field_i, value):
     elif kind == "add_edge":
         g.edges.append((name, names[field_i % len(names)]))
     elif kind == "replace_node":
-        g.nodes[name] = [nir.Threshold(threshold=np.ones(3)), nir.Delay(delay=np.ones(3)),
-                         nir.Scale(scale=np.full(3, value)), _affine()][field_i % 4]
+        g.nodes[name] = [
+            nir.Threshold(threshold=np.ones(3)),
+            nir.Delay(delay=np.ones(3)),
+            nir.Scale(scale=np.full(3, value)),
+            _affine(),
+        ][field_i % 4]
     elif kind == "metadata":
-        node.metadata = {METADATA_KEY: {"mps_alpha": value, "mps_mode": ["reset", "x"][field_i % 2]}}
+        node.metadata = {
+            METADATA_KEY: {"mps_alpha": value, "mps_mode": ["reset", "x"][field_i % 2]}
+        }
     return g
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(base=st.sampled_from(["mlp", "vgg", "conv1d", "pointnet"]), node_i=st.integers(0, 50),
-       kind=st.sampled_from(["nan", "drop_field", "truncate", "scale", "drop_edge", "add_edge",
-                             "replace_node", "metadata"]),
-       field_i=st.integers(0, 50), value=st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -1.0, 1.5, 1e9]))
+@given(
+    base=st.sampled_from(["mlp", "vgg", "conv1d", "pointnet"]),
+    node_i=st.integers(0, 50),
+    kind=st.sampled_from(
+        [
+            "nan",
+            "drop_field",
+            "truncate",
+            "scale",
+            "drop_edge",
+            "add_edge",
+            "replace_node",
+            "metadata",
+        ]
+    ),
+    field_i=st.integers(0, 50),
+    value=st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -1.0, 1.5, 1e9]),
+)
 def test_mutated_graphs_fail_only_with_documented_errors(base, node_i, kind, field_i, value):
     g = _mutate(_base_graph(base), node_i, kind, field_i, value)
     try:
@@ -261,13 +353,19 @@ def test_mutated_graphs_fail_only_with_documented_errors(base, node_i, kind, fie
 def test_cli_export_and_inspect(tmp_path, capsys):
     from neurodeploy.cli import main
     from neurodeploy.converters.nir_inspect import summarize
-    from neurodeploy.training.config import TrainConfig
     from neurodeploy.training.checkpoint import load_model
+    from neurodeploy.training.config import TrainConfig
     from neurodeploy.training.loop import train
 
-    train(TrainConfig(task="digits", model="mlp", T=2, epochs=1, arch={"hidden": [16]}), out_dir=tmp_path / "run",
-          progress=False)
-    assert main(["export", str(tmp_path / "run" / "checkpoint.pt"), "-o", str(tmp_path / "m.nir")]) == 0
+    train(
+        TrainConfig(task="digits", model="mlp", T=2, epochs=1, arch={"hidden": [16]}),
+        out_dir=tmp_path / "run",
+        progress=False,
+    )
+    assert (
+        main(["export", str(tmp_path / "run" / "checkpoint.pt"), "-o", str(tmp_path / "m.nir")])
+        == 0
+    )
     capsys.readouterr()
     assert main(["inspect", str(tmp_path / "m.nir")]) == 0
     text = capsys.readouterr().out
@@ -289,15 +387,31 @@ def test_cli_export_and_inspect(tmp_path, capsys):
 
 def test_sumpool_scale_and_li_from_other_producers():
     w = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
-    g = nir.NIRGraph(nodes={
-        "in": nir.Input(input_type=np.array([1, 4, 4])),
-        "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
-        "flat": nir.Flatten(input_type={"input": np.array([1, 2, 2])}, start_dim=0, end_dim=-1),
-        "scale": nir.Scale(scale=np.full(4, 0.5, np.float32)),
-        "fc": nir.Affine(weight=w, bias=np.zeros(3, np.float32)),
-        "li": nir.LI(tau=np.full(3, 2e-4, np.float32), r=np.full(3, 2.0, np.float32), v_leak=np.zeros(3, np.float32)),
-        "out": nir.Output(output_type=np.array([3]))},
-        edges=[("in", "pool"), ("pool", "flat"), ("flat", "scale"), ("scale", "fc"), ("fc", "li"), ("li", "out")])
+    g = nir.NIRGraph(
+        nodes={
+            "in": nir.Input(input_type=np.array([1, 4, 4])),
+            "pool": nir.SumPool2d(
+                kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])
+            ),
+            "flat": nir.Flatten(input_type={"input": np.array([1, 2, 2])}, start_dim=0, end_dim=-1),
+            "scale": nir.Scale(scale=np.full(4, 0.5, np.float32)),
+            "fc": nir.Affine(weight=w, bias=np.zeros(3, np.float32)),
+            "li": nir.LI(
+                tau=np.full(3, 2e-4, np.float32),
+                r=np.full(3, 2.0, np.float32),
+                v_leak=np.zeros(3, np.float32),
+            ),
+            "out": nir.Output(output_type=np.array([3])),
+        },
+        edges=[
+            ("in", "pool"),
+            ("pool", "flat"),
+            ("flat", "scale"),
+            ("scale", "fc"),
+            ("fc", "li"),
+            ("li", "out"),
+        ],
+    )
     m = nir_to_model(g)
     x = torch.rand(3, 2, 1, 4, 4)
     pooled = x.reshape(3, 2, 2, 2, 2, 2).sum((3, 5)).reshape(3, 2, 4) * 0.5  # 2x2 sums
@@ -309,4 +423,10 @@ def test_sumpool_scale_and_li_from_other_producers():
     with torch.no_grad():
         assert torch.allclose(m(x), torch.stack(want), atol=1e-6)
     again = model_to_nir(m)
-    assert [type(n).__name__ for n in again.nodes.values()][1:-1] == ["SumPool2d", "Flatten", "Scale", "Affine", "LI"]
+    assert [type(n).__name__ for n in again.nodes.values()][1:-1] == [
+        "SumPool2d",
+        "Flatten",
+        "Scale",
+        "Affine",
+        "LI",
+    ]

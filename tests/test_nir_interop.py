@@ -1,4 +1,5 @@
 """Interoperability through NIR files with snntorch (its own exporter and importer) and nirtorch."""
+
 import warnings
 
 import nir
@@ -10,10 +11,10 @@ snn = pytest.importorskip("snntorch")
 from snntorch.export_nir import export_to_nir  # noqa: E402
 from snntorch.import_nir import import_from_nir  # noqa: E402
 
-from neurodeploy.measure.analysis import run_recording_spikes  # noqa: E402
 from neurodeploy.converters.nir_export import export_nir  # noqa: E402
 from neurodeploy.converters.nir_import import nir_to_model  # noqa: E402
 from neurodeploy.converters.nirtorch_bridge import nirtorch_node_map  # noqa: E402
+from neurodeploy.measure.analysis import run_recording_spikes  # noqa: E402
 from neurodeploy.nn.layers import NeuronConfig  # noqa: E402
 from neurodeploy.nn.zoo import build_model  # noqa: E402
 
@@ -28,8 +29,12 @@ def _snn_spikes(net, x):
     for m in leaky:
         m.reset_mem()
     rec = {i: [] for i in range(len(leaky))}
-    hooks = [m.register_forward_hook(lambda _m, _i, o, i=i: rec[i].append(o[0] if isinstance(o, tuple) else o))
-             for i, m in enumerate(leaky)]
+    hooks = [
+        m.register_forward_hook(
+            lambda _m, _i, o, i=i: rec[i].append(o[0] if isinstance(o, tuple) else o)
+        )
+        for i, m in enumerate(leaky)
+    ]
     with torch.no_grad():
         for t in range(x.shape[0]):
             net(x[t])
@@ -47,13 +52,26 @@ def _full(shape, v):
     return torch.full(shape, float(v))
 
 
-@pytest.mark.parametrize("beta,thr", [(0.5, 1.0), (0.9, 1.5), (0.95, 0.7)])
+@pytest.mark.parametrize(("beta", "thr"), [(0.5, 1.0), (0.9, 1.5), (0.95, 0.7)])
 def test_snntorch_mlp_to_us(tmp_path, beta, thr):
     torch.manual_seed(0)
     net = nn.Sequential(
-        nn.Linear(6, 12), snn.Leaky(beta=_full((12,), beta), threshold=_full((12,), thr), init_hidden=True, reset_mechanism="zero"),
-        nn.Linear(12, 4), snn.Leaky(beta=_full((4,), beta), threshold=_full((4,), thr), init_hidden=True,
-                                    reset_mechanism="zero", output=True))
+        nn.Linear(6, 12),
+        snn.Leaky(
+            beta=_full((12,), beta),
+            threshold=_full((12,), thr),
+            init_hidden=True,
+            reset_mechanism="zero",
+        ),
+        nn.Linear(12, 4),
+        snn.Leaky(
+            beta=_full((4,), beta),
+            threshold=_full((4,), thr),
+            init_hidden=True,
+            reset_mechanism="zero",
+            output=True,
+        ),
+    )
     with torch.no_grad():
         for lin in (net[0], net[2]):
             lin.weight.mul_(3.0)
@@ -72,14 +90,30 @@ def test_snntorch_mlp_to_us(tmp_path, beta, thr):
 def test_snntorch_conv_to_us(tmp_path):
     torch.manual_seed(1)
     net = nn.Sequential(
-        nn.Conv2d(1, 4, 3), snn.Leaky(beta=_full((4, 6, 6), 0.7), threshold=_full((4, 6, 6), 1.0), init_hidden=True,
-                                      reset_mechanism="zero"),
-        nn.AvgPool2d((2, 2)), nn.Flatten(), nn.Linear(36, 5),
-        snn.Leaky(beta=_full((5,), 0.7), threshold=_full((5,), 1.0), init_hidden=True, reset_mechanism="zero", output=True))
+        nn.Conv2d(1, 4, 3),
+        snn.Leaky(
+            beta=_full((4, 6, 6), 0.7),
+            threshold=_full((4, 6, 6), 1.0),
+            init_hidden=True,
+            reset_mechanism="zero",
+        ),
+        nn.AvgPool2d((2, 2)),
+        nn.Flatten(),
+        nn.Linear(36, 5),
+        snn.Leaky(
+            beta=_full((5,), 0.7),
+            threshold=_full((5,), 1.0),
+            init_hidden=True,
+            reset_mechanism="zero",
+            output=True,
+        ),
+    )
     with torch.no_grad():
         net[0].weight.mul_(3.0)
         net[4].weight.abs_().mul_(6.0)
-    nir.write(str(tmp_path / "conv.nir"), export_to_nir(net, torch.zeros(1, 1, 8, 8), ignore_dims=[0]))
+    nir.write(
+        str(tmp_path / "conv.nir"), export_to_nir(net, torch.zeros(1, 1, 8, 8), ignore_dims=[0])
+    )
     ours = nir_to_model(tmp_path / "conv.nir")
     x = torch.rand(T, 2, 1, 8, 8)
     ref = _snn_spikes(net, x)
@@ -91,9 +125,18 @@ def test_snntorch_conv_to_us(tmp_path):
 
 def test_snntorch_synaptic_to_us(tmp_path):
     torch.manual_seed(2)
-    net = nn.Sequential(nn.Linear(5, 8), snn.Synaptic(alpha=_full((8,), 0.8), beta=_full((8,), 0.5),
-                                                      threshold=_full((8,), 1.0), init_hidden=True, output=True,
-                                                      reset_mechanism="zero", reset_delay=False))
+    net = nn.Sequential(
+        nn.Linear(5, 8),
+        snn.Synaptic(
+            alpha=_full((8,), 0.8),
+            beta=_full((8,), 0.5),
+            threshold=_full((8,), 1.0),
+            init_hidden=True,
+            output=True,
+            reset_mechanism="zero",
+            reset_delay=False,
+        ),
+    )
     with torch.no_grad():
         net[0].weight.uniform_(0, 0.4)
     nir.write(str(tmp_path / "syn.nir"), export_to_nir(net, torch.zeros(1, 5), ignore_dims=[0]))
@@ -117,7 +160,7 @@ def _vanilla(name, shape, seed):
     return m
 
 
-@pytest.mark.parametrize("name,shape", [("mlp", (1, 6, 6)), ("vgg", (2, 8, 8))])
+@pytest.mark.parametrize(("name", "shape"), [("mlp", (1, 6, 6)), ("vgg", (2, 8, 8))])
 def test_us_to_snntorch(tmp_path, name, shape):
     model = _vanilla(name, shape, 3)
     export_nir(model, tmp_path / "ours.nir")
@@ -126,16 +169,22 @@ def test_us_to_snntorch(tmp_path, name, shape):
     assert len(leaky) == len(model.lif_layers())
     x = (torch.rand(T, 3, *shape) < 0.4).float()
     ours, out = _our_spikes(model, x)
-    for b in range(x.shape[1]):  # snntorch's imported Flatten also flattens the batch axis: one sample at a time
+    for b in range(
+        x.shape[1]
+    ):  # snntorch's imported Flatten also flattens the batch axis: one sample at a time
         for m in leaky:
             m.reset_mem()
         rec = {i: [] for i in range(len(leaky))}
-        hooks = [m.register_forward_hook(lambda _m, _i, o, i=i: rec[i].append(o[0] if isinstance(o, tuple) else o))
-                 for i, m in enumerate(leaky)]
+        hooks = [
+            m.register_forward_hook(
+                lambda _m, _i, o, i=i: rec[i].append(o[0] if isinstance(o, tuple) else o)
+            )
+            for i, m in enumerate(leaky)
+        ]
         outs, state = [], None
         with torch.no_grad():
             for t in range(T):
-                o, state = net(x[t, b:b + 1], state)
+                o, state = net(x[t, b : b + 1], state)
                 outs.append(o.reshape(-1))
         for h in hooks:
             h.remove()
@@ -167,9 +216,18 @@ def test_nirtorch_loads_our_graph_with_our_node_map(tmp_path, mps):
 def test_imported_synaptic_model_round_trips(tmp_path):
     """CubaLIF comes in as LI (synaptic current) + LIF; exported again and re-imported, same spikes."""
     torch.manual_seed(5)
-    net = nn.Sequential(nn.Linear(5, 8), snn.Synaptic(alpha=_full((8,), 0.6), beta=_full((8,), 0.8),
-                                                      threshold=_full((8,), 1.0), init_hidden=True, output=True,
-                                                      reset_mechanism="zero", reset_delay=False))
+    net = nn.Sequential(
+        nn.Linear(5, 8),
+        snn.Synaptic(
+            alpha=_full((8,), 0.6),
+            beta=_full((8,), 0.8),
+            threshold=_full((8,), 1.0),
+            init_hidden=True,
+            output=True,
+            reset_mechanism="zero",
+            reset_delay=False,
+        ),
+    )
     with torch.no_grad():
         net[0].weight.uniform_(0, 0.5)
     nir.write(str(tmp_path / "syn.nir"), export_to_nir(net, torch.zeros(1, 5), ignore_dims=[0]))

@@ -1,5 +1,6 @@
 """Profiles end to end: reference == Lava counts, the report (JSON, Markdown, PNG), energy models,
 the CLI and its errors."""
+
 from __future__ import annotations
 
 import json
@@ -11,12 +12,19 @@ import pytest
 
 from neurodeploy.cli import main
 from neurodeploy.data import load_task
-from neurodeploy.measure.energy import (CMOS45, LOIHI, EnergyEstimate, NeuromorphicEnergyModel, OpEnergyModel,
-                                get_energy_model, load_energy_model)
-from neurodeploy.neuron.hardware import LOIHI2
-from neurodeploy.measure.report import write_report
+from neurodeploy.measure.energy import (
+    CMOS45,
+    LOIHI,
+    EnergyEstimate,
+    NeuromorphicEnergyModel,
+    OpEnergyModel,
+    get_energy_model,
+    load_energy_model,
+)
 from neurodeploy.measure.profiling import profile
 from neurodeploy.measure.qreport import quantize_for_task
+from neurodeploy.measure.report import write_report
+from neurodeploy.neuron.hardware import LOIHI2
 from neurodeploy.training.config import TrainConfig
 from neurodeploy.training.loop import train
 
@@ -24,10 +32,24 @@ from neurodeploy.training.loop import train
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    res = train(TrainConfig(task="digits", model="mlp", T=3, epochs=1, arch={"hidden": [24]}), out_dir=out / "mps",
-                progress=False)
-    van = train(TrainConfig(task="digits", model="mlp", T=3, epochs=1, mps=False, guidance=False,
-                            arch={"hidden": [24]}), out_dir=out / "van", progress=False)
+    res = train(
+        TrainConfig(task="digits", model="mlp", T=3, epochs=1, arch={"hidden": [24]}),
+        out_dir=out / "mps",
+        progress=False,
+    )
+    van = train(
+        TrainConfig(
+            task="digits",
+            model="mlp",
+            T=3,
+            epochs=1,
+            mps=False,
+            guidance=False,
+            arch={"hidden": [24]},
+        ),
+        out_dir=out / "van",
+        progress=False,
+    )
     return out, res.model, van.model
 
 
@@ -37,7 +59,7 @@ def test_reference_and_lava_counts_are_identical(digits_run) -> None:
     prog = quantize_for_task(model, task, LOIHI2)
     ref = profile(prog, task, 3, "reference", samples=3, latency=True, progress=False)
     lava = profile(prog, task, 3, "lava", samples=3, progress=False)
-    assert ref.counts.T == lava.counts.T == 3 + len(prog.layers)   # Lava: one step per synapse
+    assert ref.counts.T == lava.counts.T == 3 + len(prog.layers)  # Lava: one step per synapse
     assert ref.counts.totals()["spikes"] > 0
     for a, b in zip(ref.counts.layers, lava.counts.layers):
         assert a.name == b.name
@@ -48,7 +70,7 @@ def test_reference_and_lava_counts_are_identical(digits_run) -> None:
     for name in ref.membranes:
         for t, (u, v) in enumerate(zip(ref.membranes[name], lava.membranes[name])):
             assert np.array_equal(u, v), f"{name} t={t}"
-    assert ref.counts.layers[0].input_spiking is False   # graded pixels into the first layer: MACs
+    assert ref.counts.layers[0].input_spiking is False  # graded pixels into the first layer: MACs
     assert ref.counts.totals()["macs"] > 0
 
 
@@ -64,7 +86,9 @@ def test_float_and_integer_profiles_agree_closely(digits_run) -> None:
         for t in (1, 2):
             mf, mi = pf.membranes[name][t], pi.membranes[name][t]
             assert mf.std() > 0.05
-            assert abs(mf.mean() - mi.mean()) < 0.02 and mi.std() == pytest.approx(mf.std(), rel=0.05)
+            assert abs(mf.mean() - mi.mean()) < 0.02 and mi.std() == pytest.approx(
+                mf.std(), rel=0.05
+            )
     assert i["spikes"] == pytest.approx(f["spikes"], rel=0.05)
     assert i["synops"] == pytest.approx(f["synops"], rel=0.05)
     assert i["ann_macs"] == f["ann_macs"]
@@ -90,8 +114,10 @@ def _md_totals(md: str) -> tuple[list[str], dict[str, list[str]]]:
 def test_report_files_and_totals(digits_run, tmp_path) -> None:
     _, mps, van = digits_run
     task = load_task("digits", T=3)
-    profiles = [profile(mps, task, 3, "torch", samples=64, label="MPS", progress=False),
-                profile(van, task, 3, "torch", samples=64, label="vanilla", progress=False)]
+    profiles = [
+        profile(mps, task, 3, "torch", samples=64, label="MPS", progress=False),
+        profile(van, task, 3, "torch", samples=64, label="vanilla", progress=False),
+    ]
     paths = write_report(profiles, tmp_path / "rep")
     assert set(paths.plots) == {"raster", "firing rate", "membrane potentials", "energy per layer"}
     for p in paths.plots.values():
@@ -102,20 +128,30 @@ def test_report_files_and_totals(digits_run, tmp_path) -> None:
     header, table = _md_totals(md)
     assert header[1:3] == ["MPS", "vanilla"]
     # Markdown totals == JSON totals (at the 6 significant digits printed), named rows -> JSON keys
-    keys = {"spikes / sample": "spikes", "ACs / sample": "acs", "MACs / sample": "macs",
-            "synaptic ops / sample": "synops", "activation sparsity": "activation_sparsity",
-            "equivalent ANN MACs / sample": "ann_macs", "parameters": "parameters",
-            "neuron updates / sample": "neuron_updates"}
+    keys = {
+        "spikes / sample": "spikes",
+        "ACs / sample": "acs",
+        "MACs / sample": "macs",
+        "synaptic ops / sample": "synops",
+        "activation sparsity": "activation_sparsity",
+        "equivalent ANN MACs / sample": "ann_macs",
+        "parameters": "parameters",
+        "neuron updates / sample": "neuron_updates",
+    }
     for k, prof in enumerate(doc["profiles"]):
         t = prof["counts"]["totals"]
         for row, key in keys.items():
             assert float(table[row][k]) == pytest.approx(t[key], rel=1e-5), (row, prof["label"])
         assert float(table["accuracy"][k]) == pytest.approx(prof["accuracy"], rel=1e-5)
         for e in prof["energy"]:
-            assert float(table[f"energy [{e['model']}] pJ / sample"][k]) == pytest.approx(e["total_pj"], rel=1e-5)
+            assert float(table[f"energy [{e['model']}] pJ / sample"][k]) == pytest.approx(
+                e["total_pj"], rel=1e-5
+            )
         # per-layer sums in the JSON add up to the totals
         assert sum(l["spikes"] for l in prof["counts"]["layers"]) == pytest.approx(t["spikes"])
-        assert sum(l["acs"] + l["macs"] for l in prof["counts"]["layers"]) == pytest.approx(t["synops"])
+        assert sum(l["acs"] + l["macs"] for l in prof["counts"]["layers"]) == pytest.approx(
+            t["synops"]
+        )
     # every energy number is labelled with its model
     assert all(re.search(r"\[(cmos45|loihi)\]", r) for r in table if "energy" in r)
     # ratio column: vanilla / MPS
@@ -126,7 +162,9 @@ def test_report_files_and_totals(digits_run, tmp_path) -> None:
 
 def test_energy_models_by_hand_and_user_files(tmp_path) -> None:
     assert get_energy_model("cmos45") is CMOS45 and get_energy_model("loihi") is LOIHI
-    (tmp_path / "m.json").write_text(json.dumps({"kind": "ops", "name": "my-28nm", "e_ac_pj": 0.3, "e_mac_pj": 1.2}))
+    (tmp_path / "m.json").write_text(
+        json.dumps({"kind": "ops", "name": "my-28nm", "e_ac_pj": 0.3, "e_mac_pj": 1.2})
+    )
     m = get_energy_model(str(tmp_path / "m.json"))
     assert isinstance(m, OpEnergyModel) and (m.name, m.e_ac_pj, m.e_mac_pj) == ("my-28nm", 0.3, 1.2)
     (tmp_path / "n.toml").write_text('kind = "neuromorphic"\nname = "chip"\ne_synop_pj = 10.0\n')
@@ -138,6 +176,7 @@ def test_energy_models_by_hand_and_user_files(tmp_path) -> None:
 
         def estimate(self, counts):
             return EnergyEstimate("flat", {}, {}, 1.0)
+
     assert get_energy_model(Flat()).name == "flat"
     with pytest.raises(ValueError, match="unknown name 'cmos22'.*cmos45"):
         get_energy_model("cmos22")
@@ -160,15 +199,45 @@ def test_cli_profile_end_to_end_and_errors(digits_run, tmp_path, capsys) -> None
     ckpt, van = str(out / "mps" / "checkpoint.pt"), str(out / "van" / "checkpoint.pt")
     nir_path = str(tmp_path / "m.nir")
     assert main(["export", ckpt, "-o", nir_path]) == 0
-    assert main(["profile", nir_path, "--compare", van, "--samples", "32", "--out", str(tmp_path / "r"),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                nir_path,
+                "--compare",
+                van,
+                "--samples",
+                "32",
+                "--out",
+                str(tmp_path / "r"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "r" / "profile.md").exists() and (tmp_path / "r" / "membrane.png").exists()
     doc = json.loads((tmp_path / "r" / "profile.json").read_text())
     assert [p["target"] for p in doc["profiles"]] == ["torch", "torch"]
     assert [e["model"] for e in doc["profiles"][0]["energy"]] == ["cmos45", "loihi"]
     # float vs integer of one model, module view is refused for integer targets
-    assert main(["profile", ckpt, "--compare-target", "reference", "--samples", "16", "--energy-model", "cmos45",
-                 "--out", str(tmp_path / "r2"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                ckpt,
+                "--compare-target",
+                "reference",
+                "--samples",
+                "16",
+                "--energy-model",
+                "cmos45",
+                "--out",
+                str(tmp_path / "r2"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     doc = json.loads((tmp_path / "r2" / "profile.json").read_text())
     assert [p["target"] for p in doc["profiles"]] == ["torch", "reference"]
     capsys.readouterr()
@@ -183,16 +252,34 @@ def test_cli_profile_end_to_end_and_errors(digits_run, tmp_path, capsys) -> None
     assert "fake.nir" in capsys.readouterr().err
     assert main(["profile", ckpt, "--task", "seq1d", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
-    assert "task 'seq1d' gives input of shape (1, 40) per timestep, but the model expects (1, 8, 8)" in err
-    assert main(["profile", ckpt, "--target", "reference", "--view", "module", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        "task 'seq1d' gives input of shape (1, 40) per timestep, but the model expects (1, 8, 8)"
+        in err
+    )
+    assert (
+        main(
+            [
+                "profile",
+                ckpt,
+                "--target",
+                "reference",
+                "--view",
+                "module",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert "'hardware' view only" in capsys.readouterr().err
     assert main(["profile", ckpt, "--target", "gpu", "--out", str(tmp_path / "x")]) == 2
     assert "unknown 'gpu'" in capsys.readouterr().err
-    assert not (tmp_path / "x").exists()   # nothing half-written on error
+    assert not (tmp_path / "x").exists()  # nothing half-written on error
 
 
 def test_nan_weights_are_refused() -> None:
     from neurodeploy.quant.synapse import Synapse
+
     w = np.ones((2, 3))
     w[1, 2] = np.nan
     with pytest.raises(ValueError, match="layer fc: weight has NaN"):
@@ -209,13 +296,16 @@ def test_integer_program_file_keeps_the_architectures_ann_macs(digits_run, tmp_p
     prog = quantize_for_task(model, task, LOIHI2)
     prog.save(tmp_path / "p.npz")
     from neurodeploy.quant.program import IntProgram
+
     loaded = IntProgram.load(tmp_path / "p.npz")
     a = profile(model, task, 3, "reference", samples=16, progress=False)
     b = profile(loaded, task, 3, "reference", samples=16, progress=False)
     assert b.counts.ann_macs == a.counts.ann_macs == a.counts.totals()["ann_macs"] > 0
-    assert b.energy_by_model()["cmos45"].snn_over_ann == pytest.approx(a.energy_by_model()["cmos45"].snn_over_ann)
+    assert b.energy_by_model()["cmos45"].snn_over_ann == pytest.approx(
+        a.energy_by_model()["cmos45"].snn_over_ann
+    )
     loaded.meta.pop("ann_macs")
     c = profile(loaded, task, 3, "reference", samples=16, progress=False)
-    assert c.counts.ann_macs is None          # falls back to the folded layers, and the report says so
+    assert c.counts.ann_macs is None  # falls back to the folded layers, and the report says so
     md = write_report([c], tmp_path / "rep", plots=False).markdown.read_text()
     assert "counted on its folded hardware layers" in md

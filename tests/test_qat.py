@@ -1,4 +1,5 @@
 """Quantisation-aware forward: bit for bit the reference simulator's integers, with gradients."""
+
 import numpy as np
 import pytest
 import torch
@@ -23,7 +24,9 @@ def active_net(name, mps, seed=0, theta=1.0):
     """A random zoo model whose every layer fires (BN statistics chosen to amplify)."""
     shape, _, _, arch = KINDS[name]
     torch.manual_seed(seed)
-    m = build_model(name, shape, 4, NeuronConfig(mps=mps, alpha_init=0.4, theta=theta), **arch).eval()
+    m = build_model(
+        name, shape, 4, NeuronConfig(mps=mps, alpha_init=0.4, theta=theta), **arch
+    ).eval()
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -66,22 +69,33 @@ def test_spikes_equal_reference_bit_for_bit(name, mps):
     prog = quantize_model(m, **qkw(name))
     assert all((l.neuron == "mps") == mps for l in prog.layers if l.neuron)
     ref = ReferenceTarget(prog, device="cpu").run(prog.quantize_input(x.numpy())[0])
-    assert all(s.any() for s in ref.spikes), "every layer must fire for the comparison to mean something"
+    assert all(
+        s.any() for s in ref.spikes
+    ), "every layer must fire for the comparison to mean something"
     q = QATNet(m, **qkw(name))
-    for train_mode in (False, True):  # eval: quantize_model's program (cached); train: rebuilt every pass
+    for train_mode in (
+        False,
+        True,
+    ):  # eval: quantize_model's program (cached); train: rebuilt every pass
         q.train(train_mode)
         run = q.run(x)
         for k, (a, b) in enumerate(zip(ref.spikes, run.spikes)):
-            assert np.array_equal(a, b.detach().numpy().astype(np.uint8)), f"layer {k}, train={train_mode}"
+            assert np.array_equal(
+                a, b.detach().numpy().astype(np.uint8)
+            ), f"layer {k}, train={train_mode}"
         assert np.array_equal(ref.output, run.output_int.numpy().astype(np.int64))
         assert [c.saturations for c in run.counters] == [c.saturations for c in ref.counters]
         assert [c.wraps for c in run.counters] == [c.wraps for c in ref.counters]
         # logits are the integer readout in float units: same ranking, scale a_scale
-        assert torch.allclose(run.logits.detach() * prog.layers[-1].a_scale, run.output_int, rtol=0, atol=1e-6)
+        assert torch.allclose(
+            run.logits.detach() * prog.layers[-1].a_scale, run.output_int, rtol=0, atol=1e-6
+        )
 
 
 def test_overflow_is_counted_like_the_reference():
-    m = active_net("mlp", True, theta=0.002)  # inputs of hundreds of thresholds: beyond the 3-bit headroom
+    m = active_net(
+        "mlp", True, theta=0.002
+    )  # inputs of hundreds of thresholds: beyond the 3-bit headroom
     with torch.no_grad():  # no bias, so that the exponent is set by the threshold alone
         for mod in m.modules():
             if isinstance(mod, nn.BatchNorm1d):
@@ -102,6 +116,7 @@ def trained_digits():
     from neurodeploy.data import load_task
     from neurodeploy.training.config import TrainConfig
     from neurodeploy.training.loop import train
+
     torch.manual_seed(0)
     res = train(TrainConfig(task="digits", T=4, epochs=2, seed=0), progress=False)
     return res.model.eval(), load_task("digits", T=4)
@@ -109,6 +124,7 @@ def trained_digits():
 
 def test_trained_network_bit_exact_and_gradients(trained_digits):
     from neurodeploy.quant.quantize import input_settings
+
     model, task = trained_digits
     x = task.encode(task.x_test[:64], 4)
     y = task.y_test[:64]

@@ -1,4 +1,5 @@
 """Quantiser and reference simulator (Lava comparisons are in test_lava_reference.py)."""
+
 import numpy as np
 import pytest
 import torch
@@ -20,7 +21,9 @@ from neurodeploy.targets.reference import ReferenceTarget
 
 def small(name="mlp", shape=(1, 6, 6), seed=0, **neuron):
     torch.manual_seed(seed)
-    m = build_model(name, shape, 4, NeuronConfig(**{"mps": True, "alpha_init": 0.3, **neuron})).eval()
+    m = build_model(
+        name, shape, 4, NeuronConfig(**{"mps": True, "alpha_init": 0.3, **neuron})
+    ).eval()
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -56,12 +59,22 @@ def test_program_fields_and_save_load(tmp_path):
     back = IntProgram.load(path)
     assert back.layers[0].name == prog.layers[0].name and back.input_kind == "graded"
     for a, b in zip(prog.layers, back.layers):
-        assert np.array_equal(a.synapse.weight, b.synapse.weight) and np.array_equal(a.bias_mant, b.bias_mant)
-        assert (a.vth, a.dv, a.coef, a.weight_exp, a.in_shape) == (b.vth, b.dv, b.coef, b.weight_exp, b.in_shape)
+        assert np.array_equal(a.synapse.weight, b.synapse.weight) and np.array_equal(
+            a.bias_mant, b.bias_mant
+        )
+        assert (a.vth, a.dv, a.coef, a.weight_exp, a.in_shape) == (
+            b.vth,
+            b.dv,
+            b.coef,
+            b.weight_exp,
+            b.in_shape,
+        )
     x = torch.rand(4, 3, 1, 6, 6).numpy()
     xi, clipped = prog.quantize_input(x)
     r1, r2 = ReferenceTarget(prog).run(xi), ReferenceTarget(back).run(xi)
-    assert all(np.array_equal(a, b) for a, b in zip(r1.spikes, r2.spikes)) and np.array_equal(r1.output, r2.output)
+    assert all(np.array_equal(a, b) for a, b in zip(r1.spikes, r2.spikes)) and np.array_equal(
+        r1.output, r2.output
+    )
     (tmp_path / "bad.npz").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="bad.npz"):
         IntProgram.load(tmp_path / "bad.npz")
@@ -116,18 +129,20 @@ def test_latency_delays_each_layer_by_one_step():
     plain = ReferenceTarget(prog).run(x)
     late = ReferenceTarget(prog, latency=True).run(x)
     for k, (a, b) in enumerate(zip(plain.spikes, late.spikes), start=1):
-        assert np.array_equal(b[k:k + 8], a) and not b[:k].any()
+        assert np.array_equal(b[k : k + 8], a) and not b[:k].any()
     assert np.array_equal(late.output[3:11], plain.output)
 
 
 def test_conv_program_runs_and_matches_float_closely():
     from neurodeploy.nn.fold import fold_batchnorm
+
     m = small("vgg", (2, 8, 8), mps=True)
     prog = quantize_model(m, LOIHI2, input_kind="binary")
     assert [l.kind for l in prog.layers] == ["conv2d", "conv2d", "dense"]
     x = (torch.rand(6, 16, 2, 8, 8) < 0.3).float()
     r = ReferenceTarget(prog).run(x.long().numpy())
     from neurodeploy.measure.analysis import run_recording_spikes
+
     _, rec = run_recording_spikes(fold_batchnorm(m), x)
     for si, sf in zip(r.spikes, rec):
         agree = (si == sf.numpy()).mean()
@@ -143,8 +158,15 @@ def test_event_digits_integer_accuracy_close_to_float(tmp_path, capsys):
     from neurodeploy.training.config import TrainConfig
     from neurodeploy.training.loop import train
 
-    train(TrainConfig(task="event-digits", T=4, epochs=3, lr=2e-3), out_dir=tmp_path / "run", progress=False)
-    assert main(["export", str(tmp_path / "run" / "checkpoint.pt"), "-o", str(tmp_path / "m.nir")]) == 0
+    train(
+        TrainConfig(task="event-digits", T=4, epochs=3, lr=2e-3),
+        out_dir=tmp_path / "run",
+        progress=False,
+    )
+    assert (
+        main(["export", str(tmp_path / "run" / "checkpoint.pt"), "-o", str(tmp_path / "m.nir")])
+        == 0
+    )
     assert main(["quantize", str(tmp_path / "m.nir"), "-o", str(tmp_path / "m.int.npz")]) == 0
     out = capsys.readouterr().out
     assert "integer (reference simulator)" in out and (tmp_path / "m.int.npz").exists()
@@ -154,12 +176,18 @@ def test_event_digits_integer_accuracy_close_to_float(tmp_path, capsys):
     assert rep.float_acc > 0.8
     assert abs(rep.int_acc - rep.float_acc) <= 0.03, (rep.float_acc, rep.int_acc)
     assert all(l.spike_agreement > 0.97 for l in rep.layers[:-1])
-    assert main(["quantize", str(tmp_path / "m.nir"), "-o", str(tmp_path / "x.npz"), "--task", "digits"]) == 2
+    assert (
+        main(
+            ["quantize", str(tmp_path / "m.nir"), "-o", str(tmp_path / "x.npz"), "--task", "digits"]
+        )
+        == 2
+    )
     assert "expects" in capsys.readouterr().err
 
 
 def test_make_target_names_the_choices():
     from neurodeploy.targets import make_target
+
     prog = quantize_model(small(), LOIHI2, input_kind="graded")
     assert make_target("reference", prog, device="cpu").name == "reference"
     with pytest.raises(ValueError, match="target: unknown 'truenorth'"):

@@ -1,15 +1,20 @@
 """Training, checkpoints and resume on the offline tasks."""
+
 import json
 
 import pytest
 import torch
 
-from neurodeploy.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from neurodeploy.data import load_task
 from neurodeploy.nn.zoo import build_model
+from neurodeploy.training.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
 from neurodeploy.training.config import TrainConfig
 from neurodeploy.training.loop import evaluate, train
-from neurodeploy.training.checkpoint import load_model
 
 QUICK = dict(task="digits", model="mlp", T=2, batch_size=64, lr=5e-3, arch={"hidden": [64]})
 
@@ -38,7 +43,9 @@ def test_resume_continues_exactly(tmp_path):
     resumed = train(cfg, out_dir=tmp_path / "cut", resume=True, progress=False)
     for a, b in zip(full.history, resumed.history, strict=True):
         assert a["train_loss"] == b["train_loss"] and a["test_acc"] == b["test_acc"]
-    for (k, v), (k2, v2) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
+    for (k, v), (k2, v2) in zip(
+        full.model.state_dict().items(), resumed.model.state_dict().items()
+    ):
         assert k == k2 and torch.equal(v, v2)
     lines = [json.loads(ln) for ln in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2, 3]
@@ -76,7 +83,10 @@ def test_bad_checkpoints_raise_naming_the_file_and_stay_untouched(tmp_path, dama
         torch.save(torch.nn.Linear(2, 2).state_dict(), path)
     else:
         import pickle
-        path.write_bytes(pickle.dumps(TrainConfig(**QUICK), protocol=2))  # arbitrary objects are refused
+
+        path.write_bytes(
+            pickle.dumps(TrainConfig(**QUICK), protocol=2)
+        )  # arbitrary objects are refused
     before = path.read_bytes()
     with pytest.raises(CheckpointError, match="checkpoint.pt"):
         train(TrainConfig(**QUICK, epochs=2), out_dir=tmp_path, resume=True, progress=False)
@@ -91,18 +101,31 @@ def test_missing_checkpoint(tmp_path):
 
 
 def test_atomic_save_leaves_no_temporary(tmp_path):
-    save_checkpoint({"config": {}, "model": {}, "epoch": 0, "input_shape": [1], "num_classes": 2},
-                    tmp_path / "c.pt")
+    save_checkpoint(
+        {"config": {}, "model": {}, "epoch": 0, "input_shape": [1], "num_classes": 2},
+        tmp_path / "c.pt",
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
     assert load_checkpoint(tmp_path / "c.pt")["epoch"] == 0
 
 
-@pytest.mark.parametrize("kwargs,name", [
-    (dict(T=0), "T"), (dict(T=-2), "T"), (dict(epochs=0), "epochs"), (dict(task="mnist"), "task"),
-    (dict(model="resnet"), "model"), (dict(tau=1.0), "tau"), (dict(p_drop=1.2), "p_drop"),
-    (dict(p_drop=-0.1), "p_drop"), (dict(lr=0.0), "lr"), (dict(batch_size=0), "batch_size"),
-    (dict(optimizer="lbfgs"), "optimizer"), (dict(direction="up"), "direction"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        (dict(T=0), "T"),
+        (dict(T=-2), "T"),
+        (dict(epochs=0), "epochs"),
+        (dict(task="mnist"), "task"),
+        (dict(model="resnet"), "model"),
+        (dict(tau=1.0), "tau"),
+        (dict(p_drop=1.2), "p_drop"),
+        (dict(p_drop=-0.1), "p_drop"),
+        (dict(lr=0.0), "lr"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(optimizer="lbfgs"), "optimizer"),
+        (dict(direction="up"), "direction"),
+    ],
+)
 def test_bad_config_names_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
         TrainConfig(**kwargs)
@@ -134,7 +157,8 @@ def test_every_task_trains_with_its_default_model(task):
 def test_kernel_option_reaches_every_lif_and_is_validated() -> None:
     from neurodeploy.nn.layers import LIF
     from neurodeploy.training.config import TrainConfig
-    from neurodeploy.training.loop import model_for, load_data
+    from neurodeploy.training.loop import load_data, model_for
+
     cfg = TrainConfig(task="digits", model="mlp", kernel="reference", arch={"hidden": [8]})
     model = model_for(cfg, load_data(cfg))
     kinds = {m.kernel for m in model.modules() if isinstance(m, LIF)}
@@ -152,13 +176,20 @@ def test_resume_with_more_epochs_continues_on_the_longer_cosine(tmp_path) -> Non
     4-epoch cosine: epoch 3 trains at lr0 * (1 + cos(2 pi / 4)) / 2 = lr0 / 2, and the lr logged after
     it (the next epoch's) is lr0 * (1 + cos(3 pi / 4)) / 2; after epoch 4 it is 0 again."""
     import math
+
     cfg = TrainConfig(task="digits", model="mlp", T=2, epochs=2, lr=1e-2, arch={"hidden": [8]})
     train(cfg, out_dir=tmp_path, progress=False)
-    before = {k: v.clone() for k, v in load_model(tmp_path / "checkpoint.pt")[0].state_dict().items()}
-    res = train(TrainConfig(**{**cfg.to_dict(), "epochs": 4}), out_dir=tmp_path, resume=True, progress=False)
+    before = {
+        k: v.clone() for k, v in load_model(tmp_path / "checkpoint.pt")[0].state_dict().items()
+    }
+    res = train(
+        TrainConfig(**{**cfg.to_dict(), "epochs": 4}), out_dir=tmp_path, resume=True, progress=False
+    )
     lrs = [h["lr"] for h in res.history]
     assert len(lrs) == 4
-    assert lrs[1] == pytest.approx(0.0, abs=1e-12)   # where the finished run stopped
-    assert lrs[2] == pytest.approx(1e-2 * (1 + math.cos(3 * math.pi / 4)) / 2) and lrs[3] == pytest.approx(0.0, abs=1e-12)
+    assert lrs[1] == pytest.approx(0.0, abs=1e-12)  # where the finished run stopped
+    assert lrs[2] == pytest.approx(1e-2 * (1 + math.cos(3 * math.pi / 4)) / 2) and lrs[
+        3
+    ] == pytest.approx(0.0, abs=1e-12)
     after = res.model.state_dict()
     assert not torch.equal(before["body.1.module.weight"], after["body.1.module.weight"])

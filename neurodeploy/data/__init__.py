@@ -12,5 +12,14 @@ docs/real-data.md); nothing is ever downloaded.
 from neurodeploy.data.base import TASKS, TaskData, TaskSpec, list_tasks, load_task
 from neurodeploy.data.real import DatasetNotFoundError, RealDataset, list_datasets, load_dataset
 
-__all__ = ["TASKS", "DatasetNotFoundError", "RealDataset", "TaskData", "TaskSpec", "list_datasets", "list_tasks",
-           "load_dataset", "load_task"]
+__all__ = [
+    "TASKS",
+    "DatasetNotFoundError",
+    "RealDataset",
+    "TaskData",
+    "TaskSpec",
+    "list_datasets",
+    "list_tasks",
+    "load_dataset",
+    "load_task",
+]

@@ -67,8 +67,9 @@ class TaskData:
                 dims = ", ".join(map(str, lead + tuple(self.input_shape)))
                 raise ValueError(f"x_{split} has shape {tuple(x.shape)}, expected (N, {dims})")
             if x.dtype != torch.float32 or y.dtype != torch.int64:
-                raise ValueError(f"x_{split}/y_{split} must be float32/int64, "
-                                 f"got {x.dtype}/{y.dtype}")
+                raise ValueError(
+                    f"x_{split}/y_{split} must be float32/int64, " f"got {x.dtype}/{y.dtype}"
+                )
 
     def encode(self, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
         """Batch ``(B, ...)`` as stored -> ``(T, B, *input_shape)`` time-major network input.
@@ -80,17 +81,23 @@ class TaskData:
         return encode_time_major(x, self, T, what="task", reload=f"load_task({self.name!r}, T={T})")
 
 
-def encode_time_major(x: torch.Tensor, data: Any, T: int | None, what: str, reload: str) -> torch.Tensor:
+def encode_time_major(
+    x: torch.Tensor, data: Any, T: int | None, what: str, reload: str
+) -> torch.Tensor:
     """The encoding of :meth:`TaskData.encode` for any ``data`` with ``name``, ``T``, ``temporal``
     and ``input_shape`` (offline tasks and data sets on disk); ``what``/``reload`` word the errors."""
     lead = (data.T,) if data.temporal else ()
     if tuple(x.shape[1:]) != lead + tuple(data.input_shape):
         dims = ", ".join(map(str, lead + tuple(data.input_shape)))
-        raise ValueError(f"x must have shape (B, {dims}) for {what} {data.name!r}, got {tuple(x.shape)}")
+        raise ValueError(
+            f"x must have shape (B, {dims}) for {what} {data.name!r}, got {tuple(x.shape)}"
+        )
     if data.temporal:
         if T is not None and _check_T(T) != data.T:
-            raise ValueError(f"T={T} does not match the {data.T} frames of {what} {data.name!r}; "
-                             f"reload it with {reload}")
+            raise ValueError(
+                f"T={T} does not match the {data.T} frames of {what} {data.name!r}; "
+                f"reload it with {reload}"
+            )
         return x.transpose(0, 1)
     steps = data.T if T is None else _check_T(T)
     return x.unsqueeze(0).expand(steps, *x.shape)
@@ -110,15 +117,33 @@ class TaskSpec:
 
     @classmethod
     def from_module(cls, module: ModuleType) -> TaskSpec:
-        return cls(module.NAME, module.generate, tuple(module.INPUT_SHAPE), module.NUM_CLASSES,
-                   module.TEMPORAL, module.DESCRIPTION, module.STANDS_IN_FOR)
+        return cls(
+            module.NAME,
+            module.generate,
+            tuple(module.INPUT_SHAPE),
+            module.NUM_CLASSES,
+            module.TEMPORAL,
+            module.DESCRIPTION,
+            module.STANDS_IN_FOR,
+        )
 
     def build(self, T: int = 4, seed: int = 0) -> TaskData:
         """Generate the task afresh (no cache); same ``(T, seed)`` -> bit-identical tensors."""
         T, seed = _check_T(T), _check_seed(seed)
         x_train, y_train, x_test, y_test = self.generate(T, seed)
-        return TaskData(self.name, x_train, y_train, x_test, y_test, self.input_shape,
-                        self.num_classes, self.temporal, T, self.description, self.stands_in_for)
+        return TaskData(
+            self.name,
+            x_train,
+            y_train,
+            x_test,
+            y_test,
+            self.input_shape,
+            self.num_classes,
+            self.temporal,
+            T,
+            self.description,
+            self.stands_in_for,
+        )
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -152,6 +177,10 @@ def load_task(name: str, T: int = 4, seed: int = 0) -> TaskData:
     # static data do not depend on T: generate once and only set TaskData.T per call
     data = _load_cached(name, T if spec.temporal else 1, seed)
     return dataclasses.replace(
-        data, T=T, x_train=data.x_train.clone(), y_train=data.y_train.clone(),
-        x_test=data.x_test.clone(), y_test=data.y_test.clone(),
+        data,
+        T=T,
+        x_train=data.x_train.clone(),
+        y_train=data.y_train.clone(),
+        x_test=data.x_test.clone(),
+        y_test=data.y_test.clone(),
     )

@@ -17,6 +17,7 @@ horizontally with probability 1/2, ``cutout`` zeroes a 16x16 square (DeVries & T
 centred at a random pixel; applied in that order, after normalisation (so padding is 0 =
 the channel mean, as with torchvision's ``RandomCrop`` on normalised tensors).
 """
+
 from __future__ import annotations
 
 import pickle
@@ -34,8 +35,10 @@ CROP_PAD = 4
 CUTOUT_SIDE = 16
 IMAGE_SHAPE = (3, 32, 32)
 AUGMENTATIONS = ("crop", "flip", "cutout")
-HOW = ("Obtain the python version of the data set (cifar-10-python.tar.gz / cifar-100-python.tar.gz from "
-       "https://www.cs.toronto.edu/~kriz/cifar.html) and extract it into <root>.")
+HOW = (
+    "Obtain the python version of the data set (cifar-10-python.tar.gz / cifar-100-python.tar.gz from "
+    "https://www.cs.toronto.edu/~kriz/cifar.html) and extract it into <root>."
+)
 
 
 def _unpickle(path: Path) -> dict:
@@ -64,8 +67,15 @@ def read_batches(paths: Sequence[Path], label_key: bytes) -> tuple[np.ndarray, n
 class CifarImages(SampleDataset):
     """In-memory uint8 images, normalised on access; augmentation as in the module docstring."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, mean: Sequence[float], std: Sequence[float],
-                 augment: Sequence[str] = (), seed: int = 0) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        mean: Sequence[float],
+        std: Sequence[float],
+        augment: Sequence[str] = (),
+        seed: int = 0,
+    ) -> None:
         bad = [a for a in augment if a not in AUGMENTATIONS]
         if bad:
             raise ValueError(f"augment: unknown kind(s) {bad}; available: {AUGMENTATIONS}")
@@ -83,44 +93,105 @@ class CifarImages(SampleDataset):
         if "crop" in self.kinds:
             padded = torch.nn.functional.pad(x, (CROP_PAD,) * 4)
             dy, dx = (int(v) for v in rng.integers(0, 2 * CROP_PAD + 1, size=2))
-            x = padded[:, dy:dy + h, dx:dx + w]
+            x = padded[:, dy : dy + h, dx : dx + w]
         if "flip" in self.kinds and rng.random() < 0.5:
             x = x.flip(-1)
         if "cutout" in self.kinds:
             cy, cx = int(rng.integers(h)), int(rng.integers(w))
             x = x.clone()
-            x[:, max(0, cy - CUTOUT_SIDE // 2):cy + CUTOUT_SIDE // 2, max(0, cx - CUTOUT_SIDE // 2):cx + CUTOUT_SIDE // 2] = 0
+            x[
+                :,
+                max(0, cy - CUTOUT_SIDE // 2) : cy + CUTOUT_SIDE // 2,
+                max(0, cx - CUTOUT_SIDE // 2) : cx + CUTOUT_SIDE // 2,
+            ] = 0
         return x.contiguous()
 
 
-def _load(name: str, root: str | Path, T: int, seed: int, augment: Sequence[str], inner: str,
-          train_files: Sequence[str], test_files: Sequence[str], meta: str, meta_key: bytes, label_key: bytes,
-          mean: Sequence[float], std: Sequence[float], num_classes: int) -> RealDataset:
+def _load(
+    name: str,
+    root: str | Path,
+    T: int,
+    seed: int,
+    augment: Sequence[str],
+    inner: str,
+    train_files: Sequence[str],
+    test_files: Sequence[str],
+    meta: str,
+    meta_key: bytes,
+    label_key: bytes,
+    mean: Sequence[float],
+    std: Sequence[float],
+    num_classes: int,
+) -> RealDataset:
     root = Path(root)
     base = first_existing(root, [inner, ""])
     needed = [*train_files, *test_files, meta]
     missing = [f for f in needed if not (base / f).is_file()]
     if missing:
-        raise DatasetNotFoundError(f"{name}: {base} lacks {missing}; expected <root>/{inner}/{{{', '.join(needed)}}}. "
-                                   f"{HOW}")
+        raise DatasetNotFoundError(
+            f"{name}: {base} lacks {missing}; expected <root>/{inner}/{{{', '.join(needed)}}}. "
+            f"{HOW}"
+        )
     x_tr, y_tr = read_batches([base / f for f in train_files], label_key)
     x_te, y_te = read_batches([base / f for f in test_files], label_key)
-    classes = tuple(c.decode() if isinstance(c, bytes) else str(c) for c in _unpickle(base / meta)[meta_key])
+    classes = tuple(
+        c.decode() if isinstance(c, bytes) else str(c) for c in _unpickle(base / meta)[meta_key]
+    )
     for split, y in (("train", y_tr), ("test", y_te)):
         if y.min() < 0 or y.max() >= num_classes:
             raise ValueError(f"{name}: {split} labels outside 0..{num_classes - 1}")
-    return RealDataset(name, CifarImages(x_tr, y_tr, mean, std, augment, seed), CifarImages(x_te, y_te, mean, std),
-                       IMAGE_SHAPE, num_classes, False, T, classes, str(base))
+    return RealDataset(
+        name,
+        CifarImages(x_tr, y_tr, mean, std, augment, seed),
+        CifarImages(x_te, y_te, mean, std),
+        IMAGE_SHAPE,
+        num_classes,
+        False,
+        T,
+        classes,
+        str(base),
+    )
 
 
-def load_cifar10(root: str | Path, T: int = 4, seed: int = 0, augment: Sequence[str] = ()) -> RealDataset:
+def load_cifar10(
+    root: str | Path, T: int = 4, seed: int = 0, augment: Sequence[str] = ()
+) -> RealDataset:
     """CIFAR10 (50000 / 10000 images, 10 classes); ``x``: (3, 32, 32) normalised."""
-    return _load("cifar10", root, T, seed, augment, "cifar-10-batches-py",
-                 [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "batches.meta", b"label_names",
-                 b"labels", CIFAR10_MEAN, CIFAR10_STD, 10)
+    return _load(
+        "cifar10",
+        root,
+        T,
+        seed,
+        augment,
+        "cifar-10-batches-py",
+        [f"data_batch_{i}" for i in range(1, 6)],
+        ["test_batch"],
+        "batches.meta",
+        b"label_names",
+        b"labels",
+        CIFAR10_MEAN,
+        CIFAR10_STD,
+        10,
+    )
 
 
-def load_cifar100(root: str | Path, T: int = 4, seed: int = 0, augment: Sequence[str] = ()) -> RealDataset:
+def load_cifar100(
+    root: str | Path, T: int = 4, seed: int = 0, augment: Sequence[str] = ()
+) -> RealDataset:
     """CIFAR100 (fine labels, 100 classes); ``x``: (3, 32, 32) normalised."""
-    return _load("cifar100", root, T, seed, augment, "cifar-100-python", ["train"], ["test"], "meta",
-                 b"fine_label_names", b"fine_labels", CIFAR100_MEAN, CIFAR100_STD, 100)
+    return _load(
+        "cifar100",
+        root,
+        T,
+        seed,
+        augment,
+        "cifar-100-python",
+        ["train"],
+        ["test"],
+        "meta",
+        b"fine_label_names",
+        b"fine_labels",
+        CIFAR100_MEAN,
+        CIFAR100_STD,
+        100,
+    )

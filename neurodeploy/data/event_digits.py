@@ -67,8 +67,9 @@ STANDS_IN_FOR = "N-MNIST / CIFAR10-DVS"
 
 def place_on_canvas(images: torch.Tensor) -> torch.Tensor:
     """``(N, 8, 8)`` images in [0, 1] -> ``(N, 1, CANVAS, CANVAS)``, upsampled and centred."""
-    up = F.interpolate(images.unsqueeze(1), size=(DIGIT_SIZE, DIGIT_SIZE), mode="bilinear",
-                       align_corners=False).clamp(0.0, 1.0)
+    up = F.interpolate(
+        images.unsqueeze(1), size=(DIGIT_SIZE, DIGIT_SIZE), mode="bilinear", align_corners=False
+    ).clamp(0.0, 1.0)
     pad = (CANVAS - DIGIT_SIZE) // 2
     return F.pad(up, (pad, CANVAS - DIGIT_SIZE - pad, pad, CANVAS - DIGIT_SIZE - pad))
 
@@ -112,8 +113,13 @@ def _single_threaded() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def simulate_events(canvas: torch.Tensor, T: int, seed: int, noise_rate: float = NOISE_RATE,
-                    motion_scale: float = 1.0) -> torch.Tensor:
+def simulate_events(
+    canvas: torch.Tensor,
+    T: int,
+    seed: int,
+    noise_rate: float = NOISE_RATE,
+    motion_scale: float = 1.0,
+) -> torch.Tensor:
     """Run the DVS model on ``(N, 1, H, W)`` canvases moved along the saccade path.
 
     Returns binary float32 frames ``(N, T, 2, H, W)`` (channel 0 = ON, 1 = OFF). The random

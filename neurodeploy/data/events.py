@@ -30,6 +30,7 @@ around (TET's); ``cutout`` zeroes a random square of side ``cutout_frac * S``; `
 of roll, rotation (+-15 degrees), horizontal shear (+-0.3) and cutout per sample, after NDA
 (Li et al., ECCV 2022). The same transform applies to all T frames of a sample.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,22 +43,51 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neurodeploy.data.real import (DatasetNotFoundError, RealDataset, SampleDataset, first_existing,
-                                   require_dir)
+from neurodeploy.data.real import (
+    DatasetNotFoundError,
+    RealDataset,
+    SampleDataset,
+    first_existing,
+    require_dir,
+)
 
 BINNINGS = ("events", "time")
 AUGMENTATIONS = ("flip", "roll", "cutout", "nda")
 NDA_ROTATE_DEG = 15.0
 NDA_SHEAR = 0.3
 
-CIFAR10_DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-DVS_GESTURE_CLASSES = ("hand clapping", "right hand wave", "left hand wave", "right arm cw", "right arm ccw",
-                       "left arm cw", "left arm ccw", "arm roll", "air drums", "air guitar", "other gestures")
-NCALTECH101_NUM_CLASSES = 101   # 100 object classes + BACKGROUND_Google (tonic keeps all 101 folders)
+CIFAR10_DVS_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+DVS_GESTURE_CLASSES = (
+    "hand clapping",
+    "right hand wave",
+    "left hand wave",
+    "right arm cw",
+    "right arm ccw",
+    "left arm cw",
+    "left arm ccw",
+    "arm roll",
+    "air drums",
+    "air guitar",
+    "other gestures",
+)
+NCALTECH101_NUM_CLASSES = (
+    101  # 100 object classes + BACKGROUND_Google (tonic keeps all 101 folders)
+)
 SHD_NUM_CLASSES = 20
 SHD_CHANNELS = 700
-SHD_DEFAULT_DURATION_S = 1.4    # the longest SHD recording is shorter than 1.4 s
-DVS128 = (128, 128)             # (W, H) of CIFAR10-DVS and DVS128 Gesture
+SHD_DEFAULT_DURATION_S = 1.4  # the longest SHD recording is shorter than 1.4 s
+DVS128 = (128, 128)  # (W, H) of CIFAR10-DVS and DVS128 Gesture
 NMNIST_SENSOR = (34, 34)
 NCALTECH101_SENSOR = (240, 180)
 
@@ -68,10 +98,12 @@ NCALTECH101_SENSOR = (240, 180)
 C10DVS_X_MASK, C10DVS_X_SHIFT = 0x00FE, 1
 C10DVS_Y_MASK, C10DVS_Y_SHIFT = 0x7F00, 8
 C10DVS_P_MASK = 0x0001
-C10DVS_SOURCE = ("CIFAR10-DVS (Li et al. 2017): the per-class zips of the figshare release (doi "
-                 "10.6084/m9.figshare.4724671) extracted to <root>/<class>/*.aedat, or tonic's "
-                 "CIFAR10DVS download (<save_to>/CIFAR10DVS/<class>/*.aedat4), or spikingjelly's "
-                 "converted <root>/events_np/<class>/*.npz")
+C10DVS_SOURCE = (
+    "CIFAR10-DVS (Li et al. 2017): the per-class zips of the figshare release (doi "
+    "10.6084/m9.figshare.4724671) extracted to <root>/<class>/*.aedat, or tonic's "
+    "CIFAR10DVS download (<save_to>/CIFAR10DVS/<class>/*.aedat4), or spikingjelly's "
+    "converted <root>/events_np/<class>/*.npz"
+)
 
 
 class Events(NamedTuple):
@@ -107,7 +139,7 @@ class FrameSpec:
     @property
     def frame_shape(self) -> tuple[int, ...]:
         w, h = self.sensor
-        if h == 1 and self.size is None:       # 1-D sensor (SHD): (channels / factor,)
+        if h == 1 and self.size is None:  # 1-D sensor (SHD): (channels / factor,)
             return (w // self.channel_factor,)
         return (self.polarities, *(self.size or (h, w)))
 
@@ -122,13 +154,17 @@ def bin_events(ev: Events, spec: FrameSpec, source: str = "recording") -> np.nda
         return frames
     for name, v, hi in (("x", ev.x, w), ("y", ev.y, h), ("p", ev.p, spec.polarities)):
         if v.min() < 0 or v.max() >= hi:
-            raise ValueError(f"{source}: event {name} outside [0, {hi - 1}] (found {int(v.min())}..{int(v.max())}) "
-                             f"for a {w}x{h} sensor with {spec.polarities} polarities")
+            raise ValueError(
+                f"{source}: event {name} outside [0, {hi - 1}] (found {int(v.min())}..{int(v.max())}) "
+                f"for a {w}x{h} sensor with {spec.polarities} polarities"
+            )
     if spec.duration is not None:
         t = np.asarray(ev.t, dtype=np.float64)
         if t.min() < 0 or t.max() >= spec.duration:
-            raise ValueError(f"{source}: event times {t.min():g}..{t.max():g} outside the window [0, {spec.duration:g}); "
-                             f"raise `duration`")
+            raise ValueError(
+                f"{source}: event times {t.min():g}..{t.max():g} outside the window [0, {spec.duration:g}); "
+                f"raise `duration`"
+            )
         f = np.floor(t * T / spec.duration).astype(np.int64)
     else:
         order = np.argsort(ev.t, kind="stable")
@@ -138,7 +174,9 @@ def bin_events(ev: Events, spec: FrameSpec, source: str = "recording") -> np.nda
         else:
             t = np.asarray(ev.t, dtype=np.float64) - float(ev.t[0])
             f = np.floor(t * T / (t[-1] + 1.0)).astype(np.int64)
-    idx = ((f * spec.polarities + ev.p.astype(np.int64)) * h + ev.y.astype(np.int64)) * w + ev.x.astype(np.int64)
+    idx = (
+        (f * spec.polarities + ev.p.astype(np.int64)) * h + ev.y.astype(np.int64)
+    ) * w + ev.x.astype(np.int64)
     frames.reshape(-1)[:] = np.bincount(idx, minlength=frames.size).astype(np.float32)
     return frames
 
@@ -152,7 +190,9 @@ def to_output(frames: np.ndarray, spec: FrameSpec) -> torch.Tensor:
         if spec.channel_factor > 1:
             x = x.reshape(spec.T, w // spec.channel_factor, spec.channel_factor).sum(-1)
     elif spec.size is not None and tuple(spec.size) != (h, w):
-        x = F.interpolate(x, size=tuple(spec.size), mode="bilinear", align_corners=False, antialias=False)
+        x = F.interpolate(
+            x, size=tuple(spec.size), mode="bilinear", align_corners=False, antialias=False
+        )
     if spec.binary:
         x = (x > 0).to(torch.float32)
     return x.contiguous()
@@ -165,8 +205,13 @@ def _affine(x: torch.Tensor, theta: list[list[float]]) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
-def augment_frames(x: torch.Tensor, kinds: Sequence[str], rng: np.random.Generator,
-                   roll_max: int = 5, cutout_frac: float = 0.25) -> torch.Tensor:
+def augment_frames(
+    x: torch.Tensor,
+    kinds: Sequence[str],
+    rng: np.random.Generator,
+    roll_max: int = 5,
+    cutout_frac: float = 0.25,
+) -> torch.Tensor:
     """The event-frame augmentations of the module docstring on one sample (T, C, H, W)."""
     h, w = x.shape[-2:]
     for kind in kinds:
@@ -188,7 +233,11 @@ def augment_frames(x: torch.Tensor, kinds: Sequence[str], rng: np.random.Generat
             side = max(1, round(cutout_frac * min(h, w)))
             cy, cx = int(rng.integers(h)), int(rng.integers(w))
             x = x.clone()
-            x[..., max(0, cy - side // 2):cy + (side + 1) // 2, max(0, cx - side // 2):cx + (side + 1) // 2] = 0
+            x[
+                ...,
+                max(0, cy - side // 2) : cy + (side + 1) // 2,
+                max(0, cx - side // 2) : cx + (side + 1) // 2,
+            ] = 0
         else:
             raise ValueError(f"augment: unknown kind {kind!r}; available: {AUGMENTATIONS}")
     return x
@@ -197,8 +246,17 @@ def augment_frames(x: torch.Tensor, kinds: Sequence[str], rng: np.random.Generat
 class EventFrames(SampleDataset):
     """Recordings -> frames ``(T, *spec.frame_shape)``; ``read(i)`` returns recording i's Events."""
 
-    def __init__(self, sources: list[str], labels: list[int], read: Callable[[int], Events], spec: FrameSpec,
-                 augment: Sequence[str] = (), seed: int = 0, roll_max: int = 5, cutout_frac: float = 0.25) -> None:
+    def __init__(
+        self,
+        sources: list[str],
+        labels: list[int],
+        read: Callable[[int], Events],
+        spec: FrameSpec,
+        augment: Sequence[str] = (),
+        seed: int = 0,
+        roll_max: int = 5,
+        cutout_frac: float = 0.25,
+    ) -> None:
         super().__init__(labels, augment=bool(augment), seed=seed)
         bad = [a for a in augment if a not in AUGMENTATIONS]
         if bad:
@@ -206,7 +264,11 @@ class EventFrames(SampleDataset):
         if len(sources) != len(labels):
             raise ValueError(f"{len(sources)} recordings but {len(labels)} labels")
         self.sources, self.read, self.spec = list(sources), read, spec
-        self.kinds, self.roll_max, self.cutout_frac = tuple(augment), int(roll_max), float(cutout_frac)
+        self.kinds, self.roll_max, self.cutout_frac = (
+            tuple(augment),
+            int(roll_max),
+            float(cutout_frac),
+        )
 
     def load(self, index: int) -> torch.Tensor:
         return to_output(bin_events(self.read(index), self.spec, self.sources[index]), self.spec)
@@ -222,6 +284,7 @@ _XYTP = np.dtype([("x", int), ("y", int), ("t", int), ("p", int)])
 def read_bin(path: str | Path) -> Events:
     """N-MNIST / N-Caltech101 ``.bin`` (5 bytes per event), through ``tonic.io.read_mnist_file``."""
     from tonic.io import read_mnist_file
+
     ev = read_mnist_file(str(path), dtype=_XYTP)
     return Events(ev["t"], ev["x"], ev["y"], ev["p"])
 
@@ -234,39 +297,58 @@ def read_cifar10_dvs(path: str | Path) -> Events:
         with np.load(path) as z:
             missing = [k for k in "txyp" if k not in z]
             if missing:
-                raise ValueError(f"{path}: .npz lacks array(s) {missing} (spikingjelly's events_np has t, x, y, p)")
-            return Events(z["t"].astype(np.int64), z["x"].astype(np.int64), z["y"].astype(np.int64),
-                          z["p"].astype(np.int64))
+                raise ValueError(
+                    f"{path}: .npz lacks array(s) {missing} (spikingjelly's events_np has t, x, y, p)"
+                )
+            return Events(
+                z["t"].astype(np.int64),
+                z["x"].astype(np.int64),
+                z["y"].astype(np.int64),
+                z["p"].astype(np.int64),
+            )
     if path.suffix == ".aedat4":
         try:
-            from tonic.io import read_aedat4
             import aedat  # noqa: F401  (tonic.io.read_aedat4 imports it)
+            from tonic.io import read_aedat4
         except ImportError as e:
-            raise ImportError(f"{path}: reading .aedat4 (tonic's CIFAR10DVS files) needs the `aedat` package "
-                              f"(pip install aedat), which is not installed; or convert the recordings to "
-                              f"spikingjelly's .npz") from e
+            raise ImportError(
+                f"{path}: reading .aedat4 (tonic's CIFAR10DVS files) needs the `aedat` package "
+                f"(pip install aedat), which is not installed; or convert the recordings to "
+                f"spikingjelly's .npz"
+            ) from e
         ev = read_aedat4(str(path))
-        return Events(ev["t"].astype(np.int64), ev["x"].astype(np.int64), ev["y"].astype(np.int64),
-                      ev["p"].astype(np.int64))
+        return Events(
+            ev["t"].astype(np.int64),
+            ev["x"].astype(np.int64),
+            ev["y"].astype(np.int64),
+            ev["p"].astype(np.int64),
+        )
     from tonic.io import get_aer_events_from_file, read_aedat_header_from_file
+
     try:
         version, start, _ = read_aedat_header_from_file(str(path))
     except ValueError as e:
-        raise ValueError(f"{path}: unreadable AEDAT header ({e}); expected '#!AER-DAT2.0' lines ending in CR LF") from e
+        raise ValueError(
+            f"{path}: unreadable AEDAT header ({e}); expected '#!AER-DAT2.0' lines ending in CR LF"
+        ) from e
     if not 2 <= version < 3:
         raise ValueError(f"{path}: AEDAT version {version} is not CIFAR10-DVS's 2.0 format")
     raw = get_aer_events_from_file(str(path), version, start)
     addr = raw["address"].astype(np.int64)
     x_raw = (addr & C10DVS_X_MASK) >> C10DVS_X_SHIFT
     y_raw = (addr & C10DVS_Y_MASK) >> C10DVS_Y_SHIFT
-    return Events(raw["timeStamp"].astype(np.int64), 127 - y_raw, 127 - x_raw, 1 - (addr & C10DVS_P_MASK))
+    return Events(
+        raw["timeStamp"].astype(np.int64), 127 - y_raw, 127 - x_raw, 1 - (addr & C10DVS_P_MASK)
+    )
 
 
 def read_gesture_npy(path: str | Path) -> Events:
     """tonic's preprocessed DVS128 Gesture sample: an (N, 4) array of x, y, p, t (ms)."""
     a = np.load(path)
     if a.ndim != 2 or a.shape[1] != 4:
-        raise ValueError(f"{path}: expected an (N, 4) array of x, y, p, t[ms] (tonic's DVSGesture), got {a.shape}")
+        raise ValueError(
+            f"{path}: expected an (N, 4) array of x, y, p, t[ms] (tonic's DVSGesture), got {a.shape}"
+        )
     a = a.astype(np.int64)
     return Events(a[:, 3] * 1000, a[:, 0], a[:, 1], a[:, 2])
 
@@ -320,18 +402,38 @@ def _size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
     return (int(size[0]), int(size[1]))
 
 
-def _result(name: str, root: Path, T: int, spec: FrameSpec, classes: Sequence[str], train: EventFrames,
-            test: EventFrames) -> RealDataset:
+def _result(
+    name: str,
+    root: Path,
+    T: int,
+    spec: FrameSpec,
+    classes: Sequence[str],
+    train: EventFrames,
+    test: EventFrames,
+) -> RealDataset:
     if len(train) == 0 or len(test) == 0:
-        raise DatasetNotFoundError(f"{name}: {root} gave {len(train)} training and {len(test)} test recordings; "
-                                   f"both must be non-empty")
-    return RealDataset(name, train, test, spec.frame_shape, len(classes), True, T, tuple(classes), str(root))
+        raise DatasetNotFoundError(
+            f"{name}: {root} gave {len(train)} training and {len(test)} test recordings; "
+            f"both must be non-empty"
+        )
+    return RealDataset(
+        name, train, test, spec.frame_shape, len(classes), True, T, tuple(classes), str(root)
+    )
 
 
 # ---------------------------------------------------------------------------------- loaders
-def load_cifar10_dvs(root: str | Path, T: int = 4, seed: int = 0, size: int | Sequence[int] | None = 48,
-                     binning: str = "events", train_fraction: float = 0.9, augment: Sequence[str] = (),
-                     roll_max: int = 5, cutout_frac: float = 0.25, binary: bool = False) -> RealDataset:
+def load_cifar10_dvs(
+    root: str | Path,
+    T: int = 4,
+    seed: int = 0,
+    size: int | Sequence[int] | None = 48,
+    binning: str = "events",
+    train_fraction: float = 0.9,
+    augment: Sequence[str] = (),
+    roll_max: int = 5,
+    cutout_frac: float = 0.25,
+    binary: bool = False,
+) -> RealDataset:
     """CIFAR10-DVS: 10 class folders of recordings (``.aedat``, ``.aedat4`` or ``.npz``), split
     per class 90/10 by sorted file name (:func:`per_class_split`). ``x``: (T, 2, size, size)."""
     root = Path(root)
@@ -339,12 +441,16 @@ def load_cifar10_dvs(root: str | Path, T: int = 4, seed: int = 0, size: int | Se
     layout = "<root>/{" + ",".join(CIFAR10_DVS_CLASSES) + "}/*.aedat|*.aedat4|*.npz"
     require_dir(base, "CIFAR10-DVS", layout, f"Obtain {C10DVS_SOURCE}.")
     missing = [c for c in CIFAR10_DVS_CLASSES if not (base / c).is_dir()]
-    empty = [c for c in CIFAR10_DVS_CLASSES if c not in missing
-             and not _files(base / c, (".aedat", ".aedat4", ".npz"))]
+    empty = [
+        c
+        for c in CIFAR10_DVS_CLASSES
+        if c not in missing and not _files(base / c, (".aedat", ".aedat4", ".npz"))
+    ]
     if missing or empty:
         raise DatasetNotFoundError(
             f"CIFAR10-DVS: {base} is incomplete: missing class folder(s) {missing}, empty {empty}; expected "
-            f"{layout} (1000 recordings per class). Obtain {C10DVS_SOURCE}.")
+            f"{layout} (1000 recordings per class). Obtain {C10DVS_SOURCE}."
+        )
     files, labels = [], []
     for c, name in enumerate(CIFAR10_DVS_CLASSES):
         for f in _files(base / name, (".aedat", ".aedat4", ".npz")):
@@ -352,25 +458,49 @@ def load_cifar10_dvs(root: str | Path, T: int = 4, seed: int = 0, size: int | Se
             labels.append(c)
     tr, te = per_class_split(labels, train_fraction)
     spec = FrameSpec(DVS128, 2, T, binning, size=_size(size), binary=binary)
+
     def make(idx: list[int], aug: Sequence[str]) -> EventFrames:
         sel = [files[i] for i in idx]
-        return EventFrames([str(f) for f in sel], [labels[i] for i in idx], FileReader(sel, read_cifar10_dvs),
-                           spec, aug, seed, roll_max, cutout_frac)
-    return _result("cifar10-dvs", base, T, spec, CIFAR10_DVS_CLASSES, make(tr, augment), make(te, ()))
+        return EventFrames(
+            [str(f) for f in sel],
+            [labels[i] for i in idx],
+            FileReader(sel, read_cifar10_dvs),
+            spec,
+            aug,
+            seed,
+            roll_max,
+            cutout_frac,
+        )
+
+    return _result(
+        "cifar10-dvs", base, T, spec, CIFAR10_DVS_CLASSES, make(tr, augment), make(te, ())
+    )
 
 
-def load_dvs_gesture(root: str | Path, T: int = 16, seed: int = 0, size: int | Sequence[int] | None = None,
-                     binning: str = "events", augment: Sequence[str] = (), roll_max: int = 5,
-                     cutout_frac: float = 0.25, binary: bool = False) -> RealDataset:
+def load_dvs_gesture(
+    root: str | Path,
+    T: int = 16,
+    seed: int = 0,
+    size: int | Sequence[int] | None = None,
+    binning: str = "events",
+    augment: Sequence[str] = (),
+    roll_max: int = 5,
+    cutout_frac: float = 0.25,
+    binary: bool = False,
+) -> RealDataset:
     """DVS128 Gesture in tonic's preprocessed layout (one ``<label>.npy`` per gesture):
     ``<root>/ibmGestureTrain/user*_<lighting>/*.npy`` and ``ibmGestureTest/...``; the official
     user split (23 train / 6 test users). ``x``: (T, 2, size, size), 128 when ``size`` is None."""
     if "flip" in augment:
-        raise ValueError("augment: 'flip' swaps DVS128 Gesture's left- and right-hand classes; use roll/cutout/nda")
+        raise ValueError(
+            "augment: 'flip' swaps DVS128 Gesture's left- and right-hand classes; use roll/cutout/nda"
+        )
     root = Path(root)
     base = first_existing(root, ["DVSGesture", ""])
-    how = ("Obtain tonic's preprocessed archives ibmGestureTrain.tar.gz and ibmGestureTest.tar.gz (tonic.datasets."
-           "DVSGesture.train_url / test_url) and extract both into <root>.")
+    how = (
+        "Obtain tonic's preprocessed archives ibmGestureTrain.tar.gz and ibmGestureTest.tar.gz (tonic.datasets."
+        "DVSGesture.train_url / test_url) and extract both into <root>."
+    )
     layout = "<root>/ibmGestureTrain/user<NN>_<lighting>/<label>.npy and <root>/ibmGestureTest/... (labels 0-10)"
     spec = FrameSpec(DVS128, 2, T, binning, size=_size(size), binary=binary)
     parts = []
@@ -378,20 +508,42 @@ def load_dvs_gesture(root: str | Path, T: int = 16, seed: int = 0, size: int | S
         folder = require_dir(base / split, "DVS128 Gesture", layout, how)
         files = sorted(folder.glob("user*/*.npy"))
         if not files:
-            raise DatasetNotFoundError(f"DVS128 Gesture: no user*/*.npy files under {folder}; expected {layout}. {how}")
+            raise DatasetNotFoundError(
+                f"DVS128 Gesture: no user*/*.npy files under {folder}; expected {layout}. {how}"
+            )
         labels = []
         for f in files:
             if not f.stem.isdigit() or not 0 <= int(f.stem) < len(DVS_GESTURE_CLASSES):
-                raise ValueError(f"{f}: file name must be the label 0..10 (tonic's DVSGesture layout)")
+                raise ValueError(
+                    f"{f}: file name must be the label 0..10 (tonic's DVSGesture layout)"
+                )
             labels.append(int(f.stem))
-        parts.append(EventFrames([str(f) for f in files], labels, FileReader(files, read_gesture_npy),
-                                 spec, aug, seed, roll_max, cutout_frac))
+        parts.append(
+            EventFrames(
+                [str(f) for f in files],
+                labels,
+                FileReader(files, read_gesture_npy),
+                spec,
+                aug,
+                seed,
+                roll_max,
+                cutout_frac,
+            )
+        )
     return _result("dvs-gesture", base, T, spec, DVS_GESTURE_CLASSES, parts[0], parts[1])
 
 
-def load_nmnist(root: str | Path, T: int = 10, seed: int = 0, size: int | Sequence[int] | None = None,
-                binning: str = "time", augment: Sequence[str] = (), roll_max: int = 3, cutout_frac: float = 0.25,
-                binary: bool = False) -> RealDataset:
+def load_nmnist(
+    root: str | Path,
+    T: int = 10,
+    seed: int = 0,
+    size: int | Sequence[int] | None = None,
+    binning: str = "time",
+    augment: Sequence[str] = (),
+    roll_max: int = 3,
+    cutout_frac: float = 0.25,
+    binary: bool = False,
+) -> RealDataset:
     """N-MNIST in its released layout (tonic's): ``<root>/Train/<digit>/*.bin``,
     ``<root>/Test/<digit>/*.bin``. ``x``: (T, 2, 34, 34) (or ``size``)."""
     root = Path(root)
@@ -404,22 +556,43 @@ def load_nmnist(root: str | Path, T: int = 10, seed: int = 0, size: int | Sequen
         folder = require_dir(base / split, "N-MNIST", layout, how)
         missing = [d for d in range(10) if not (folder / str(d)).is_dir()]
         if missing:
-            raise DatasetNotFoundError(f"N-MNIST: {folder} is incomplete: missing digit folder(s) {missing}; "
-                                       f"expected {layout}. {how}")
+            raise DatasetNotFoundError(
+                f"N-MNIST: {folder} is incomplete: missing digit folder(s) {missing}; "
+                f"expected {layout}. {how}"
+            )
         files, labels = [], []
         for d in range(10):
             for f in _files(folder / str(d), (".bin",)):
                 files.append(f)
                 labels.append(d)
-        parts.append(EventFrames([str(f) for f in files], labels, FileReader(files, read_bin),
-                                 spec, aug, seed, roll_max, cutout_frac))
+        parts.append(
+            EventFrames(
+                [str(f) for f in files],
+                labels,
+                FileReader(files, read_bin),
+                spec,
+                aug,
+                seed,
+                roll_max,
+                cutout_frac,
+            )
+        )
     return _result("n-mnist", base, T, spec, [str(d) for d in range(10)], parts[0], parts[1])
 
 
-def load_ncaltech101(root: str | Path, T: int = 10, seed: int = 0, size: int | Sequence[int] | None = 48,
-                     binning: str = "events", train_fraction: float = 0.9, augment: Sequence[str] = (),
-                     roll_max: int = 5, cutout_frac: float = 0.25, binary: bool = False,
-                     allow_partial: bool = False) -> RealDataset:
+def load_ncaltech101(
+    root: str | Path,
+    T: int = 10,
+    seed: int = 0,
+    size: int | Sequence[int] | None = 48,
+    binning: str = "events",
+    train_fraction: float = 0.9,
+    augment: Sequence[str] = (),
+    roll_max: int = 5,
+    cutout_frac: float = 0.25,
+    binary: bool = False,
+    allow_partial: bool = False,
+) -> RealDataset:
     """N-Caltech101 in tonic's layout ``<root>/Caltech101/<class>/*.bin`` (101 class folders,
     labels = sorted folder names); coordinates are shifted to start at 0 as tonic does, on a
     240 x 180 canvas; 90/10 per-class split by sorted file name. ``allow_partial`` accepts fewer
@@ -427,14 +600,18 @@ def load_ncaltech101(root: str | Path, T: int = 10, seed: int = 0, size: int | S
     root = Path(root)
     base = first_existing(root, ["NCALTECH101/Caltech101", "Caltech101", ""])
     layout = "<root>/Caltech101/<class>/*.bin (101 class folders, e.g. accordion, BACKGROUND_Google, ...)"
-    how = ("Obtain N-Caltech101 (Orchard et al. 2015; Caltech101.zip inside its release archive) and extract it "
-           "into <root>.")
+    how = (
+        "Obtain N-Caltech101 (Orchard et al. 2015; Caltech101.zip inside its release archive) and extract it "
+        "into <root>."
+    )
     require_dir(base, "N-Caltech101", layout, how)
     classes = sorted(p.name for p in base.iterdir() if p.is_dir() and _files(p, (".bin",)))
     if not classes or (len(classes) != NCALTECH101_NUM_CLASSES and not allow_partial):
-        raise DatasetNotFoundError(f"N-Caltech101: {base} has {len(classes)} class folders with .bin files, expected "
-                                   f"{NCALTECH101_NUM_CLASSES}: {layout}. {how} (allow_partial=True trains on the "
-                                   f"folders found)")
+        raise DatasetNotFoundError(
+            f"N-Caltech101: {base} has {len(classes)} class folders with .bin files, expected "
+            f"{NCALTECH101_NUM_CLASSES}: {layout}. {how} (allow_partial=True trains on the "
+            f"folders found)"
+        )
     files, labels = [], []
     for c, name in enumerate(classes):
         for f in _files(base / name, (".bin",)):
@@ -445,8 +622,17 @@ def load_ncaltech101(root: str | Path, T: int = 10, seed: int = 0, size: int | S
 
     def make(idx: list[int], aug: Sequence[str]) -> EventFrames:
         sel = [files[i] for i in idx]
-        return EventFrames([str(f) for f in sel], [labels[i] for i in idx], FileReader(sel, read_ncaltech_bin),
-                           spec, aug, seed, roll_max, cutout_frac)
+        return EventFrames(
+            [str(f) for f in sel],
+            [labels[i] for i in idx],
+            FileReader(sel, read_ncaltech_bin),
+            spec,
+            aug,
+            seed,
+            roll_max,
+            cutout_frac,
+        )
+
     return _result("n-caltech101", base, T, spec, classes, make(tr, augment), make(te, ()))
 
 
@@ -463,42 +649,79 @@ class _SHDReader:
         return Events(t, x, np.zeros_like(x), np.zeros_like(x))
 
 
-def load_shd(root: str | Path, T: int = 100, seed: int = 0, duration: float = SHD_DEFAULT_DURATION_S,
-             channel_factor: int = 1, binary: bool = False, augment: Sequence[str] = ()) -> RealDataset:
+def load_shd(
+    root: str | Path,
+    T: int = 100,
+    seed: int = 0,
+    duration: float = SHD_DEFAULT_DURATION_S,
+    channel_factor: int = 1,
+    binary: bool = False,
+    augment: Sequence[str] = (),
+) -> RealDataset:
     """Spiking Heidelberg Digits: ``<root>/shd_train.h5`` and ``shd_test.h5`` (tonic's SHD
     folder after unzipping), 700 input channels, 20 classes. Every sample is binned over the
     same window [0, ``duration``) s into T steps; ``x``: (T, 700 / channel_factor)."""
     if augment:
-        raise ValueError("augment: SHD has no augmentation here (spatial ones do not apply to 700 channels)")
+        raise ValueError(
+            "augment: SHD has no augmentation here (spatial ones do not apply to 700 channels)"
+        )
     if channel_factor < 1 or SHD_CHANNELS % channel_factor:
         raise ValueError(f"channel_factor must divide {SHD_CHANNELS}, got {channel_factor}")
     import h5py
+
     root = Path(root)
     base = first_existing(root, ["SHD", "hsd", ""])
-    how = ("Obtain shd_train.h5.zip and shd_test.h5.zip (Cramer et al. 2020, the Heidelberg spiking data sets) "
-           "and unzip both into <root>.")
-    spec = FrameSpec((SHD_CHANNELS, 1), 1, T, "time", duration=float(duration), binary=binary,
-                     channel_factor=channel_factor)
+    how = (
+        "Obtain shd_train.h5.zip and shd_test.h5.zip (Cramer et al. 2020, the Heidelberg spiking data sets) "
+        "and unzip both into <root>."
+    )
+    spec = FrameSpec(
+        (SHD_CHANNELS, 1),
+        1,
+        T,
+        "time",
+        duration=float(duration),
+        binary=binary,
+        channel_factor=channel_factor,
+    )
     parts = []
     for split in ("train", "test"):
         path = base / f"shd_{split}.h5"
         if not path.is_file():
-            raise DatasetNotFoundError(f"SHD: file {path} not found; expected <root>/shd_train.h5 and "
-                                       f"<root>/shd_test.h5. {how}")
+            raise DatasetNotFoundError(
+                f"SHD: file {path} not found; expected <root>/shd_train.h5 and "
+                f"<root>/shd_test.h5. {how}"
+            )
         with h5py.File(path, "r") as f:
             for key in ("spikes/times", "spikes/units", "labels"):
                 if key not in f:
-                    raise DatasetNotFoundError(f"SHD: {path} lacks dataset {key!r} (not an SHD file?). {how}")
+                    raise DatasetNotFoundError(
+                        f"SHD: {path} lacks dataset {key!r} (not an SHD file?). {how}"
+                    )
             labels = [int(v) for v in f["labels"][()]]
             times = [np.asarray(t) for t in f["spikes/times"]]
             units = [np.asarray(u) for u in f["spikes/units"]]
         t_max = max((float(np.max(t)) for t in times if len(t)), default=0.0)
         if t_max >= duration:
-            raise ValueError(f"SHD: {path} has events up to {t_max:.4f} s, beyond duration={duration} s; "
-                             f"raise duration (events are never dropped)")
+            raise ValueError(
+                f"SHD: {path} has events up to {t_max:.4f} s, beyond duration={duration} s; "
+                f"raise duration (events are never dropped)"
+            )
         bad = [y for y in labels if not 0 <= y < SHD_NUM_CLASSES]
         if bad:
-            raise ValueError(f"SHD: {path} has labels outside 0..{SHD_NUM_CLASSES - 1}: {sorted(set(bad))[:5]}")
-        parts.append(EventFrames([f"{path}[{i}]" for i in range(len(labels))], labels, _SHDReader(times, units), spec,
-                                 (), seed))
-    return _result("shd", base, T, spec, [str(c) for c in range(SHD_NUM_CLASSES)], parts[0], parts[1])
+            raise ValueError(
+                f"SHD: {path} has labels outside 0..{SHD_NUM_CLASSES - 1}: {sorted(set(bad))[:5]}"
+            )
+        parts.append(
+            EventFrames(
+                [f"{path}[{i}]" for i in range(len(labels))],
+                labels,
+                _SHDReader(times, units),
+                spec,
+                (),
+                seed,
+            )
+        )
+    return _result(
+        "shd", base, T, spec, [str(c) for c in range(SHD_NUM_CLASSES)], parts[0], parts[1]
+    )

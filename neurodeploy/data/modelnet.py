@@ -25,6 +25,7 @@ augmentation (``augment``): ``scale`` multiplies by U(0.8, 1.25), ``shift`` adds
 per axis (PointNet++'s), ``jitter`` adds N(0, 0.01^2) per coordinate, ``rotate`` turns the
 cloud by a uniform angle about the up axis (z in the OFF files, y in the resampled files).
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,10 @@ SCALE_RANGE = (0.8, 1.25)
 SHIFT_RANGE = 0.1
 JITTER_STD = 0.01
 UP_AXIS = {"off": 2, "resampled": 1}
-HOW = ("Obtain ModelNet{n}.zip (Princeton ModelNet, meshes in .off) or PointNet++'s "
-       "modelnet40_normal_resampled.zip and extract it into <root>.")
+HOW = (
+    "Obtain ModelNet{n}.zip (Princeton ModelNet, meshes in .off) or PointNet++'s "
+    "modelnet40_normal_resampled.zip and extract it into <root>."
+)
 
 
 def read_off(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -54,24 +57,26 @@ def read_off(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path}: not an OFF file (first token {tokens[:1]})")
     head = tokens[0][3:]
     rest = tokens[1:]
-    if head:                                   # "OFF490 518 0": counts glued to the keyword
+    if head:  # "OFF490 518 0": counts glued to the keyword
         rest = [head] + rest
     try:
         nv, nf = int(rest[0]), int(rest[1])
         vals = rest[3:]
-        verts = np.asarray(vals[:3 * nv], dtype=np.float64).reshape(nv, 3)
-        faces_tok = np.asarray(vals[3 * nv:], dtype=np.int64)
+        verts = np.asarray(vals[: 3 * nv], dtype=np.float64).reshape(nv, 3)
+        faces_tok = np.asarray(vals[3 * nv :], dtype=np.int64)
     except (ValueError, IndexError) as e:
         raise ValueError(f"{path}: malformed OFF counts or vertices ({e})") from e
-    if len(faces_tok) >= 4 * nf and np.all(faces_tok[:4 * nf:4] == 3):
-        tris = faces_tok[:4 * nf].reshape(nf, 4)[:, 1:]
+    if len(faces_tok) >= 4 * nf and np.all(faces_tok[: 4 * nf : 4] == 3):
+        tris = faces_tok[: 4 * nf].reshape(nf, 4)[:, 1:]
     else:
         out, i = [], 0
         for face in range(nf):
             if i >= len(faces_tok) or i + 1 + int(faces_tok[i]) > len(faces_tok):
-                raise ValueError(f"{path}: the header promises {nf} faces, the file ends at face {face}")
+                raise ValueError(
+                    f"{path}: the header promises {nf} faces, the file ends at face {face}"
+                )
             k = int(faces_tok[i])
-            poly = faces_tok[i + 1:i + 1 + k]
+            poly = faces_tok[i + 1 : i + 1 + k]
             out += [(poly[0], poly[j], poly[j + 1]) for j in range(1, k - 1)]
             i += 1 + k
         tris = np.asarray(out, dtype=np.int64).reshape(-1, 3)
@@ -80,9 +85,11 @@ def read_off(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return verts, tris
 
 
-def sample_surface(verts: np.ndarray, tris: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+def sample_surface(
+    verts: np.ndarray, tris: np.ndarray, n: int, rng: np.random.Generator
+) -> np.ndarray:
     """``n`` points (n, 3) uniform on the mesh surface (module docstring)."""
-    t = verts[tris]                                                    # (F, 3, 3)
+    t = verts[tris]  # (F, 3, 3)
     area = 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=-1)
     if not area.sum() > 0:
         raise ValueError("mesh has zero surface area")
@@ -101,8 +108,16 @@ def normalise(points: np.ndarray) -> np.ndarray:
 class PointClouds(SampleDataset):
     """Clouds (3, num_points) from .off meshes or resampled .txt files (module docstring)."""
 
-    def __init__(self, files: list[Path], labels: list[int], layout: str, num_points: int,
-                 augment: Sequence[str] = (), seed: int = 0, resample_each_epoch: bool = False) -> None:
+    def __init__(
+        self,
+        files: list[Path],
+        labels: list[int],
+        layout: str,
+        num_points: int,
+        augment: Sequence[str] = (),
+        seed: int = 0,
+        resample_each_epoch: bool = False,
+    ) -> None:
         bad = [a for a in augment if a not in AUGMENTATIONS]
         if bad:
             raise ValueError(f"augment: unknown kind(s) {bad}; available: {AUGMENTATIONS}")
@@ -119,9 +134,11 @@ class PointClouds(SampleDataset):
             # only the first num_points rows are used: parse no more (files hold 10 000)
             a = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2, max_rows=self.num_points)
             if a.shape[1] < 3 or len(a) < self.num_points:
-                raise ValueError(f"{path}: {a.shape[0]} points x {a.shape[1]} values; need >= {self.num_points} "
-                                 f"points of x,y,z[,nx,ny,nz]")
-            pts = a[:self.num_points, :3]
+                raise ValueError(
+                    f"{path}: {a.shape[0]} points x {a.shape[1]} values; need >= {self.num_points} "
+                    f"points of x,y,z[,nx,ny,nz]"
+                )
+            pts = a[: self.num_points, :3]
         return torch.from_numpy(normalise(pts).T.astype(np.float32)).contiguous()
 
     def augment(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -130,14 +147,23 @@ class PointClouds(SampleDataset):
             c, s = math.cos(phi), math.sin(phi)
             axes = [a for a in range(3) if a != UP_AXIS[self.layout]]
             rot = torch.eye(3)
-            rot[axes[0], axes[0]], rot[axes[0], axes[1]], rot[axes[1], axes[0]], rot[axes[1], axes[1]] = c, -s, s, c
+            (
+                rot[axes[0], axes[0]],
+                rot[axes[0], axes[1]],
+                rot[axes[1], axes[0]],
+                rot[axes[1], axes[1]],
+            ) = c, -s, s, c
             x = rot @ x
         if "scale" in self.kinds:
             x = x * float(rng.uniform(*SCALE_RANGE))
         if "shift" in self.kinds:
-            x = x + torch.from_numpy(rng.uniform(-SHIFT_RANGE, SHIFT_RANGE, (3, 1)).astype(np.float32))
+            x = x + torch.from_numpy(
+                rng.uniform(-SHIFT_RANGE, SHIFT_RANGE, (3, 1)).astype(np.float32)
+            )
         if "jitter" in self.kinds:
-            x = x + torch.from_numpy((JITTER_STD * rng.standard_normal(tuple(x.shape))).astype(np.float32))
+            x = x + torch.from_numpy(
+                (JITTER_STD * rng.standard_normal(tuple(x.shape))).astype(np.float32)
+            )
         return x.contiguous()
 
 
@@ -153,17 +179,23 @@ def _resampled(root: Path, n: int) -> tuple[list[str], dict[str, list[Path]], di
     for split in ("train", "test"):
         lst = root / f"modelnet{n}_{split}.txt"
         if not lst.is_file():
-            raise DatasetNotFoundError(f"ModelNet{n}: {lst} not found; expected <root>/modelnet{n}_{{shape_names,"
-                                       f"train,test}}.txt and <root>/<class>/<id>.txt. {HOW.format(n=n)}")
+            raise DatasetNotFoundError(
+                f"ModelNet{n}: {lst} not found; expected <root>/modelnet{n}_{{shape_names,"
+                f"train,test}}.txt and <root>/<class>/<id>.txt. {HOW.format(n=n)}"
+            )
         files[split], labels[split] = [], []
         for sid in _read_list(lst):
-            cls = sid.rsplit("_", 1)[0]          # "night_stand_0001" -> "night_stand"
+            cls = sid.rsplit("_", 1)[0]  # "night_stand_0001" -> "night_stand"
             if cls not in index:
-                raise ValueError(f"{lst}: shape {sid!r} has class {cls!r}, not in modelnet{n}_shape_names.txt")
+                raise ValueError(
+                    f"{lst}: shape {sid!r} has class {cls!r}, not in modelnet{n}_shape_names.txt"
+                )
             path = root / cls / f"{sid}.txt"
             if not path.is_file():
-                raise DatasetNotFoundError(f"ModelNet{n}: {path} listed in {lst.name} is missing; the folder is "
-                                           f"incomplete. {HOW.format(n=n)}")
+                raise DatasetNotFoundError(
+                    f"ModelNet{n}: {path} listed in {lst.name} is missing; the folder is "
+                    f"incomplete. {HOW.format(n=n)}"
+                )
             files[split].append(path)
             labels[split].append(index[cls])
     return names, files, labels
@@ -172,23 +204,38 @@ def _resampled(root: Path, n: int) -> tuple[list[str], dict[str, list[Path]], di
 def _off(root: Path, n: int) -> tuple[list[str], dict[str, list[Path]], dict[str, list[int]]]:
     names = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "train").is_dir())
     if len(names) != n:
-        raise DatasetNotFoundError(f"ModelNet{n}: {root} has {len(names)} class folders with a train/ subfolder, "
-                                   f"expected {n}: <root>/<class>/{{train,test}}/*.off. {HOW.format(n=n)}")
+        raise DatasetNotFoundError(
+            f"ModelNet{n}: {root} has {len(names)} class folders with a train/ subfolder, "
+            f"expected {n}: <root>/<class>/{{train,test}}/*.off. {HOW.format(n=n)}"
+        )
     files: dict[str, list[Path]] = {"train": [], "test": []}
     labels: dict[str, list[int]] = {"train": [], "test": []}
     for c, name in enumerate(names):
         for split in ("train", "test"):
-            found = sorted((root / name / split).glob("*.off")) if (root / name / split).is_dir() else []
+            found = (
+                sorted((root / name / split).glob("*.off"))
+                if (root / name / split).is_dir()
+                else []
+            )
             if not found:
-                raise DatasetNotFoundError(f"ModelNet{n}: no .off files in {root / name / split}; the folder is "
-                                           f"incomplete. {HOW.format(n=n)}")
+                raise DatasetNotFoundError(
+                    f"ModelNet{n}: no .off files in {root / name / split}; the folder is "
+                    f"incomplete. {HOW.format(n=n)}"
+                )
             files[split] += found
             labels[split] += [c] * len(found)
     return names, files, labels
 
 
-def load_modelnet(root: str | Path, n: int, T: int = 4, seed: int = 0, num_points: int = 1024,
-                  layout: str = "auto", augment: Sequence[str] = ()) -> RealDataset:
+def load_modelnet(
+    root: str | Path,
+    n: int,
+    T: int = 4,
+    seed: int = 0,
+    num_points: int = 1024,
+    layout: str = "auto",
+    augment: Sequence[str] = (),
+) -> RealDataset:
     """ModelNet``n`` (10 or 40) from ``root`` (module docstring); ``x``: (3, num_points)."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
@@ -196,25 +243,45 @@ def load_modelnet(root: str | Path, n: int, T: int = 4, seed: int = 0, num_point
         raise ValueError(f"num_points must be >= 1, got {num_points}")
     root = Path(root)
     for cand in (root / "modelnet40_normal_resampled", root / f"ModelNet{n}", root):
-        if cand.is_dir() and (layout != "resampled" or (cand / f"modelnet{n}_shape_names.txt").is_file()):
+        if cand.is_dir() and (
+            layout != "resampled" or (cand / f"modelnet{n}_shape_names.txt").is_file()
+        ):
             base = cand
             break
     else:
-        raise DatasetNotFoundError(f"ModelNet{n}: folder {root} not found; expected <root>/<class>/{{train,test}}/*.off "
-                                   f"or <root>/modelnet{n}_shape_names.txt with <class>/<id>.txt. {HOW.format(n=n)}")
+        raise DatasetNotFoundError(
+            f"ModelNet{n}: folder {root} not found; expected <root>/<class>/{{train,test}}/*.off "
+            f"or <root>/modelnet{n}_shape_names.txt with <class>/<id>.txt. {HOW.format(n=n)}"
+        )
     if layout == "auto":
         layout = "resampled" if (base / f"modelnet{n}_shape_names.txt").is_file() else "off"
     names, files, labels = (_resampled if layout == "resampled" else _off)(base, n)
-    train = PointClouds(files["train"], labels["train"], layout, num_points, augment, seed, resample_each_epoch=True)
+    train = PointClouds(
+        files["train"], labels["train"], layout, num_points, augment, seed, resample_each_epoch=True
+    )
     test = PointClouds(files["test"], labels["test"], layout, num_points, (), seed)
-    return RealDataset(f"modelnet{n}", train, test, (3, num_points), n, False, T, tuple(names), str(base))
+    return RealDataset(
+        f"modelnet{n}", train, test, (3, num_points), n, False, T, tuple(names), str(base)
+    )
 
 
-def load_modelnet10(root: str | Path, T: int = 4, seed: int = 0, num_points: int = 1024, layout: str = "auto",
-                    augment: Sequence[str] = ()) -> RealDataset:
+def load_modelnet10(
+    root: str | Path,
+    T: int = 4,
+    seed: int = 0,
+    num_points: int = 1024,
+    layout: str = "auto",
+    augment: Sequence[str] = (),
+) -> RealDataset:
     return load_modelnet(root, 10, T, seed, num_points, layout, augment)
 
 
-def load_modelnet40(root: str | Path, T: int = 4, seed: int = 0, num_points: int = 1024, layout: str = "auto",
-                    augment: Sequence[str] = ()) -> RealDataset:
+def load_modelnet40(
+    root: str | Path,
+    T: int = 4,
+    seed: int = 0,
+    num_points: int = 1024,
+    layout: str = "auto",
+    augment: Sequence[str] = (),
+) -> RealDataset:
     return load_modelnet(root, 40, T, seed, num_points, layout, augment)

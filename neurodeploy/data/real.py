@@ -26,6 +26,7 @@ Augmentation is deterministic: sample ``i`` of epoch ``e`` is augmented with a g
 seeded by ``(seed, e, i)`` (:func:`sample_rng`), so that a run is reproducible, resumes
 exactly, and gives the same batches whether it runs in one process or in several.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -131,7 +132,9 @@ def dataset_loader(name: str) -> Callable[..., RealDataset]:
     return getattr(importlib.import_module(module), func)
 
 
-def load_dataset(name: str, root: str | Path, T: int = 4, seed: int = 0, **options: Any) -> RealDataset:
+def load_dataset(
+    name: str, root: str | Path, T: int = 4, seed: int = 0, **options: Any
+) -> RealDataset:
     """Read data set ``name`` from the folder ``root``; ``options`` go to its loader (see
     docs/real-data.md for each loader's options). ``seed`` drives the augmentation only."""
     if isinstance(T, bool) or not isinstance(T, int) or T < 1:

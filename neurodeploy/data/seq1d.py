@@ -58,16 +58,16 @@ def templates() -> np.ndarray:
     """The ``(NUM_CLASSES, TEMPLATE_POINTS)`` class shapes on ``u = linspace(0, 1)``."""
     u = np.linspace(0.0, 1.0, TEMPLATE_POINTS)
     shapes = [
-        _bump(u, 0.5, 0.15),                                    # 0 single bump
-        ((u > 0.2) & (u < 0.8)).astype(float) * 0.8,             # 1 plateau
-        -_bump(u, 0.5, 0.15),                                   # 2 dip
-        _bump(u, 0.25, 0.1) + _bump(u, 0.75, 0.1),              # 3 two bumps
-        np.where(u < 0.9, u / 0.9, 0.0),                         # 4 sawtooth up
-        np.where(u > 0.1, (1.0 - u) / 0.9, 0.0),                 # 5 sawtooth down
-        np.sin(2 * np.pi * u),                                   # 6 sine
-        -np.sin(2 * np.pi * u),                                  # 7 minus sine
-        sum(_bump(u, c, 0.05) for c in (0.2, 0.5, 0.8)),         # 8 three spikes
-        _bump(u, 0.3, 0.12) + 0.4 * _bump(u, 0.75, 0.12),        # 9 big + small bump
+        _bump(u, 0.5, 0.15),  # 0 single bump
+        ((u > 0.2) & (u < 0.8)).astype(float) * 0.8,  # 1 plateau
+        -_bump(u, 0.5, 0.15),  # 2 dip
+        _bump(u, 0.25, 0.1) + _bump(u, 0.75, 0.1),  # 3 two bumps
+        np.where(u < 0.9, u / 0.9, 0.0),  # 4 sawtooth up
+        np.where(u > 0.1, (1.0 - u) / 0.9, 0.0),  # 5 sawtooth down
+        np.sin(2 * np.pi * u),  # 6 sine
+        -np.sin(2 * np.pi * u),  # 7 minus sine
+        sum(_bump(u, c, 0.05) for c in (0.2, 0.5, 0.8)),  # 8 three spikes
+        _bump(u, 0.3, 0.12) + 0.4 * _bump(u, 0.75, 0.12),  # 9 big + small bump
     ]
     return np.stack(shapes).astype(np.float64)
 

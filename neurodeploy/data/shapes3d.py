@@ -91,8 +91,14 @@ def _torus(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
 
 def _capsule(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     a = rng.uniform(0, 2 * np.pi, shape)
-    side = np.stack([CAPSULE_RADIUS * np.cos(a), CAPSULE_RADIUS * np.sin(a),
-                     rng.uniform(-CAPSULE_HALF_LENGTH, CAPSULE_HALF_LENGTH, shape)], axis=-1)
+    side = np.stack(
+        [
+            CAPSULE_RADIUS * np.cos(a),
+            CAPSULE_RADIUS * np.sin(a),
+            rng.uniform(-CAPSULE_HALF_LENGTH, CAPSULE_HALF_LENGTH, shape),
+        ],
+        axis=-1,
+    )
     cap = CAPSULE_RADIUS * _sphere(rng, shape)
     cap[..., 2] += np.sign(cap[..., 2]) * CAPSULE_HALF_LENGTH
     side_area = 2 * np.pi * CAPSULE_RADIUS * 2 * CAPSULE_HALF_LENGTH
@@ -113,10 +119,14 @@ def _mesh(vertices: list[list[float]], faces: list[list[int]]) -> Sampler:
     return sample
 
 
-_PYRAMID = _mesh([[-1, -1, -1], [1, -1, -1], [1, 1, -1], [-1, 1, -1], [0, 0, 1]],
-                 [[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4], [0, 1, 2], [0, 2, 3]])
-_OCTAHEDRON = _mesh([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],
-                    [[x, y, z] for x in (0, 1) for y in (2, 3) for z in (4, 5)])
+_PYRAMID = _mesh(
+    [[-1, -1, -1], [1, -1, -1], [1, 1, -1], [-1, 1, -1], [0, 0, 1]],
+    [[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4], [0, 1, 2], [0, 2, 3]],
+)
+_OCTAHEDRON = _mesh(
+    [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],
+    [[x, y, z] for x in (0, 1) for y in (2, 3) for z in (4, 5)],
+)
 
 
 def _hemisphere(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
@@ -126,8 +136,15 @@ def _hemisphere(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
 
 
 SHAPES: dict[str, Sampler] = {
-    "sphere": _sphere, "cube": _cube, "cylinder": _cylinder, "cone": _cone, "torus": _torus,
-    "pyramid": _PYRAMID, "capsule": _capsule, "disc": _disc_points, "octahedron": _OCTAHEDRON,
+    "sphere": _sphere,
+    "cube": _cube,
+    "cylinder": _cylinder,
+    "cone": _cone,
+    "torus": _torus,
+    "pyramid": _PYRAMID,
+    "capsule": _capsule,
+    "disc": _disc_points,
+    "octahedron": _OCTAHEDRON,
     "hemisphere": _hemisphere,
 }
 CLASS_NAMES: tuple[str, ...] = tuple(SHAPES)
@@ -175,6 +192,8 @@ def generate(T: int, seed: int) -> Split:
         x = np.concatenate([cl[part] for cl in clouds])
         y = np.repeat(np.arange(NUM_CLASSES), len(clouds[0][part]))
         order = rng.permutation(len(y))
-        out += [torch.from_numpy(x[order].transpose(0, 2, 1).astype(np.float32)).contiguous(),
-                torch.from_numpy(y[order].astype(np.int64))]
+        out += [
+            torch.from_numpy(x[order].transpose(0, 2, 1).astype(np.float32)).contiguous(),
+            torch.from_numpy(y[order].astype(np.int64)),
+        ]
     return out[0], out[1], out[2], out[3]

@@ -14,6 +14,7 @@
 Statistics are over the batch and all neurons of the layer; standard deviations are population
 standard deviations (divide by N).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -37,6 +38,7 @@ def _capture_lif_inputs(model: SpikingNet, retain_grad: bool = False):
             if retain_grad and x.requires_grad:
                 x.retain_grad()
             seen[name] = x
+
         return pre
 
     handles = [m.register_forward_pre_hook(hook(n)) for n, m in model.lif_layers()]
@@ -48,10 +50,14 @@ def _capture_lif_inputs(model: SpikingNet, retain_grad: bool = False):
 
 
 @torch.no_grad()
-def run_recording_spikes(model: SpikingNet, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def run_recording_spikes(
+    model: SpikingNet, x: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """``model(x)`` and the spikes (T, B, ...) of every LIF layer, in order."""
     rec: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out: rec.append(out)) for _, m in model.lif_layers()]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: rec.append(out)) for _, m in model.lif_layers()
+    ]
     try:
         out = model(x)
     finally:
@@ -72,14 +78,18 @@ def initial_state_stats(model: SpikingNet, x: torch.Tensor) -> dict[str, dict[st
         layers = dict(model.lif_layers())
         for name, inp in inputs.items():
             start = layers[name].trace(inp).start.flatten(1).double()  # (T, B * neurons)
-            out[name] = {"mean": start.mean(1).tolist(), "std": start.std(1, unbiased=False).tolist()}
+            out[name] = {
+                "mean": start.mean(1).tolist(),
+                "std": start.std(1, unbiased=False).tolist(),
+            }
         return out
     finally:
         model.train(was)
 
 
-def gradient_flow(model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
-                  last_only: bool = False) -> dict[str, list[float]]:
+def gradient_flow(
+    model: SpikingNet, x: torch.Tensor, y: torch.Tensor, last_only: bool = False
+) -> dict[str, list[float]]:
     """``{layer: [||dL/dI(t)||_2 for t = 1..T]}``, L = CE(mean_t z_t, y) (or CE(z_T, y) with
     ``last_only``), in eval mode."""
     was = model.training
@@ -101,8 +111,9 @@ def gradient_flow(model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
 
 
 @torch.no_grad()
-def accuracy_by_timesteps(model: SpikingNet, task: TaskData, T: int, steps: Iterable[int],
-                          batch_size: int = 256) -> dict[int, float]:
+def accuracy_by_timesteps(
+    model: SpikingNet, task: TaskData, T: int, steps: Iterable[int], batch_size: int = 256
+) -> dict[int, float]:
     """Test accuracy using only the first t timesteps of the T-step input, for each t in steps."""
     steps = sorted(set(int(t) for t in steps))
     if not steps or steps[0] < 1 or steps[-1] > T:
@@ -113,8 +124,8 @@ def accuracy_by_timesteps(model: SpikingNet, task: TaskData, T: int, steps: Iter
     correct = {t: 0 for t in steps}
     try:
         for i in range(0, len(task.y_test), batch_size):
-            x = task.encode(task.x_test[i:i + batch_size], T).to(device)
-            y = task.y_test[i:i + batch_size].to(device)
+            x = task.encode(task.x_test[i : i + batch_size], T).to(device)
+            y = task.y_test[i : i + batch_size].to(device)
             z = model(x[: steps[-1]])  # causal: outputs up to t depend only on inputs up to t
             csum = z.cumsum(0)
             for t in steps:

@@ -38,6 +38,7 @@ User models: any object with a ``name`` and ``estimate(counts) -> EnergyEstimate
     {"kind": "ops", "name": "my-28nm", "e_ac_pj": 0.3, "e_mac_pj": 1.5, "source": "..."}
     {"kind": "neuromorphic", "name": "my-chip", "e_synop_pj": 10, "e_update_active_pj": 20, ...}
 """
+
 from __future__ import annotations
 
 import json
@@ -61,9 +62,9 @@ class EnergyEstimate:
     per_layer_pj: dict[str, float]
     components_pj: dict[str, float]
     total_pj: float
-    ann_total_pj: float | None = None     # the equivalent ANN under the same model, where defined
-    static_pj: float | None = None        # static energy, reported apart from total_pj (dynamic)
-    time_s: float | None = None           # the time the static energy assumes
+    ann_total_pj: float | None = None  # the equivalent ANN under the same model, where defined
+    static_pj: float | None = None  # static energy, reported apart from total_pj (dynamic)
+    time_s: float | None = None  # the time the static energy assumes
     notes: list[str] = field(default_factory=list)
     source: str = ""
 
@@ -90,9 +91,15 @@ class EnergyModel(Protocol):
 def _check_constants(obj: Any) -> None:
     for f in fields(obj):
         v = getattr(obj, f.name)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and (not math.isfinite(v) or v < 0):
-            raise ValueError(f"energy model {getattr(obj, 'name', '?')!r}: field {f.name} must be a finite "
-                             f"number >= 0, got {v!r}")
+        if (
+            isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and (not math.isfinite(v) or v < 0)
+        ):
+            raise ValueError(
+                f"energy model {getattr(obj, 'name', '?')!r}: field {f.name} must be a finite "
+                f"number >= 0, got {v!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -115,8 +122,15 @@ class OpEnergyModel:
             ac += p["acs"] * self.e_ac_pj
             mac += p["macs"] * self.e_mac_pj
         ann = counts.totals()["ann_macs"] * self.e_mac_pj
-        return EnergyEstimate(self.name, per_layer, {"AC": ac, "MAC": mac}, ac + mac, ann_total_pj=ann,
-                              source=self.source, notes=["ANN: the same layers, one pass, every connection a MAC"])
+        return EnergyEstimate(
+            self.name,
+            per_layer,
+            {"AC": ac, "MAC": mac},
+            ac + mac,
+            ann_total_pj=ann,
+            source=self.source,
+            notes=["ANN: the same layers, one pass, every connection a MAC"],
+        )
 
 
 @dataclass(frozen=True)
@@ -132,8 +146,10 @@ class NeuromorphicEnergyModel:
     t_update_active_ns: float = 8.4
     t_update_inactive_ns: float = 5.3
     static_power_w: float = 0.1
-    source: str = ("Davies et al., Loihi, IEEE Micro 38(1) 2018, Table 2; static power ~0.1 W/chip "
-                   "from a 32-chip board figure")
+    source: str = (
+        "Davies et al., Loihi, IEEE Micro 38(1) 2018, Table 2; static power ~0.1 W/chip "
+        "from a 32-chip board figure"
+    )
 
     def __post_init__(self) -> None:
         _check_constants(self)
@@ -144,26 +160,46 @@ class NeuromorphicEnergyModel:
         t_ns = 0.0
         for l in counts.layers:
             p = l.per_sample()
-            parts = {"synops": p["synops"] * self.e_synop_pj,
-                     "active_updates": p["active_updates"] * self.e_update_active_pj,
-                     "inactive_updates": p["inactive_updates"] * self.e_update_inactive_pj,
-                     "spikes": p["spikes"] * self.e_spike_pj}
+            parts = {
+                "synops": p["synops"] * self.e_synop_pj,
+                "active_updates": p["active_updates"] * self.e_update_active_pj,
+                "inactive_updates": p["inactive_updates"] * self.e_update_inactive_pj,
+                "spikes": p["spikes"] * self.e_spike_pj,
+            }
             for k, v in parts.items():
                 comp[k] += v
             per_layer[l.name] = sum(parts.values())
-            t_ns += (p["synops"] * self.t_synop_ns + p["active_updates"] * self.t_update_active_ns
-                     + p["inactive_updates"] * self.t_update_inactive_ns)
+            t_ns += (
+                p["synops"] * self.t_synop_ns
+                + p["active_updates"] * self.t_update_active_ns
+                + p["inactive_updates"] * self.t_update_inactive_ns
+            )
         t = t_ns * 1e-9
         tot = counts.totals()
-        ann = tot["ann_macs"] * self.e_synop_pj + tot["neurons"] * (self.e_update_active_pj + self.e_spike_pj)
-        notes = ["dynamic energy in total; static energy = static power x serial one-core time (an upper bound)",
-                 "ANN: the same layers once, graded messages: every connection a synaptic op, every neuron "
-                 "an active update and a message",
-                 "tile-hop costs (3.0/4.0 pJ) depend on placement and are not included"]
+        ann = tot["ann_macs"] * self.e_synop_pj + tot["neurons"] * (
+            self.e_update_active_pj + self.e_spike_pj
+        )
+        notes = [
+            "dynamic energy in total; static energy = static power x serial one-core time (an upper bound)",
+            "ANN: the same layers once, graded messages: every connection a synaptic op, every neuron "
+            "an active update and a message",
+            "tile-hop costs (3.0/4.0 pJ) depend on placement and are not included",
+        ]
         if counts.hardware is not None and counts.hardware != "loihi1":
-            notes.append(f"{counts.hardware} program estimated with Loihi 1 constants (no public per-op figures)")
-        return EnergyEstimate(self.name, per_layer, comp, sum(comp.values()), ann_total_pj=ann,
-                              static_pj=self.static_power_w * t / PJ, time_s=t, notes=notes, source=self.source)
+            notes.append(
+                f"{counts.hardware} program estimated with Loihi 1 constants (no public per-op figures)"
+            )
+        return EnergyEstimate(
+            self.name,
+            per_layer,
+            comp,
+            sum(comp.values()),
+            ann_total_pj=ann,
+            static_pj=self.static_power_w * t / PJ,
+            time_s=t,
+            notes=notes,
+            source=self.source,
+        )
 
 
 CMOS45 = OpEnergyModel()
@@ -184,19 +220,27 @@ def load_energy_model(path: str | os.PathLike[str]) -> EnergyModel:
     try:
         d = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ValueError(f"energy model file {p}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'} ({e})") from None
+        raise ValueError(
+            f"energy model file {p}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'} ({e})"
+        ) from None
     if not isinstance(d, dict):
         raise ValueError(f"energy model file {p}: expected a table/object at the top level")
     kind = d.pop("kind", None)
     if kind not in _KINDS:
-        raise ValueError(f"energy model file {p}: field 'kind' must be one of {sorted(_KINDS)}, got {kind!r}")
+        raise ValueError(
+            f"energy model file {p}: field 'kind' must be one of {sorted(_KINDS)}, got {kind!r}"
+        )
     if "name" not in d:
-        raise ValueError(f"energy model file {p}: field 'name' is required (every estimate names its model)")
+        raise ValueError(
+            f"energy model file {p}: field 'name' is required (every estimate names its model)"
+        )
     cls = _KINDS[kind]
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(d) - known)
     if unknown:
-        raise ValueError(f"energy model file {p}: unknown field(s) {unknown} for kind {kind!r}; known: {sorted(known)}")
+        raise ValueError(
+            f"energy model file {p}: unknown field(s) {unknown} for kind {kind!r}; known: {sorted(known)}"
+        )
     return cls(**d)
 
 
@@ -210,5 +254,7 @@ def get_energy_model(spec: str | EnergyModel) -> EnergyModel:
         return ENERGY_MODELS[spec]
     if spec.endswith((".json", ".toml")):
         return load_energy_model(spec)
-    raise ValueError(f"energy model: unknown name {spec!r}; available: {sorted(ENERGY_MODELS)} "
-                     "or a .json/.toml file describing one")
+    raise ValueError(
+        f"energy model: unknown name {spec!r}; available: {sorted(ENERGY_MODELS)} "
+        "or a .json/.toml file describing one"
+    )

@@ -10,6 +10,7 @@ alpha_to_coef: tau and alpha are rounded to what the integer program can hold), 
 threshold theta, the bias in membrane units (b * 64, fixedpoint.bias_to_membrane with a_scale = 1).
 The torch side uses the same rounded tau and alpha.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,8 +49,11 @@ def torch_with_latency(stages: list[Stage], x: np.ndarray, steps: int) -> list[n
     states: list[LIFState | None] = [None] * len(stages)
     out: list[list[np.ndarray]] = [[] for st in stages if st.neuron is not None]
     for t in range(steps):
-        src = torch.as_tensor(x[t][None], dtype=torch.float64) if t < len(x) else torch.zeros((1, *stages[0].in_shape),
-                                                                                               dtype=torch.float64)
+        src = (
+            torch.as_tensor(x[t][None], dtype=torch.float64)
+            if t < len(x)
+            else torch.zeros((1, *stages[0].in_shape), dtype=torch.float64)
+        )
         k_n = 0
         for k, st in enumerate(stages):
             inp, cur_in[k] = cur_in[k], src
@@ -58,7 +62,9 @@ def torch_with_latency(stages: list[Stage], x: np.ndarray, steps: int) -> list[n
                 break
             p = st.neuron.params
             alpha = coef_to_alpha(_coef(st))
-            params = LIFParams(tau=dv_to_tau(tau_to_dv(p.tau)), theta=p.theta, reset="hard")  # as quantised
+            params = LIFParams(
+                tau=dv_to_tau(tau_to_dv(p.tau)), theta=p.theta, reset="hard"
+            )  # as quantised
             prev = states[k]
             state = prev if prev is not None else initial_state(a)
             s, states[k], _ = lif_step(a, state, alpha if alpha > 0 else None, params)
@@ -68,36 +74,57 @@ def torch_with_latency(stages: list[Stage], x: np.ndarray, steps: int) -> list[n
     return [np.stack(o) for o in out]
 
 
-def float_graph_layers(stages: list[Stage], graded: bool) -> list[tuple[LavaSynapse, LavaNeuron | None]]:
+def float_graph_layers(
+    stages: list[Stage], graded: bool
+) -> list[tuple[LavaSynapse, LavaNeuron | None]]:
     """The float stages as :func:`neurodeploy.targets.lava.build_graph` takes them (floating_pt):
     float weights (pooling folded into the kernel, Lava's Conv does not pool), graded input as
     8-bit messages into the first synapse."""
     layers: list[tuple[LavaSynapse, LavaNeuron | None]] = []
     for k, st in enumerate(stages):
-        syn = LavaSynapse(st.name, st.synapse.pool_folded(), num_message_bits=8 if (k == 0 and graded) else 0)
+        syn = LavaSynapse(
+            st.name, st.synapse.pool_folded(), num_message_bits=8 if (k == 0 and graded) else 0
+        )
         if st.neuron is None:
             layers.append((syn, None))
             break
-        bias = np.broadcast_to(np.asarray(st.bias, dtype=float).reshape(-1, *([1] * (len(st.out_shape) - 1))),
-                               st.out_shape)
+        bias = np.broadcast_to(
+            np.asarray(st.bias, dtype=float).reshape(-1, *([1] * (len(st.out_shape) - 1))),
+            st.out_shape,
+        )
         p = st.neuron.params
         dv_int = tau_to_dv(p.tau)
         if _coef(st) > 0:  # vth: the float threshold (floating_pt), never truncated to an integer
-            neuron = LavaNeuron(smoothed=True, dv=dv_int, vth=float(p.theta), coef=_coef(st),
-                                bias_mant=bias_to_membrane(bias, a_scale=1.0), bias_exp=0)
+            neuron = LavaNeuron(
+                smoothed=True,
+                dv=dv_int,
+                vth=float(p.theta),
+                coef=_coef(st),
+                bias_mant=bias_to_membrane(bias, a_scale=1.0),
+                bias_exp=0,
+            )
         else:  # Lava's float LIF: v(1 - dv), with dv = 1/tau of the rounded tau, as the torch side
-            neuron = LavaNeuron(smoothed=False, du=1.0, dv=1.0 / dv_to_tau(dv_int), vth=float(p.theta),
-                                bias_mant=np.asarray(bias, dtype=float))
+            neuron = LavaNeuron(
+                smoothed=False,
+                du=1.0,
+                dv=1.0 / dv_to_tau(dv_int),
+                vth=float(p.theta),
+                bias_mant=np.asarray(bias, dtype=float),
+            )
         layers.append((syn, neuron))
     return layers
 
 
-def run_lava_float(model: SpikingNet, x: np.ndarray, graded: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def run_lava_float(
+    model: SpikingNet, x: np.ndarray, graded: bool
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(Lava floating_pt spikes, torch spikes with the same latency) per neuron layer, one sample
     (T, *input_shape), T + depth steps; the graph is the integer target's (one builder)."""
     stages = model_stages(model)
     steps = x.shape[0] + len(stages)
     data = stream_data(np.asarray(x)[:, None], steps, dtype=np.float64)
-    graph = build_graph(tuple(model.input_shape), float_graph_layers(stages, graded), data, samples=1, steps=steps)
+    graph = build_graph(
+        tuple(model.input_shape), float_graph_layers(stages, graded), data, samples=1, steps=steps
+    )
     rec = run_graph(graph, tag=FLOATING_PT)
     return [s[:, 0] for s in rec.spikes], torch_with_latency(stages, x, steps)

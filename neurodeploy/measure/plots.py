@@ -1,4 +1,5 @@
 """PNG figures (matplotlib, Agg backend: no display needed)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -7,20 +8,23 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-ARM_STYLE = {"vanilla": dict(color="tab:gray", ls="--", marker="o"),
-             "+MPS": dict(color="tab:blue", ls="-", marker="s"),
-             "+guidance": dict(color="tab:orange", ls="--", marker="^"),
-             "+both": dict(color="tab:green", ls="-", marker="D")}
+ARM_STYLE = {
+    "vanilla": dict(color="tab:gray", ls="--", marker="o"),
+    "+MPS": dict(color="tab:blue", ls="-", marker="s"),
+    "+guidance": dict(color="tab:orange", ls="--", marker="^"),
+    "+both": dict(color="tab:green", ls="-", marker="D"),
+}
 
 
 def _style(arm: str) -> dict:
     return ARM_STYLE.get(arm, dict(marker="o"))
 
 
-def plot_initial_state(stats: Mapping[str, Mapping[str, Mapping[str, list[float]]]], title: str,
-                       path: str | Path) -> Path:
+def plot_initial_state(
+    stats: Mapping[str, Mapping[str, Mapping[str, list[float]]]], title: str, path: str | Path
+) -> Path:
     """``stats[arm][layer] = {"mean": [...], "std": [...]}``: one panel per layer, mean +- std
     of the state each timestep starts from, one line per arm (the paper's Figure 1)."""
     arms = list(stats)
@@ -41,7 +45,9 @@ def plot_initial_state(stats: Mapping[str, Mapping[str, Mapping[str, list[float]
     return _save(fig, path)
 
 
-def plot_gradient_flow(flow: Mapping[str, Mapping[str, list[float]]], title: str, path: str | Path) -> Path:
+def plot_gradient_flow(
+    flow: Mapping[str, Mapping[str, list[float]]], title: str, path: str | Path
+) -> Path:
     """``flow[arm][layer] = [||dL/dI(t)|| ...]``: one panel per layer, log scale."""
     arms = list(flow)
     layers = list(next(iter(flow.values())))
@@ -60,14 +66,17 @@ def plot_gradient_flow(flow: Mapping[str, Mapping[str, list[float]]], title: str
     return _save(fig, path)
 
 
-def plot_reduced_timesteps(curves: Mapping[str, Mapping[str, tuple[list[float], list[float]]]],
-                           path: str | Path) -> Path:
+def plot_reduced_timesteps(
+    curves: Mapping[str, Mapping[str, tuple[list[float], list[float]]]], path: str | Path
+) -> Path:
     """``curves[task][arm] = (mean acc per t, std per t)``: one panel per task."""
     tasks = list(curves)
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.0), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for arm, (mean, std) in curves[task].items():
-            ax.errorbar(range(1, len(mean) + 1), mean, yerr=std, capsize=3, label=arm, **_style(arm))
+            ax.errorbar(
+                range(1, len(mean) + 1), mean, yerr=std, capsize=3, label=arm, **_style(arm)
+            )
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("inference timesteps")
         ax.set_ylim(0, 1)
@@ -77,7 +86,7 @@ def plot_reduced_timesteps(curves: Mapping[str, Mapping[str, tuple[list[float], 
     return _save(fig, path)
 
 
-def _save(fig: "plt.Figure", path: str | Path) -> Path:
+def _save(fig: plt.Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

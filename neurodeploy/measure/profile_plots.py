@@ -1,6 +1,7 @@
 """PNG figures of profiles (:mod:`neurodeploy.measure.profiling`): spike raster, firing rate per layer,
 per-timestep membrane-potential distributions (the paper's Figure 1), energy per layer.
 Every function takes one or more profiles; several are drawn side by side or overlaid."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -27,8 +28,13 @@ def _save(fig, path: str | Path) -> Path:
 def plot_raster(profiles: Sequence[Profile], path: str | Path) -> Path:
     """One column per profile, one row per neuron layer: spikes of the first test sample."""
     layers = max((list(p.raster) for p in profiles), key=len)
-    fig, axes = plt.subplots(len(layers), len(profiles), figsize=(4.2 * len(profiles), 1.6 + 1.3 * len(layers)),
-                             squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        len(layers),
+        len(profiles),
+        figsize=(4.2 * len(profiles), 1.6 + 1.3 * len(layers)),
+        squeeze=False,
+        sharex=True,
+    )
     for j, p in enumerate(profiles):
         for i, name in enumerate(layers):
             ax = axes[i][j]
@@ -44,16 +50,26 @@ def plot_raster(profiles: Sequence[Profile], path: str | Path) -> Path:
             if i == 0:
                 ax.set_title(p.label, fontsize=9)
         axes[-1][j].set_xlabel("timestep")
-    fig.suptitle("spike raster, first test sample (up to 256 neurons per layer, evenly spaced)", fontsize=9)
+    fig.suptitle(
+        "spike raster, first test sample (up to 256 neurons per layer, evenly spaced)", fontsize=9
+    )
     fig.tight_layout()
     return _save(fig, path)
 
 
-def _grouped_bars(ax, profiles: Sequence[Profile], names: list[str], values: list[list[float]]) -> None:
+def _grouped_bars(
+    ax, profiles: Sequence[Profile], names: list[str], values: list[list[float]]
+) -> None:
     width = 0.8 / max(len(profiles), 1)
     x = np.arange(len(names))
     for k, (p, v) in enumerate(zip(profiles, values)):
-        ax.bar(x + (k - (len(profiles) - 1) / 2) * width, v, width, label=p.label, color=COLORS[k % len(COLORS)])
+        ax.bar(
+            x + (k - (len(profiles) - 1) / 2) * width,
+            v,
+            width,
+            label=p.label,
+            color=COLORS[k % len(COLORS)],
+        )
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
 
@@ -80,8 +96,9 @@ def plot_membranes(profiles: Sequence[Profile], path: str | Path) -> Path:
         raise ValueError("no membrane potentials were recorded (profile with membranes=True)")
     T = len(profiles[0].membranes[layers[0]])
     steps = sorted(set(np.linspace(0, T - 1, min(T, MAX_TIMESTEP_PANELS)).astype(int).tolist()))
-    fig, axes = plt.subplots(len(layers), len(steps), figsize=(2.3 * len(steps), 1.9 * len(layers) + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(layers), len(steps), figsize=(2.3 * len(steps), 1.9 * len(layers) + 0.6), squeeze=False
+    )
     for i, name in enumerate(layers):
         vals = [v for p in profiles for v in p.membranes.get(name, []) if v.size]
         lo = min((float(np.percentile(v, 0.5)) for v in vals), default=-1.0)
@@ -93,8 +110,14 @@ def plot_membranes(profiles: Sequence[Profile], path: str | Path) -> Path:
             for k, p in enumerate(profiles):
                 v = p.membranes.get(name, [])
                 if t < len(v) and v[t].size:
-                    ax.hist(np.clip(v[t], lo, hi), bins=bins, histtype="step", density=True,
-                            color=COLORS[k % len(COLORS)], label=p.label)
+                    ax.hist(
+                        np.clip(v[t], lo, hi),
+                        bins=bins,
+                        histtype="step",
+                        density=True,
+                        color=COLORS[k % len(COLORS)],
+                        label=p.label,
+                    )
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(f"t = {t + 1}", fontsize=9)
@@ -114,10 +137,19 @@ def plot_energy(profiles: Sequence[Profile], path: str | Path) -> Path:
     if not models:
         raise ValueError("no energy estimates to plot (profile with at least one energy model)")
     names = [l.name for l in profiles[0].counts.layers]
-    fig, axes = plt.subplots(1, len(models), figsize=(1.5 + 1.0 * len(names) * len(models), 3.4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(models), figsize=(1.5 + 1.0 * len(names) * len(models), 3.4), squeeze=False
+    )
     for ax, m in zip(axes[0], models):
-        values = [[p.energy_by_model()[m].per_layer_pj.get(n, np.nan) if m in p.energy_by_model() else np.nan
-                   for n in names] for p in profiles]
+        values = [
+            [
+                p.energy_by_model()[m].per_layer_pj.get(n, np.nan)
+                if m in p.energy_by_model()
+                else np.nan
+                for n in names
+            ]
+            for p in profiles
+        ]
         _grouped_bars(ax, profiles, names, values)
         ax.set_title(f"energy model: {m}", fontsize=9)
         ax.set_ylabel("pJ per sample (dynamic)")

@@ -23,6 +23,7 @@ Membrane potentials: per neuron layer and timestep, the state each timestep *sta
 / (vth << 6), the value v is compared with) -- the quantity of the paper's Figure 1. At most ``MEMBRANE_VALUES`` values per layer and
 timestep are kept (the first recorded).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,24 +36,31 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from neurodeploy.quant.counts import Counts, ann_macs, module_synapses
 from neurodeploy.data import TaskData
-from neurodeploy.measure.energy import DEFAULT_ENERGY_MODELS, EnergyEstimate, EnergyModel, get_energy_model
+from neurodeploy.measure.energy import (
+    DEFAULT_ENERGY_MODELS,
+    EnergyEstimate,
+    EnergyModel,
+    get_energy_model,
+)
 from neurodeploy.neuron.fixedpoint import vth_membrane
 from neurodeploy.nn.fold import fold_batchnorm
+from neurodeploy.nn.net import SpikingNet
+from neurodeploy.quant.counts import Counts, ann_macs, module_synapses
 from neurodeploy.quant.program import IntProgram
 from neurodeploy.quant.stages import model_stages
 from neurodeploy.quant.synapse import Synapse
-from neurodeploy.nn.net import SpikingNet
 from neurodeploy.targets import TARGETS, make_target, target_names
 
 # the float model, and every registered target whose results carry the readout and states
 # (neurodeploy.targets.TARGETS: reference, lava)
 PROFILE_TARGETS = ("torch", *target_names(readout=True, states=True))
-MEMBRANE_VALUES = 20000       # values kept per layer and timestep for the distributions
-RASTER_NEURONS = 256          # neurons per layer kept for the raster (evenly spaced)
-WEIGHT_BITS_BYTES = 1         # integer programs: weights stored as 8-bit mantissas (plus one exponent per layer)
-BIAS_BYTES = 2                # integer programs: biases as 13-bit mantissas, stored in 16 bits
+MEMBRANE_VALUES = 20000  # values kept per layer and timestep for the distributions
+RASTER_NEURONS = 256  # neurons per layer kept for the raster (evenly spaced)
+WEIGHT_BITS_BYTES = (
+    1  # integer programs: weights stored as 8-bit mantissas (plus one exponent per layer)
+)
+BIAS_BYTES = 2  # integer programs: biases as 13-bit mantissas, stored in 16 bits
 
 
 @dataclass
@@ -87,9 +95,17 @@ class Recorder:
 
     def empty_counts(self, T: int) -> Counts:
         """Zero counts of this recorder's layers for ``T`` recorded steps."""
-        return Counts.empty(self.source, self.view, T=T, names=self.names, synapses=self.synapses,
-                            neurons=self.neurons, parameters=self.parameters,
-                            footprint_bytes=self.footprint_bytes, hardware=self.hardware)
+        return Counts.empty(
+            self.source,
+            self.view,
+            T=T,
+            names=self.names,
+            synapses=self.synapses,
+            neurons=self.neurons,
+            parameters=self.parameters,
+            footprint_bytes=self.footprint_bytes,
+            hardware=self.hardware,
+        )
 
     def record(self, x: torch.Tensor) -> Batch:  # pragma: no cover - interface
         raise NotImplementedError
@@ -101,12 +117,15 @@ def _neuron_count(shape: Sequence[int]) -> int:
 
 def _torch_sizes(model: nn.Module) -> tuple[int, int]:
     """(parameter count, footprint in bytes of parameters and buffers), as NeuroBench counts them."""
-    return (int(sum(p.numel() for p in model.parameters())),
-            int(sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])))
+    return (
+        int(sum(p.numel() for p in model.parameters())),
+        int(sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])),
+    )
 
 
-def _chain(x: torch.Tensor, spikes: list[torch.Tensor], n_synapses: int
-           ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+def _chain(
+    x: torch.Tensor, spikes: list[torch.Tensor], n_synapses: int
+) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
     """A chain of stages: synapse k is fed the input (k = 0) or layer k-1's spikes and drives
     layer k's neurons (none for the readout)."""
     return [x, *spikes][:n_synapses], [*spikes, *([None] * (n_synapses - len(spikes)))]
@@ -123,7 +142,9 @@ class TorchHardwareRecorder(Recorder):
         self.stages = model_stages(model)
         self.names = [st.name for st in self.stages]
         self.synapses = [st.synapse for st in self.stages]
-        self.neurons = [_neuron_count(st.out_shape) if st.neuron is not None else 0 for st in self.stages]
+        self.neurons = [
+            _neuron_count(st.out_shape) if st.neuron is not None else 0 for st in self.stages
+        ]
         self.parameters, self.footprint_bytes = _torch_sizes(model)
 
     @torch.no_grad()
@@ -133,11 +154,16 @@ class TorchHardwareRecorder(Recorder):
         return Batch(inputs, outs, starts, z.mean(0).argmax(-1).numpy())
 
 
-def _run_recording(model: SpikingNet, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+def _run_recording(
+    model: SpikingNet, x: torch.Tensor
+) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
     """Spikes and start states (threshold units) of every LIF layer, and the logits."""
     lifs = [m for _, m in model.lif_layers()]
     seen: dict[int, torch.Tensor] = {}
-    hooks = [m.register_forward_pre_hook(lambda m, a, k=k: seen.__setitem__(k, a[0])) for k, m in enumerate(lifs)]
+    hooks = [
+        m.register_forward_pre_hook(lambda m, a, k=k: seen.__setitem__(k, a[0]))
+        for k, m in enumerate(lifs)
+    ]
     try:
         z = model(x)
     finally:
@@ -164,15 +190,19 @@ class TorchModuleRecorder(Recorder):
         self.layers = module_synapses(self.model)
         self.names = [s.name for s in self.layers]
         self.synapses = [s.synapse for s in self.layers]
-        self.neurons = [_neuron_count(s.synapse.out_shape) if s.lif is not None else 0 for s in self.layers]
+        self.neurons = [
+            _neuron_count(s.synapse.out_shape) if s.lif is not None else 0 for s in self.layers
+        ]
         self.parameters, self.footprint_bytes = _torch_sizes(model)
 
     @torch.no_grad()
     def record(self, x: torch.Tensor) -> Batch:
         T, B = x.shape[:2]
         ins: dict[str, torch.Tensor] = {}
-        hooks = [s.module.register_forward_pre_hook(lambda m, a, n=s.name: ins.__setitem__(n, a[0]))
-                 for s in self.layers]
+        hooks = [
+            s.module.register_forward_pre_hook(lambda m, a, n=s.name: ins.__setitem__(n, a[0]))
+            for s in self.layers
+        ]
         try:
             spikes, starts, z = _run_recording(self.model, x)
         finally:
@@ -189,24 +219,39 @@ class ProgramRecorder(Recorder):
 
     view = "hardware"
 
-    def __init__(self, program: IntProgram, target: str = "reference", membranes: bool = True,
-                 latency: bool = False) -> None:
+    def __init__(
+        self,
+        program: IntProgram,
+        target: str = "reference",
+        membranes: bool = True,
+        latency: bool = False,
+    ) -> None:
         if target not in PROFILE_TARGETS[1:]:
-            raise ValueError(f"target: {target!r} does not run integer programs with a readout and states; "
-                             f"use one of {PROFILE_TARGETS[1:]}")
+            raise ValueError(
+                f"target: {target!r} does not run integer programs with a readout and states; "
+                f"use one of {PROFILE_TARGETS[1:]}"
+            )
         program.validate()
         self.program = program
         self.source = target
         self.membranes = membranes
-        self.latency = latency or bool(TARGETS[target].latency)   # None (on request) -> latency
+        self.latency = latency or bool(TARGETS[target].latency)  # None (on request) -> latency
         self.clipped = 0
         self.hardware = program.hardware
         self.names = [l.name for l in program.layers]
         self.synapses = [l.synapse for l in program.layers]
-        self.neurons = [_neuron_count(l.out_shape) if l.neuron is not None else 0 for l in program.layers]
-        weights = sum(l.synapse.num_weights for l in program.layers)   # pool-folded, as a core stores them
-        biases = sum(np.asarray(l.bias_mant).size if l.neuron is not None else np.asarray(l.readout_bias).size
-                      for l in program.layers)
+        self.neurons = [
+            _neuron_count(l.out_shape) if l.neuron is not None else 0 for l in program.layers
+        ]
+        weights = sum(
+            l.synapse.num_weights for l in program.layers
+        )  # pool-folded, as a core stores them
+        biases = sum(
+            np.asarray(l.bias_mant).size
+            if l.neuron is not None
+            else np.asarray(l.readout_bias).size
+            for l in program.layers
+        )
         self.parameters = int(weights + biases)
         self.footprint_bytes = int(weights * WEIGHT_BITS_BYTES + biases * BIAS_BYTES)
         opts = {"device": "cpu", "latency": self.latency} if target == "reference" else {}
@@ -223,7 +268,9 @@ class ProgramRecorder(Recorder):
         xi, clipped = self.program.quantize_input(x.numpy())
         self.clipped += clipped
         steps = self.steps(xi.shape[0])
-        r = self._target.run(xi, steps=steps, record_states=self.membranes)   # the whole batch at once
+        r = self._target.run(
+            xi, steps=steps, record_states=self.membranes
+        )  # the whole batch at once
         spikes = [torch.from_numpy(s) for s in r.spikes]
         states, preds = r.states, r.predictions()
         starts = None
@@ -248,30 +295,52 @@ class Profile:
     counts: Counts
     energy: list[EnergyEstimate]
     accuracy: float
-    raster: dict[str, np.ndarray]                 # layer -> (T, neurons kept) uint8, sample 0
-    membranes: dict[str, list[np.ndarray]]        # layer -> per timestep, start states (threshold units)
+    raster: dict[str, np.ndarray]  # layer -> (T, neurons kept) uint8, sample 0
+    membranes: dict[str, list[np.ndarray]]  # layer -> per timestep, start states (threshold units)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def energy_by_model(self) -> dict[str, EnergyEstimate]:
         return {e.model: e for e in self.energy}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "target": self.target, "accuracy": self.accuracy, "meta": self.meta,
-                "counts": self.counts.to_dict(), "energy": [e.to_dict() for e in self.energy],
-                "membrane_summary": {k: [{"mean": float(v.mean()) if v.size else float("nan"),
-                                          "std": float(v.std()) if v.size else float("nan")} for v in vals]
-                                     for k, vals in self.membranes.items()}}
+        return {
+            "label": self.label,
+            "target": self.target,
+            "accuracy": self.accuracy,
+            "meta": self.meta,
+            "counts": self.counts.to_dict(),
+            "energy": [e.to_dict() for e in self.energy],
+            "membrane_summary": {
+                k: [
+                    {
+                        "mean": float(v.mean()) if v.size else float("nan"),
+                        "std": float(v.std()) if v.size else float("nan"),
+                    }
+                    for v in vals
+                ]
+                for k, vals in self.membranes.items()
+            },
+        }
 
 
-def make_recorder(model: SpikingNet | IntProgram, target: str, view: str = "hardware", task: TaskData | None = None,
-                  hardware: str = "loihi2", membranes: bool = True, latency: bool = False) -> Recorder:
+def make_recorder(
+    model: SpikingNet | IntProgram,
+    target: str,
+    view: str = "hardware",
+    task: TaskData | None = None,
+    hardware: str = "loihi2",
+    membranes: bool = True,
+    latency: bool = False,
+) -> Recorder:
     """The recorder for ``model`` on ``target``; a float model bound for an integer target is
     quantised for ``hardware`` first (input settings from ``task``)."""
     if target not in PROFILE_TARGETS:
         raise ValueError(f"target: unknown {target!r}; available: {PROFILE_TARGETS}")
     if isinstance(model, IntProgram):
         if target == "torch":
-            raise ValueError("target 'torch' runs a float model; an integer program runs on 'reference' or 'lava'")
+            raise ValueError(
+                "target 'torch' runs a float model; an integer program runs on 'reference' or 'lava'"
+            )
         return ProgramRecorder(model, target, membranes, latency)
     if target == "torch":
         if view == "module":
@@ -283,44 +352,64 @@ def make_recorder(model: SpikingNet | IntProgram, target: str, view: str = "hard
         raise ValueError(f"view {view!r}: integer targets count in the 'hardware' view only")
     if task is None:
         raise ValueError("quantising for an integer target needs the task (its input range)")
-    from neurodeploy.neuron.hardware import get_spec
     from neurodeploy.measure.qreport import quantize_for_task
-    return ProgramRecorder(quantize_for_task(model, task, get_spec(hardware)), target, membranes, latency)
+    from neurodeploy.neuron.hardware import get_spec
+
+    return ProgramRecorder(
+        quantize_for_task(model, task, get_spec(hardware)), target, membranes, latency
+    )
 
 
 def check_task_fits(model: SpikingNet | IntProgram, task: TaskData, what: str = "model") -> None:
     if tuple(task.input_shape) != tuple(model.input_shape):
-        raise ValueError(f"task {task.name!r} gives input of shape {tuple(task.input_shape)} per timestep, but the "
-                         f"{what} expects {tuple(model.input_shape)}")
+        raise ValueError(
+            f"task {task.name!r} gives input of shape {tuple(task.input_shape)} per timestep, but the "
+            f"{what} expects {tuple(model.input_shape)}"
+        )
 
 
-def profile(model: SpikingNet | IntProgram, task: TaskData, T: int, target: str = "torch", *,
-            view: str = "hardware", samples: int | None = 256, batch_size: int = 128,
-            energy_models: Sequence[str | EnergyModel] = DEFAULT_ENERGY_MODELS, hardware: str = "loihi2",
-            label: str | None = None, membranes: bool = True, latency: bool = False,
-            progress: bool = True) -> Profile:
+def profile(
+    model: SpikingNet | IntProgram,
+    task: TaskData,
+    T: int,
+    target: str = "torch",
+    *,
+    view: str = "hardware",
+    samples: int | None = 256,
+    batch_size: int = 128,
+    energy_models: Sequence[str | EnergyModel] = DEFAULT_ENERGY_MODELS,
+    hardware: str = "loihi2",
+    label: str | None = None,
+    membranes: bool = True,
+    latency: bool = False,
+    progress: bool = True,
+) -> Profile:
     """Run ``samples`` test samples of ``task`` (all with None) through ``model`` on ``target``
     and count everything; energy under each of ``energy_models`` (names, files or objects).
     ``latency`` (reference target): run with Lava's one step per synapse, T + depth steps."""
-    models = [get_energy_model(m) for m in energy_models]   # fail before any work on a bad name
+    models = [get_energy_model(m) for m in energy_models]  # fail before any work on a bad name
     check_task_fits(model, task)
     if latency and target == "torch":
-        raise ValueError("latency: the float model has none; use it with target 'reference' (Lava always has it)")
+        raise ValueError(
+            "latency: the float model has none; use it with target 'reference' (Lava always has it)"
+        )
     rec = make_recorder(model, target, view, task, hardware, membranes, latency)
     steps = rec.steps(T)
     n = len(task.y_test) if samples is None else min(int(samples), len(task.y_test))
     if n < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     counts = rec.empty_counts(steps)
-    if isinstance(rec, ProgramRecorder):     # the quantiser recorded it from the torch graph
+    if isinstance(rec, ProgramRecorder):  # the quantiser recorded it from the torch graph
         counts.ann_macs = rec.program.meta.get("ann_macs")
     elif isinstance(rec, TorchModuleRecorder):
-        counts.ann_macs = float(sum(syn.dense_ops() for syn in rec.synapses))   # = ann_macs(model)
+        counts.ann_macs = float(sum(syn.dense_ops() for syn in rec.synapses))  # = ann_macs(model)
     else:
-        assert isinstance(model, SpikingNet)   # an integer program is recorded by ProgramRecorder
+        assert isinstance(model, SpikingNet)  # an integer program is recorded by ProgramRecorder
         counts.ann_macs = ann_macs(model)
     neuron_names = [name for name, k in zip(rec.names, rec.neurons) if k > 0]
-    membranes_acc: dict[str, list[list[np.ndarray]]] = {nm: [[] for _ in range(steps)] for nm in neuron_names}
+    membranes_acc: dict[str, list[list[np.ndarray]]] = {
+        nm: [[] for _ in range(steps)] for nm in neuron_names
+    }
     raster: dict[str, np.ndarray] = {}
     correct = 0
     bar = tqdm(total=n, desc=f"profile {label or rec.source}", unit="sample", disable=not progress)
@@ -334,28 +423,54 @@ def profile(model: SpikingNet | IntProgram, task: TaskData, T: int, target: str 
                 lc.add(xin, s, syn)
             for k, nm in enumerate(neuron_names):
                 s = b.spikes[k]
-                assert s is not None   # neuron layers come first; only the readout has none
+                assert s is not None  # neuron layers come first; only the readout has none
                 if i == 0:
                     flat = s[:, 0].flatten(1).numpy().astype(np.uint8)
-                    keep = np.unique(np.linspace(0, flat.shape[1] - 1, min(RASTER_NEURONS, flat.shape[1])).astype(int))
+                    keep = np.unique(
+                        np.linspace(
+                            0, flat.shape[1] - 1, min(RASTER_NEURONS, flat.shape[1])
+                        ).astype(int)
+                    )
                     raster[nm] = flat[:, keep]
                 if b.starts is not None:
                     for t in range(steps):
                         have = sum(a.size for a in membranes_acc[nm][t])
                         if have < MEMBRANE_VALUES:
-                            membranes_acc[nm][t].append(b.starts[k][t].flatten().double().numpy()[: MEMBRANE_VALUES - have])
+                            membranes_acc[nm][t].append(
+                                b.starts[k][t].flatten().double().numpy()[: MEMBRANE_VALUES - have]
+                            )
             bar.update(j - i)
     finally:
         bar.close()
-    membranes_out = {nm: [np.concatenate(v) if v else np.zeros(0) for v in per_t]
-                     for nm, per_t in membranes_acc.items()} if membranes else {}
-    meta: dict[str, Any] = {"task": task.name, "T": T, "steps": steps, "samples": n, "view": rec.view}
+    membranes_out = (
+        {
+            nm: [np.concatenate(v) if v else np.zeros(0) for v in per_t]
+            for nm, per_t in membranes_acc.items()
+        }
+        if membranes
+        else {}
+    )
+    meta: dict[str, Any] = {
+        "task": task.name,
+        "T": T,
+        "steps": steps,
+        "samples": n,
+        "view": rec.view,
+    }
     if steps != T:
         meta["latency"] = f"one step per synapse: {steps} steps recorded for T = {T}"
     if rec.hardware:
         meta["hardware"] = rec.hardware
     clipped = int(getattr(rec, "clipped", 0))  # graded input values beyond the payload range
-    if clipped:                                 # (counted, not hidden)
+    if clipped:  # (counted, not hidden)
         meta["input_values_clipped"] = clipped
-    return Profile(label or rec.source, target, counts, [m.estimate(counts) for m in models], correct / n,
-                   raster, membranes_out, meta)
+    return Profile(
+        label or rec.source,
+        target,
+        counts,
+        [m.estimate(counts) for m in models],
+        correct / n,
+        raster,
+        membranes_out,
+        meta,
+    )

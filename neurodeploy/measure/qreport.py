@@ -1,5 +1,6 @@
 """Float vs integer: per-layer quantisation error and accuracy on the model's task
 (what ``neurodeploy quantize`` prints)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,13 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neurodeploy.measure.analysis import run_recording_spikes
 from neurodeploy.data import TaskData
+from neurodeploy.measure.analysis import run_recording_spikes
 from neurodeploy.neuron.fixedpoint import vth_to_theta
 from neurodeploy.neuron.hardware import HardwareSpec
 from neurodeploy.nn.fold import fold_batchnorm
-from neurodeploy.quant.program import IntProgram
 from neurodeploy.nn.net import SpikingNet
+from neurodeploy.quant.program import IntProgram
 from neurodeploy.quant.quantize import input_settings, quantize_model
 from neurodeploy.quant.stages import model_stages
 from neurodeploy.targets.reference import ReferenceTarget
@@ -22,9 +23,9 @@ from neurodeploy.targets.reference import ReferenceTarget
 @dataclass
 class LayerError:
     name: str
-    weight_rel_error: float      # ||W_int / w_scale - W|| / ||W||
-    threshold_rel_error: float   # |vth / a_scale - theta| / theta (0 for the readout)
-    spike_agreement: float       # fraction of (t, sample, neuron) where float and integer spikes agree
+    weight_rel_error: float  # ||W_int / w_scale - W|| / ||W||
+    threshold_rel_error: float  # |vth / a_scale - theta| / theta (0 for the readout)
+    spike_agreement: float  # fraction of (t, sample, neuron) where float and integer spikes agree
     float_rate: float
     int_rate: float
     saturations: int
@@ -41,23 +42,37 @@ class QuantReport:
     input_clipped: int
 
     def format(self) -> str:
-        lines = [f"{'layer':<12}{'w err':>9}{'vth err':>9}{'spike agree':>13}{'rate f/i':>15}{'sat':>6}{'wrap':>6}{'clip':>6}"]
+        lines = [
+            f"{'layer':<12}{'w err':>9}{'vth err':>9}{'spike agree':>13}{'rate f/i':>15}{'sat':>6}{'wrap':>6}{'clip':>6}"
+        ]
         for e in self.layers:
             if e.spike_agreement != e.spike_agreement:  # readout: no spikes
                 mid = f"{'-':>9}{'-':>13}{'-':>15}"
             else:
-                mid = (f"{e.threshold_rel_error:>9.4f}{e.spike_agreement:>13.4f}"
-                       f"{e.float_rate:>9.3f}/{e.int_rate:<5.3f}")
-            lines.append(f"{e.name:<12}{e.weight_rel_error:>9.4f}{mid}{e.saturations:>6}{e.wraps:>6}{e.clipped_weights:>6}")
-        lines.append(f"accuracy on {self.n_samples} test samples: float {self.float_acc:.4f}, integer (reference "
-                     f"simulator) {self.int_acc:.4f}, difference {100 * (self.int_acc - self.float_acc):+.2f} points; "
-                     f"input values clipped: {self.input_clipped}")
+                mid = (
+                    f"{e.threshold_rel_error:>9.4f}{e.spike_agreement:>13.4f}"
+                    f"{e.float_rate:>9.3f}/{e.int_rate:<5.3f}"
+                )
+            lines.append(
+                f"{e.name:<12}{e.weight_rel_error:>9.4f}{mid}{e.saturations:>6}{e.wraps:>6}{e.clipped_weights:>6}"
+            )
+        lines.append(
+            f"accuracy on {self.n_samples} test samples: float {self.float_acc:.4f}, integer (reference "
+            f"simulator) {self.int_acc:.4f}, difference {100 * (self.int_acc - self.float_acc):+.2f} points; "
+            f"input values clipped: {self.input_clipped}"
+        )
         return "\n".join(lines)
 
 
 @torch.no_grad()
-def compare(model: SpikingNet, program: IntProgram, task: TaskData, T: int, n: int | None = None,
-            batch_size: int = 256) -> QuantReport:
+def compare(
+    model: SpikingNet,
+    program: IntProgram,
+    task: TaskData,
+    T: int,
+    n: int | None = None,
+    batch_size: int = 256,
+) -> QuantReport:
     folded = fold_batchnorm(model).eval()
     stages = model_stages(model)
     n = len(task.y_test) if n is None else min(n, len(task.y_test))
@@ -70,8 +85,8 @@ def compare(model: SpikingNet, program: IntProgram, task: TaskData, T: int, n: i
     wraps = np.zeros(len(program.layers), dtype=np.int64)
     correct_f = correct_i = clipped = 0
     for i in range(0, n, batch_size):
-        x = task.encode(task.x_test[i:min(i + batch_size, n)], T)
-        y = task.y_test[i:min(i + batch_size, n)].numpy()
+        x = task.encode(task.x_test[i : min(i + batch_size, n)], T)
+        y = task.y_test[i : min(i + batch_size, n)].numpy()
         z, rec = run_recording_spikes(folded, x)
         correct_f += int((z.mean(0).argmax(-1).numpy() == y).sum())
         xi, c = program.quantize_input(x.numpy())
@@ -88,19 +103,36 @@ def compare(model: SpikingNet, program: IntProgram, task: TaskData, T: int, n: i
             wraps[k] += r.counters[k].wraps
     layers = []
     for k, (st, il) in enumerate(zip(stages, program.layers)):
-        w_int, w = il.synapse.pool_folded().weight, st.synapse.pool_folded().weight   # the deployed kernels
+        w_int, w = (
+            il.synapse.pool_folded().weight,
+            st.synapse.pool_folded().weight,
+        )  # the deployed kernels
         w_err = float(np.linalg.norm(w_int / il.w_scale - w) / max(np.linalg.norm(w), 1e-30))
-        th_err = abs(vth_to_theta(il.vth, il.a_scale) - st.neuron.params.theta) / st.neuron.params.theta if st.neuron else 0.0
+        th_err = (
+            abs(vth_to_theta(il.vth, il.a_scale) - st.neuron.params.theta) / st.neuron.params.theta
+            if st.neuron
+            else 0.0
+        )
         has = count[k] > 0
-        layers.append(LayerError(il.name, w_err, th_err, float(agree[k] / count[k]) if has else float("nan"),
-                                 float(rate_f[k] / count[k]) if has else float("nan"),
-                                 float(rate_i[k] / count[k]) if has else float("nan"),
-                                 int(sats[k]), int(wraps[k]), il.clipped_weights))
+        layers.append(
+            LayerError(
+                il.name,
+                w_err,
+                th_err,
+                float(agree[k] / count[k]) if has else float("nan"),
+                float(rate_f[k] / count[k]) if has else float("nan"),
+                float(rate_i[k] / count[k]) if has else float("nan"),
+                int(sats[k]),
+                int(wraps[k]),
+                il.clipped_weights,
+            )
+        )
     return QuantReport(layers, correct_f / n, correct_i / n, n, clipped)
 
 
-def quantize_for_task(model: SpikingNet, task: TaskData, hw: HardwareSpec,
-                      percentile: float | None = None) -> IntProgram:
+def quantize_for_task(
+    model: SpikingNet, task: TaskData, hw: HardwareSpec, percentile: float | None = None
+) -> IntProgram:
     """``model``'s integer program for ``hw`` with the task's input settings
     (:func:`~neurodeploy.quant.quantize.input_settings`); a netx variant of ``hw`` gives netx's formats."""
     return quantize_model(model, hw, percentile=percentile, **input_settings(task))

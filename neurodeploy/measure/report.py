@@ -4,6 +4,7 @@ Several profiles (vanilla vs MPS, float vs integer) go side by side in one repor
 table has one column per profile (and the ratio to the first), then one per-layer table each.
 Every energy figure is labelled with its model's name.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,13 @@ def _versions() -> dict[str, str]:
     import torch
 
     from neurodeploy import __version__
-    return {"neurodeploy": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version()}
+
+    return {
+        "neurodeploy": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def summary_rows(p: Profile) -> list[tuple[str, float | None]]:
@@ -79,31 +85,51 @@ def summary_rows(p: Profile) -> list[tuple[str, float | None]]:
 
 def _markdown(profiles: Sequence[Profile], meta: dict[str, Any], plots: dict[str, Path]) -> str:
     lines = [f"# Spike and energy profile: {' vs '.join(p.label for p in profiles)}", ""]
-    lines.append(f"{meta['date']} · neurodeploy {meta['versions']['neurodeploy']} · torch {meta['versions']['torch']}"
-                 f" · {meta['machine']}")
+    lines.append(
+        f"{meta['date']} · neurodeploy {meta['versions']['neurodeploy']} · torch {meta['versions']['torch']}"
+        f" · {meta['machine']}"
+    )
     lines.append("")
     for p in profiles:
         m = p.meta
         extra = f", hardware {m['hardware']}" if "hardware" in m else ""
         extra += f", {m['latency']}" if "latency" in m else ""
-        extra += f", {m['input_values_clipped']} input values clipped" if m.get("input_values_clipped") else ""
-        lines.append(f"- **{p.label}**: target `{p.target}`, {m['view']} view, task `{m['task']}`, T = {m['T']}, "
-                     f"{m['samples']} test samples{extra}")
-    lines += ["", "Counts are per sample (mean over the samples), summed over timesteps. Definitions: "
-              "`neurodeploy.quant.counts`; energy models: `neurodeploy.measure.energy`."]
+        extra += (
+            f", {m['input_values_clipped']} input values clipped"
+            if m.get("input_values_clipped")
+            else ""
+        )
+        lines.append(
+            f"- **{p.label}**: target `{p.target}`, {m['view']} view, task `{m['task']}`, T = {m['T']}, "
+            f"{m['samples']} test samples{extra}"
+        )
+    lines += [
+        "",
+        "Counts are per sample (mean over the samples), summed over timesteps. Definitions: "
+        "`neurodeploy.quant.counts`; energy models: `neurodeploy.measure.energy`.",
+    ]
     for p in profiles:
         if p.counts.ann_macs is None:
-            lines.append(f"The equivalent ANN of **{p.label}** is counted on its folded hardware layers (pooling "
-                         "composed into convolutions), which overstates an ANN of the original architecture: "
-                         "profile the float model or a program written by this version's quantiser to avoid it.")
+            lines.append(
+                f"The equivalent ANN of **{p.label}** is counted on its folded hardware layers (pooling "
+                "composed into convolutions), which overstates an ANN of the original architecture: "
+                "profile the float model or a program written by this version's quantiser to avoid it."
+            )
     lines.append("")
     models = {e.model: e for p in profiles for e in p.energy}
     for e in models.values():
-        lines.append(f"- energy model **{e.model}**: {e.source}" + (f" ({'; '.join(e.notes)})" if e.notes else ""))
+        lines.append(
+            f"- energy model **{e.model}**: {e.source}"
+            + (f" ({'; '.join(e.notes)})" if e.notes else "")
+        )
     lines += ["", "## Totals", ""]
     rows = [summary_rows(p) for p in profiles]
     head = "| quantity | " + " | ".join(p.label for p in profiles)
-    head += " | " + " | ".join(f"{p.label} / {profiles[0].label}" for p in profiles[1:]) if len(profiles) > 1 else ""
+    head += (
+        " | " + " | ".join(f"{p.label} / {profiles[0].label}" for p in profiles[1:])
+        if len(profiles) > 1
+        else ""
+    )
     lines += [head + " |", "|---" * (1 + len(profiles) + max(0, len(profiles) - 1)) + "|"]
     labels = [r[0] for r in rows[0]]
     for label in labels:
@@ -111,20 +137,37 @@ def _markdown(profiles: Sequence[Profile], meta: dict[str, Any], plots: dict[str
         cells = [fmt(v) for v in vals]
         if len(profiles) > 1:
             base = vals[0]
-            cells += [fmt(v / base) if (v is not None and base not in (None, 0)) else "-" for v in vals[1:]]
+            cells += [
+                fmt(v / base) if (v is not None and base not in (None, 0)) else "-"
+                for v in vals[1:]
+            ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     for p in profiles:
         lines += ["", f"## Per layer: {p.label}", ""]
         emodels = [e.model for e in p.energy]
-        head = ("| layer | kind | neurons | fan-in | spikes / sample | firing rate | ACs | MACs | dense ops | "
-                + " | ".join(f"energy share [{m}]" for m in emodels))
+        head = (
+            "| layer | kind | neurons | fan-in | spikes / sample | firing rate | ACs | MACs | dense ops | "
+            + " | ".join(f"energy share [{m}]" for m in emodels)
+        )
         lines += [head.rstrip(" |") + " |", "|---" * (9 + len(emodels)) + "|"]
         for l in p.counts.layers:
             s = l.per_sample()
-            shares = [e.per_layer_pj.get(l.name, 0.0) / e.total_pj if e.total_pj else float("nan") for e in p.energy]
-            cells = [l.name, l.kind, str(l.neurons) if l.neurons else "readout", str(l.fan_in), fmt(s["spikes"]),
-                     fmt(s["firing_rate"]) if l.neurons else "-", fmt(s["acs"]), fmt(s["macs"]), fmt(s["dense_ops"]),
-                     *[f"{100 * x:.1f} %" for x in shares]]
+            shares = [
+                e.per_layer_pj.get(l.name, 0.0) / e.total_pj if e.total_pj else float("nan")
+                for e in p.energy
+            ]
+            cells = [
+                l.name,
+                l.kind,
+                str(l.neurons) if l.neurons else "readout",
+                str(l.fan_in),
+                fmt(s["spikes"]),
+                fmt(s["firing_rate"]) if l.neurons else "-",
+                fmt(s["acs"]),
+                fmt(s["macs"]),
+                fmt(s["dense_ops"]),
+                *[f"{100 * x:.1f} %" for x in shares],
+            ]
             lines.append("| " + " | ".join(cells) + " |")
     if plots:
         lines += ["", "## Plots", ""]
@@ -133,16 +176,22 @@ def _markdown(profiles: Sequence[Profile], meta: dict[str, Any], plots: dict[str
     return "\n".join(lines) + "\n"
 
 
-def write_report(profiles: Sequence[Profile], out_dir: str | Path, plots: bool = True) -> ReportPaths:
+def write_report(
+    profiles: Sequence[Profile], out_dir: str | Path, plots: bool = True
+) -> ReportPaths:
     """Write profile.json, profile.md and (with ``plots``) raster.png, firing_rate.png,
     membrane.png, energy.png into ``out_dir``."""
     from neurodeploy.measure import profile_plots as pp
+
     if not profiles:
         raise ValueError("no profiles to report")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "versions": _versions(),
-            "machine": f"{platform.machine()}, {platform.system()}, {platform.processor() or 'cpu'}"}
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "versions": _versions(),
+        "machine": f"{platform.machine()}, {platform.system()}, {platform.processor() or 'cpu'}",
+    }
     paths: dict[str, Path] = {}
     if plots:
         paths["raster"] = pp.plot_raster(profiles, out / "raster.png")
@@ -151,8 +200,11 @@ def write_report(profiles: Sequence[Profile], out_dir: str | Path, plots: bool =
             paths["membrane potentials"] = pp.plot_membranes(profiles, out / "membrane.png")
         if all(p.energy for p in profiles):
             paths["energy per layer"] = pp.plot_energy(profiles, out / "energy.png")
-    doc = {"meta": meta, "profiles": [p.to_dict() for p in profiles],
-           "plots": {k: v.name for k, v in paths.items()}}
+    doc = {
+        "meta": meta,
+        "profiles": [p.to_dict() for p in profiles],
+        "plots": {k: v.name for k, v in paths.items()},
+    }
     js = out / "profile.json"
     js.write_text(json.dumps(doc, indent=1, default=float))
     md = out / "profile.md"

@@ -28,6 +28,7 @@ The constants below are Lava's bit-accurate conventions, hard-coded here (and in
 our SmoothedLIF process and lava-dl netx). :class:`neurodeploy.neuron.hardware.HardwareSpec`
 refers to them and refuses a spec that declares other values, naming the field.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,17 +41,17 @@ import torch
 if TYPE_CHECKING:
     from neurodeploy.neuron.hardware import HardwareSpec
 
-DECAY_SHIFT = 12                 # decays are fractions of 2^12
-DECAY_UNIT = 1 << DECAY_SHIFT    # 4096
-CURRENT_DECAY_OFFSET = 1         # Lava's ds_offset: u decays by (du + 1) / 4096
-VOLTAGE_DECAY_OFFSET = 0         # dm_offset
-ACT_SHIFT = 6                    # synaptic input enters u as a_in << 6
-VTH_SHIFT = 6                    # threshold compared as v > vth << 6
+DECAY_SHIFT = 12  # decays are fractions of 2^12
+DECAY_UNIT = 1 << DECAY_SHIFT  # 4096
+CURRENT_DECAY_OFFSET = 1  # Lava's ds_offset: u decays by (du + 1) / 4096
+VOLTAGE_DECAY_OFFSET = 0  # dm_offset
+ACT_SHIFT = 6  # synaptic input enters u as a_in << 6
+VTH_SHIFT = 6  # threshold compared as v > vth << 6
 STATE_BITS = 24
-STATE_LIMIT = 1 << (STATE_BITS - 1)   # 2^23: u wraps beyond it, v saturates at +-(2^23 - 1)
+STATE_LIMIT = 1 << (STATE_BITS - 1)  # 2^23: u wraps beyond it, v saturates at +-(2^23 - 1)
 V_MAX = STATE_LIMIT - 1
-DECAY_MAX = DECAY_UNIT - 1       # largest 12-bit du, dv, coef: 4095
-DU_NO_CURRENT_MEMORY = DECAY_UNIT - CURRENT_DECAY_OFFSET   # 4095: u = a_in << 6, no current memory
+DECAY_MAX = DECAY_UNIT - 1  # largest 12-bit du, dv, coef: 4095
+DU_NO_CURRENT_MEMORY = DECAY_UNIT - CURRENT_DECAY_OFFSET  # 4095: u = a_in << 6, no current memory
 
 
 def rtz_shift(x: torch.Tensor, shift: int) -> torch.Tensor:
@@ -124,15 +125,26 @@ class Counters:
         return f"Counters(saturations={self.saturations}, wraps={self.wraps})"
 
 
-def lif_int_step(a_in: torch.Tensor, u: torch.Tensor, v: torch.Tensor, *, du: int, dv: int, vth: int,
-                 bias: torch.Tensor | int, counters: Counters | None = None,
-                 may_wrap: bool = True, may_saturate: bool = True
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def lif_int_step(
+    a_in: torch.Tensor,
+    u: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    du: int,
+    dv: int,
+    vth: int,
+    bias: torch.Tensor | int,
+    counters: Counters | None = None,
+    may_wrap: bool = True,
+    may_saturate: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of Lava's bit-accurate LIF (int64 or integer-valued float64). Returns (spikes bool, u, v).
 
     ``may_wrap=False`` / ``may_saturate=False`` skip the range checks where a caller has proved
     they cannot trigger (:func:`state_bounds`); the result is the same, only faster."""
-    if du + CURRENT_DECAY_OFFSET == DECAY_UNIT:  # du = 4095: no current memory, u is this step's input
+    if (
+        du + CURRENT_DECAY_OFFSET == DECAY_UNIT
+    ):  # du = 4095: no current memory, u is this step's input
         u = act_in(a_in)
     else:
         u = decay(u, du + CURRENT_DECAY_OFFSET) + act_in(a_in)
@@ -150,9 +162,17 @@ def lif_int_step(a_in: torch.Tensor, u: torch.Tensor, v: torch.Tensor, *, du: in
     return s, u, v
 
 
-def mps_int_step(a_in: torch.Tensor, m: torch.Tensor, *, dv: int, vth: int, bias: torch.Tensor | int,
-                 coef: int, counters: Counters | None = None, may_saturate: bool = True
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def mps_int_step(
+    a_in: torch.Tensor,
+    m: torch.Tensor,
+    *,
+    dv: int,
+    vth: int,
+    bias: torch.Tensor | int,
+    coef: int,
+    counters: Counters | None = None,
+    may_saturate: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of the smoothed-reset neuron (module docstring). Returns (spikes bool, m, h)."""
     h = decay(m, dv + VOLTAGE_DECAY_OFFSET) + act_in(a_in) + bias
     sat_h = None
@@ -277,7 +297,7 @@ def from_membrane(v: np.ndarray | float, a_scale: float) -> np.ndarray:
 
 def bias_mantissa(b_v: np.ndarray, exp: int) -> np.ndarray:
     """The bias mantissa for exponent ``exp``: rint(b_v / 2^exp) (int32), b_v in membrane units."""
-    mant: np.ndarray = np.rint(np.asarray(b_v, dtype=np.float64) / 2.0 ** exp).astype(np.int32)
+    mant: np.ndarray = np.rint(np.asarray(b_v, dtype=np.float64) / 2.0**exp).astype(np.int32)
     return mant
 
 
@@ -288,22 +308,25 @@ def bias_exponent(b_v: np.ndarray, hw: HardwareSpec) -> int | None:
     b_v = np.asarray(b_v, dtype=np.float64)
     lo, hi = hw.bias_exp_range
     for exp in range(lo, hi + 1):
-        if np.abs(np.rint(b_v / 2.0 ** exp)).max(initial=0.0) <= hw.bias_mant_max:
+        if np.abs(np.rint(b_v / 2.0**exp)).max(initial=0.0) <= hw.bias_mant_max:
             return exp
     return None if float(np.abs(b_v).max(initial=0.0)) > 0 else lo
 
 
-def bias_to_mant_exp(b: np.ndarray | float, a_scale: float, hw: HardwareSpec,
-                     exp: int | None = None) -> tuple[np.ndarray, int]:
+def bias_to_mant_exp(
+    b: np.ndarray | float, a_scale: float, hw: HardwareSpec, exp: int | None = None
+) -> tuple[np.ndarray, int]:
     """A float bias -> (mantissa int32, exponent): mantissa << exponent = round(b * a_scale * 64),
     with the smallest exponent that fits (:func:`bias_exponent`) unless ``exp`` fixes it.
     Raises ValueError when no exponent of ``hw`` (or the fixed one) holds the mantissa."""
     b_v = bias_to_membrane(b, a_scale)
     e = bias_exponent(b_v, hw) if exp is None else exp
     if e is None:
-        raise ValueError(f"bias: {float(np.abs(b_v).max()):g} membrane units exceed the "
-                         f"{hw.bias_mant_bits}-bit mantissa << {hw.bias_exp_range[1]}")
-    peak = float(np.abs(np.rint(b_v / 2.0 ** e)).max(initial=0.0))   # checked before the int32 cast
+        raise ValueError(
+            f"bias: {float(np.abs(b_v).max()):g} membrane units exceed the "
+            f"{hw.bias_mant_bits}-bit mantissa << {hw.bias_exp_range[1]}"
+        )
+    peak = float(np.abs(np.rint(b_v / 2.0**e)).max(initial=0.0))  # checked before the int32 cast
     if peak > hw.bias_mant_max:
         raise ValueError(f"bias: mantissa {peak:g} beyond +-{hw.bias_mant_max} at exponent {e}")
     return bias_mantissa(b_v, e), e

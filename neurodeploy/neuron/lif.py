@@ -29,6 +29,7 @@ timesteps only through the leak beta*M and, with MPS, the smoothing path alpha*M
 
 All functions are pure: tensors shaped (T, B, ...) in, tensors out, any device and dtype.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,9 +58,13 @@ class LIFParams:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.tau, (int, float)) and self.tau > 1):  # NaN fails too; inf is IF
-            raise ValueError(f"tau must be a number > 1 (beta = 1 - 1/tau; inf gives the "
-                             f"non-leaky IF neuron), got {self.tau!r}")
-        if not (isinstance(self.theta, (int, float)) and math.isfinite(self.theta) and self.theta > 0):
+            raise ValueError(
+                f"tau must be a number > 1 (beta = 1 - 1/tau; inf gives the "
+                f"non-leaky IF neuron), got {self.tau!r}"
+            )
+        if not (
+            isinstance(self.theta, (int, float)) and math.isfinite(self.theta) and self.theta > 0
+        ):
             raise ValueError(f"theta (threshold) must be a finite number > 0, got {self.theta!r}")
         if self.reset not in RESETS:
             raise ValueError(f"reset must be one of {RESETS}, got {self.reset!r}")
@@ -131,7 +136,9 @@ def check_input(x: torch.Tensor, name: str = "x") -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor shaped (T, B, ...), got {type(x).__name__}")
     if x.dim() < 2:
-        raise ValueError(f"{name} must be shaped (T, B, ...) (rank >= 2), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must be shaped (T, B, ...) (rank >= 2), got shape {tuple(x.shape)}"
+        )
     if x.shape[0] < 1:
         raise ValueError(f"{name} has T = {x.shape[0]} timesteps; T must be >= 1")
 

@@ -13,6 +13,7 @@ name              dS/dx used in the backward pass             width parameter
 
 Each pseudo-derivative integrates to 1 over the real line, so the three are comparable.
 """
+
 from __future__ import annotations
 
 import math

@@ -33,6 +33,7 @@ converters, quantiser and Lava graphs do not yet. ``spiking_pointnet`` exports w
 ``pool="mean"`` (the default here: a mean over points is a fixed linear map, a sum-pool on the
 chip); ``pool="max"`` (PointNet's own) has no NIR primitive and is refused.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -40,38 +41,59 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from neurodeploy.nn.layers import LIF, GlobalPool, NeuronConfig, PerStep
 from neurodeploy.neuron.lif import check_alpha, check_input, initial_state, lif_step
+from neurodeploy.nn.layers import LIF, GlobalPool, NeuronConfig, PerStep
 
 VGGSNN_CHANNELS: tuple[int | str, ...] = (64, 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P")
 VGG9_CHANNELS: tuple[int | str, ...] = (64, 64, "P", 128, 128, "P", 256, 256, 256, "P")
-NIR_EXPORTABLE = {"vggsnn": True, "vgg9": True, "resnet19": False, "sew_resnet": False,
-                  "spiking_pointnet": True, "srnn": False}
+NIR_EXPORTABLE = {
+    "vggsnn": True,
+    "vgg9": True,
+    "resnet19": False,
+    "sew_resnet": False,
+    "spiking_pointnet": True,
+    "srnn": False,
+}
 
 
 def _conv_bn(c_in: int, c_out: int, k: int = 3, stride: int = 1) -> list[nn.Module]:
-    return [PerStep(nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False)),
-            PerStep(nn.BatchNorm2d(c_out))]
+    return [
+        PerStep(nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False)),
+        PerStep(nn.BatchNorm2d(c_out)),
+    ]
 
 
-def _fc(c_in: int, hidden: Sequence[int], num_classes: int, neuron: NeuronConfig) -> list[nn.Module]:
+def _fc(
+    c_in: int, hidden: Sequence[int], num_classes: int, neuron: NeuronConfig
+) -> list[nn.Module]:
     layers: list[nn.Module] = []
     for h in hidden:
-        layers += [PerStep(nn.Linear(c_in, h, bias=False)), PerStep(nn.BatchNorm1d(h)), neuron.build()]
+        layers += [
+            PerStep(nn.Linear(c_in, h, bias=False)),
+            PerStep(nn.BatchNorm1d(h)),
+            neuron.build(),
+        ]
         c_in = h
     return layers + [PerStep(nn.Linear(c_in, num_classes))]
 
 
 def _image(name: str, input_shape: Sequence[int]) -> tuple[int, int, int]:
     if len(input_shape) != 3:
-        raise ValueError(f"model {name!r} needs image input (C, H, W), got input shape {tuple(input_shape)}")
+        raise ValueError(
+            f"model {name!r} needs image input (C, H, W), got input shape {tuple(input_shape)}"
+        )
     c, h, w = (int(s) for s in input_shape)
     return c, h, w
 
 
-def build_vgg_snn(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
-                  channels: Sequence[int | str] = VGGSNN_CHANNELS, hidden: Sequence[int] = (),
-                  name: str = "vggsnn") -> nn.Sequential:
+def build_vgg_snn(
+    input_shape: Sequence[int],
+    num_classes: int,
+    neuron: NeuronConfig,
+    channels: Sequence[int | str] = VGGSNN_CHANNELS,
+    hidden: Sequence[int] = (),
+    name: str = "vggsnn",
+) -> nn.Sequential:
     """[3x3 conv-BN-LIF | "P": 2x2 average pool] per ``channels``, Flatten, hidden FC, Linear."""
     c, h, w = _image(name, input_shape)
     layers: list[nn.Module] = []
@@ -83,12 +105,21 @@ def build_vgg_snn(input_shape: Sequence[int], num_classes: int, neuron: NeuronCo
             layers += [*_conv_bn(c, int(spec)), neuron.build()]
             c = int(spec)
     if h < 1 or w < 1:
-        raise ValueError(f"model {name!r}: input {tuple(input_shape)} too small for {list(channels).count('P')} poolings")
-    return nn.Sequential(*layers, PerStep(nn.Flatten()), *_fc(c * h * w, hidden, num_classes, neuron))
+        raise ValueError(
+            f"model {name!r}: input {tuple(input_shape)} too small for {list(channels).count('P')} poolings"
+        )
+    return nn.Sequential(
+        *layers, PerStep(nn.Flatten()), *_fc(c * h * w, hidden, num_classes, neuron)
+    )
 
 
-def build_vgg9(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
-               channels: Sequence[int | str] = VGG9_CHANNELS, hidden: Sequence[int] = (1024,)) -> nn.Sequential:
+def build_vgg9(
+    input_shape: Sequence[int],
+    num_classes: int,
+    neuron: NeuronConfig,
+    channels: Sequence[int | str] = VGG9_CHANNELS,
+    hidden: Sequence[int] = (1024,),
+) -> nn.Sequential:
     return build_vgg_snn(input_shape, num_classes, neuron, channels, hidden, name="vgg9")
 
 
@@ -102,8 +133,11 @@ class SpikingBasicBlock(nn.Module):
         self.conv1 = nn.Sequential(*_conv_bn(c_in, c_out, 3, stride))
         self.lif1 = neuron.build()
         self.conv2 = nn.Sequential(*_conv_bn(c_out, c_out, 3, 1))
-        self.shortcut = (nn.Sequential(*_conv_bn(c_in, c_out, 1, stride)) if stride != 1 or c_in != c_out
-                         else nn.Identity())
+        self.shortcut = (
+            nn.Sequential(*_conv_bn(c_in, c_out, 1, stride))
+            if stride != 1 or c_in != c_out
+            else nn.Identity()
+        )
         self.lif2 = neuron.build()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,21 +151,38 @@ class SEWBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, stride: int, neuron: NeuronConfig) -> None:
         super().__init__()
-        self.residual = nn.Sequential(*_conv_bn(c_in, c_out, 3, stride), neuron.build(),
-                                      *_conv_bn(c_out, c_out, 3, 1), neuron.build())
-        self.shortcut = (nn.Sequential(*_conv_bn(c_in, c_out, 1, stride), neuron.build())
-                         if stride != 1 or c_in != c_out else nn.Identity())
+        self.residual = nn.Sequential(
+            *_conv_bn(c_in, c_out, 3, stride),
+            neuron.build(),
+            *_conv_bn(c_out, c_out, 3, 1),
+            neuron.build(),
+        )
+        self.shortcut = (
+            nn.Sequential(*_conv_bn(c_in, c_out, 1, stride), neuron.build())
+            if stride != 1 or c_in != c_out
+            else nn.Identity()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.residual(x) + self.shortcut(x)
 
 
-def _resnet(name: str, block: Callable[..., nn.Module], input_shape: Sequence[int], num_classes: int,
-            neuron: NeuronConfig, stem: int, widths: Sequence[int], blocks: Sequence[int],
-            hidden: Sequence[int]) -> nn.Sequential:
+def _resnet(
+    name: str,
+    block: Callable[..., nn.Module],
+    input_shape: Sequence[int],
+    num_classes: int,
+    neuron: NeuronConfig,
+    stem: int,
+    widths: Sequence[int],
+    blocks: Sequence[int],
+    hidden: Sequence[int],
+) -> nn.Sequential:
     c, _, _ = _image(name, input_shape)
     if len(widths) != len(blocks):
-        raise ValueError(f"model {name!r}: widths {list(widths)} and blocks {list(blocks)} differ in length")
+        raise ValueError(
+            f"model {name!r}: widths {list(widths)} and blocks {list(blocks)} differ in length"
+        )
     layers: list[nn.Module] = [*_conv_bn(c, stem), neuron.build()]
     c = stem
     for i, (width, n) in enumerate(zip(widths, blocks)):
@@ -147,28 +198,64 @@ def _resnet(name: str, block: Callable[..., nn.Module], input_shape: Sequence[in
     return nn.Sequential(*layers)
 
 
-def build_resnet19(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig, stem: int = 128,
-                   widths: Sequence[int] = (128, 256, 512), blocks: Sequence[int] = (3, 3, 2),
-                   hidden: Sequence[int] = (256,)) -> nn.Sequential:
-    return _resnet("resnet19", SpikingBasicBlock, input_shape, num_classes, neuron, stem, widths, blocks, hidden)
+def build_resnet19(
+    input_shape: Sequence[int],
+    num_classes: int,
+    neuron: NeuronConfig,
+    stem: int = 128,
+    widths: Sequence[int] = (128, 256, 512),
+    blocks: Sequence[int] = (3, 3, 2),
+    hidden: Sequence[int] = (256,),
+) -> nn.Sequential:
+    return _resnet(
+        "resnet19",
+        SpikingBasicBlock,
+        input_shape,
+        num_classes,
+        neuron,
+        stem,
+        widths,
+        blocks,
+        hidden,
+    )
 
 
-def build_sew_resnet(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig, stem: int = 64,
-                     widths: Sequence[int] = (64, 128, 256, 512), blocks: Sequence[int] = (2, 2, 2, 2),
-                     hidden: Sequence[int] = ()) -> nn.Sequential:
-    return _resnet("sew_resnet", SEWBlock, input_shape, num_classes, neuron, stem, widths, blocks, hidden)
+def build_sew_resnet(
+    input_shape: Sequence[int],
+    num_classes: int,
+    neuron: NeuronConfig,
+    stem: int = 64,
+    widths: Sequence[int] = (64, 128, 256, 512),
+    blocks: Sequence[int] = (2, 2, 2, 2),
+    hidden: Sequence[int] = (),
+) -> nn.Sequential:
+    return _resnet(
+        "sew_resnet", SEWBlock, input_shape, num_classes, neuron, stem, widths, blocks, hidden
+    )
 
 
-def build_spiking_pointnet(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
-                           channels: Sequence[int] = (64, 128, 1024), hidden: Sequence[int] = (512, 256),
-                           pool: str = "mean", name: str = "spiking_pointnet") -> nn.Sequential:
+def build_spiking_pointnet(
+    input_shape: Sequence[int],
+    num_classes: int,
+    neuron: NeuronConfig,
+    channels: Sequence[int] = (64, 128, 1024),
+    hidden: Sequence[int] = (512, 256),
+    pool: str = "mean",
+    name: str = "spiking_pointnet",
+) -> nn.Sequential:
     """Shared per-point [Conv1d k1-BN-LIF] x len(channels), GlobalPool, FC head (module table)."""
     if len(input_shape) != 2:
-        raise ValueError(f"model {name!r} needs point input (3, N), got input shape {tuple(input_shape)}")
+        raise ValueError(
+            f"model {name!r} needs point input (3, N), got input shape {tuple(input_shape)}"
+        )
     c = int(input_shape[0])
     layers: list[nn.Module] = []
     for ch in channels:
-        layers += [PerStep(nn.Conv1d(c, ch, 1, bias=False)), PerStep(nn.BatchNorm1d(ch)), neuron.build()]
+        layers += [
+            PerStep(nn.Conv1d(c, ch, 1, bias=False)),
+            PerStep(nn.BatchNorm1d(ch)),
+            neuron.build(),
+        ]
         c = ch
     return nn.Sequential(*layers, PerStep(GlobalPool(pool)), *_fc(c, hidden, num_classes, neuron))
 
@@ -204,10 +291,17 @@ class RecurrentLIF(nn.Module):
         return torch.stack(out)
 
 
-def build_srnn(input_shape: Sequence[int], num_classes: int, neuron: NeuronConfig,
-               hidden: Sequence[int] = (128, 128), batchnorm: bool = True) -> nn.Sequential:
+def build_srnn(
+    input_shape: Sequence[int],
+    num_classes: int,
+    neuron: NeuronConfig,
+    hidden: Sequence[int] = (128, 128),
+    batchnorm: bool = True,
+) -> nn.Sequential:
     if len(input_shape) != 1:
-        raise ValueError(f"model 'srnn' needs channel input (C,) per timestep, got input shape {tuple(input_shape)}")
+        raise ValueError(
+            f"model 'srnn' needs channel input (C,) per timestep, got input shape {tuple(input_shape)}"
+        )
     c = int(input_shape[0])
     layers: list[nn.Module] = []
     for h in hidden:

@@ -6,6 +6,7 @@ The folded model computes the same function up to float rounding (not bit-identi
 the products are rounded in a different order); spikes can differ where a membrane lands
 within rounding of the threshold.
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,9 +26,13 @@ _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 def fold_layer(layer: nn.Module, bn: nn.Module) -> nn.Module:
     """A copy of ``layer`` (Linear/Conv) with eval-mode ``bn`` folded in."""
     if bn.running_mean is None or bn.running_var is None:
-        raise ValueError(f"{type(bn).__name__} has no running statistics (track_running_stats=False): cannot fold")
+        raise ValueError(
+            f"{type(bn).__name__} has no running statistics (track_running_stats=False): cannot fold"
+        )
     out = copy.deepcopy(layer)
-    scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
+    scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(
+        bn.running_var + bn.eps
+    )
     shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
     w = layer.weight * scale.reshape(-1, *([1] * (layer.weight.dim() - 1)))
     b = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
@@ -40,21 +45,31 @@ def fold_batchnorm(model: SpikingNet) -> SpikingNet:
     """A copy of ``model`` (eval mode) in which every PerStep(BN) that follows a PerStep(Linear/
     Conv) is folded into it. A BN with nothing to fold into is an error naming the layer."""
     body = model.body
-    layers: list[tuple[str, nn.Module]] = []  # original names kept, so errors name the user's layers
+    layers: list[
+        tuple[str, nn.Module]
+    ] = []  # original names kept, so errors name the user's layers
     i = 0
     names = [n for n, _ in body.named_children()]
     while i < len(body):
         m = body[i]
         nxt = body[i + 1] if i + 1 < len(body) else None
-        if isinstance(m, PerStep) and isinstance(m.module, _FOLDABLE) and isinstance(nxt, PerStep) \
-                and isinstance(nxt.module, _BN):
+        if (
+            isinstance(m, PerStep)
+            and isinstance(m.module, _FOLDABLE)
+            and isinstance(nxt, PerStep)
+            and isinstance(nxt.module, _BN)
+        ):
             layers.append((names[i], PerStep(fold_layer(m.module, nxt.module))))
             i += 2
             continue
         if isinstance(m, PerStep) and isinstance(m.module, _BN):
-            raise ValueError(f"layer body.{names[i]}: {type(m.module).__name__} does not follow a Linear/Conv "
-                             "layer, so it cannot be folded")
+            raise ValueError(
+                f"layer body.{names[i]}: {type(m.module).__name__} does not follow a Linear/Conv "
+                "layer, so it cannot be folded"
+            )
         layers.append((names[i], copy.deepcopy(m)))
         i += 1
-    folded = SpikingNet(model.name, nn.Sequential(OrderedDict(layers)), model.input_shape, model.num_classes)
+    folded = SpikingNet(
+        model.name, nn.Sequential(OrderedDict(layers)), model.input_shape, model.num_classes
+    )
     return folded.to(next(model.parameters()).device).eval()

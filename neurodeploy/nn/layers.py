@@ -7,6 +7,7 @@ can (CPU: float32/float64 with numba; CUDA: float32 with triton), else the refer
 :class:`PerStep` applies a stateless module (Linear, Conv, BatchNorm, pooling, Flatten) to
 every timestep by folding T into the batch.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,7 +59,11 @@ class LIF(nn.Module):
             raise ValueError(f"LIF: kernel must be one of {KERNELS}, got {kernel!r}")
         self.kernel = kernel
         self.params = LIFParams(
-            tau=tau, theta=theta, reset=reset, mps_mode=mps_mode, detach_reset=detach_reset,
+            tau=tau,
+            theta=theta,
+            reset=reset,
+            mps_mode=mps_mode,
+            detach_reset=detach_reset,
             surrogate=Surrogate(surrogate, surrogate_width),
         )
         self.mps = bool(mps)
@@ -91,8 +96,10 @@ class LIF(nn.Module):
             if self.kernel == "fused":
                 raise ValueError(f"LIF(kernel='fused'): {why}")
             # the warnings registry shows each distinct notice once per process
-            warnings.warn(f"LIF: fused kernel not used ({why}); running the reference "
-                          f"PyTorch path", RuntimeWarning)
+            warnings.warn(
+                f"LIF: fused kernel not used ({why}); running the reference " f"PyTorch path",
+                RuntimeWarning,
+            )
         return lif_multistep(x, self.alpha, self.params)
 
     def trace(self, x: torch.Tensor) -> LIFTrace:
@@ -114,7 +121,9 @@ class PerStep(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2:
-            raise ValueError(f"{type(self.module).__name__}: expected input (T, B, ...), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{type(self.module).__name__}: expected input (T, B, ...), got shape {tuple(x.shape)}"
+            )
         y = self.module(x.flatten(0, 1))
         return y.unflatten(0, x.shape[:2])
 

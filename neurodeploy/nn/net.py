@@ -4,6 +4,7 @@
 logits (T, B, num_classes); the zoo (:mod:`neurodeploy.nn.zoo`), the NIR importer and the
 quantiser all produce or consume it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -17,7 +18,9 @@ from neurodeploy.nn.layers import LIF
 class SpikingNet(nn.Module):
     """A sequential spiking network: input (T, B, *input_shape) -> logits (T, B, num_classes)."""
 
-    def __init__(self, name: str, body: nn.Sequential, input_shape: Sequence[int], num_classes: int):
+    def __init__(
+        self, name: str, body: nn.Sequential, input_shape: Sequence[int], num_classes: int
+    ):
         super().__init__()
         self.name = name
         self.body = body

@@ -40,6 +40,7 @@ torch graph's own layers, every connection once.
 All per-timestep quantities are sums over the recorded samples; divide by ``samples`` for the
 per-sample figures that reports print (:meth:`LayerCounts.per_sample`).
 """
+
 from __future__ import annotations
 
 import math
@@ -58,33 +59,37 @@ from neurodeploy.quant.synapse import Synapse, conv_synapse
 VIEWS = ("module", "hardware")
 
 
-def module_synapse(m: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
-                   where: str) -> Synapse:
+def module_synapse(
+    m: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...], where: str
+) -> Synapse:
     """The synapse of a torch ``Linear``/``Conv1d``/``Conv2d`` fed ``in_shape`` (per sample and
     timestep); errors name the layer ``where``."""
     if isinstance(m, nn.Linear):
         if len(in_shape) != 1:
             # nn.Linear acts on the last axis; rows before it (e.g. points) would be extra samples
-            raise ValueError(f"layer {where}: Linear applied to input of shape {in_shape} "
-                             "(not flat); count it in the hardware view")
+            raise ValueError(
+                f"layer {where}: Linear applied to input of shape {in_shape} "
+                "(not flat); count it in the hardware view"
+            )
         w = m.weight.detach().cpu().double().numpy()
         return Synapse("dense", w, (m.in_features,), (m.out_features,), where=f"layer {where}")
     if isinstance(m, (nn.Conv1d, nn.Conv2d)):
         w = m.weight.detach().cpu().double().numpy()
         return conv_synapse(m, w, in_shape=in_shape, out_shape=out_shape, name=where)
-    raise ValueError(f"layer {where}: {type(m).__name__} is not a synaptic layer "
-                     "(Linear, Conv1d, Conv2d)")
+    raise ValueError(
+        f"layer {where}: {type(m).__name__} is not a synaptic layer " "(Linear, Conv1d, Conv2d)"
+    )
 
 
 @dataclass(frozen=True)
 class ModuleSynapse:
     """One ``Linear``/``Conv*`` of a model's body as the torch graph runs it (the module view)."""
 
-    name: str                 # qualified: "body.<child>"
-    module: nn.Module         # the torch layer (inside its PerStep wrapper)
+    name: str  # qualified: "body.<child>"
+    module: nn.Module  # the torch layer (inside its PerStep wrapper)
     synapse: Synapse
-    lif: int | None           # index of the body's LIF layer it drives (the next LIF before any
-                              # other synapse), None when it drives none (the readout)
+    lif: int | None  # index of the body's LIF layer it drives (the next LIF before any
+    # other synapse), None when it drives none (the readout)
 
 
 def module_synapses(model: SpikingNet) -> list[ModuleSynapse]:
@@ -96,8 +101,14 @@ def module_synapses(model: SpikingNet) -> list[ModuleSynapse]:
         syns = group.synapses
         for i, layer in enumerate(syns):
             drives = k if group.neuron is not None and i == len(syns) - 1 else None
-            out.append(ModuleSynapse(layer.name, layer.inner,
-                                     module_synapse(layer.inner, layer.in_shape, layer.out_shape, layer.name), drives))
+            out.append(
+                ModuleSynapse(
+                    layer.name,
+                    layer.inner,
+                    module_synapse(layer.inner, layer.in_shape, layer.out_shape, layer.name),
+                    drives,
+                )
+            )
     return out
 
 
@@ -138,17 +149,23 @@ class LayerCounts:
         (T, B, *out_shape) or None for a readout."""
         T, B = x.shape[:2]
         if T != self.T:
-            raise ValueError(f"layer {self.name}: {T} timesteps recorded, counts were set up for {self.T}")
+            raise ValueError(
+                f"layer {self.name}: {T} timesteps recorded, counts were set up for {self.T}"
+            )
         if tuple(x.shape[2:]) != syn.in_shape:
-            raise ValueError(f"layer {self.name}: input shape {tuple(x.shape[2:])} does not match the layer's "
-                             f"{syn.in_shape}")
+            raise ValueError(
+                f"layer {self.name}: input shape {tuple(x.shape[2:])} does not match the layer's "
+                f"{syn.in_shape}"
+            )
         xf = x.to(torch.float64)
         self.input_spiking &= bool(((xf == 0) | (xf == 1) | (xf == -1)).all())
         self.synops += syn.ops(xf.flatten(0, 1)).view(T, B).sum(1).numpy()
         if spikes is not None:
             if tuple(spikes.shape[:2]) != (T, B) or math.prod(spikes.shape[2:]) != self.neurons:
-                raise ValueError(f"layer {self.name}: spikes of shape {tuple(spikes.shape)} do not match "
-                                 f"{T} steps x {B} samples x {self.neurons} neurons")
+                raise ValueError(
+                    f"layer {self.name}: spikes of shape {tuple(spikes.shape)} do not match "
+                    f"{T} steps x {B} samples x {self.neurons} neurons"
+                )
             s = spikes.to(torch.float64)
             if not bool(((s == 0) | (s == 1)).all()):
                 raise ValueError(f"layer {self.name}: neuron output is not binary (0/1)")
@@ -177,11 +194,20 @@ class LayerCounts:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "kind": self.kind, "neurons": self.neurons, "fan_in": self.fan_in,
-            "weights": self.weights, "nonzero_weights": self.nonzero_weights, "connections": self.connections,
-            "dense_ops_per_step": self.dense_ops_per_step, "T": self.T, "samples": self.samples,
-            "input_spiking": self.input_spiking, "synops_per_step": (self.synops / max(self.samples, 1)).tolist(),
-            "spikes_per_step": (self.spikes / max(self.samples, 1)).tolist(), **self.per_sample(),
+            "name": self.name,
+            "kind": self.kind,
+            "neurons": self.neurons,
+            "fan_in": self.fan_in,
+            "weights": self.weights,
+            "nonzero_weights": self.nonzero_weights,
+            "connections": self.connections,
+            "dense_ops_per_step": self.dense_ops_per_step,
+            "T": self.T,
+            "samples": self.samples,
+            "input_spiking": self.input_spiking,
+            "synops_per_step": (self.synops / max(self.samples, 1)).tolist(),
+            "spikes_per_step": (self.spikes / max(self.samples, 1)).tolist(),
+            **self.per_sample(),
         }
 
 
@@ -189,11 +215,11 @@ class LayerCounts:
 class Counts:
     """All layers' counts for one model on one target (per-sample figures via :meth:`totals`)."""
 
-    source: str                 # "torch", "reference", "lava"
-    view: str                   # "module" or "hardware"
+    source: str  # "torch", "reference", "lava"
+    view: str  # "module" or "hardware"
     T: int
     layers: list[LayerCounts]
-    parameters: int             # parameter count of the record (weights + biases [+ other])
+    parameters: int  # parameter count of the record (weights + biases [+ other])
     footprint_bytes: int
     hardware: str | None = None  # the integer program's hardware spec, for integer records
     # MACs of one pass of the equivalent ANN. Set from the torch graph (module view) where the
@@ -202,17 +228,42 @@ class Counts:
     ann_macs: float | None = None
 
     @classmethod
-    def empty(cls, source: str, view: str, *, T: int, names: list[str], synapses: list[Synapse],
-              neurons: list[int], parameters: int, footprint_bytes: int, hardware: str | None = None) -> Counts:
+    def empty(
+        cls,
+        source: str,
+        view: str,
+        *,
+        T: int,
+        names: list[str],
+        synapses: list[Synapse],
+        neurons: list[int],
+        parameters: int,
+        footprint_bytes: int,
+        hardware: str | None = None,
+    ) -> Counts:
         """Zero counts for layers ``names`` with ``synapses`` driving ``neurons`` neurons each (0 for
         a readout), set up for ``T`` steps."""
         if view not in VIEWS:
             raise ValueError(f"view: unknown {view!r}; expected one of {VIEWS}")
         if not len(names) == len(synapses) == len(neurons):
-            raise ValueError(f"counts: {len(names)} names, {len(synapses)} synapses and {len(neurons)} neuron "
-                             "counts; expected one of each per layer")
-        layers = [LayerCounts(name, s.kind, n, s.fan_in, s.num_weights, s.nonzero_weights, s.connections(),
-                              s.dense_ops(), T) for name, s, n in zip(names, synapses, neurons)]
+            raise ValueError(
+                f"counts: {len(names)} names, {len(synapses)} synapses and {len(neurons)} neuron "
+                "counts; expected one of each per layer"
+            )
+        layers = [
+            LayerCounts(
+                name,
+                s.kind,
+                n,
+                s.fan_in,
+                s.num_weights,
+                s.nonzero_weights,
+                s.connections(),
+                s.dense_ops(),
+                T,
+            )
+            for name, s, n in zip(names, synapses, neurons)
+        ]
         return cls(source, view, T, layers, parameters, footprint_bytes, hardware)
 
     @property
@@ -221,24 +272,46 @@ class Counts:
 
     def totals(self) -> dict[str, float]:
         per = [l.per_sample() for l in self.layers]
-        keys = ("synops", "acs", "macs", "dense_ops", "spikes", "neuron_updates", "active_updates", "inactive_updates")
+        keys = (
+            "synops",
+            "acs",
+            "macs",
+            "dense_ops",
+            "spikes",
+            "neuron_updates",
+            "active_updates",
+            "inactive_updates",
+        )
         t = {k: float(sum(p[k] for p in per)) for k in keys}
         updates = t["neuron_updates"]
         t["firing_rate"] = t["spikes"] / updates if updates else float("nan")
         t["activation_sparsity"] = 1.0 - t["firing_rate"] if updates else float("nan")
         weights = sum(l.weights for l in self.layers)
-        t["connection_sparsity"] = 1.0 - sum(l.nonzero_weights for l in self.layers) / weights if weights else float("nan")
+        t["connection_sparsity"] = (
+            1.0 - sum(l.nonzero_weights for l in self.layers) / weights if weights else float("nan")
+        )
         t["parameters"] = float(self.parameters)
         t["footprint_bytes"] = float(self.footprint_bytes)
         t["connections"] = float(sum(l.connections for l in self.layers))
         t["neurons"] = float(sum(l.neurons for l in self.layers))
         # the equivalent ANN: same layers, one pass, every connection a MAC
-        t["ann_macs"] = float(self.ann_macs if self.ann_macs is not None
-                              else sum(l.dense_ops_per_step for l in self.layers))
+        t["ann_macs"] = float(
+            self.ann_macs
+            if self.ann_macs is not None
+            else sum(l.dense_ops_per_step for l in self.layers)
+        )
         return t
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "view": self.view, "hardware": self.hardware, "T": self.T,
-                "samples": self.samples,
-                "ann_macs_from": "torch graph (module view)" if self.ann_macs is not None else "these layers",
-                "layers": [l.to_dict() for l in self.layers], "totals": self.totals()}
+        return {
+            "source": self.source,
+            "view": self.view,
+            "hardware": self.hardware,
+            "T": self.T,
+            "samples": self.samples,
+            "ann_macs_from": "torch graph (module view)"
+            if self.ann_macs is not None
+            else "these layers",
+            "layers": [l.to_dict() for l in self.layers],
+            "totals": self.totals(),
+        }

@@ -12,6 +12,7 @@ Format version 2 stores a pooled convolution as its synapse is held (small kerne
 own stride and padding, ``pool``); version 1 stored the pool-folded kernel (k-fold repeated
 blocks, stride k*s, padding k*p) and is converted when loaded.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,25 +32,37 @@ if TYPE_CHECKING:
 FORMAT = "neurodeploy.intprogram"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
-GEOMETRY = ("kind", "in_shape", "out_shape", "stride", "padding", "groups", "pool")  # Synapse fields in the header
+GEOMETRY = (
+    "kind",
+    "in_shape",
+    "out_shape",
+    "stride",
+    "padding",
+    "groups",
+    "pool",
+)  # Synapse fields in the header
 
 
 @dataclass
 class IntLayer:
     name: str
-    synapse: Synapse                  # int32 weights, even, within the spec's range
+    synapse: Synapse  # int32 weights, even, within the spec's range
     weight_exp: int
-    neuron: str | None = "lif"        # "lif" (stock, coef 0), "mps" (smoothed reset), None (readout)
+    neuron: str | None = "lif"  # "lif" (stock, coef 0), "mps" (smoothed reset), None (readout)
     du: int = 4095
     dv: int = 0
     vth: int = 0
     bias_mant: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # out_shape
     bias_exp: int = 0
-    coef: int = 0                     # round(4096 * alpha)
-    readout_bias: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # readout, a-units
-    w_scale: float = 1.0              # w_int ~= w * w_scale
-    in_scale: float = 1.0             # integer input units per float input unit
-    a_scale: float = 1.0              # a_int (after the exponent) per float synaptic input: w_scale*in_scale*2^e
+    coef: int = 0  # round(4096 * alpha)
+    readout_bias: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, np.int64)
+    )  # readout, a-units
+    w_scale: float = 1.0  # w_int ~= w * w_scale
+    in_scale: float = 1.0  # integer input units per float input unit
+    a_scale: float = (
+        1.0  # a_int (after the exponent) per float synaptic input: w_scale*in_scale*2^e
+    )
     clipped_weights: int = 0
 
     @property
@@ -74,9 +87,9 @@ class IntLayer:
 class IntProgram:
     layers: list[IntLayer]
     hardware: str
-    input_kind: str                   # "binary" | "graded"
-    input_scale: float                # x_int = round(x * input_scale)
-    input_bits: int                   # bits of one input value: 1 (binary spikes) or the graded payload's
+    input_kind: str  # "binary" | "graded"
+    input_scale: float  # x_int = round(x * input_scale)
+    input_bits: int  # bits of one input value: 1 (binary spikes) or the graded payload's
     input_shape: tuple[int, ...]
     input_signed: bool
     num_classes: int
@@ -86,28 +99,43 @@ class IntProgram:
         """Refuse a program that a target cannot run exactly: inconsistent shapes, or values outside
         the hardware's formats. The error names the layer, the field and the limit."""
         from neurodeploy.neuron.hardware import get_spec
+
         hw = hw or get_spec(self.hardware)
         shape = tuple(self.input_shape)
         for layer in self.layers:
             where = f"layer {layer.name}"
             if tuple(layer.in_shape) != shape:
-                raise ValueError(f"{where}: in_shape {layer.in_shape} does not match the previous output {shape}")
-            w = np.asarray(layer.synapse.weight)   # the synapse checked its own geometry when built
+                raise ValueError(
+                    f"{where}: in_shape {layer.in_shape} does not match the previous output {shape}"
+                )
+            w = np.asarray(layer.synapse.weight)  # the synapse checked its own geometry when built
             if w.size and (w.min() < hw.weight_min or w.max() > hw.weight_max):
                 raise ValueError(f"{where}: weights outside [{hw.weight_min}, {hw.weight_max}]")
             if w.size and w.min() < 0 < w.max() and (w % 2).any():
-                raise ValueError(f"{where}: mixed-sign weights must be even (Loihi drops the lowest bit)")
+                raise ValueError(
+                    f"{where}: mixed-sign weights must be even (Loihi drops the lowest bit)"
+                )
             if not hw.weight_exp_min <= layer.weight_exp <= hw.weight_exp_max:
-                raise ValueError(f"{where}: weight_exp {layer.weight_exp} outside "
-                                 f"[{hw.weight_exp_min}, {hw.weight_exp_max}]")
+                raise ValueError(
+                    f"{where}: weight_exp {layer.weight_exp} outside "
+                    f"[{hw.weight_exp_min}, {hw.weight_exp_max}]"
+                )
             if layer.kind != "dense" and layer.weight_exp < 0:
-                raise ValueError(f"{where}: a convolution needs weight_exp >= 0 (Lava's Conv ignores the exponent)")
+                raise ValueError(
+                    f"{where}: a convolution needs weight_exp >= 0 (Lava's Conv ignores the exponent)"
+                )
             if hw.fixed_weight_exp is not None and layer.weight_exp != hw.fixed_weight_exp:
-                raise ValueError(f"{where}: weight_exp {layer.weight_exp}, but {hw.name} fixes "
-                                 f"{hw.fixed_weight_exp} in every layer")
+                raise ValueError(
+                    f"{where}: weight_exp {layer.weight_exp}, but {hw.name} fixes "
+                    f"{hw.fixed_weight_exp} in every layer"
+                )
             if layer.neuron is not None:
-                for name, value, hi in (("dv", layer.dv, hw.decay_unit - 1), ("du", layer.du, hw.decay_unit - 1),
-                                        ("coef", layer.coef, hw.decay_unit - 1), ("vth", layer.vth, hw.vth_max)):
+                for name, value, hi in (
+                    ("dv", layer.dv, hw.decay_unit - 1),
+                    ("du", layer.du, hw.decay_unit - 1),
+                    ("coef", layer.coef, hw.decay_unit - 1),
+                    ("vth", layer.vth, hw.vth_max),
+                ):
                     if not 0 <= int(value) <= hi:
                         raise ValueError(f"{where}: {name} = {value} outside 0..{hi}")
                 b = np.asarray(layer.bias_mant)
@@ -116,9 +144,15 @@ class IntProgram:
                 lo, hi = hw.bias_exp_range
                 if not lo <= layer.bias_exp <= hi:
                     raise ValueError(f"{where}: bias_exp {layer.bias_exp} outside {lo}..{hi}")
-                if hw.fixed_bias_exp is not None and layer.bias_exp != hw.fixed_bias_exp and b.any():
-                    raise ValueError(f"{where}: bias_exp {layer.bias_exp}, but {hw.name} fixes "
-                                     f"{hw.fixed_bias_exp} in every layer")
+                if (
+                    hw.fixed_bias_exp is not None
+                    and layer.bias_exp != hw.fixed_bias_exp
+                    and b.any()
+                ):
+                    raise ValueError(
+                        f"{where}: bias_exp {layer.bias_exp}, but {hw.name} fixes "
+                        f"{hw.fixed_bias_exp} in every layer"
+                    )
             shape = tuple(layer.out_shape)
 
     def quantize_input(self, x: np.ndarray) -> tuple[np.ndarray, int]:
@@ -126,15 +160,19 @@ class IntProgram:
         values clipped to the payload range)."""
         x = np.asarray(x)
         if tuple(x.shape[2:]) != tuple(self.input_shape):
-            raise ValueError(f"input: expected (T, B, {', '.join(map(str, self.input_shape))}), got {x.shape}")
+            raise ValueError(
+                f"input: expected (T, B, {', '.join(map(str, self.input_shape))}), got {x.shape}"
+            )
         if self.input_kind == "binary":
             if not np.isin(x, (0, 1)).all():
-                raise ValueError("input: this program expects binary spikes (0/1); quantise with input_kind='graded'")
+                raise ValueError(
+                    "input: this program expects binary spikes (0/1); quantise with input_kind='graded'"
+                )
             return x.astype(np.int64), 0
         if self.input_signed:
             lo, hi = -(2 ** (self.input_bits - 1) - 1), 2 ** (self.input_bits - 1) - 1
         else:
-            lo, hi = 0, 2 ** self.input_bits - 1
+            lo, hi = 0, 2**self.input_bits - 1
         q = np.rint(x.astype(np.float64) * self.input_scale)
         clipped = int(((q < lo) | (q > hi)).sum())
         return np.clip(q, lo, hi).astype(np.int64), clipped
@@ -142,9 +180,12 @@ class IntProgram:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the program as one ``.npz`` (format version :data:`VERSION`; module docstring)."""
         path = Path(path)
-        header: dict[str, Any] = {"format": FORMAT, "version": VERSION,
-                                  **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "layers"},
-                                  "layers": []}
+        header: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "layers"},
+            "layers": [],
+        }
         header["input_shape"] = list(self.input_shape)
         arrays: dict[str, np.ndarray] = {}
         for i, layer in enumerate(self.layers):
@@ -162,7 +203,9 @@ class IntProgram:
                     d[f.name] = v
             header["layers"].append(d)
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.npz")
-        np.savez_compressed(tmp, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
+        np.savez_compressed(
+            tmp, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays
+        )
         os.replace(tmp, path)
         return path
 
@@ -177,11 +220,15 @@ class IntProgram:
                 header = json.loads(bytes(z["header"]).decode())
                 arrays = {k: z[k] for k in z.files if k != "header"}
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: not a readable integer program (.npz): {type(e).__name__}: {e}") from e
+            raise ValueError(
+                f"{path}: not a readable integer program (.npz): {type(e).__name__}: {e}"
+            ) from e
         version = header.get("version")
         if header.get("format") != FORMAT or version not in READABLE_VERSIONS:
-            raise ValueError(f"{path}: not a neurodeploy integer program of version {READABLE_VERSIONS} "
-                             f"(format {header.get('format')!r}, version {version!r})")
+            raise ValueError(
+                f"{path}: not a neurodeploy integer program of version {READABLE_VERSIONS} "
+                f"(format {header.get('format')!r}, version {version!r})"
+            )
         layers = []
         for i, d in enumerate(header.pop("layers")):
             where = f"{path}: layer {d.get('name')}"
@@ -202,16 +249,22 @@ class IntProgram:
         return cls(layers=layers, **header)
 
 
-def _unfold_version1(weight: np.ndarray, geometry: dict[str, Any], where: str
-                     ) -> tuple[np.ndarray, dict[str, Any]]:
+def _unfold_version1(
+    weight: np.ndarray, geometry: dict[str, Any], where: str
+) -> tuple[np.ndarray, dict[str, Any]]:
     """A version-1 pooled convolution (pool-folded kernel of constant k-blocks, stride k*s,
     padding k*p) as the small kernel and the conv's own stride and padding."""
     k = geometry["pool"]
     spatial = weight.shape[2:]
-    if len(spatial) != len(k) or any(n % kk for n, kk in zip(spatial, k)) \
-            or any(v % kk for v, kk in zip(geometry["stride"] + geometry["padding"], k + k)):
-        raise ValueError(f"{where}: version-1 pooled kernel {weight.shape} with stride {geometry['stride']} and "
-                         f"padding {geometry['padding']} is not a pool-{k} folded convolution")
+    if (
+        len(spatial) != len(k)
+        or any(n % kk for n, kk in zip(spatial, k))
+        or any(v % kk for v, kk in zip(geometry["stride"] + geometry["padding"], k + k))
+    ):
+        raise ValueError(
+            f"{where}: version-1 pooled kernel {weight.shape} with stride {geometry['stride']} and "
+            f"padding {geometry['padding']} is not a pool-{k} folded convolution"
+        )
     every_k: tuple[Any, ...] = (Ellipsis, *[slice(None, None, kk) for kk in k])
     small = weight[every_k]
     big = small
@@ -219,5 +272,8 @@ def _unfold_version1(weight: np.ndarray, geometry: dict[str, Any], where: str
         big = np.repeat(big, kk, axis=2 + axis)
     if not np.array_equal(big, weight):
         raise ValueError(f"{where}: version-1 pooled kernel is not made of constant {k} blocks")
-    return small.copy(), {**geometry, "stride": tuple(v // kk for v, kk in zip(geometry["stride"], k)),
-                          "padding": tuple(v // kk for v, kk in zip(geometry["padding"], k))}
+    return small.copy(), {
+        **geometry,
+        "stride": tuple(v // kk for v, kk in zip(geometry["stride"], k)),
+        "padding": tuple(v // kk for v, kk in zip(geometry["padding"], k)),
+    }

@@ -34,6 +34,7 @@ so a weight's gradient is that of the float network evaluated on the integer net
 BatchNorm is used in its inference form throughout (running statistics frozen): the wrapped model
 is kept in eval mode, because the chip runs the folded weights.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -78,8 +79,10 @@ class _StraightThrough(torch.autograd.Function):
 def straight_through(exact: torch.Tensor, proxy: torch.Tensor) -> torch.Tensor:
     """``exact`` in the forward pass (unchanged, bit for bit), d(proxy) in the backward pass."""
     if exact.shape != proxy.shape:
-        raise ValueError(f"straight_through: exact {tuple(exact.shape)} and proxy {tuple(proxy.shape)} "
-                         "differ in shape")
+        raise ValueError(
+            f"straight_through: exact {tuple(exact.shape)} and proxy {tuple(proxy.shape)} "
+            "differ in shape"
+        )
     out: torch.Tensor = _StraightThrough.apply(exact.detach(), proxy)
     return out
 
@@ -90,14 +93,32 @@ def programs_equal(a: IntProgram, b: IntProgram) -> bool:
     if len(a.layers) != len(b.layers):
         return False
     for la, lb in zip(a.layers, b.layers):
-        if (la.weight_exp, la.vth, la.dv, la.du, la.coef, la.bias_exp, la.neuron) != \
-                (lb.weight_exp, lb.vth, lb.dv, lb.du, lb.coef, lb.bias_exp, lb.neuron):
+        if (la.weight_exp, la.vth, la.dv, la.du, la.coef, la.bias_exp, la.neuron) != (
+            lb.weight_exp,
+            lb.vth,
+            lb.dv,
+            lb.du,
+            lb.coef,
+            lb.bias_exp,
+            lb.neuron,
+        ):
             return False
         sa, sb = la.synapse, lb.synapse
-        if (sa.kind, sa.in_shape, sa.out_shape, sa.stride, sa.padding, sa.groups, sa.pool) != \
-                (sb.kind, sb.in_shape, sb.out_shape, sb.stride, sb.padding, sb.groups, sb.pool):
+        if (sa.kind, sa.in_shape, sa.out_shape, sa.stride, sa.padding, sa.groups, sa.pool) != (
+            sb.kind,
+            sb.in_shape,
+            sb.out_shape,
+            sb.stride,
+            sb.padding,
+            sb.groups,
+            sb.pool,
+        ):
             return False
-        for x, y in ((sa.weight, sb.weight), (la.bias_mant, lb.bias_mant), (la.readout_bias, lb.readout_bias)):
+        for x, y in (
+            (sa.weight, sb.weight),
+            (la.bias_mant, lb.bias_mant),
+            (la.readout_bias, lb.readout_bias),
+        ):
             if not np.array_equal(x, y):
                 return False
     return True
@@ -129,15 +150,26 @@ class QATNet(nn.Module):
             :func:`~neurodeploy.quant.quantize.quantize_model`.
     """
 
-    def __init__(self, model: SpikingNet, hw: HardwareSpec = LOIHI2, *, input_kind: str = "binary",
-                 input_range: float = 1.0, input_signed: bool = False,
-                 percentile: float | None = None) -> None:
+    def __init__(
+        self,
+        model: SpikingNet,
+        hw: HardwareSpec = LOIHI2,
+        *,
+        input_kind: str = "binary",
+        input_range: float = 1.0,
+        input_signed: bool = False,
+        percentile: float | None = None,
+    ) -> None:
         super().__init__()
         self.model = model.eval()
         self.hw = hw
         self.percentile = percentile
-        self.qkw: dict[str, Any] = dict(input_kind=input_kind, input_range=input_range,
-                                        input_signed=input_signed, percentile=percentile)
+        self.qkw: dict[str, Any] = dict(
+            input_kind=input_kind,
+            input_range=input_range,
+            input_signed=input_signed,
+            percentile=percentile,
+        )
         self._exact_cache: tuple[tuple[int, ...], IntProgram] | None = None
         # refuses what cannot be quantised, naming the layer; its input settings and meta depend on
         # the architecture only, so the training programs reuse them as their header
@@ -153,8 +185,11 @@ class QATNet(nn.Module):
     def _params_key(self) -> tuple[int, ...]:
         """Changes whenever a parameter is modified or replaced, or a smoothing is switched off."""
         params = list(self.model.parameters())
-        return tuple(p._version for p in params) + tuple(id(p) for p in params) \
+        return (
+            tuple(p._version for p in params)
+            + tuple(id(p) for p in params)
             + tuple(int(m.a is None) for _, m in self.model.lif_layers())
+        )
 
     def program(self) -> IntProgram:
         """The integer program this forward pass runs (module docstring, step 1)."""
@@ -183,8 +218,10 @@ class QATNet(nn.Module):
         prepared = prepare(prog, device)
         groups: list[LayerGroup] = layer_groups(self.model)
         if [g.name for g in groups] != [l.name for l in prog.layers]:
-            raise ValueError("QAT: the model's layers do not line up with its integer program's stages "
-                             f"({[l.name for l in prog.layers]})")
+            raise ValueError(
+                "QAT: the model's layers do not line up with its integer program's stages "
+                f"({[l.name for l in prog.layers]})"
+            )
         grad = torch.is_grad_enabled()
         cur = x_int
         spikes: list[torch.Tensor] = []
@@ -195,12 +232,17 @@ class QATNet(nn.Module):
             T, B = cur.shape[:2]
             a_flat, wraps = d.synapse(cur.detach().flatten(0, 1))
             a_exact = a_flat.unflatten(0, (T, B))
-            chain = nn.Sequential(*[g.module for g in group.layers])   # the float modules, BatchNorm unfolded
+            chain = nn.Sequential(
+                *[g.module for g in group.layers]
+            )  # the float modules, BatchNorm unfolded
             if layer.neuron is None:
                 out_int = a_exact + d.bias
                 z = out_int
                 if grad:
-                    z = straight_through(out_int, chain((cur / layer.in_scale).to(pdtype)).to(STATE_DTYPE) * layer.a_scale)
+                    z = straight_through(
+                        out_int,
+                        chain((cur / layer.in_scale).to(pdtype)).to(STATE_DTYPE) * layer.a_scale,
+                    )
                 logits = z / layer.a_scale
                 continue
             cnt = Counters()
@@ -208,21 +250,42 @@ class QATNet(nn.Module):
             a = a_exact
             bias = d.bias.expand(layer.out_shape) if d.bias.dim() else d.bias
             if grad:
-                c0 = chain(torch.zeros((1, 1, *layer.in_shape), dtype=pdtype, device=device))[0, 0].to(STATE_DTYPE)
-                a = straight_through(a_exact, (chain((cur / layer.in_scale).to(pdtype)).to(STATE_DTYPE) - c0) * layer.a_scale)
+                c0 = chain(torch.zeros((1, 1, *layer.in_shape), dtype=pdtype, device=device))[
+                    0, 0
+                ].to(STATE_DTYPE)
+                a = straight_through(
+                    a_exact,
+                    (chain((cur / layer.in_scale).to(pdtype)).to(STATE_DTYPE) - c0) * layer.a_scale,
+                )
                 bias = straight_through(bias.expand(layer.out_shape).clone(), c0 * layer.v_scale)
             s_all = self._neuron(layer, group.lif, a=a, bias=bias, counters=cnt, grad=grad)
             spikes.append(s_all)
             counters.append(cnt)
             cur = s_all
         if logits is None or out_int is None:
-            raise ValueError("QAT: the program has no readout layer (a non-spiking Linear at the end)")
-        return QATRun(logits, out_int.detach(), spikes, counters, prog, clipped,
-                      [l.name for l in prog.layers if l.neuron is not None])
+            raise ValueError(
+                "QAT: the program has no readout layer (a non-spiking Linear at the end)"
+            )
+        return QATRun(
+            logits,
+            out_int.detach(),
+            spikes,
+            counters,
+            prog,
+            clipped,
+            [l.name for l in prog.layers if l.neuron is not None],
+        )
 
     @staticmethod
-    def _neuron(layer: IntLayer, lif: LIF | None, *, a: torch.Tensor, bias: torch.Tensor,
-                counters: Counters, grad: bool) -> torch.Tensor:
+    def _neuron(
+        layer: IntLayer,
+        lif: LIF | None,
+        *,
+        a: torch.Tensor,
+        bias: torch.Tensor,
+        counters: Counters,
+        grad: bool,
+    ) -> torch.Tensor:
         """All T steps of one neuron layer: exact integers from neurodeploy.neuron.fixedpoint, proxies
         for the gradient (module docstring)."""
         T = a.shape[0]
@@ -232,25 +295,42 @@ class QATNet(nn.Module):
         vth64 = float(vth_membrane(layer.vth))
         coef: torch.Tensor | float = float(layer.coef)
         if grad and lif is not None and lif.alpha is not None:
-            coef = straight_through(torch.tensor(float(layer.coef), dtype=STATE_DTYPE, device=a.device),
-                                    DECAY_UNIT * lif.alpha.to(STATE_DTYPE))
+            coef = straight_through(
+                torch.tensor(float(layer.coef), dtype=STATE_DTYPE, device=a.device),
+                DECAY_UNIT * lif.alpha.to(STATE_DTYPE),
+            )
         bias_e = bias.detach()
         out = []
         for t in range(T):
             with torch.no_grad():
                 if layer.neuron == "mps":
-                    s_e, m_e, _ = mps_int_step(a[t].detach(), m.detach(), dv=layer.dv, vth=layer.vth,
-                                               bias=bias_e, coef=layer.coef, counters=counters)
+                    s_e, m_e, _ = mps_int_step(
+                        a[t].detach(),
+                        m.detach(),
+                        dv=layer.dv,
+                        vth=layer.vth,
+                        bias=bias_e,
+                        coef=layer.coef,
+                        counters=counters,
+                    )
                 else:
-                    s_e, u, m_e = lif_int_step(a[t].detach(), u, m.detach(), du=layer.du, dv=layer.dv,
-                                               vth=layer.vth, bias=bias_e, counters=counters)
+                    s_e, u, m_e = lif_int_step(
+                        a[t].detach(),
+                        u,
+                        m.detach(),
+                        du=layer.du,
+                        dv=layer.dv,
+                        vth=layer.vth,
+                        bias=bias_e,
+                        counters=counters,
+                    )
             s_e = s_e.to(STATE_DTYPE)
             if not grad:
                 m = m_e
                 out.append(s_e)
                 continue
             h_p = m * keep + act_in(a[t]) + bias
-            assert lif is not None   # grad: the layer's float LIF gives the surrogate
+            assert lif is not None  # grad: the layer's float LIF gives the surrogate
             s = straight_through(s_e, lif.params.surrogate((h_p - vth64) / layer.v_scale))
             s_reset = s.detach() if lif.params.detach_reset else s
             post = h_p * (1 - s_reset)
@@ -259,15 +339,17 @@ class QATNet(nn.Module):
         return torch.stack(out)
 
 
-def integer_accuracy(qnet: QATNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+def integer_accuracy(
+    qnet: QATNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256
+) -> float:
     """Accuracy of the integer program (eval mode: quantize_model's) on float inputs (T, N, ...)."""
     was = qnet.training
     qnet.eval()
     correct = 0
     with torch.no_grad():
         for i in range(0, x.shape[1], batch_size):
-            r = qnet.run(x[:, i:i + batch_size])
-            correct += int((r.output_int.sum(0).argmax(-1).cpu() == y[i:i + batch_size]).sum())
+            r = qnet.run(x[:, i : i + batch_size])
+            correct += int((r.output_int.sum(0).argmax(-1).cpu() == y[i : i + batch_size]).sum())
     qnet.train(was)
     return correct / max(1, x.shape[1])
 

@@ -28,6 +28,7 @@ in a-units. Anything that does not fit (a threshold above 2^17 - 1 at the smalle
 bias beyond 13-bit mantissa << 7) raises an error naming the layer and the limit; weights beyond
 the range (percentile scaling) are clipped and counted, never silently.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,7 +67,9 @@ class QuantizationError(ValueError):
 def weight_scale(w: np.ndarray, hw: HardwareSpec, percentile: float | None = None) -> float:
     """Integer weight units per float unit: the reference magnitude lands on ``hw.weight_max``."""
     a = np.abs(w)
-    ref = float(np.percentile(a, percentile)) if percentile is not None else float(a.max(initial=0.0))
+    ref = (
+        float(np.percentile(a, percentile)) if percentile is not None else float(a.max(initial=0.0))
+    )
     return hw.weight_max / ref if ref > 0 else 1.0
 
 
@@ -84,35 +87,54 @@ def _stage_weights(st: Stage, ws: float, hw: HardwareSpec) -> tuple[Synapse, int
     return dataclasses.replace(st.synapse, weight=w_int), clipped * st.synapse.pool_size
 
 
-def _requantize(st: Stage, ws: float, hw: HardwareSpec, common: dict[str, Any]) -> tuple[Synapse, int]:
+def _requantize(
+    st: Stage, ws: float, hw: HardwareSpec, common: dict[str, Any]
+) -> tuple[Synapse, int]:
     """Weights at a new scale ``ws``, recorded in ``common`` (the IntLayer's shared fields)."""
     synapse, clipped = _stage_weights(st, ws, hw)
     common.update(synapse=synapse, w_scale=ws, clipped_weights=clipped)
     return synapse, clipped
 
 
-def quantize_stage(st: Stage, x_scale: float, hw: HardwareSpec, percentile: float | None) -> IntLayer:
+def quantize_stage(
+    st: Stage, x_scale: float, hw: HardwareSpec, percentile: float | None
+) -> IntLayer:
     """The integer layer of one stage whose input carries ``x_scale`` integer units per float unit
     (module docstring)."""
     # the scale from the deployed kernel: a percentile counts a pooled kernel's entries prod(pool) times
     ws = weight_scale(st.synapse.pool_folded().weight, hw, percentile)
     synapse, clipped = _stage_weights(st, ws, hw)
-    common: dict[str, Any] = dict(name=st.name, synapse=synapse, w_scale=ws, in_scale=x_scale,
-                                  clipped_weights=clipped)
-    if st.neuron is None:  # readout: a = (sum W x) << 0 (or the spec's fixed exponent), bias in a-units
+    common: dict[str, Any] = dict(
+        name=st.name, synapse=synapse, w_scale=ws, in_scale=x_scale, clipped_weights=clipped
+    )
+    if (
+        st.neuron is None
+    ):  # readout: a = (sum W x) << 0 (or the spec's fixed exponent), bias in a-units
         e_out = hw.fixed_weight_exp or 0
-        a_scale = ws * x_scale * 2.0 ** e_out
-        return IntLayer(**common, weight_exp=e_out, neuron=None, a_scale=a_scale,
-                        readout_bias=to_synaptic_units(st.bias, a_scale).astype(np.int64))
+        a_scale = ws * x_scale * 2.0**e_out
+        return IntLayer(
+            **common,
+            weight_exp=e_out,
+            neuron=None,
+            a_scale=a_scale,
+            readout_bias=to_synaptic_units(st.bias, a_scale).astype(np.int64),
+        )
     p = st.neuron.params
     if p.reset != "hard":
-        raise QuantizationError(f"layer {st.name}: soft reset is not what Loihi's LIF does (hard reset "
-                                "to 0); train with reset='hard'")
+        raise QuantizationError(
+            f"layer {st.name}: soft reset is not what Loihi's LIF does (hard reset "
+            "to 0); train with reset='hard'"
+        )
     if p.mps_mode != "reset":
-        raise QuantizationError(f"layer {st.name}: MPS reading {p.mps_mode!r} has no integer mapping; "
-                                "only the smoothed reset state ('reset') is deployable")
-    bias_full = np.broadcast_to(st.bias.reshape(-1, *([1] * (len(st.out_shape) - 1))), st.out_shape) \
-        if st.kind != "dense" else st.bias
+        raise QuantizationError(
+            f"layer {st.name}: MPS reading {p.mps_mode!r} has no integer mapping; "
+            "only the smoothed reset state ('reset') is deployable"
+        )
+    bias_full = (
+        np.broadcast_to(st.bias.reshape(-1, *([1] * (len(st.out_shape) - 1))), st.out_shape)
+        if st.kind != "dense"
+        else st.bias
+    )
     e = _best_exponent(st, ws, theta=p.theta, x_scale=x_scale, hw=hw, bias_full=bias_full)
     fixed_e = hw.fixed_weight_exp
     if fixed_e is not None and e != fixed_e:
@@ -124,53 +146,77 @@ def quantize_stage(st: Stage, x_scale: float, hw: HardwareSpec, percentile: floa
     if e < 0 and st.kind != "dense":
         # Lava's Conv ignores weight_exp; a non-negative exponent is folded into the weights handed
         # to it (w << e), a negative one cannot be: spend weight bits instead (fewer levels).
-        ws = ws * 2.0 ** e
+        ws = ws * 2.0**e
         _requantize(st, ws, hw, common)
         e = 0
-    a_scale = ws * x_scale * 2.0 ** e
+    a_scale = ws * x_scale * 2.0**e
     fixed_bexp = hw.fixed_bias_exp
-    if fixed_bexp is not None:  # give up weight levels until the bias mantissa fits the fixed exponent
+    if (
+        fixed_bexp is not None
+    ):  # give up weight levels until the bias mantissa fits the fixed exponent
         peak = float(np.abs(bias_to_membrane(bias_full, a_scale)).max(initial=0.0))
-        shrink = max(0, math.ceil(math.log2(peak / (hw.bias_mant_max << fixed_bexp)))) if peak > 0 else 0
+        shrink = (
+            max(0, math.ceil(math.log2(peak / (hw.bias_mant_max << fixed_bexp)))) if peak > 0 else 0
+        )
         if shrink:
-            ws = ws / 2.0 ** shrink
+            ws = ws / 2.0**shrink
             _requantize(st, ws, hw, common)
-            a_scale = ws * x_scale * 2.0 ** e
+            a_scale = ws * x_scale * 2.0**e
     vth = theta_to_vth(p.theta, a_scale)
     if vth < 1:
-        raise QuantizationError(f"layer {st.name}: threshold {p.theta} rounds to 0 (vth must be >= 1)")
+        raise QuantizationError(
+            f"layer {st.name}: threshold {p.theta} rounds to 0 (vth must be >= 1)"
+        )
     try:  # the smallest exponent that fits (the search above made sure one does), or the fixed one
         bias_mant, bexp = bias_to_mant_exp(bias_full, a_scale, hw, exp=fixed_bexp)
     except ValueError as err:
         only = f" (the only bias exponent {hw.name} uses)" if fixed_bexp is not None else ""
         raise QuantizationError(f"layer {st.name}: {err}{only}") from err
     alpha = st.neuron.alpha_value()
-    return IntLayer(**common, weight_exp=e, neuron="mps" if alpha > 0 else "lif", du=DU_NO_CURRENT_MEMORY,
-                    dv=tau_to_dv(p.tau), vth=vth, bias_mant=bias_mant, bias_exp=bexp,
-                    coef=alpha_to_coef(alpha),
-                    a_scale=a_scale)
+    return IntLayer(
+        **common,
+        weight_exp=e,
+        neuron="mps" if alpha > 0 else "lif",
+        du=DU_NO_CURRENT_MEMORY,
+        dv=tau_to_dv(p.tau),
+        vth=vth,
+        bias_mant=bias_mant,
+        bias_exp=bexp,
+        coef=alpha_to_coef(alpha),
+        a_scale=a_scale,
+    )
 
 
 HEADROOM_BITS = 3
 
 
-def _best_exponent(st: Stage, ws: float, *, theta: float, x_scale: float, hw: HardwareSpec,
-                   bias_full: np.ndarray, headroom_bits: int = HEADROOM_BITS) -> int:
+def _best_exponent(
+    st: Stage,
+    ws: float,
+    *,
+    theta: float,
+    x_scale: float,
+    hw: HardwareSpec,
+    bias_full: np.ndarray,
+    headroom_bits: int = HEADROOM_BITS,
+) -> int:
     """The largest weight exponent at which the threshold ``theta`` (with headroom) and the bias fit."""
     # vth << 6 <= 2^(23 - headroom_bits): below the 24-bit state by headroom_bits
     vth_cap = min(hw.vth_max, STATE_LIMIT >> (VTH_SHIFT + headroom_bits))
     for e in range(hw.weight_exp_max, hw.weight_exp_min - 1, -1):
-        a_scale = ws * x_scale * 2.0 ** e
+        a_scale = ws * x_scale * 2.0**e
         if theta_to_vth(theta, a_scale) > vth_cap:
             continue
         if bias_exponent(bias_to_membrane(bias_full, a_scale), hw) is None:
             continue
         return e
-    raise QuantizationError(f"layer {st.name}: no weight exponent in [{hw.weight_exp_min}, "
-                            f"{hw.weight_exp_max}] keeps the threshold within {hw.threshold_bits} bits "
-                            f"(<= {hw.vth_max}; <= {vth_cap} with {headroom_bits} bits of headroom) and "
-                            f"the bias within a {hw.bias_mant_bits}-bit "
-                            f"mantissa << {hw.bias_exp_range[1]}")
+    raise QuantizationError(
+        f"layer {st.name}: no weight exponent in [{hw.weight_exp_min}, "
+        f"{hw.weight_exp_max}] keeps the threshold within {hw.threshold_bits} bits "
+        f"(<= {hw.vth_max}; <= {vth_cap} with {headroom_bits} bits of headroom) and "
+        f"the bias within a {hw.bias_mant_bits}-bit "
+        f"mantissa << {hw.bias_exp_range[1]}"
+    )
 
 
 def input_settings(task: TaskData) -> dict[str, Any]:
@@ -179,13 +225,22 @@ def input_settings(task: TaskData) -> dict[str, Any]:
     ``input_signed`` when it has values below zero)."""
     if task.temporal and bool(((task.x_train == 0) | (task.x_train == 1)).all()):
         return dict(input_kind="binary")
-    return dict(input_kind="graded", input_range=float(task.x_train.abs().max()),
-                input_signed=bool((task.x_train < 0).any()))
+    return dict(
+        input_kind="graded",
+        input_range=float(task.x_train.abs().max()),
+        input_signed=bool((task.x_train < 0).any()),
+    )
 
 
-def quantize_model(model: SpikingNet, hw: HardwareSpec = LOIHI2, *, input_kind: str = "binary",
-                   input_range: float = 1.0, input_signed: bool = False,
-                   percentile: float | None = None) -> IntProgram:
+def quantize_model(
+    model: SpikingNet,
+    hw: HardwareSpec = LOIHI2,
+    *,
+    input_kind: str = "binary",
+    input_range: float = 1.0,
+    input_signed: bool = False,
+    percentile: float | None = None,
+) -> IntProgram:
     """The integer program of ``model`` for ``hw``. ``input_kind`` "binary" (event spikes) or
     "graded" (analog input as ``hw.graded_spike_bits``-bit payloads; ``input_range`` = the largest
     |x| expected, mapped to the largest payload; ``input_signed`` for inputs below zero).
@@ -197,27 +252,38 @@ def quantize_model(model: SpikingNet, hw: HardwareSpec = LOIHI2, *, input_kind: 
         raise ValueError(f"percentile must be in (0, 100], got {percentile}")
     if input_kind == "graded":
         if hw.graded_spike_bits < 2:
-            raise QuantizationError(f"input: {hw.name} has no graded spikes; encode the input as "
-                                    "binary spikes")
+            raise QuantizationError(
+                f"input: {hw.name} has no graded spikes; encode the input as " "binary spikes"
+            )
         if not (input_range > 0 and math.isfinite(input_range)):
             raise ValueError(f"input_range must be > 0, got {input_range}")
-        top = 2 ** (hw.graded_spike_bits - 1) - 1 if input_signed else 2 ** hw.graded_spike_bits - 1
+        top = 2 ** (hw.graded_spike_bits - 1) - 1 if input_signed else 2**hw.graded_spike_bits - 1
         in_scale = top / input_range
     else:
         in_scale = 1.0
-    header = IntProgram(layers=[], hardware=hw.name, input_kind=input_kind, input_scale=in_scale,
-                      input_bits=hw.graded_spike_bits if input_kind == "graded" else 1,
-                      input_shape=tuple(model.input_shape), num_classes=model.num_classes,
-                      input_signed=bool(input_signed and input_kind == "graded"),
-                      meta={"model": model.name, "percentile": percentile,
-                            # what an ANN of the model's own architecture computes per pass; the
-                            # folded stages above are larger (neurodeploy.measure.profiling reads this)
-                            "ann_macs": ann_macs(model)})
+    header = IntProgram(
+        layers=[],
+        hardware=hw.name,
+        input_kind=input_kind,
+        input_scale=in_scale,
+        input_bits=hw.graded_spike_bits if input_kind == "graded" else 1,
+        input_shape=tuple(model.input_shape),
+        num_classes=model.num_classes,
+        input_signed=bool(input_signed and input_kind == "graded"),
+        meta={
+            "model": model.name,
+            "percentile": percentile,
+            # what an ANN of the model's own architecture computes per pass; the
+            # folded stages above are larger (neurodeploy.measure.profiling reads this)
+            "ann_macs": ann_macs(model),
+        },
+    )
     return quantize_stages(model_stages(model), header, hw, percentile)
 
 
-def quantize_stages(stages: list[Stage], header: IntProgram, hw: HardwareSpec,
-                    percentile: float | None = None) -> IntProgram:
+def quantize_stages(
+    stages: list[Stage], header: IntProgram, hw: HardwareSpec, percentile: float | None = None
+) -> IntProgram:
     """The integer program of ``stages`` with ``header``'s input settings and meta (its layers are
     ignored). The first stage receives the input at ``header.input_scale``, later ones binary spikes."""
     layers = []

@@ -9,6 +9,7 @@ A checkpoint is a dict of plain types and tensors::
 Writing goes to a temporary file in the same folder, flushed and fsync'ed, then renamed over
 the target, so a crash never leaves a half-written checkpoint under the real name.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,14 +51,23 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike[str]) -> Pa
     return path
 
 
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Read and validate a checkpoint; raise :class:`CheckpointError` naming the file otherwise."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except (
+        RuntimeError,
+        EOFError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+    ) as e:
         raise CheckpointError(
             f"checkpoint {path}: cannot be read as a torch checkpoint (truncated, corrupt, or a "
             f"foreign file; loading uses weights_only=True): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
@@ -68,8 +78,10 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
             f"format={CHECKPOINT_FORMAT!r}; plain state_dicts from other tools are not accepted here)"
         )
     if data.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"checkpoint {path}: version {data.get('version')!r} is not supported "
-                              f"(this neurodeploy reads version {CHECKPOINT_VERSION})")
+        raise CheckpointError(
+            f"checkpoint {path}: version {data.get('version')!r} is not supported "
+            f"(this neurodeploy reads version {CHECKPOINT_VERSION})"
+        )
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         raise CheckpointError(f"checkpoint {path}: missing field(s) {missing}")
@@ -80,10 +92,17 @@ def load_model(path: str | os.PathLike[str], device: str = "cpu") -> tuple[Spiki
     """Rebuild the trained model stored in a checkpoint (evaluation mode)."""
     state = load_checkpoint(path, map_location=device)
     cfg = TrainConfig.from_dict(state["config"])
-    model = build_model(cfg.model or DEFAULT_MODEL[cfg.task], state["input_shape"], state["num_classes"],
-                        cfg.neuron_config(), **cfg.arch)
+    model = build_model(
+        cfg.model or DEFAULT_MODEL[cfg.task],
+        state["input_shape"],
+        state["num_classes"],
+        cfg.neuron_config(),
+        **cfg.arch,
+    )
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:
-        raise CheckpointError(f"checkpoint {path}: weights do not fit model {cfg.model!r}: {e}") from e
+        raise CheckpointError(
+            f"checkpoint {path}: weights do not fit model {cfg.model!r}: {e}"
+        ) from e
     return model.to(device).eval(), cfg

@@ -1,5 +1,6 @@
 """Training configuration: :class:`TrainConfig` (everything that defines a run; saved in every
 checkpoint), :class:`TrainResult`, and the run folder's file names."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,18 +9,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neurodeploy.data import list_tasks
-from neurodeploy.training import distributed as D
 from neurodeploy.data.real import list_datasets
 from neurodeploy.nn.layers import NeuronConfig
-from neurodeploy.training.losses import GuidanceConfig, SNNLoss
-from neurodeploy.nn.zoo import MODELS
 from neurodeploy.nn.net import SpikingNet
+from neurodeploy.nn.zoo import MODELS
+from neurodeploy.training import distributed as D
+from neurodeploy.training.losses import GuidanceConfig, SNNLoss
 
-
-DEFAULT_MODEL = {"digits": "mlp", "event-digits": "vgg", "seq1d": "conv1d", "shapes3d": "pointnet",
-                 "cifar10-dvs": "vggsnn", "dvs-gesture": "vggsnn", "n-caltech101": "vggsnn", "n-mnist": "vgg",
-                 "shd": "srnn", "cifar10": "resnet19", "cifar100": "resnet19", "modelnet10": "spiking_pointnet",
-                 "modelnet40": "spiking_pointnet"}
+DEFAULT_MODEL = {
+    "digits": "mlp",
+    "event-digits": "vgg",
+    "seq1d": "conv1d",
+    "shapes3d": "pointnet",
+    "cifar10-dvs": "vggsnn",
+    "dvs-gesture": "vggsnn",
+    "n-caltech101": "vggsnn",
+    "n-mnist": "vgg",
+    "shd": "srnn",
+    "cifar10": "resnet19",
+    "cifar100": "resnet19",
+    "modelnet10": "spiking_pointnet",
+    "modelnet40": "spiking_pointnet",
+}
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "step")
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -31,7 +42,7 @@ class TrainConfig:
     """Everything that defines a training run (saved in every checkpoint)."""
 
     task: str = "event-digits"
-    model: str | None = None          # None: the task's default (DEFAULT_MODEL)
+    model: str | None = None  # None: the task's default (DEFAULT_MODEL)
     T: int = 4
     # neuron
     mps: bool = True
@@ -48,7 +59,7 @@ class TrainConfig:
     lam: float = 1.0
     tau_kd: float = 2.0
     p_drop: float = 0.0
-    direction: str = "both"           # chosen by the reproduction, see docs/defaults.md
+    direction: str = "both"  # chosen by the reproduction, see docs/defaults.md
     # optimisation
     epochs: int = 10
     batch_size: int = 64
@@ -60,28 +71,34 @@ class TrainConfig:
     device: str = "auto"
     arch: dict[str, Any] = field(default_factory=dict)
     # schedule (defaults: the cosine schedule and SGD momentum used before these fields existed)
-    momentum: float = 0.9             # SGD only
-    schedule: str = "cosine"          # cosine over `epochs`, or step: lr *= gamma at each milestone
+    momentum: float = 0.9  # SGD only
+    schedule: str = "cosine"  # cosine over `epochs`, or step: lr *= gamma at each milestone
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
     # real data sets and scale-out (neurodeploy/data/real.py, neurodeploy/training/distributed.py)
-    data_root: str | None = None      # folder of a data set on disk; None: an offline task
-    data: dict[str, Any] = field(default_factory=dict)   # options of that data set's loader
-    workers: int = 0                  # DataLoader worker processes (real data sets)
-    amp: str = "off"                  # mixed precision on CUDA: off, bf16, fp16
-    sync_bn: bool = True              # SyncBatchNorm under DDP on CUDA
-    kernel: str = "auto"              # neuron kernel: auto (fused where it runs), fused, reference
+    data_root: str | None = None  # folder of a data set on disk; None: an offline task
+    data: dict[str, Any] = field(default_factory=dict)  # options of that data set's loader
+    workers: int = 0  # DataLoader worker processes (real data sets)
+    amp: str = "off"  # mixed precision on CUDA: off, bf16, fp16
+    sync_bn: bool = True  # SyncBatchNorm under DDP on CUDA
+    kernel: str = "auto"  # neuron kernel: auto (fused where it runs), fused, reference
 
     def __post_init__(self) -> None:
         real = list_datasets()
         if self.task not in list_tasks() and self.task not in real:
-            raise ValueError(f"task: unknown name {self.task!r}; available: {list_tasks()} (offline) and "
-                             f"{real} (from disk, with data_root)")
+            raise ValueError(
+                f"task: unknown name {self.task!r}; available: {list_tasks()} (offline) and "
+                f"{real} (from disk, with data_root)"
+            )
         if self.task in real and not self.data_root:
-            raise ValueError(f"data_root: task {self.task!r} reads a data set from disk; give its folder "
-                             f"(--data-root DIR); see docs/real-data.md for the layout")
+            raise ValueError(
+                f"data_root: task {self.task!r} reads a data set from disk; give its folder "
+                f"(--data-root DIR); see docs/real-data.md for the layout"
+            )
         if self.task not in real and (self.data_root or self.data):
-            raise ValueError(f"data_root/data: task {self.task!r} is an offline task and reads no folder")
+            raise ValueError(
+                f"data_root/data: task {self.task!r} is an offline task and reads no folder"
+            )
         if self.model is None:
             self.model = DEFAULT_MODEL[self.task]
         if self.model not in MODELS:
@@ -99,28 +116,42 @@ class TrainConfig:
         if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in self.milestones):
             raise ValueError(f"milestones must be epochs >= 1, got {self.milestones!r}")
         if not (0 < self.gamma <= 1) or not (0 <= self.momentum < 1):
-            raise ValueError(f"gamma must be in (0, 1] and momentum in [0, 1), got {self.gamma!r}, {self.momentum!r}")
+            raise ValueError(
+                f"gamma must be in (0, 1] and momentum in [0, 1), got {self.gamma!r}, {self.momentum!r}"
+            )
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             raise ValueError(f"workers must be an integer >= 0, got {self.workers!r}")
         if self.amp not in D.AMP_MODES:
             raise ValueError(f"amp must be one of {D.AMP_MODES}, got {self.amp!r}")
-        self.neuron_config()        # validates tau, theta, reset, surrogate, alpha_init ...
-        self.loss_fn()              # validates loss, lam, tau_kd, p_drop, direction
+        self.neuron_config()  # validates tau, theta, reset, surrogate, alpha_init ...
+        self.loss_fn()  # validates loss, lam, tau_kd, p_drop, direction
 
     def neuron_config(self) -> NeuronConfig:
-        return NeuronConfig(tau=self.tau, theta=self.theta, reset=self.reset, mps=self.mps,
-                            mps_mode=self.mps_mode, alpha_init=self.alpha_init,
-                            surrogate=self.surrogate, detach_reset=self.detach_reset, kernel=self.kernel)
+        return NeuronConfig(
+            tau=self.tau,
+            theta=self.theta,
+            reset=self.reset,
+            mps=self.mps,
+            mps_mode=self.mps_mode,
+            alpha_init=self.alpha_init,
+            surrogate=self.surrogate,
+            detach_reset=self.detach_reset,
+            kernel=self.kernel,
+        )
 
     def loss_fn(self) -> SNNLoss:
-        g = GuidanceConfig(self.lam, self.tau_kd, self.p_drop, self.direction) if self.guidance else None
+        g = (
+            GuidanceConfig(self.lam, self.tau_kd, self.p_drop, self.direction)
+            if self.guidance
+            else None
+        )
         return SNNLoss(self.loss, g)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -137,5 +168,3 @@ class TrainResult:
     @property
     def test_acc(self) -> float:
         return self.history[-1]["test_acc"]
-
-

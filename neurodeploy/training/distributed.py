@@ -28,6 +28,7 @@ before every evaluation and checkpoint, so all ranks evaluate and save the same 
 Mixed precision (``amp``: "off", "bf16", "fp16") applies on CUDA only: ``torch.autocast``
 around forward and loss, and for fp16 a ``GradScaler`` (saved in the checkpoint).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,7 +49,7 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    owns_group: bool = False     # this process created the group (and destroys it at the end)
+    owns_group: bool = False  # this process created the group (and destroys it at the end)
 
     @property
     def enabled(self) -> bool:
@@ -67,7 +68,9 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(v)
     except ValueError:
-        raise ValueError(f"environment variable {name}={v!r} is not an integer (set by torchrun)") from None
+        raise ValueError(
+            f"environment variable {name}={v!r} is not an integer (set by torchrun)"
+        ) from None
 
 
 def init_from_env(device: str = "auto") -> DistContext:
@@ -104,7 +107,7 @@ def device_for(ctx: DistContext, device: str) -> torch.device:
 
 def shard(indices: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """This rank's share of one global batch: elements rank, rank + W, ... (module docstring)."""
-    return indices if not ctx.enabled else indices[ctx.rank::ctx.world_size]
+    return indices if not ctx.enabled else indices[ctx.rank :: ctx.world_size]
 
 
 def all_reduce_sum(values: list[float], ctx: DistContext, device: torch.device) -> list[float]:
@@ -123,11 +126,14 @@ def sync_buffers(model: nn.Module, ctx: DistContext) -> None:
             dist.broadcast(b.data, src=0)
 
 
-def wrap_model(model: nn.Module, ctx: DistContext, device: torch.device, sync_bn: bool) -> nn.Module:
+def wrap_model(
+    model: nn.Module, ctx: DistContext, device: torch.device, sync_bn: bool
+) -> nn.Module:
     """``model`` itself single-process; else DistributedDataParallel (SyncBatchNorm on CUDA)."""
     if not ctx.enabled:
         return model
     from torch.nn.parallel import DistributedDataParallel as DDP
+
     if sync_bn and device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -143,7 +149,9 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 def autocast(dtype: torch.dtype | None, device: torch.device) -> contextlib.AbstractContextManager:
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    return (
+        torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    )
 
 
 def grad_scaler(dtype: torch.dtype | None) -> torch.amp.GradScaler | None:

@@ -12,6 +12,7 @@ SHD, CIFAR10/100, ModelNet10/40; ``data`` holds the loader's options). Under tor
 same call trains data-parallel (neurodeploy/training/distributed.py: every rank takes its share of each
 global batch, rank 0 writes the run folder); ``amp`` turns on mixed precision on CUDA.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,14 +26,21 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from neurodeploy.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from neurodeploy.training.config import CHECKPOINT_NAME, DEFAULT_MODEL, METRICS_NAME, TrainConfig, TrainResult
-from neurodeploy.training import distributed as D
 from neurodeploy.data import TaskData, load_task
 from neurodeploy.data.real import RealDataset, load_dataset
-from neurodeploy.training.losses import SNNLoss
-from neurodeploy.nn.zoo import build_model
 from neurodeploy.nn.net import SpikingNet
+from neurodeploy.nn.zoo import build_model
+from neurodeploy.training import distributed as D
+from neurodeploy.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from neurodeploy.training.config import (
+    CHECKPOINT_NAME,
+    DEFAULT_MODEL,
+    METRICS_NAME,
+    TrainConfig,
+    TrainResult,
+)
+from neurodeploy.training.losses import SNNLoss
+
 
 def load_data(cfg: TrainConfig) -> TaskData | RealDataset:
     """The offline task, or the data set in ``cfg.data_root`` (augmentation seeded by ``cfg.seed``)."""
@@ -42,13 +50,24 @@ def load_data(cfg: TrainConfig) -> TaskData | RealDataset:
 
 
 def model_for(cfg: TrainConfig, task: TaskData | RealDataset) -> SpikingNet:
-    return build_model(cfg.model or DEFAULT_MODEL[cfg.task], task.input_shape, task.num_classes,
-                       cfg.neuron_config(), **cfg.arch)
+    return build_model(
+        cfg.model or DEFAULT_MODEL[cfg.task],
+        task.input_shape,
+        task.num_classes,
+        cfg.neuron_config(),
+        **cfg.arch,
+    )
 
 
 @torch.no_grad()
-def evaluate(model: SpikingNet, task: TaskData, T: int | None = None, split: str = "test",
-             batch_size: int = 256, device: torch.device | None = None) -> float:
+def evaluate(
+    model: SpikingNet,
+    task: TaskData,
+    T: int | None = None,
+    split: str = "test",
+    batch_size: int = 256,
+    device: torch.device | None = None,
+) -> float:
     """Accuracy of the time-averaged output on ``split`` ("test" or "train")."""
     x_all, y_all = (task.x_test, task.y_test) if split == "test" else (task.x_train, task.y_train)
     device = device or next(model.parameters()).device
@@ -56,8 +75,8 @@ def evaluate(model: SpikingNet, task: TaskData, T: int | None = None, split: str
     model.eval()
     correct = 0
     for i in range(0, len(y_all), batch_size):
-        x = task.encode(x_all[i:i + batch_size], T).to(device)
-        correct += int((model(x).mean(0).argmax(-1).cpu() == y_all[i:i + batch_size]).sum())
+        x = task.encode(x_all[i : i + batch_size], T).to(device)
+        correct += int((model(x).mean(0).argmax(-1).cpu() == y_all[i : i + batch_size]).sum())
     model.train(was_training)
     return correct / len(y_all)
 
@@ -71,14 +90,20 @@ def _build(cfg: TrainConfig, task: TaskData, device: torch.device):
     torch.manual_seed(cfg.seed)
     model = model_for(cfg, task).to(device)
     if cfg.optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt: torch.optim.Optimizer = torch.optim.Adam(
+            model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
     else:
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        opt = torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
     sched: torch.optim.lr_scheduler.LRScheduler
     if cfg.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     else:
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
+        sched = torch.optim.lr_scheduler.MultiStepLR(
+            opt, milestones=list(cfg.milestones), gamma=cfg.gamma
+        )
     return model, opt, sched
 
 
@@ -89,19 +114,27 @@ class _Batches:
     source and any number of processes; rank r keeps elements r, r+W, ... (distributed.shard).
     A last global batch smaller than the number of processes is skipped everywhere (``dropped``)."""
 
-    def __init__(self, cfg: TrainConfig, data: TaskData | RealDataset, ctx: D.DistContext, device: torch.device):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        data: TaskData | RealDataset,
+        ctx: D.DistContext,
+        device: torch.device,
+    ):
         self.cfg, self.data, self.ctx, self.device = cfg, data, ctx, device
         self.n = len(data.y_train) if isinstance(data, TaskData) else len(data.train)
         if cfg.batch_size < ctx.world_size:
-            raise ValueError(f"batch_size {cfg.batch_size} is the global batch: it must be at least the number "
-                             f"of processes ({ctx.world_size})")
+            raise ValueError(
+                f"batch_size {cfg.batch_size} is the global batch: it must be at least the number "
+                f"of processes ({ctx.world_size})"
+            )
         # only the last global batch can be short; it is skipped when some rank would get nothing
         tail = self.n % cfg.batch_size
         self.dropped = tail if 0 < tail < ctx.world_size else 0
 
     def _global(self, epoch: int) -> list[torch.Tensor]:
         order = _epoch_order(self.cfg.seed, epoch, self.n)
-        return [order[i:i + self.cfg.batch_size] for i in range(0, self.n, self.cfg.batch_size)]
+        return [order[i : i + self.cfg.batch_size] for i in range(0, self.n, self.cfg.batch_size)]
 
     def epoch(self, epoch: int):
         cfg, data, ctx = self.cfg, self.data, self.ctx
@@ -112,20 +145,33 @@ class _Batches:
                 yield data.encode(data.x_train[idx], cfg.T), data.y_train[idx], len(g)
             return
         from torch.utils.data import DataLoader
+
         data.train.set_epoch(epoch)
-        loader = DataLoader(data.train, batch_sampler=[D.shard(g, ctx).tolist() for g in batches],
-                            num_workers=cfg.workers, pin_memory=self.device.type == "cuda")
+        loader = DataLoader(
+            data.train,
+            batch_sampler=[D.shard(g, ctx).tolist() for g in batches],
+            num_workers=cfg.workers,
+            pin_memory=self.device.type == "cuda",
+        )
         for (x, y), g in zip(loader, batches):
             yield data.encode(x, cfg.T), y, len(g)
 
 
 @torch.no_grad()
-def evaluate_dataset(model: SpikingNet, data: RealDataset, T: int | None = None, split: str = "test",
-                     batch_size: int = 256, device: torch.device | None = None, workers: int = 0,
-                     ctx: D.DistContext | None = None) -> float:
+def evaluate_dataset(
+    model: SpikingNet,
+    data: RealDataset,
+    T: int | None = None,
+    split: str = "test",
+    batch_size: int = 256,
+    device: torch.device | None = None,
+    workers: int = 0,
+    ctx: D.DistContext | None = None,
+) -> float:
     """Accuracy of the time-averaged output on a data set from disk; under DDP each rank scores
     samples rank, rank+W, ... and the counts are summed."""
     from torch.utils.data import DataLoader, Subset
+
     ctx = ctx or D.DistContext()
     ds = data.test if split == "test" else data.train
     device = device or next(model.parameters()).device
@@ -141,10 +187,17 @@ def evaluate_dataset(model: SpikingNet, data: RealDataset, T: int | None = None,
     return correct_all / n_all
 
 
-def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, loss_fn: SNNLoss, x: torch.Tensor,
-               y: torch.Tensor, amp: torch.dtype | None = None, device: torch.device | None = None,
-               scaler: torch.amp.GradScaler | None = None, share: float | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+def train_step(
+    net: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    loss_fn: SNNLoss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    amp: torch.dtype | None = None,
+    device: torch.device | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    share: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
     """One optimiser step on a batch: forward and loss (under autocast when ``amp``), backward
     of ``loss * share`` (``share``: this rank's weight under DDP), step. Returns (z, loss, parts)."""
     with D.autocast(amp, device or x.device):
@@ -164,8 +217,13 @@ def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, loss_fn: SNNLos
     return z, loss, parts
 
 
-def train(cfg: TrainConfig, out_dir: str | os.PathLike[str] | None = None, resume: bool = False,
-          progress: bool = True, stop_after: int | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    out_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> TrainResult:
     """Train ``cfg``; with ``out_dir``, checkpoint every epoch and log metrics there.
 
     ``stop_after`` ends this call after that many epochs in total (the schedule still spans
@@ -185,8 +243,14 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str] | None = None, resum
         D.shutdown(ctx)
 
 
-def _train(cfg: TrainConfig, ctx: D.DistContext, out_dir: str | os.PathLike[str] | None, resume: bool,
-           progress: bool, stop_after: int | None) -> TrainResult:
+def _train(
+    cfg: TrainConfig,
+    ctx: D.DistContext,
+    out_dir: str | os.PathLike[str] | None,
+    resume: bool,
+    progress: bool,
+    stop_after: int | None,
+) -> TrainResult:
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / CHECKPOINT_NAME if out else None
     state = None
@@ -195,11 +259,14 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, out_dir: str | os.PathLike[str]
             raise ValueError("resume needs out_dir (the run folder holding checkpoint.pt)")
         state = load_checkpoint(ckpt_path)
         saved = TrainConfig.from_dict(state["config"])
-        cfg = dataclasses.replace(saved, epochs=max(saved.epochs, cfg.epochs),
-                                  data_root=cfg.data_root or saved.data_root)
+        cfg = dataclasses.replace(
+            saved, epochs=max(saved.epochs, cfg.epochs), data_root=cfg.data_root or saved.data_root
+        )
     elif ckpt_path is not None and ckpt_path.exists():
-        raise FileExistsError(f"{ckpt_path} already exists: pass resume=True (--resume) to continue "
-                              f"that run, or choose another output folder; nothing was overwritten")
+        raise FileExistsError(
+            f"{ckpt_path} already exists: pass resume=True (--resume) to continue "
+            f"that run, or choose another output folder; nothing was overwritten"
+        )
     device = D.device_for(ctx, cfg.device)
     task = load_data(cfg)
     model, opt, sched = _build(cfg, task, device)
@@ -215,8 +282,9 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, out_dir: str | os.PathLike[str]
             if scaler is not None and "scaler" in state:
                 scaler.load_state_dict(state["scaler"])
         except (RuntimeError, KeyError, ValueError) as e:
-            raise CheckpointError(f"checkpoint {ckpt_path}: does not match the model/optimiser it "
-                                  f"describes: {e}") from e
+            raise CheckpointError(
+                f"checkpoint {ckpt_path}: does not match the model/optimiser it " f"describes: {e}"
+            ) from e
         if cfg.schedule == "cosine" and sched.T_max != cfg.epochs:  # type: ignore[attr-defined]
             # more (or fewer) epochs than the run was started with: continue on the cosine of the
             # new length. CosineAnnealingLR steps recursively from the current lr, which is 0 at
@@ -224,7 +292,10 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, out_dir: str | os.PathLike[str]
             sched.T_max = cfg.epochs  # type: ignore[attr-defined]
             k = sched.last_epoch
             for g, base in zip(opt.param_groups, sched.base_lrs):
-                g["lr"] = sched.eta_min + (base - sched.eta_min) * (1 + math.cos(math.pi * k / cfg.epochs)) / 2
+                g["lr"] = (
+                    sched.eta_min
+                    + (base - sched.eta_min) * (1 + math.cos(math.pi * k / cfg.epochs)) / 2
+                )
             sched._last_lr = [g["lr"] for g in opt.param_groups]  # type: ignore[attr-defined]
         torch.set_rng_state(state["rng"])
         history = list(state.get("history", []))
@@ -237,8 +308,13 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, out_dir: str | os.PathLike[str]
     loss_fn = cfg.loss_fn()
     batches = _Batches(cfg, task, ctx, device)
     end = cfg.epochs if stop_after is None else min(cfg.epochs, max(start_epoch, stop_after))
-    bar = tqdm(range(start_epoch, end), desc=f"train {cfg.task}/{cfg.model}", disable=not (progress and ctx.is_main),
-               initial=start_epoch, total=cfg.epochs)
+    bar = tqdm(
+        range(start_epoch, end),
+        desc=f"train {cfg.task}/{cfg.model}",
+        disable=not (progress and ctx.is_main),
+        initial=start_epoch,
+        total=cfg.epochs,
+    )
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
@@ -250,21 +326,26 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, out_dir: str | os.PathLike[str]
             try:
                 z, loss, parts = train_step(net, opt, loss_fn, x, y, amp, device, scaler, share)
             except FloatingPointError as e:
-                raise FloatingPointError(f"epoch {epoch + 1}: {e}; lower lr (now {cfg.lr}) or check the "
-                                         f"input data") from None
+                raise FloatingPointError(
+                    f"epoch {epoch + 1}: {e}; lower lr (now {cfg.lr}) or check the " f"input data"
+                ) from None
             tot_loss += float(loss.detach()) * len(y)
             tot_correct += int((z.detach().mean(0).argmax(-1) == y).sum())
             for k, v in parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + v * len(y)
         sched.step()
         keys = sorted(parts_sum)
-        sums = D.all_reduce_sum([tot_loss, float(tot_correct), *(parts_sum[k] for k in keys)], ctx, device)
+        sums = D.all_reduce_sum(
+            [tot_loss, float(tot_correct), *(parts_sum[k] for k in keys)], ctx, device
+        )
         n = batches.n - batches.dropped
         D.sync_buffers(model, ctx)
         if isinstance(task, TaskData):
             test_acc = evaluate(model, task, cfg.T, device=device)
         else:
-            test_acc = evaluate_dataset(model, task, cfg.T, device=device, workers=cfg.workers, ctx=ctx)
+            test_acc = evaluate_dataset(
+                model, task, cfg.T, device=device, workers=cfg.workers, ctx=ctx
+            )
         record = {
             "epoch": epoch + 1,
             "train_loss": sums[0] / n,
@@ -282,10 +363,17 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, out_dir: str | os.PathLike[str]
         history.append(record)
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", test=f"{record['test_acc']:.3f}")
         if out is not None and ctx.is_main:
-            payload = {"config": cfg.to_dict(), "model": model.state_dict(),
-                       "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                       "epoch": epoch + 1, "rng": torch.get_rng_state(), "history": history,
-                       "input_shape": list(task.input_shape), "num_classes": task.num_classes}
+            payload = {
+                "config": cfg.to_dict(),
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "epoch": epoch + 1,
+                "rng": torch.get_rng_state(),
+                "history": history,
+                "input_shape": list(task.input_shape),
+                "num_classes": task.num_classes,
+            }
             if scaler is not None:
                 payload["scaler"] = scaler.state_dict()
             save_checkpoint(payload, ckpt_path)  # type: ignore[arg-type]

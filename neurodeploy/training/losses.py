@@ -11,6 +11,7 @@ The teacher's logits are detached. ``direction`` picks the pair for each t:
 measured reproduction: it keeps guidance's gain at reduced timesteps without its cost at full T). KL is averaged over the batch.
 The full training loss is ``CE(mean_t z_t, y) + L_TAG``; TET is ``mean_t CE(z_t, y)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,7 +39,7 @@ class GuidanceConfig:
     lam: float = 1.0
     tau_kd: float = 2.0
     p_drop: float = 0.0
-    direction: str = "both"   # shipped default, chosen by the reproduction (docs/defaults.md)
+    direction: str = "both"  # shipped default, chosen by the reproduction (docs/defaults.md)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lam) and self.lam >= 0):
@@ -78,7 +79,9 @@ def guidance_loss(
         elif cfg.direction == "earlier-teaches-later":
             term = kl_distill(z[t + 1], z[t], cfg.tau_kd)
         else:
-            term = 0.5 * (kl_distill(z[t], z[t + 1], cfg.tau_kd) + kl_distill(z[t + 1], z[t], cfg.tau_kd))
+            term = 0.5 * (
+                kl_distill(z[t], z[t + 1], cfg.tau_kd) + kl_distill(z[t + 1], z[t], cfg.tau_kd)
+            )
         total = total + term
     return cfg.lam * total / (T - 1)
 

@@ -17,6 +17,7 @@ into the config. Anything else is refused, naming the file and the key::
 ``neurodeploy train --config FILE`` reads the recipe; options typed on the same command line
 override it (``--data-root`` is usually given there: a recipe does not know where the data is).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,15 +46,21 @@ def read_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(raw) - fields)
     if unknown:
-        raise ValueError(f"recipe {path}: unknown key(s) {unknown}; allowed: TrainConfig fields {sorted(fields)} "
-                         f"and an [{ABOUT_TABLE}] table")
+        raise ValueError(
+            f"recipe {path}: unknown key(s) {unknown}; allowed: TrainConfig fields {sorted(fields)} "
+            f"and an [{ABOUT_TABLE}] table"
+        )
     for table in ("arch", "data"):
         if table in raw and not isinstance(raw[table], dict):
-            raise ValueError(f"recipe {path}: {table!r} must be a table ([{table}]), got {type(raw[table]).__name__}")
+            raise ValueError(
+                f"recipe {path}: {table!r} must be a table ([{table}]), got {type(raw[table]).__name__}"
+            )
     return raw
 
 
-def load_recipe(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> TrainConfig:
+def load_recipe(
+    path: str | os.PathLike[str], overrides: dict[str, Any] | None = None
+) -> TrainConfig:
     """TrainConfig from a recipe, with ``overrides`` (e.g. command-line options) applied on top."""
     fields = {**read_recipe(path), **(overrides or {})}
     try:
@@ -62,7 +69,9 @@ def load_recipe(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
         raise ValueError(f"recipe {path}: {e}") from e
 
 
-def explicit_options(parser: argparse.ArgumentParser, command: str, argv: Sequence[str] | None) -> set[str]:
+def explicit_options(
+    parser: argparse.ArgumentParser, command: str, argv: Sequence[str] | None
+) -> set[str]:
     """Destinations of the options of ``command`` typed in ``argv`` (not filled from defaults)."""
     for action in parser._actions:  # argparse keeps sub-commands in a _SubParsersAction
         if isinstance(action, argparse._SubParsersAction):

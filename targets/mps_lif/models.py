@@ -14,6 +14,7 @@ with ``vth`` the float threshold (theta, > 0), not an integer.
 Neither model raises: an exception inside a Lava process model hangs the runtime of a graph of
 several processes (lava-nc 0.10, checked), so every parameter is checked by the process's
 constructor and :meth:`SmoothedLIF.check_fixed_pt`, before Lava starts."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,7 +63,9 @@ class PySmoothedLIFModelFixed(PyLoihiProcessModel):
         # vth is an integer here (SmoothedLIF.check_fixed_pt); nothing in a process model may raise:
         # an exception inside one hangs the runtime of a multi-process graph (lava-nc 0.10)
         m_prev = torch.from_numpy(self.m.astype(np.int64))
-        s, m, h = mps_int_step(a, m_prev, dv=int(self.dv), vth=int(self.vth), bias=bias, coef=int(self.coef))
+        s, m, h = mps_int_step(
+            a, m_prev, dv=int(self.dv), vth=int(self.vth), bias=bias, coef=int(self.coef)
+        )
         self.m[:] = m.numpy()
         self.v[:] = h.masked_fill(s, 0).numpy()
         self.s_out.send(s.numpy().astype(np.int32))
@@ -88,7 +91,9 @@ class PySmoothedLIFModelFloat(PyLoihiProcessModel):
         if reset_due(self.time_step, self.proc_params):  # sample boundary: start from 0
             self.m[:] = 0
             self.v[:] = 0
-        bias = np.asarray(self.bias_mant, dtype=np.float64) * 2.0 ** np.asarray(self.bias_exp, np.float64)
+        bias = np.asarray(self.bias_mant, dtype=np.float64) * 2.0 ** np.asarray(
+            self.bias_exp, np.float64
+        )
         i_t = torch.from_numpy(a + from_membrane(bias, a_scale=1.0))
         alpha = coef_to_alpha(int(self.coef))
         params = LIFParams(tau=dv_to_tau(int(self.dv)), theta=float(self.vth), reset="hard")

@@ -17,6 +17,7 @@ units (as Lava's own float LIF takes it), not an integer. A fixed_pt run needs a
 (the process cannot know it, and its model must not raise), instead of truncating it.
 ``vth`` > 0: the float core's threshold is positive, and the quantiser never produces vth = 0.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,21 +39,43 @@ class SmoothedLIF(AbstractProcess):
     ``time_step % P == reset_offset % P`` (as Lava's LIFReset), so that samples can be streamed
     back to back (neurodeploy.targets.lava_reset)."""
 
-    def __init__(self, *, shape: tuple[int, ...], dv: int = 0, vth: float = 10, coef: int = 0,
-                 bias_mant: int | np.ndarray = 0, bias_exp: int | np.ndarray = 0,
-                 reset_interval: int = 0, reset_offset: int = 0,
-                 name: str | None = None, log_config: LogConfig | None = None) -> None:
-        super().__init__(shape=shape, dv=dv, vth=vth, coef=coef, bias_mant=bias_mant, bias_exp=bias_exp,
-                         name=name, log_config=log_config)
+    def __init__(
+        self,
+        *,
+        shape: tuple[int, ...],
+        dv: int = 0,
+        vth: float = 10,
+        coef: int = 0,
+        bias_mant: int | np.ndarray = 0,
+        bias_exp: int | np.ndarray = 0,
+        reset_interval: int = 0,
+        reset_offset: int = 0,
+        name: str | None = None,
+        log_config: LogConfig | None = None,
+    ) -> None:
+        super().__init__(
+            shape=shape,
+            dv=dv,
+            vth=vth,
+            coef=coef,
+            bias_mant=bias_mant,
+            bias_exp=bias_exp,
+            name=name,
+            log_config=log_config,
+        )
         # checked after AbstractProcess.__init__, so that a refused process is still a complete
         # object when Lava's __del__ stops it
         for field, value in (("dv", dv), ("coef", coef)):
             if float(value) != int(value) or not 0 <= int(value) <= DECAY_MAX:
-                raise ValueError(f"SmoothedLIF {name or ''}: {field} = {value} is not an integer "
-                                 f"in 0..{DECAY_MAX}")
+                raise ValueError(
+                    f"SmoothedLIF {name or ''}: {field} = {value} is not an integer "
+                    f"in 0..{DECAY_MAX}"
+                )
         if not (math.isfinite(float(vth)) and 0 < float(vth) <= LOIHI2.vth_max):
-            raise ValueError(f"SmoothedLIF {name or ''}: vth = {vth} outside (0, {LOIHI2.vth_max}] "
-                             "(an integer for fixed_pt, the float threshold for floating_pt)")
+            raise ValueError(
+                f"SmoothedLIF {name or ''}: vth = {vth} outside (0, {LOIHI2.vth_max}] "
+                "(an integer for fixed_pt, the float threshold for floating_pt)"
+            )
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.m = Var(shape=shape, init=0)
@@ -63,8 +86,10 @@ class SmoothedLIF(AbstractProcess):
         self.bias_mant = Var(shape=shape, init=bias_mant)
         self.bias_exp = Var(shape=shape, init=bias_exp)
         if reset_interval < 0 or reset_offset < 0:
-            raise ValueError(f"SmoothedLIF {name or ''}: reset_interval {reset_interval} and "
-                             f"reset_offset {reset_offset} must be >= 0 (interval 0: never)")
+            raise ValueError(
+                f"SmoothedLIF {name or ''}: reset_interval {reset_interval} and "
+                f"reset_offset {reset_offset} must be >= 0 (interval 0: never)"
+            )
         self.proc_params["reset_interval"] = int(reset_interval)
         self.proc_params["reset_offset"] = int(reset_offset)
 
@@ -74,6 +99,8 @@ class SmoothedLIF(AbstractProcess):
         fixed_pt run; the model itself cannot raise (module docstring of the models)."""
         vth = float(np.asarray(self.vth.init).reshape(-1)[0])
         if vth != int(vth):
-            raise ValueError(f"SmoothedLIF {self.name}: vth = {vth} is not an integer; the fixed_pt "
-                             "model needs the 17-bit integer threshold (a float theta is for "
-                             "select_tag='floating_pt')")
+            raise ValueError(
+                f"SmoothedLIF {self.name}: vth = {vth} is not an integer; the fixed_pt "
+                "model needs the 17-bit integer threshold (a float theta is for "
+                "select_tag='floating_pt')"
+            )

@@ -8,15 +8,22 @@ or Triton (CUDA), and ``unavailable_reason(x)`` says when neither can run (other
 precision, numba or triton missing). :class:`neurodeploy.nn.layers.LIF` uses it by
 default (``kernel="auto"``) and falls back to the reference path with a one-line warning.
 """
+
 from neurodeploy.neuron.kernels.fused import (
     FUSED_DTYPES,
-    numba_available,
     lif_multistep_fused,
+    numba_available,
     select_backend,
     unavailable_reason,
 )
 
 KERNELS = ("auto", "fused", "reference")
 
-__all__ = ["FUSED_DTYPES", "KERNELS", "lif_multistep_fused", "numba_available",
-           "select_backend", "unavailable_reason"]
+__all__ = [
+    "FUSED_DTYPES",
+    "KERNELS",
+    "lif_multistep_fused",
+    "numba_available",
+    "select_backend",
+    "unavailable_reason",
+]

@@ -50,6 +50,7 @@ factories, so numba compiles one branch-free, vectorisable inner loop per option
 flag there costs 3-5x); ``detach_reset`` is the factor ``keep`` (0 or 1) on the dR/dS term,
 which leaves dS exact for finite values (a + b*0 = a) and halves the number of variants.
 """
+
 from __future__ import annotations
 
 import functools
@@ -61,16 +62,17 @@ import numpy as np
 
 from neurodeploy.neuron.surrogate import SURROGATE_CODES
 
-BLOCK = 2048            # neurons per block (a few state rows stay in L1/L2)
-GRAD_SCRATCH = 262144   # elements of the backward's T x block scratch of M (1 MiB float32)
-GRAD_BLOCK_MIN = 16     # neurons per backward block at least (one vector width or more)
+BLOCK = 2048  # neurons per block (a few state rows stay in L1/L2)
+GRAD_SCRATCH = 262144  # elements of the backward's T x block scratch of M (1 MiB float32)
+GRAD_BLOCK_MIN = 16  # neurons per backward block at least (one vector width or more)
 
 
 def _make_forward(charge: bool, hard: bool, smooth: bool) -> Callable[..., None]:
     """The forward loop for one option set."""
 
-    def lif_forward_loop(x, out, beta, theta, alpha, oma, one
-                         ):  # pragma: no cover - compiled by numba
+    def lif_forward_loop(
+        x, out, beta, theta, alpha, oma, one
+    ):  # pragma: no cover - compiled by numba
         T, N = x.shape
         nblk = (N + BLOCK - 1) // BLOCK
         for b in range(nblk):
@@ -105,18 +107,33 @@ def _make_backward(charge: bool, hard: bool, smooth: bool, kind: int) -> Callabl
     """The gradient loop for one option set: per block of ``bs`` neurons, the forward re-run
     into a T x bs scratch of M, then the reverse-time sweep over that block."""
 
-    def lif_backward_loop(x, grad_s, gx, dalpha_blk, bs, beta, theta, alpha, oma, one,
-                          keep, width, half_w, inv_w, c_atan):  # pragma: no cover - numba
+    def lif_backward_loop(
+        x,
+        grad_s,
+        gx,
+        dalpha_blk,
+        bs,
+        beta,
+        theta,
+        alpha,
+        oma,
+        one,
+        keep,
+        width,
+        half_w,
+        inv_w,
+        c_atan,
+    ):  # pragma: no cover - numba
         T, N = x.shape
         nblk = (N + bs - 1) // bs
         zero = one - one
-        mb = np.empty((T, bs), x.dtype)     # M(t) of the block's neurons (stays in L2)
-        zrow = np.zeros(bs, x.dtype)        # M(-1) = 0
+        mb = np.empty((T, bs), x.dtype)  # M(t) of the block's neurons (stays in L2)
+        zrow = np.zeros(bs, x.dtype)  # M(-1) = 0
         m = np.empty(bs, x.dtype)
         u = np.empty(bs, x.dtype)
         gm = np.empty(bs, x.dtype)
         gu = np.empty(bs, x.dtype)
-        acc = np.empty(bs, np.float64)      # per neuron: a scalar sum would stop vectorisation
+        acc = np.empty(bs, np.float64)  # per neuron: a scalar sum would stop vectorisation
         for b in range(nblk):
             j0 = b * bs
             n = min(N, j0 + bs) - j0
@@ -125,7 +142,7 @@ def _make_backward(charge: bool, hard: bool, smooth: bool, kind: int) -> Callabl
                 m[k] = zero
                 u[k] = zero
             for t in range(T):
-                xr = x[t, j0:j0 + n]
+                xr = x[t, j0 : j0 + n]
                 mr = mb[t]
                 for k in range(n):
                     if charge:
@@ -149,9 +166,9 @@ def _make_backward(charge: bool, hard: bool, smooth: bool, kind: int) -> Callabl
                 gu[k] = zero
                 acc[k] = 0.0
             for t in range(T - 1, -1, -1):
-                xr = x[t, j0:j0 + n]
-                gsr = grad_s[t, j0:j0 + n]
-                gxr = gx[t, j0:j0 + n]
+                xr = x[t, j0 : j0 + n]
+                gsr = grad_s[t, j0 : j0 + n]
+                gxr = gx[t, j0 : j0 + n]
                 mr = mb[t]
                 pr = mb[t - 1] if t > 0 else zrow
                 for k in range(n):
@@ -167,7 +184,7 @@ def _make_backward(charge: bool, hard: bool, smooth: bool, kind: int) -> Callabl
                         v = h
                     d = v - theta
                     s = one if d > 0 else zero
-                    if kind == 0:       # surrogate dS/dv
+                    if kind == 0:  # surrogate dS/dv
                         g = inv_w if abs(d) < half_w else zero
                     elif kind == 1:
                         z = c_atan * d
@@ -175,8 +192,8 @@ def _make_backward(charge: bool, hard: bool, smooth: bool, kind: int) -> Callabl
                     else:
                         sg = one / (one + np.exp(-(width * d)))
                         g = width * sg * (one - sg)
-                    drdv = one - s if hard else one          # reset partials
-                    drds = keep * (-v if hard else -theta)   # keep = 0: reset detached
+                    drdv = one - s if hard else one  # reset partials
+                    drds = keep * (-v if hard else -theta)  # keep = 0: reset detached
                     if charge:
                         du = gu[k]
                         ds = gsr[k] + du * drds
@@ -211,8 +228,9 @@ def grad_block(T: int, N: int) -> int:
     ``GRAD_SCRATCH`` elements (with the block's rows of I it stays in L2 between the forward
     re-run and the reverse sweep), a multiple of ``GRAD_BLOCK_MIN``, at most ``BLOCK`` and at
     most N."""
-    bs = max(GRAD_BLOCK_MIN, min(BLOCK, GRAD_SCRATCH // max(T, 1)) // GRAD_BLOCK_MIN
-             * GRAD_BLOCK_MIN)
+    bs = max(
+        GRAD_BLOCK_MIN, min(BLOCK, GRAD_SCRATCH // max(T, 1)) // GRAD_BLOCK_MIN * GRAD_BLOCK_MIN
+    )
     return max(1, min(bs, N))
 
 
@@ -227,22 +245,31 @@ def _compile(fn: Callable[..., Any], cache: bool) -> Any:
         return numba.njit(nogil=True, cache=False)(fn)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def forward_kernel(charge: bool, hard: bool, smooth: bool, cache: bool = True) -> Any:
     """The forward dispatcher for one option set (built once per process; numba compiles it
     per dtype at its first call, or loads it from its on-disk cache)."""
     return _compile(_make_forward(charge, hard, smooth), cache)
 
 
-@functools.lru_cache(maxsize=None)
-def backward_kernel(charge: bool, hard: bool, smooth: bool, kind: str, cache: bool = True
-                    ) -> Any:
+@functools.cache
+def backward_kernel(charge: bool, hard: bool, smooth: bool, kind: str, cache: bool = True) -> Any:
     """The backward dispatcher for one option set (see :func:`forward_kernel`)."""
     return _compile(_make_backward(charge, hard, smooth, SURROGATE_CODES[kind]), cache)
 
 
-def lif_forward(x: np.ndarray, out: np.ndarray, *, beta: float, theta: float, alpha: float,
-                oma: float, charge: bool, hard: bool, smooth: bool) -> None:
+def lif_forward(
+    x: np.ndarray,
+    out: np.ndarray,
+    *,
+    beta: float,
+    theta: float,
+    alpha: float,
+    oma: float,
+    charge: bool,
+    hard: bool,
+    smooth: bool,
+) -> None:
     """Run the neuron over input ``x`` (T, N); write the spikes into ``out`` (T, N, allocated by
     the caller)."""
     dt = x.dtype.type
@@ -250,9 +277,22 @@ def lif_forward(x: np.ndarray, out: np.ndarray, *, beta: float, theta: float, al
     kern(x, out, dt(beta), dt(theta), dt(alpha), dt(oma), dt(1))
 
 
-def lif_backward(x: np.ndarray, grad_s: np.ndarray, gx: np.ndarray, *, beta: float,
-                 theta: float, alpha: float, oma: float, charge: bool, hard: bool, smooth: bool,
-                 detach: bool, kind: str, width: float) -> float:
+def lif_backward(
+    x: np.ndarray,
+    grad_s: np.ndarray,
+    gx: np.ndarray,
+    *,
+    beta: float,
+    theta: float,
+    alpha: float,
+    oma: float,
+    charge: bool,
+    hard: bool,
+    smooth: bool,
+    detach: bool,
+    kind: str,
+    width: float,
+) -> float:
     """Write dL/dI (T, N) into ``gx`` (allocated by the caller) from the input ``x`` (T, N) and
     the upstream dL/dS ``grad_s`` (T, N); the smoothed state M is rebuilt block by block
     (:func:`grad_block`), nothing is kept from the forward. Returns dL/dalpha (summed in
@@ -262,7 +302,21 @@ def lif_backward(x: np.ndarray, grad_s: np.ndarray, gx: np.ndarray, *, beta: flo
     dalpha = np.zeros(max(1, math.ceil(x.shape[1] / bs)), np.float64)
     kern = backward_kernel(charge, hard, smooth, kind)
     # the surrogate's constants rounded as torch rounds the Python scalars of surrogate.py
-    kern(x, grad_s, gx, dalpha, bs, dt(beta), dt(theta), dt(alpha), dt(oma), dt(1),
-         dt(0) if detach else dt(1), dt(width), dt(width / 2), dt(1) / dt(width),
-         dt(math.pi / 2 * width))
+    kern(
+        x,
+        grad_s,
+        gx,
+        dalpha,
+        bs,
+        dt(beta),
+        dt(theta),
+        dt(alpha),
+        dt(oma),
+        dt(1),
+        dt(0) if detach else dt(1),
+        dt(width),
+        dt(width / 2),
+        dt(1) / dt(width),
+        dt(math.pi / 2 * width),
+    )
     return float(dalpha.sum())

@@ -14,6 +14,7 @@ state M block by block of neurons in a small scratch
 (:func:`neurodeploy.neuron.kernels.cpu.lif_backward`) and allocates only dL/dI (the reference path
 keeps several tensors per timestep in the autograd graph).
 """
+
 from __future__ import annotations
 
 import functools
@@ -45,8 +46,9 @@ def select_backend(device_type: str, dtype: torch.dtype) -> tuple[str, str | Non
         why = triton_lif.unavailable_reason_for(dtype)
         return ("triton", None) if why is None else ("reference", why)
     if device_type != "cpu":
-        return "reference", (f"no fused kernel for {device_type} tensors (numba on CPU, "
-                             f"Triton on CUDA)")
+        return "reference", (
+            f"no fused kernel for {device_type} tensors (numba on CPU, " f"Triton on CUDA)"
+        )
     if dtype not in FUSED_DTYPES:
         return "reference", f"the fused kernel supports float32/float64, got {dtype}"
     if not numba_available():
@@ -72,8 +74,12 @@ def _alpha_values(alpha: torch.Tensor | float | None) -> tuple[float, float]:
 
 class _FusedLIF(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, alpha: torch.Tensor | None,  # type: ignore[override]
-                cfg: dict[str, Any]) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        alpha: torch.Tensor | None,  # type: ignore[override]
+        cfg: dict[str, Any],
+    ) -> torch.Tensor:
         x2 = x.detach().reshape(x.shape[0], -1).contiguous()
         spikes = torch.empty_like(x2)
         cpu.lif_forward(x2.numpy(), spikes.numpy(), **_fwd_args(cfg))
@@ -90,8 +96,15 @@ class _FusedLIF(torch.autograd.Function):
         xn = x2.numpy()
         g = grad_s.reshape(x2.shape).to(x2.dtype).contiguous().numpy()
         grad_x = torch.empty_like(x2)
-        dalpha = cpu.lif_backward(xn, g, grad_x.numpy(), detach=cfg["detach"],
-                                  kind=cfg["kind"], width=cfg["width"], **_fwd_args(cfg))
+        dalpha = cpu.lif_backward(
+            xn,
+            g,
+            grad_x.numpy(),
+            detach=cfg["detach"],
+            kind=cfg["kind"],
+            width=cfg["width"],
+            **_fwd_args(cfg),
+        )
         gx = grad_x.reshape(ctx.x_shape) if ctx.needs_input_grad[0] else None
         ga = None
         if alpha is not None and ctx.needs_input_grad[1]:
@@ -103,8 +116,9 @@ def _fwd_args(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: cfg[k] for k in ("beta", "theta", "alpha", "oma", "charge", "hard", "smooth")}
 
 
-def lif_multistep_fused(x: torch.Tensor, alpha: torch.Tensor | float | None,
-                        p: LIFParams) -> torch.Tensor:
+def lif_multistep_fused(
+    x: torch.Tensor, alpha: torch.Tensor | float | None, p: LIFParams
+) -> torch.Tensor:
     """Same contract and, in float32 and float64, the same spikes as
     :func:`neurodeploy.neuron.lif.lif_multistep` (T, B, ...) -> (T, B, ...), from one compiled loop
     (numba on CPU, Triton on CUDA: :func:`select_backend`);
@@ -120,14 +134,27 @@ def lif_multistep_fused(x: torch.Tensor, alpha: torch.Tensor | float | None,
     if backend == "triton":
         return triton_lif.lif_multistep_triton(x, alpha, p)
     a, oma = _alpha_values(alpha)
-    cfg = {"beta": p.beta, "theta": p.theta, "alpha": a, "oma": oma,
-           "charge": p.mps_mode == "charge", "hard": p.reset == "hard",
-           "smooth": alpha is not None, "detach": p.detach_reset,
-           "kind": p.surrogate.kind, "width": p.surrogate.w}
+    cfg = {
+        "beta": p.beta,
+        "theta": p.theta,
+        "alpha": a,
+        "oma": oma,
+        "charge": p.mps_mode == "charge",
+        "hard": p.reset == "hard",
+        "smooth": alpha is not None,
+        "detach": p.detach_reset,
+        "kind": p.surrogate.kind,
+        "width": p.surrogate.w,
+    }
     a_t = alpha if isinstance(alpha, torch.Tensor) else None
     out: torch.Tensor = _FusedLIF.apply(x, a_t, cfg)
     return out
 
 
-__all__ = ["FUSED_DTYPES", "numba_available", "lif_multistep_fused", "select_backend",
-           "unavailable_reason"]
+__all__ = [
+    "FUSED_DTYPES",
+    "lif_multistep_fused",
+    "numba_available",
+    "select_backend",
+    "unavailable_reason",
+]

@@ -42,6 +42,7 @@ Where it runs: CUDA tensors of dtype float32 with triton importable (half precis
 float64 on CUDA fall back to the reference path). CPU tensors of dtype float32/float64 go
 through Triton's interpreter (for tests and debugging only: slow).
 """
+
 from __future__ import annotations
 
 import functools
@@ -54,7 +55,7 @@ from torch.autograd.function import once_differentiable
 from neurodeploy.neuron.lif import LIFParams, check_alpha, check_input
 from neurodeploy.neuron.surrogate import SURROGATE_CODES
 
-try:                                   # triton is optional: without it the module still imports
+try:  # triton is optional: without it the module still imports
     import triton
     import triton.language as tl
 except Exception:  # noqa: BLE001 - a broken triton install counts as "not available"
@@ -63,8 +64,8 @@ except Exception:  # noqa: BLE001 - a broken triton install counts as "not avail
 
 GPU_DTYPES = (torch.float32,)
 INTERPRETER_DTYPES = (torch.float32, torch.float64)
-BLOCK = 128            # neurons per program on the GPU (untuned)
-NUM_WARPS = 4          # untuned
+BLOCK = 128  # neurons per program on the GPU (untuned)
+NUM_WARPS = 4  # untuned
 # GPU compile options: no multiply-add contraction, so every product and sum is rounded on its
 # own as in the reference's separate torch ops (the float32 forward can then match it bit for bit)
 LAUNCH_OPTIONS = {"num_warps": NUM_WARPS, "enable_fp_fusion": False}
@@ -94,13 +95,23 @@ def unavailable_reason_for(dtype: torch.dtype) -> str | None:
 # TRITON_INTERPRET=1 having been set before triton was imported.
 # ---------------------------------------------------------------------------------------------
 
+
 def _add(a, b):  # type: ignore[no-untyped-def]
     return a + b
 
 
-def _lif_fwd(x_ptr, out_ptr, c_ptr, N, T,  # type: ignore[no-untyped-def]
-             CHARGE: tl.constexpr, HARD: tl.constexpr, SMOOTH: tl.constexpr,
-             RECORD: tl.constexpr, BLOCK: tl.constexpr):
+def _lif_fwd(
+    x_ptr,
+    out_ptr,
+    c_ptr,
+    N,
+    T,  # type: ignore[no-untyped-def]
+    CHARGE: tl.constexpr,
+    HARD: tl.constexpr,
+    SMOOTH: tl.constexpr,
+    RECORD: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     """Spikes S (or, with RECORD, the smoothed state M) of N neurons over T steps."""
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
@@ -113,7 +124,7 @@ def _lif_fwd(x_ptr, out_ptr, c_ptr, N, T,  # type: ignore[no-untyped-def]
     u = tl.full([BLOCK], 0.0, x_ptr.dtype.element_ty)
     xp = x_ptr + offs
     op = out_ptr + offs
-    for _t in range(T):                       # runtime trip count: not unrolled
+    for _t in range(T):  # runtime trip count: not unrolled
         xv = tl.load(xp, mask=mask, other=0.0)
         if CHARGE:
             h = beta * u + xv
@@ -143,9 +154,22 @@ def _lif_fwd(x_ptr, out_ptr, c_ptr, N, T,  # type: ignore[no-untyped-def]
         op += N
 
 
-def _lif_bwd(x_ptr, mg_ptr, gs_ptr, dalpha_ptr, c_ptr, N, T, last,  # type: ignore[no-untyped-def]
-             CHARGE: tl.constexpr, HARD: tl.constexpr, SMOOTH: tl.constexpr,
-             KEEP: tl.constexpr, KIND: tl.constexpr, BLOCK: tl.constexpr):
+def _lif_bwd(
+    x_ptr,
+    mg_ptr,
+    gs_ptr,
+    dalpha_ptr,
+    c_ptr,
+    N,
+    T,
+    last,  # type: ignore[no-untyped-def]
+    CHARGE: tl.constexpr,
+    HARD: tl.constexpr,
+    SMOOTH: tl.constexpr,
+    KEEP: tl.constexpr,
+    KIND: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     """Reverse-time sweep: ``mg`` holds M (T, N) on entry and dL/dI on return; ``gs`` is
     dL/dS; ``last`` = (T - 1) * N; one float64 partial of dL/dalpha per program."""
     pid = tl.program_id(0)
@@ -165,11 +189,11 @@ def _lif_bwd(x_ptr, mg_ptr, gs_ptr, dalpha_ptr, c_ptr, N, T, last,  # type: igno
     xp = x_ptr + last + offs
     mp = mg_ptr + last + offs
     gp = gs_ptr + last + offs
-    m_cur = tl.load(mp, mask=mask, other=0.0)            # M(T-1)
-    for i in range(T):                                   # t = T-1 .. 0
+    m_cur = tl.load(mp, mask=mask, other=0.0)  # M(T-1)
+    for i in range(T):  # t = T-1 .. 0
         t = T - 1 - i
-        lim = tl.where(t > 0, N, 0)                      # no row -1: M(-1) = 0
-        m_prev = tl.load(mp - N, mask=offs < lim, other=0.0)    # M(t-1), still M
+        lim = tl.where(t > 0, N, 0)  # no row -1: M(-1) = 0
+        m_prev = tl.load(mp - N, mask=offs < lim, other=0.0)  # M(t-1), still M
         xv = tl.load(xp, mask=mask, other=0.0)
         gsv = tl.load(gp, mask=mask, other=0.0)
         if CHARGE:
@@ -185,7 +209,7 @@ def _lif_bwd(x_ptr, mg_ptr, gs_ptr, dalpha_ptr, c_ptr, N, T, last,  # type: igno
             v = h
         d = v - theta
         s = tl.where(d > 0, 1.0, 0.0)
-        if KIND == 0:                                     # surrogate dS/dv
+        if KIND == 0:  # surrogate dS/dv
             g = tl.where(tl.abs(d) < half_w, inv_w, 0.0)
         elif KIND == 1:
             z = c_atan * d
@@ -193,7 +217,7 @@ def _lif_bwd(x_ptr, mg_ptr, gs_ptr, dalpha_ptr, c_ptr, N, T, last,  # type: igno
         else:
             sg = 1.0 / (1.0 + tl.exp(-(width * d)))
             g = width * sg * (1.0 - sg)
-        if HARD:                                          # reset partials dR/dv, dR/dS
+        if HARD:  # reset partials dR/dv, dR/dS
             drdv = 1.0 - s
             drds = -v
         else:
@@ -232,7 +256,7 @@ def _lif_bwd(x_ptr, mg_ptr, gs_ptr, dalpha_ptr, c_ptr, N, T, last,  # type: igno
                 gm = alpha * gm + beta * dh
             else:
                 gm = beta * dh
-        tl.store(mp, dh.to(x_ptr.dtype.element_ty), mask=mask)   # row t of M already read
+        tl.store(mp, dh.to(x_ptr.dtype.element_ty), mask=mask)  # row t of M already read
         m_cur = m_prev
         xp -= N
         mp -= N
@@ -263,8 +287,7 @@ def _consts(x: torch.Tensor, alpha: torch.Tensor | float | None, p: LIFParams) -
     dtype), 1 - alpha in alpha's own dtype for a tensor, in double for a float."""
     w = p.surrogate.w
     a = 0.0 if (alpha is None or isinstance(alpha, torch.Tensor)) else float(alpha)
-    c = torch.tensor([p.beta, p.theta, a, 1.0 - a, w, w / 2, 0.0, math.pi / 2 * w],
-                     dtype=x.dtype)
+    c = torch.tensor([p.beta, p.theta, a, 1.0 - a, w, w / 2, 0.0, math.pi / 2 * w], dtype=x.dtype)
     c[C_INV_W] = 1 / c[C_WIDTH]
     c = c.to(x.device)
     if isinstance(alpha, torch.Tensor):
@@ -274,8 +297,9 @@ def _consts(x: torch.Tensor, alpha: torch.Tensor | float | None, p: LIFParams) -
     return c
 
 
-def _launch(kernel: Any, grid: tuple[int], interpret: bool, device: torch.device,
-            *args: Any, **const: Any) -> None:
+def _launch(
+    kernel: Any, grid: tuple[int], interpret: bool, device: torch.device, *args: Any, **const: Any
+) -> None:
     if interpret:
         kernel[grid](*args, **const)
         return
@@ -289,15 +313,32 @@ def _flags(cfg: dict[str, Any]) -> dict[str, Any]:
 
 class _TritonLIF(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, alpha: torch.Tensor | None,  # type: ignore[override]
-                consts: torch.Tensor, cfg: dict[str, Any]) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        alpha: torch.Tensor | None,  # type: ignore[override]
+        consts: torch.Tensor,
+        cfg: dict[str, Any],
+    ) -> torch.Tensor:
         x2 = x.detach().reshape(x.shape[0], -1).contiguous()
         T, N = x2.shape
         spikes = torch.empty_like(x2)
         fwd, _ = _kernels(cfg["interpret"])
         if N > 0:
-            _launch(fwd, (triton.cdiv(N, cfg["block"]),), cfg["interpret"], x2.device,
-                    x2, spikes, consts, N, T, RECORD=False, BLOCK=cfg["block"], **_flags(cfg))
+            _launch(
+                fwd,
+                (triton.cdiv(N, cfg["block"]),),
+                cfg["interpret"],
+                x2.device,
+                x2,
+                spikes,
+                consts,
+                N,
+                T,
+                RECORD=False,
+                BLOCK=cfg["block"],
+                **_flags(cfg),
+            )
         ctx.save_for_backward(x2, alpha, consts)
         ctx.cfg = cfg
         ctx.x_shape = x.shape
@@ -312,16 +353,42 @@ class _TritonLIF(torch.autograd.Function):
         blk = cfg["block"]
         nprog = triton.cdiv(N, blk) if N > 0 else 0
         g = grad_s.reshape(x2.shape).to(x2.dtype).contiguous()
-        grad_x = torch.empty_like(x2)             # the rebuilt state M, then dL/dI in place
+        grad_x = torch.empty_like(x2)  # the rebuilt state M, then dL/dI in place
         partials = torch.zeros(max(nprog, 1), dtype=torch.float64, device=x2.device)
         fwd, bwd = _kernels(cfg["interpret"])
         if N > 0:
-            _launch(fwd, (nprog,), cfg["interpret"], x2.device,
-                    x2, grad_x, consts, N, T, RECORD=True, BLOCK=blk, **_flags(cfg))
-            _launch(bwd, (nprog,), cfg["interpret"], x2.device,
-                    x2, grad_x, g, partials, consts, N, T, (T - 1) * N,
-                    KEEP=not cfg["detach"], KIND=SURROGATE_CODES[cfg["kind"]], BLOCK=blk,
-                    **_flags(cfg))
+            _launch(
+                fwd,
+                (nprog,),
+                cfg["interpret"],
+                x2.device,
+                x2,
+                grad_x,
+                consts,
+                N,
+                T,
+                RECORD=True,
+                BLOCK=blk,
+                **_flags(cfg),
+            )
+            _launch(
+                bwd,
+                (nprog,),
+                cfg["interpret"],
+                x2.device,
+                x2,
+                grad_x,
+                g,
+                partials,
+                consts,
+                N,
+                T,
+                (T - 1) * N,
+                KEEP=not cfg["detach"],
+                KIND=SURROGATE_CODES[cfg["kind"]],
+                BLOCK=blk,
+                **_flags(cfg),
+            )
         gx = grad_x.reshape(ctx.x_shape) if ctx.needs_input_grad[0] else None
         ga = None
         if alpha is not None and ctx.needs_input_grad[1]:
@@ -329,8 +396,9 @@ class _TritonLIF(torch.autograd.Function):
         return gx, ga, None, None
 
 
-def lif_multistep_triton(x: torch.Tensor, alpha: torch.Tensor | float | None, p: LIFParams,
-                         *, block: int | None = None) -> torch.Tensor:
+def lif_multistep_triton(
+    x: torch.Tensor, alpha: torch.Tensor | float | None, p: LIFParams, *, block: int | None = None
+) -> torch.Tensor:
     """Same contract as :func:`neurodeploy.neuron.lif.lif_multistep` (T, B, ...) -> (T, B, ...), by the
     Triton kernels: compiled on CUDA tensors (float32), interpreted on CPU tensors (float32,
     float64; tests only). ``block``: neurons per program (a power of two; default
@@ -344,11 +412,14 @@ def lif_multistep_triton(x: torch.Tensor, alpha: torch.Tensor | float | None, p:
         raise ValueError("Triton LIF kernel: triton is not installed (pip install triton)")
     if interpret:
         if x.dtype not in INTERPRETER_DTYPES:
-            raise ValueError(f"Triton LIF kernel (interpreter, CPU tensors): float32/float64 "
-                             f"only, got {x.dtype}")
+            raise ValueError(
+                f"Triton LIF kernel (interpreter, CPU tensors): float32/float64 "
+                f"only, got {x.dtype}"
+            )
     elif x.device.type != "cuda":
-        raise ValueError(f"Triton LIF kernel: CUDA (or CPU, interpreted) tensors only, got "
-                         f"{x.device.type}")
+        raise ValueError(
+            f"Triton LIF kernel: CUDA (or CPU, interpreted) tensors only, got " f"{x.device.type}"
+        )
     else:
         why = unavailable_reason_for(x.dtype)
         if why is not None:
@@ -356,13 +427,25 @@ def lif_multistep_triton(x: torch.Tensor, alpha: torch.Tensor | float | None, p:
     blk = BLOCK if block is None else int(block)
     if blk < 1 or blk & (blk - 1):
         raise ValueError(f"Triton LIF kernel: block must be a power of two, got {block}")
-    cfg = {"charge": p.mps_mode == "charge", "hard": p.reset == "hard",
-           "smooth": alpha is not None, "detach": p.detach_reset, "kind": p.surrogate.kind,
-           "block": blk, "interpret": interpret}
+    cfg = {
+        "charge": p.mps_mode == "charge",
+        "hard": p.reset == "hard",
+        "smooth": alpha is not None,
+        "detach": p.detach_reset,
+        "kind": p.surrogate.kind,
+        "block": blk,
+        "interpret": interpret,
+    }
     a_t = alpha if isinstance(alpha, torch.Tensor) else None
     out: torch.Tensor = _TritonLIF.apply(x, a_t, _consts(x, alpha, p), cfg)
     return out
 
 
-__all__ = ["BLOCK", "GPU_DTYPES", "INTERPRETER_DTYPES", "lif_multistep_triton",
-           "triton_available", "unavailable_reason_for"]
+__all__ = [
+    "BLOCK",
+    "GPU_DTYPES",
+    "INTERPRETER_DTYPES",
+    "lif_multistep_triton",
+    "triton_available",
+    "unavailable_reason_for",
+]
