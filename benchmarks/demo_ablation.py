@@ -52,11 +52,15 @@ def main() -> None:
     lines = [
         "# Demo configuration, four arms",
         "",
-        f"Date {time.strftime('%Y-%m-%d')}; machine {platform.machine()} {platform.processor() or ''}, "
-        f"{torch.get_num_threads()} torch threads, Python {platform.python_version()}, torch {torch.__version__}, "
+        f"Date {time.strftime('%Y-%m-%d')}; machine {platform.machine()} "
+        f"{platform.processor() or ''}, "
+        f"{torch.get_num_threads()} torch threads, Python {platform.python_version()}, "
+        f"torch {torch.__version__}, "
         f"numpy {numpy.__version__}; wall time {time.time() - t_start:.0f} s.",
-        f"Task event-digits, model vgg, T={DEMO_CONFIG.T}, epochs {a.epochs}, batch {DEMO_CONFIG.batch_size}, "
-        f"Adam lr {DEMO_CONFIG.lr} cosine, seeds {a.seeds}; guidance lam={DEMO_CONFIG.lam}, tau_kd={DEMO_CONFIG.tau_kd}, "
+        f"Task event-digits, model vgg, T={DEMO_CONFIG.T}, epochs {a.epochs}, "
+        f"batch {DEMO_CONFIG.batch_size}, "
+        f"Adam lr {DEMO_CONFIG.lr} cosine, seeds {a.seeds}; guidance lam={DEMO_CONFIG.lam}, "
+        f"tau_kd={DEMO_CONFIG.tau_kd}, "
         f"p_drop={DEMO_CONFIG.p_drop}, direction {DEMO_CONFIG.direction}; "
         f"MPS alpha_init=0.5, reset reading.",
         "",

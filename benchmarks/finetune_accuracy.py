@@ -69,20 +69,29 @@ def run_one(task: str, seed: int, epochs: int, tmp: Path) -> dict:
 
 def render(records: list[dict], meta: dict) -> str:
     p = lambda v: f"{100 * v:.2f}"  # noqa: E731
+    finetune_epochs = records[0]["finetune_epochs"] if records else "-"
     lines = [
-        "# Hardware-constrained fine-tuning: float, post-training quantisation, fine-tuned integer, stock neurons",
+        "# Hardware-constrained fine-tuning: float, post-training quantisation, "
+        "fine-tuned integer, stock neurons",
         "",
         f"Date {meta['date']}; {meta['machine']}, Python {meta['python']}, torch {meta['torch']}, "
-        f"{meta['threads']} torch thread(s); wall time {meta['wall_s']:.0f} s. Accuracies in % on the test set; "
-        "integer accuracies are the integer program for Loihi 2 run with the reference simulator's arithmetic "
-        "(bit-exact with Lava fixed_pt). Float models: MPS + guidance, the reproduction's full epochs, T=4. "
-        f"Fine-tuning: {records[0]['finetune_epochs'] if records else '-'} epochs of quantisation-aware training "
-        "(Adam 5e-4, cosine), the epoch kept by integer accuracy on the training set. Stock: alpha annealed to 0 "
-        "over the first half of the steps, then vanilla LIF in netx's formats (weight exponent 0, bias exponent "
+        f"{meta['threads']} torch thread(s); wall time {meta['wall_s']:.0f} s. "
+        "Accuracies in % on the test set; "
+        "integer accuracies are the integer program for Loihi 2 run with the reference "
+        "simulator's arithmetic "
+        "(bit-exact with Lava fixed_pt). Float models: MPS + guidance, the reproduction's "
+        "full epochs, T=4. "
+        f"Fine-tuning: {finetune_epochs} epochs of quantisation-aware training "
+        "(Adam 5e-4, cosine), the epoch kept by integer accuracy on the training set. "
+        "Stock: alpha annealed to 0 "
+        "over the first half of the steps, then vanilla LIF in netx's formats "
+        "(weight exponent 0, bias exponent "
         "6); 'alpha:=0 PTQ' is what setting alpha to 0 without fine-tuning gives.",
         "",
-        "| task | model | seed | float | PTQ | fine-tuned int | int - float (points) | alpha:=0 PTQ | stock fine-tuned int "
-        "| stock - float (points) | stock float | cores Loihi 1 / 2 | fine-tune s (mps / stock) |",
+        "| task | model | seed | float | PTQ | fine-tuned int | int - float (points) "
+        "| alpha:=0 PTQ | stock fine-tuned int "
+        "| stock - float (points) | stock float | cores Loihi 1 / 2 "
+        "| fine-tune s (mps / stock) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
@@ -90,7 +99,8 @@ def render(records: list[dict], meta: dict) -> str:
         lines.append(
             f"| {r['task']} | {r['model']} | {r['seed']} | {p(m['float_acc_before'])} | {p(m['ptq_acc'])} | "
             f"{p(m['int_acc'])} | {100 * (m['int_acc'] - m['float_acc_before']):+.2f} | "
-            f"{p(s['stock_ptq_acc'])} | {p(s['int_acc'])} | {100 * (s['int_acc'] - s['float_acc_before']):+.2f} | "
+            f"{p(s['stock_ptq_acc'])} | {p(s['int_acc'])} | "
+            f"{100 * (s['int_acc'] - s['float_acc_before']):+.2f} | "
             f"{p(s['float_acc'])} | {r['cores']['loihi1']} / {r['cores']['loihi2']} | "
             f"{m['seconds']:.0f} / {s['seconds']:.0f} |"
         )
@@ -102,10 +112,12 @@ def render(records: list[dict], meta: dict) -> str:
         or r["stock"]["saturations"]
         or r["stock"]["wraps"]
     ]
+    over_tasks = "none" if not over else ", ".join(r["task"] for r in over)
     lines += [
         "",
-        f"Saturations/wraps during fine-tuning: {'none' if not over else ', '.join(r['task'] for r in over)}.",
-        "One test sample is 100/360 = 0.28 points on digits and event-digits, 0.1 on seq1d, 0.2 on shapes3d.",
+        f"Saturations/wraps during fine-tuning: {over_tasks}.",
+        "One test sample is 100/360 = 0.28 points on digits and event-digits, 0.1 on seq1d, "
+        "0.2 on shapes3d.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -11,8 +11,8 @@ Times are medians of ``--reps`` after ``--warmup`` runs. Peak memory: what one
 forward+backward adds (see :func:`peak_bytes`). Neuron settings: tau=2 (beta=0.5), threshold 1,
 hard reset to 0, reset detached, each library's default surrogate (norse: its LIF defaults,
 a current-based LIF; lava-dl: CUBA with current decay 1, voltage decay 0.5); ours with
-smoothing on (alpha=0.5, learnable) and off. First-call compile time of our kernel is measured in fresh subprocesses with an empty
-and then a warm numba cache (``--device cuda``: Triton's kernel cache).
+smoothing on (alpha=0.5, learnable) and off. First-call compile time of our kernel is measured
+in fresh subprocesses with an empty and then a warm numba cache (``--device cuda``: Triton's kernel cache).
 
 Our fused rows run the numba loops on CPU and, with ``--device cuda``, the Triton kernels of
 neurodeploy.neuron.kernels.triton_lif (forced: ``kernel="fused"``, so a missing or failing Triton
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import json
 import os
 import platform
@@ -233,7 +234,7 @@ def memory_peaks(conts: list[Contestant], sizes: tuple, B: int, dev: str) -> dic
                 try:
                     case = Case(c, T, n, B, lin, dev)
                     case.step(True)
-                    pk = peak_bytes(lambda: case.step(True), dev)
+                    pk = peak_bytes(functools.partial(case.step, True), dev)
                 except Exception:  # noqa: BLE001 - failures are reported by the timing pass
                     continue
                 if pk is not None:

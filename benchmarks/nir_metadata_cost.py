@@ -92,10 +92,13 @@ def main() -> None:
         "# What ignoring the NIR metadata costs",
         "",
         f"Date {time.strftime('%Y-%m-%d')}; {platform.machine()}, Python {platform.python_version()}, torch "
-        f"{torch.__version__}; seeds {a.seeds}; wall time {time.time() - t0:.0f} s. Models: MPS + guidance with the shipped defaults ("
+        f"{torch.__version__}; seeds {a.seeds}; wall time {time.time() - t0:.0f} s. "
+        "Models: MPS + guidance with the shipped defaults ("
         "guidance in both directions), T=4, the reproduction's epochs and learning rates. 'own': "
-        "imported from NIR honouring metadata['neurodeploy'] (identical to the trained model with BatchNorm "
-        "folded). 'metadata ignored': the same file read as plain LIF neurons, which is what any NIR tool that "
+        "imported from NIR honouring metadata['neurodeploy'] (identical to the trained model "
+        "with BatchNorm "
+        "folded). 'metadata ignored': the same file read as plain LIF neurons, which is what "
+        "any NIR tool that "
         "does not know our metadata computes.",
         "",
         "| task | own accuracy | metadata ignored | cost (points) | learned alpha (mean over layers) |",

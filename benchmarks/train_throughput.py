@@ -15,6 +15,7 @@ gives samples/s. Writes benchmarks/results/train_throughput.md and .json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -138,14 +139,12 @@ def main() -> None:
 
 def machine_and_versions() -> dict:
     cpu = platform.machine()
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         cpu = next(
             line.split(":", 1)[1].strip()
             for line in Path("/proc/cpuinfo").read_text().splitlines()
             if line.startswith("model name")
         )
-    except (OSError, StopIteration):
-        pass
     v = {"python": platform.python_version(), "torch": torch.__version__}
     for dist in ("numba", "lava-dl"):
         try:

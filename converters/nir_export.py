@@ -60,7 +60,7 @@ def _linear(m: nn.Linear, name: str, _in: Shape, _out: Shape, _dt: float) -> Exp
     return [(name, nir.Affine(weight=_np(m.weight), bias=_np(m.bias)))]
 
 
-def _conv_bias(m: nn.Module) -> np.ndarray:
+def _conv_bias(m: nn.Conv1d | nn.Conv2d) -> np.ndarray:
     return _np(m.bias) if m.bias is not None else np.zeros(m.out_channels, dtype=np.float32)
 
 
@@ -124,6 +124,11 @@ def _flatten(m: nn.Flatten, name: str, in_shape: Shape, _out: Shape, _dt: float)
     ]
 
 
+def _first(v: int | tuple[int, ...]) -> int:
+    """A 1-D pooling size (torch stores a 1-tuple, its type also allows an int) as an int."""
+    return v if isinstance(v, int) else v[0]
+
+
 def _pair(v: Any) -> np.ndarray:
     return np.array(v if isinstance(v, (tuple, list)) else (v, v))
 
@@ -146,7 +151,9 @@ def _avgpool2d(m: nn.AvgPool2d, name: str, _in: Shape, _out: Shape, _dt: float) 
     return [(name, nir.AvgPool2d(**args))]
 
 
-def _depthwise_mean(name: str, channels: int, length: int, kernel: int, stride: int) -> nir.Conv1d:
+def _depthwise_mean(
+    name: str, channels: int, *, length: int, kernel: int, stride: int
+) -> nir.Conv1d:
     """Per-channel mean over ``kernel`` samples as a Conv1d. Written dense (weight 1/k on the
     channel diagonal, 0 elsewhere, groups=1) because nir 1.0.8's type inference ignores
     ``groups``; with spike inputs the zero terms change nothing, so the result is exact."""
@@ -165,12 +172,12 @@ def _depthwise_mean(name: str, channels: int, length: int, kernel: int, stride: 
 
 
 def _avgpool1d(m: nn.AvgPool1d, name: str, in_shape: Shape, _out: Shape, _dt: float) -> Exported:
-    k, s, p = m.kernel_size[0], m.stride[0], m.padding[0]
+    k, s, p = _first(m.kernel_size), _first(m.stride), _first(m.padding)
     if p or m.ceil_mode:
         raise NIRConversionError(
             name, "padding", "only unpadded AvgPool1d (ceil_mode=False) is exported"
         )
-    node = _depthwise_mean("AvgPool1d", in_shape[0], in_shape[1], k, s)
+    node = _depthwise_mean("AvgPool1d", in_shape[0], length=in_shape[1], kernel=k, stride=s)
     return [(name, node)]
 
 
@@ -186,7 +193,8 @@ def _global_pool(m: GlobalPool, name: str, in_shape: Shape, _out: Shape, _dt: fl
         end_dim=-1,
         metadata={METADATA_KEY: {"from": "GlobalPool(mean)"}},
     )
-    return [(name, _depthwise_mean("GlobalPool(mean)", c, n, n, n)), (f"{name}_flatten", flat)]
+    mean = _depthwise_mean("GlobalPool(mean)", c, length=n, kernel=n, stride=n)
+    return [(name, mean), (f"{name}_flatten", flat)]
 
 
 def lif_node(layer: LIF, shape: Shape, dt: float) -> nir.LIF:

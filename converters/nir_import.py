@@ -22,7 +22,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import nir
 import numpy as np
@@ -107,11 +107,11 @@ def _read_node(name: str, d: Any) -> nir.NIRNode:
         raise NIRConversionError(name, "type", "nested subgraphs are not supported")
     try:
         cls = nir.str2NIRNode(kind)
-    except Exception:
+    except (AssertionError, KeyError):  # nir asserts the name (KeyError under python -O)
         cls = None
     if cls is None or not isinstance(cls, type):
         raise NIRConversionError(name, "type", f"unknown NIR node type {kind!r}")
-    d = {k: v for k, v in d.items()}
+    d = dict(d)
     d["type"] = kind
     try:
         return nir.dict2NIRNode(d)
@@ -128,7 +128,17 @@ def _read_node(name: str, d: Any) -> nir.NIRNode:
         ) from e
 
 
-def _arr(node_name: str, node: nir.NIRNode, field: str, required: bool = True) -> np.ndarray | None:
+@overload
+def _arr(
+    node_name: str, node: nir.NIRNode, field: str, *, required: Literal[True] = True
+) -> np.ndarray: ...
+@overload
+def _arr(node_name: str, node: nir.NIRNode, field: str, *, required: bool) -> np.ndarray | None: ...
+def _arr(
+    node_name: str, node: nir.NIRNode, field: str, *, required: bool = True
+) -> np.ndarray | None:
+    """``node.field`` as a finite float64 array; a missing field is an error naming it, or
+    None where not ``required``."""
     if not hasattr(node, field) or getattr(node, field) is None:
         if required:
             raise NIRConversionError(node_name, field, "missing")
@@ -222,19 +232,6 @@ def _conv(name: str, node: nir.NIRNode, shape: tuple[int, ...], ctx: _Ctx) -> Mo
             return [PerStep(GlobalPool("mean"))]
         if meta["from"] == "AvgPool1d":
             return [PerStep(nn.AvgPool1d(k, int(node.stride)))]
-    cls = nn.Conv2d if two_d else nn.Conv1d
-    stride, pad, dil = (
-        (
-            tuple(int(v) for v in np.atleast_1d(getattr(node, f)))
-            for f in ("stride", "padding", "dilation")
-        )
-        if not isinstance(node.padding, str)
-        else (
-            tuple(int(v) for v in np.atleast_1d(node.stride)),
-            node.padding,
-            tuple(int(v) for v in np.atleast_1d(node.dilation)),
-        )
-    )
     groups = int(node.groups)
     if shape[0] != w.shape[1] * groups:
         raise NIRConversionError(
@@ -243,21 +240,64 @@ def _conv(name: str, node: nir.NIRNode, shape: tuple[int, ...], ctx: _Ctx) -> Mo
             f"expects {w.shape[1] * groups} input channels but the previous "
             f"node gives shape {shape}",
         )
-    conv = cls(
-        w.shape[1] * groups,
-        w.shape[0],
-        tuple(w.shape[2:]),
-        stride=stride,
-        padding=pad,
-        dilation=dil,
-        groups=groups,
-        bias=b is not None,
-    )
+    c_in, c_out = w.shape[1] * groups, w.shape[0]
+    conv: nn.Conv1d | nn.Conv2d
+    if two_d:
+        conv = nn.Conv2d(
+            c_in,
+            c_out,
+            (w.shape[2], w.shape[3]),
+            stride=_ints2(name, node, "stride"),
+            padding=node.padding
+            if isinstance(node.padding, str)
+            else _ints2(name, node, "padding"),
+            dilation=_ints2(name, node, "dilation"),
+            groups=groups,
+            bias=b is not None,
+        )
+    else:
+        conv = nn.Conv1d(
+            c_in,
+            c_out,
+            (w.shape[2],),
+            stride=_ints1(name, node, "stride"),
+            padding=node.padding
+            if isinstance(node.padding, str)
+            else _ints1(name, node, "padding"),
+            dilation=_ints1(name, node, "dilation"),
+            groups=groups,
+            bias=b is not None,
+        )
     with torch.no_grad():
         conv.weight.copy_(_tensor(node.weight))
-        if b is not None:
+        if conv.bias is not None:  # there is one exactly where the node has a bias
             conv.bias.copy_(_tensor(node.bias))
     return [PerStep(conv)]
+
+
+def _ints(name: str, node: nir.NIRNode, field: str, n: int) -> tuple[int, ...]:
+    """A convolution's ``field`` (stride, padding, dilation) as ``n`` ints, one per spatial
+    axis; a single value stands for every axis (as torch reads it)."""
+    v = tuple(int(x) for x in np.atleast_1d(getattr(node, field)))
+    if len(v) == 1:
+        v = v * n
+    if len(v) != n:
+        raise NIRConversionError(
+            name, field, f"expected 1 or {n} values for a {n}-D convolution, got {len(v)}"
+        )
+    return v
+
+
+def _ints1(name: str, node: nir.NIRNode, field: str) -> tuple[int]:
+    """``field`` of a Conv1d node (see :func:`_ints`)."""
+    (a,) = _ints(name, node, field, 1)
+    return (a,)
+
+
+def _ints2(name: str, node: nir.NIRNode, field: str) -> tuple[int, int]:
+    """``field`` of a Conv2d node (see :func:`_ints`)."""
+    a, b = _ints(name, node, field, 2)
+    return a, b
 
 
 def _is_diagonal_mean(w: np.ndarray) -> bool:
@@ -277,13 +317,16 @@ def _flatten(name: str, node: nir.Flatten, shape: tuple[int, ...], ctx: _Ctx) ->
 
 
 def _pool(name: str, node: nir.NIRNode, shape: tuple[int, ...], ctx: _Ctx) -> Modules:
-    k, s, p = (
-        tuple(int(v) for v in np.broadcast_to(_arr(name, node, f), (2,)))
-        for f in ("kernel_size", "stride", "padding")
-    )
+    k, s, p = (_pair(_arr(name, node, f)) for f in ("kernel_size", "stride", "padding"))
     if isinstance(node, nir.SumPool2d):
         return [PerStep(nn.AvgPool2d(k, s, p, divisor_override=1))]
     return [PerStep(nn.AvgPool2d(k, s, p))]
+
+
+def _pair(a: np.ndarray) -> tuple[int, int]:
+    """A pooling window field (one value or one per spatial axis) as (height, width)."""
+    h, w = np.broadcast_to(a, (2,))
+    return int(h), int(w)
 
 
 def _scale(name: str, node: nir.Scale, shape: tuple[int, ...], ctx: _Ctx) -> Modules:

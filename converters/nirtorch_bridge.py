@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from neurodeploy.neuron.lif import LIFState, initial_state, lif_step
+from neurodeploy.nn.layers import LIF, PerStep
 
 from .nir_common import DEFAULT_DT
 from .nir_import import _Ctx, _importer
@@ -30,7 +31,7 @@ from .nir_import import _Ctx, _importer
 class LIFStep(nn.Module):
     """One timestep of one of our LIF layers: ``(x, state) -> (spikes, state)``."""
 
-    def __init__(self, layer: nn.Module) -> None:
+    def __init__(self, layer: LIF) -> None:
         super().__init__()
         self.layer = layer
 
@@ -57,9 +58,9 @@ def _single(node_type: type, dt: float) -> Callable[[nir.NIRNode], nn.Module]:
                 f"{type(node).__name__} node needs {len(mods)} modules; not supported through nirtorch"
             )
         mod = mods[0]
-        if hasattr(mod, "params") and hasattr(mod, "alpha"):
+        if isinstance(mod, LIF):
             return LIFStep(mod)
-        return mod.module if hasattr(mod, "module") else mod
+        return mod.module if isinstance(mod, PerStep) else mod
 
     return build
 

@@ -54,6 +54,7 @@ def summarize(label: str, res: TrainResult, seconds: float) -> str:
 
 def run_demo(
     out_dir: str | Path,
+    *,
     epochs: int | None = None,
     compare: bool = True,
     progress: bool = True,
@@ -102,8 +103,8 @@ def run_demo(
             deploy(
                 results[0][1].model,
                 cfg.task,
-                cfg.T,
-                Path(out_dir) / "deploy",
+                T=cfg.T,
+                out_dir=Path(out_dir) / "deploy",
                 target=target,
                 lava_samples=lava_samples,
             )

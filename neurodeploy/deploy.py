@@ -21,6 +21,7 @@ from neurodeploy.targets import TARGETS
 def deploy(
     model: SpikingNet,
     task_name: str,
+    *,
     T: int,
     out_dir: str | Path,
     hardware: str = "loihi2",
@@ -47,7 +48,7 @@ def deploy(
         export_netx(prog, out / "model.netx.h5")  # refuses smoothed neurons, naming the layer
     prog.meta.update(task=task_name, T=T)
     prog.save(out / "model.int.npz")
-    rep = compare(from_nir, prog, task, T)
+    rep = compare(from_nir, prog, task=task, T=T)
     conf = verify(
         from_nir, prog, task, T, n=lava_samples, lava=target != "reference", target=target
     )

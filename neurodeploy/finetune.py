@@ -132,7 +132,8 @@ class FinetuneResult:
                     if self.stock_ptq_acc is not None
                     else ""
                 ),
-                f"  float after  {pts(self.float_acc)}   integer after (reference arithmetic) {pts(self.int_acc)}",
+                f"  float after  {pts(self.float_acc)}   "
+                f"integer after (reference arithmetic) {pts(self.int_acc)}",
                 f"  alpha: {', '.join(f'{n}={a:.3f}' for n, a in self.model.alphas().items()) or '-'}"
                 + (f"; files in {self.out_dir}" if self.out_dir else ""),
             ]
@@ -169,6 +170,7 @@ def _encode_all(task: TaskData, split: str, T: int) -> tuple[torch.Tensor, torch
 def finetune(
     checkpoint: str | os.PathLike[str],
     hardware: str | None = None,
+    *,
     out_dir: str | os.PathLike[str] | None = None,
     config: FinetuneConfig | None = None,
     progress: bool = True,

@@ -37,6 +37,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import re
@@ -63,7 +64,8 @@ _VM_ORIGINAL_FIELD = re.compile(
 )
 # Patched:   "    x: ByteEncoder = field(default_factory=ByteEncoder)"
 _VM_PATCHED_FIELD = re.compile(
-    r"^[ \t]+\w+[ \t]*:[ \t]*ByteEncoder[ \t]*=[ \t]*field\([ \t]*default_factory[ \t]*=[ \t]*ByteEncoder[ \t]*\)",
+    r"^[ \t]+\w+[ \t]*:[ \t]*ByteEncoder[ \t]*=[ \t]*"
+    r"field\([ \t]*default_factory[ \t]*=[ \t]*ByteEncoder[ \t]*\)",
     re.MULTILINE,
 )
 # "from dataclasses import dataclass, InitVar"  (single line, no parentheses)
@@ -212,16 +214,12 @@ def _atomic_write(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        try:
+        with contextlib.suppress(OSError):
             os.chmod(tmp, path.stat().st_mode & 0o7777)
-        except OSError:
-            pass
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 
@@ -285,8 +283,7 @@ def lava_search_roots() -> list[Path]:
     except (ImportError, ValueError):
         spec = None
     if spec is not None:
-        for loc in spec.submodule_search_locations or []:
-            roots.append(Path(loc))
+        roots.extend(Path(loc) for loc in spec.submodule_search_locations or [])
         if spec.origin and spec.origin not in ("namespace", "built-in"):
             roots.append(Path(spec.origin).parent)
     for key in ("purelib", "platlib"):

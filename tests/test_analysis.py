@@ -68,8 +68,8 @@ def test_reduced_timestep_accuracy_equals_running_fewer_steps():
         progress=False,
     )
     task = load_task("digits", T=4)
-    by_t = accuracy_by_timesteps(res.model, task, 4, [1, 2, 3, 4])
+    by_t = accuracy_by_timesteps(res.model, task, T=4, steps=[1, 2, 3, 4])
     for t in (1, 2, 4):
         assert by_t[t] == evaluate(res.model, task, T=t)
     with pytest.raises(ValueError, match="steps"):
-        accuracy_by_timesteps(res.model, task, 4, [5])
+        accuracy_by_timesteps(res.model, task, T=4, steps=[5])

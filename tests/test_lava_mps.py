@@ -1,6 +1,8 @@
 """Our smoothed-reset Lava process (SmoothedLIF) against the integer core and Lava's stock LIF."""
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -98,6 +100,20 @@ def test_conv_network_with_smoothed_neurons_bit_exact():
     _compare(prog, 5)
 
 
+def _mutate_first_layer_and_build(field: str, value: Callable[[Any], Any]) -> None:
+    """Set ``field`` of layer c1 of a fresh conv program to ``value(old)``, then build its
+    LavaTarget: either step may refuse the value."""
+    bad = conv_program(6, graded=False)
+    layer = bad.layers[0]
+    if field == "weight":  # the weights live on the layer's synapse, which checks its geometry
+        layer.synapse = dataclasses.replace(
+            layer.synapse, weight=value(layer.synapse.weight), where="layer c1"
+        )
+    else:
+        setattr(layer, field, value(getattr(layer, field)))
+    LavaTarget(bad)
+
+
 def test_bad_programs_and_inputs_are_refused_before_lava_starts():
     import multiprocessing as mp
 
@@ -111,18 +127,8 @@ def test_bad_programs_and_inputs_are_refused_before_lava_starts():
         ("weight", lambda w: w + 1, "even"),
         ("coef", lambda c: 5000, "coef"),
     ):
-        bad = conv_program(6, graded=False)
-        layer = bad.layers[0]
         with pytest.raises(ValueError, match=rf"layer c1: .*{match}|layer c1: {match}"):
-            if (
-                field == "weight"
-            ):  # the weights live on the layer's synapse, which checks its geometry
-                layer.synapse = dataclasses.replace(
-                    layer.synapse, weight=value(layer.synapse.weight), where="layer c1"
-                )
-            else:
-                setattr(layer, field, value(getattr(layer, field)))
-            LavaTarget(bad)
+            _mutate_first_layer_and_build(field, value)
     assert len(mp.active_children()) <= before
 
 

@@ -1,5 +1,6 @@
 """The neuron core against hand-computed traces and an independent plain LIF."""
 
+import inspect
 import math
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 
 from neurodeploy.neuron.lif import LIFParams, lif_multistep, lif_trace
 from neurodeploy.neuron.surrogate import Surrogate
-from neurodeploy.nn.layers import LIF
+from neurodeploy.nn.layers import LIF, LIFOptions, NeuronConfig
 
 I = 0.9  # constant input; tau = 2 (beta = 0.5), theta = 1, alpha = 0.5
 
@@ -20,7 +21,8 @@ def run(alpha, reset, mode, steps=4, dtype=torch.float64):
 # Hand-computed (see the derivations in the comments).
 CASES = {
     # reset reading, hard: H = .5 M + .9; U = H(1-S); M = .5 M + .5 U
-    # t1 H=.9 U=.9 M=.45 | t2 H=1.125 S U=0 M=.225 | t3 H=1.0125 S U=0 M=.1125 | t4 H=.95625 U=.95625 M=.534375
+    # t1 H=.9 U=.9 M=.45 | t2 H=1.125 S U=0 M=.225 | t3 H=1.0125 S U=0 M=.1125
+    # t4 H=.95625 U=.95625 M=.534375
     ("reset", "hard"): dict(
         s=[0, 1, 1, 0],
         h=[0.9, 1.125, 1.0125, 0.95625],
@@ -199,3 +201,13 @@ def test_bad_input_errors():
         layer.a.fill_(float("nan"))
     with pytest.raises(ValueError, match="alpha"):
         layer(torch.rand(2, 3))
+
+
+def test_neuron_config_options_are_the_lif_keyword_arguments():
+    """LIFOptions (NeuronConfig's typed keywords) names exactly LIF's parameters, and build()
+    passes them on."""
+    params = set(inspect.signature(LIF).parameters)
+    assert LIFOptions.__optional_keys__ == params and not LIFOptions.__required_keys__
+    layer = NeuronConfig(tau=4.0, theta=0.75, mps=False, reset="soft").build()
+    assert (layer.params.tau, layer.params.theta, layer.params.reset) == (4.0, 0.75, "soft")
+    assert layer.a is None

@@ -340,10 +340,13 @@ def _mutate(g, node_i, kind, field_i, value):
 )
 def test_mutated_graphs_fail_only_with_documented_errors(base, node_i, kind, field_i, value):
     g = _mutate(_base_graph(base), node_i, kind, field_i, value)
+    error: NIRConversionError | NIRFileError | None = None
     try:
         model = nir_to_model(g)
     except (NIRConversionError, NIRFileError) as e:
-        assert "node" in str(e) or ".nir" in str(e)
+        error = e
+    if error is not None:
+        assert "node" in str(error) or ".nir" in str(error)
         return
     x = torch.rand(2, 2, *model.input_shape)
     with torch.no_grad():
@@ -430,3 +433,44 @@ def test_sumpool_scale_and_li_from_other_producers():
         "Affine",
         "LI",
     ]
+
+
+def _conv2d_graph(stride, padding):
+    """in (1, 4, 4) -> Conv2d(1 -> 1, 2x2 of ones) -> out, as another producer may write it."""
+    conv = nir.Conv2d(
+        input_shape=None,
+        weight=np.ones((1, 1, 2, 2), np.float32),
+        stride=stride,
+        padding=padding,
+        dilation=1,
+        groups=1,
+        bias=np.zeros(1, np.float32),
+    )
+    return nir.NIRGraph(
+        nodes={
+            "in": nir.Input(input_type=np.array([1, 4, 4])),
+            "conv": conv,
+            "out": nir.Output(output_type=np.array([1, 3, 3])),
+        },
+        edges=[("in", "conv"), ("conv", "out")],
+        type_check=False,
+    )
+
+
+def test_conv2d_single_stride_value_applies_to_both_axes():
+    m = nir_to_model(_conv2d_graph(np.array([2]), 1))  # one stride value, padding 1 on each side
+    (conv,) = [l for l in m.modules() if isinstance(l, nn.Conv2d)]
+    assert conv.stride == (2, 2) and conv.padding == (1, 1) and conv.dilation == (1, 1)
+    # ones (4x4) padded to 6x6, 2x2 windows of ones at stride 2: a corner window holds one input
+    # value, an edge window two, the centre four
+    want = torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]])
+    with torch.no_grad():
+        out = m(torch.ones(1, 1, 1, 4, 4))
+    assert torch.equal(out[0, 0, 0], want)
+
+
+def test_conv2d_geometry_of_the_wrong_length_names_node_and_field():
+    with pytest.raises(NIRConversionError) as e:
+        nir_to_model(_conv2d_graph(np.array([1, 1, 1]), 0))
+    assert (e.value.node, e.value.field) == ("conv", "stride")
+    assert "expected 1 or 2 values" in str(e.value)

@@ -169,15 +169,14 @@ def test_us_to_snntorch(tmp_path, name, shape):
     assert len(leaky) == len(model.lif_layers())
     x = (torch.rand(T, 3, *shape) < 0.4).float()
     ours, out = _our_spikes(model, x)
-    for b in range(
-        x.shape[1]
-    ):  # snntorch's imported Flatten also flattens the batch axis: one sample at a time
+    # snntorch's imported Flatten also flattens the batch axis: one sample at a time
+    for b in range(x.shape[1]):
         for m in leaky:
             m.reset_mem()
         rec = {i: [] for i in range(len(leaky))}
         hooks = [
             m.register_forward_hook(
-                lambda _m, _i, o, i=i: rec[i].append(o[0] if isinstance(o, tuple) else o)
+                lambda _m, _i, o, i=i, rec=rec: rec[i].append(o[0] if isinstance(o, tuple) else o)
             )
             for i, m in enumerate(leaky)
         ]

@@ -70,7 +70,7 @@ def test_program_fields_and_save_load(tmp_path):
             b.in_shape,
         )
     x = torch.rand(4, 3, 1, 6, 6).numpy()
-    xi, clipped = prog.quantize_input(x)
+    xi, _ = prog.quantize_input(x)
     r1, r2 = ReferenceTarget(prog).run(xi), ReferenceTarget(back).run(xi)
     assert all(np.array_equal(a, b) for a, b in zip(r1.spikes, r2.spikes)) and np.array_equal(
         r1.output, r2.output
@@ -172,7 +172,7 @@ def test_event_digits_integer_accuracy_close_to_float(tmp_path, capsys):
     assert "integer (reference simulator)" in out and (tmp_path / "m.int.npz").exists()
     model, _ = load_model(tmp_path / "run" / "checkpoint.pt")
     task = load_task("event-digits", T=4)
-    rep = compare(model, quantize_for_task(model, task, LOIHI2), task, 4)
+    rep = compare(model, quantize_for_task(model, task, LOIHI2), task=task, T=4)
     assert rep.float_acc > 0.8
     assert abs(rep.int_acc - rep.float_acc) <= 0.03, (rep.float_acc, rep.int_acc)
     assert all(l.spike_agreement > 0.97 for l in rep.layers[:-1])

@@ -5,6 +5,7 @@ labels and hand-counted frame values; missing folders give the promised message.
 from __future__ import annotations
 
 import pickle
+import shutil
 
 import h5py
 import numpy as np
@@ -78,7 +79,8 @@ def test_event_binning_hand_counted():
     )
     f = bin_events(ev, FrameSpec((4, 3), 2, 3, "events"))
     assert f.shape == (3, 2, 3, 4) and f.sum() == 6
-    # time order: t=1 (x1,y0,p0), t=2 (x1,y0,p0) | t=5 (x0,y0,p1), t=9 (x2,y1,p1) | t=9 (x2,y1,p1), t=30 (x3,y2,p0)
+    # time order: t=1 (x1,y0,p0), t=2 (x1,y0,p0) | t=5 (x0,y0,p1), t=9 (x2,y1,p1)
+    #           | t=9 (x2,y1,p1), t=30 (x3,y2,p0)
     assert f[0, 0, 0, 1] == 2
     assert f[1, 1, 0, 0] == 1 and f[1, 1, 1, 2] == 1
     assert f[2, 1, 1, 2] == 1 and f[2, 0, 2, 3] == 1
@@ -108,9 +110,7 @@ def test_out_of_range_event_is_an_error_naming_the_file():
 def test_per_class_split_is_first_ninety_percent():
     labels = [0] * 10 + [1] * 5
     tr, te = per_class_split(labels, 0.9)
-    assert tr == list(range(9)) + [10, 11, 12, 13, 14] and te == [
-        9
-    ]  # ceil(4.5) = 5: class 1 all train
+    assert tr == [*range(9), 10, 11, 12, 13, 14] and te == [9]  # ceil(4.5) = 5: class 1 all train
 
 
 # ------------------------------------------------------------------ CIFAR10-DVS
@@ -125,7 +125,7 @@ def test_cifar10_dvs_aedat_and_npz_give_the_same_frames(tmp_path):
     x, y = da.train[0]
     assert x.shape == (4, 2, 128, 128) and y == 0
     # hand count: 40 events, 10 per frame, at the written pixels
-    t, xs, ys, ps = truth["cifar10_airplane_0.aedat"]
+    _, xs, ys, ps = truth["cifar10_airplane_0.aedat"]
     expect = np.zeros((4, 2, 128, 128), dtype=np.float32)
     for k in range(40):
         expect[k * 4 // 40, ps[k], ys[k], xs[k]] += 1
@@ -201,12 +201,10 @@ def test_nmnist_bin_files(tmp_path):
     for k in range(30):
         expect[(t[k] - t[0]) * 3 // span, ps[k], ys[k], xs[k]] += 1
     np.testing.assert_array_equal(x.numpy(), expect)
+    shutil.rmtree(tmp_path / "NMNIST" / "Test")
     with pytest.raises(
         DatasetNotFoundError, match=r"N-MNIST.*Test.*expected <root>/Train/\{0..9\}/\*.bin"
     ):
-        import shutil
-
-        shutil.rmtree(tmp_path / "NMNIST" / "Test")
         load_dataset("n-mnist", tmp_path, T=3)
 
 
@@ -289,8 +287,8 @@ def test_shd_h5(tmp_path):
     assert x7.shape == (14, 100) and x7[0, 99] == 1 and x7[13, 1] == 1
     with pytest.raises(ValueError, match="events up to 1.39.*beyond duration=1.0"):
         load_dataset("shd", tmp_path, T=10, duration=1.0)
+    (tmp_path / "SHD" / "shd_test.h5").unlink()
     with pytest.raises(DatasetNotFoundError, match="SHD.*shd_test.h5"):
-        (tmp_path / "SHD" / "shd_test.h5").unlink()
         load_dataset("shd", tmp_path, T=10)
 
 

@@ -82,7 +82,7 @@ class TaskData:
 
 
 def encode_time_major(
-    x: torch.Tensor, data: Any, T: int | None, what: str, reload: str
+    x: torch.Tensor, data: Any, T: int | None, *, what: str, reload: str
 ) -> torch.Tensor:
     """The encoding of :meth:`TaskData.encode` for any ``data`` with ``name``, ``T``, ``temporal``
     and ``input_shape`` (offline tasks and data sets on disk); ``what``/``reload`` word the errors."""

@@ -117,6 +117,7 @@ def simulate_events(
     canvas: torch.Tensor,
     T: int,
     seed: int,
+    *,
     noise_rate: float = NOISE_RATE,
     motion_scale: float = 1.0,
 ) -> torch.Tensor:
@@ -149,8 +150,8 @@ def simulate_events(
     rate = torch.tensor([noise_rate * n_slots], dtype=torch.float64)
     count = int(torch.poisson(rate, generator=gen))
     flat = torch.randint(0, n_slots, (count,), generator=gen)
-    i, m, p, y, x = torch.unravel_index(flat, slots)
-    frames[i, m * T // MICRO_STEPS, p, y, x] = True
+    i, micro, p, y, x = torch.unravel_index(flat, slots)
+    frames[i, micro * T // MICRO_STEPS, p, y, x] = True
     return frames.to(torch.float32)
 
 

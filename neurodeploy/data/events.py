@@ -209,6 +209,7 @@ def augment_frames(
     x: torch.Tensor,
     kinds: Sequence[str],
     rng: np.random.Generator,
+    *,
     roll_max: int = 5,
     cutout_frac: float = 0.25,
 ) -> torch.Tensor:
@@ -252,6 +253,7 @@ class EventFrames(SampleDataset):
         labels: list[int],
         read: Callable[[int], Events],
         spec: FrameSpec,
+        *,
         augment: Sequence[str] = (),
         seed: int = 0,
         roll_max: int = 5,
@@ -274,7 +276,9 @@ class EventFrames(SampleDataset):
         return to_output(bin_events(self.read(index), self.spec, self.sources[index]), self.spec)
 
     def augment(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        return augment_frames(x, self.kinds, rng, self.roll_max, self.cutout_frac)
+        return augment_frames(
+            x, self.kinds, rng, roll_max=self.roll_max, cutout_frac=self.cutout_frac
+        )
 
 
 # ---------------------------------------------------------------------------------- readers
@@ -405,6 +409,7 @@ def _size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
 def _result(
     name: str,
     root: Path,
+    *,
     T: int,
     spec: FrameSpec,
     classes: Sequence[str],
@@ -426,6 +431,7 @@ def load_cifar10_dvs(
     root: str | Path,
     T: int = 4,
     seed: int = 0,
+    *,
     size: int | Sequence[int] | None = 48,
     binning: str = "events",
     train_fraction: float = 0.9,
@@ -448,8 +454,8 @@ def load_cifar10_dvs(
     ]
     if missing or empty:
         raise DatasetNotFoundError(
-            f"CIFAR10-DVS: {base} is incomplete: missing class folder(s) {missing}, empty {empty}; expected "
-            f"{layout} (1000 recordings per class). Obtain {C10DVS_SOURCE}."
+            f"CIFAR10-DVS: {base} is incomplete: missing class folder(s) {missing}, empty "
+            f"{empty}; expected {layout} (1000 recordings per class). Obtain {C10DVS_SOURCE}."
         )
     files, labels = [], []
     for c, name in enumerate(CIFAR10_DVS_CLASSES):
@@ -466,14 +472,20 @@ def load_cifar10_dvs(
             [labels[i] for i in idx],
             FileReader(sel, read_cifar10_dvs),
             spec,
-            aug,
-            seed,
-            roll_max,
-            cutout_frac,
+            augment=aug,
+            seed=seed,
+            roll_max=roll_max,
+            cutout_frac=cutout_frac,
         )
 
     return _result(
-        "cifar10-dvs", base, T, spec, CIFAR10_DVS_CLASSES, make(tr, augment), make(te, ())
+        "cifar10-dvs",
+        base,
+        T=T,
+        spec=spec,
+        classes=CIFAR10_DVS_CLASSES,
+        train=make(tr, augment),
+        test=make(te, ()),
     )
 
 
@@ -481,6 +493,7 @@ def load_dvs_gesture(
     root: str | Path,
     T: int = 16,
     seed: int = 0,
+    *,
     size: int | Sequence[int] | None = None,
     binning: str = "events",
     augment: Sequence[str] = (),
@@ -498,10 +511,13 @@ def load_dvs_gesture(
     root = Path(root)
     base = first_existing(root, ["DVSGesture", ""])
     how = (
-        "Obtain tonic's preprocessed archives ibmGestureTrain.tar.gz and ibmGestureTest.tar.gz (tonic.datasets."
-        "DVSGesture.train_url / test_url) and extract both into <root>."
+        "Obtain tonic's preprocessed archives ibmGestureTrain.tar.gz and ibmGestureTest.tar.gz "
+        "(tonic.datasets.DVSGesture.train_url / test_url) and extract both into <root>."
     )
-    layout = "<root>/ibmGestureTrain/user<NN>_<lighting>/<label>.npy and <root>/ibmGestureTest/... (labels 0-10)"
+    layout = (
+        "<root>/ibmGestureTrain/user<NN>_<lighting>/<label>.npy and <root>/ibmGestureTest/... "
+        "(labels 0-10)"
+    )
     spec = FrameSpec(DVS128, 2, T, binning, size=_size(size), binary=binary)
     parts = []
     for split, aug in (("ibmGestureTrain", augment), ("ibmGestureTest", ())):
@@ -524,19 +540,28 @@ def load_dvs_gesture(
                 labels,
                 FileReader(files, read_gesture_npy),
                 spec,
-                aug,
-                seed,
-                roll_max,
-                cutout_frac,
+                augment=aug,
+                seed=seed,
+                roll_max=roll_max,
+                cutout_frac=cutout_frac,
             )
         )
-    return _result("dvs-gesture", base, T, spec, DVS_GESTURE_CLASSES, parts[0], parts[1])
+    return _result(
+        "dvs-gesture",
+        base,
+        T=T,
+        spec=spec,
+        classes=DVS_GESTURE_CLASSES,
+        train=parts[0],
+        test=parts[1],
+    )
 
 
 def load_nmnist(
     root: str | Path,
     T: int = 10,
     seed: int = 0,
+    *,
     size: int | Sequence[int] | None = None,
     binning: str = "time",
     augment: Sequence[str] = (),
@@ -549,7 +574,10 @@ def load_nmnist(
     root = Path(root)
     base = first_existing(root, ["NMNIST", ""])
     layout = "<root>/Train/{0..9}/*.bin and <root>/Test/{0..9}/*.bin"
-    how = "Obtain N-MNIST (Orchard et al. 2015; Train.zip and Test.zip of its release) and extract both into <root>."
+    how = (
+        "Obtain N-MNIST (Orchard et al. 2015; Train.zip and Test.zip of its release) and extract "
+        "both into <root>."
+    )
     spec = FrameSpec(NMNIST_SENSOR, 2, T, binning, size=_size(size), binary=binary)
     parts = []
     for split, aug in (("Train", augment), ("Test", ())):
@@ -571,19 +599,28 @@ def load_nmnist(
                 labels,
                 FileReader(files, read_bin),
                 spec,
-                aug,
-                seed,
-                roll_max,
-                cutout_frac,
+                augment=aug,
+                seed=seed,
+                roll_max=roll_max,
+                cutout_frac=cutout_frac,
             )
         )
-    return _result("n-mnist", base, T, spec, [str(d) for d in range(10)], parts[0], parts[1])
+    return _result(
+        "n-mnist",
+        base,
+        T=T,
+        spec=spec,
+        classes=[str(d) for d in range(10)],
+        train=parts[0],
+        test=parts[1],
+    )
 
 
 def load_ncaltech101(
     root: str | Path,
     T: int = 10,
     seed: int = 0,
+    *,
     size: int | Sequence[int] | None = 48,
     binning: str = "events",
     train_fraction: float = 0.9,
@@ -627,13 +664,21 @@ def load_ncaltech101(
             [labels[i] for i in idx],
             FileReader(sel, read_ncaltech_bin),
             spec,
-            aug,
-            seed,
-            roll_max,
-            cutout_frac,
+            augment=aug,
+            seed=seed,
+            roll_max=roll_max,
+            cutout_frac=cutout_frac,
         )
 
-    return _result("n-caltech101", base, T, spec, classes, make(tr, augment), make(te, ()))
+    return _result(
+        "n-caltech101",
+        base,
+        T=T,
+        spec=spec,
+        classes=classes,
+        train=make(tr, augment),
+        test=make(te, ()),
+    )
 
 
 class _SHDReader:
@@ -653,6 +698,7 @@ def load_shd(
     root: str | Path,
     T: int = 100,
     seed: int = 0,
+    *,
     duration: float = SHD_DEFAULT_DURATION_S,
     channel_factor: int = 1,
     binary: bool = False,
@@ -718,10 +764,16 @@ def load_shd(
                 labels,
                 _SHDReader(times, units),
                 spec,
-                (),
-                seed,
+                augment=(),
+                seed=seed,
             )
         )
     return _result(
-        "shd", base, T, spec, [str(c) for c in range(SHD_NUM_CLASSES)], parts[0], parts[1]
+        "shd",
+        base,
+        T=T,
+        spec=spec,
+        classes=[str(c) for c in range(SHD_NUM_CLASSES)],
+        train=parts[0],
+        test=parts[1],
     )

@@ -58,7 +58,7 @@ def read_off(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     head = tokens[0][3:]
     rest = tokens[1:]
     if head:  # "OFF490 518 0": counts glued to the keyword
-        rest = [head] + rest
+        rest = [head, *rest]
     try:
         nv, nf = int(rest[0]), int(rest[1])
         vals = rest[3:]
@@ -114,6 +114,7 @@ class PointClouds(SampleDataset):
         labels: list[int],
         layout: str,
         num_points: int,
+        *,
         augment: Sequence[str] = (),
         seed: int = 0,
         resample_each_epoch: bool = False,
@@ -232,6 +233,7 @@ def load_modelnet(
     n: int,
     T: int = 4,
     seed: int = 0,
+    *,
     num_points: int = 1024,
     layout: str = "auto",
     augment: Sequence[str] = (),
@@ -257,9 +259,15 @@ def load_modelnet(
         layout = "resampled" if (base / f"modelnet{n}_shape_names.txt").is_file() else "off"
     names, files, labels = (_resampled if layout == "resampled" else _off)(base, n)
     train = PointClouds(
-        files["train"], labels["train"], layout, num_points, augment, seed, resample_each_epoch=True
+        files["train"],
+        labels["train"],
+        layout,
+        num_points,
+        augment=augment,
+        seed=seed,
+        resample_each_epoch=True,
     )
-    test = PointClouds(files["test"], labels["test"], layout, num_points, (), seed)
+    test = PointClouds(files["test"], labels["test"], layout, num_points, seed=seed)
     return RealDataset(
         f"modelnet{n}", train, test, (3, num_points), n, False, T, tuple(names), str(base)
     )
@@ -269,19 +277,21 @@ def load_modelnet10(
     root: str | Path,
     T: int = 4,
     seed: int = 0,
+    *,
     num_points: int = 1024,
     layout: str = "auto",
     augment: Sequence[str] = (),
 ) -> RealDataset:
-    return load_modelnet(root, 10, T, seed, num_points, layout, augment)
+    return load_modelnet(root, 10, T, seed, num_points=num_points, layout=layout, augment=augment)
 
 
 def load_modelnet40(
     root: str | Path,
     T: int = 4,
     seed: int = 0,
+    *,
     num_points: int = 1024,
     layout: str = "auto",
     augment: Sequence[str] = (),
 ) -> RealDataset:
-    return load_modelnet(root, 40, T, seed, num_points, layout, augment)
+    return load_modelnet(root, 40, T, seed, num_points=num_points, layout=layout, augment=augment)

@@ -46,7 +46,7 @@ Sampler = Callable[[np.random.Generator, tuple[int, int]], np.ndarray]
 
 
 def _sphere(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    p = rng.standard_normal(shape + (3,))
+    p = rng.standard_normal((*shape, 3))
     return p / np.linalg.norm(p, axis=-1, keepdims=True)
 
 
@@ -57,7 +57,7 @@ def _disc_points(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray
 
 
 def _cube(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    p = rng.uniform(-1, 1, shape + (3,))
+    p = rng.uniform(-1, 1, (*shape, 3))
     axis = rng.integers(0, 3, shape)[..., None]
     np.put_along_axis(p, axis, rng.choice([-1.0, 1.0], shape)[..., None], axis=-1)
     return p
@@ -113,7 +113,7 @@ def _mesh(vertices: list[list[float]], faces: list[list[int]]) -> Sampler:
 
     def sample(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
         t = tri[rng.choice(len(tri), size=shape, p=area / area.sum())]
-        r1, r2 = np.sqrt(rng.random(shape + (1,))), rng.random(shape + (1,))
+        r1, r2 = np.sqrt(rng.random((*shape, 1))), rng.random((*shape, 1))
         return (1 - r1) * t[..., 0, :] + r1 * (1 - r2) * t[..., 1, :] + r1 * r2 * t[..., 2, :]
 
     return sample

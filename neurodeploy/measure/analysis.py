@@ -112,10 +112,10 @@ def gradient_flow(
 
 @torch.no_grad()
 def accuracy_by_timesteps(
-    model: SpikingNet, task: TaskData, T: int, steps: Iterable[int], batch_size: int = 256
+    model: SpikingNet, task: TaskData, *, T: int, steps: Iterable[int], batch_size: int = 256
 ) -> dict[int, float]:
     """Test accuracy using only the first t timesteps of the T-step input, for each t in steps."""
-    steps = sorted(set(int(t) for t in steps))
+    steps = sorted({int(t) for t in steps})
     if not steps or steps[0] < 1 or steps[-1] > T:
         raise ValueError(f"steps must lie in 1..T={T}, got {steps}")
     was = model.training

@@ -82,7 +82,10 @@ class EnergyEstimate:
 
 @runtime_checkable
 class EnergyModel(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """The model's name (a report's column and ``ENERGY_MODELS``' key); read-only, so a
+        frozen dataclass field satisfies it."""
 
     def estimate(self, counts: Counts) -> EnergyEstimate:
         """Energy per sample of ``counts``."""

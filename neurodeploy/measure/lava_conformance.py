@@ -54,7 +54,6 @@ def torch_with_latency(stages: list[Stage], x: np.ndarray, steps: int) -> list[n
             if t < len(x)
             else torch.zeros((1, *stages[0].in_shape), dtype=torch.float64)
         )
-        k_n = 0
         for k, st in enumerate(stages):
             inp, cur_in[k] = cur_in[k], src
             a = st.apply(inp)
@@ -68,9 +67,8 @@ def torch_with_latency(stages: list[Stage], x: np.ndarray, steps: int) -> list[n
             prev = states[k]
             state = prev if prev is not None else initial_state(a)
             s, states[k], _ = lif_step(a, state, alpha if alpha > 0 else None, params)
-            out[k_n].append(s[0].numpy().astype(np.uint8))
+            out[k].append(s[0].numpy().astype(np.uint8))  # stages before the readout all spike
             src = s
-            k_n += 1
     return [np.stack(o) for o in out]
 
 

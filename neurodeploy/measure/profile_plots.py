@@ -91,7 +91,7 @@ def plot_firing_rates(profiles: Sequence[Profile], path: str | Path) -> Path:
 def plot_membranes(profiles: Sequence[Profile], path: str | Path) -> Path:
     """Rows: neuron layers (up to 4); columns: timesteps (up to 8, evenly spaced); each panel the
     histogram of the state that timestep starts from, in threshold units, one outline per profile."""
-    layers = [n for n in profiles[0].membranes][:MAX_MEMBRANE_LAYERS]
+    layers = list(profiles[0].membranes)[:MAX_MEMBRANE_LAYERS]
     if not layers:
         raise ValueError("no membrane potentials were recorded (profile with membranes=True)")
     T = len(profiles[0].membranes[layers[0]])

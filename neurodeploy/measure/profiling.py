@@ -20,8 +20,8 @@ chip runs; synaptic operations are attributed to the step in which the presynapt
 
 Membrane potentials: per neuron layer and timestep, the state each timestep *starts from*
 (M(t-1) for the reset reading, zero at t = 1), in threshold units (float: / theta; integer:
-/ (vth << 6), the value v is compared with) -- the quantity of the paper's Figure 1. At most ``MEMBRANE_VALUES`` values per layer and
-timestep are kept (the first recorded).
+/ (vth << 6), the value v is compared with) -- the quantity of the paper's Figure 1. At most
+``MEMBRANE_VALUES`` values per layer and timestep are kept (the first recorded).
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ class Recorder:
     footprint_bytes: int
     hardware: str | None = None
     latency: bool = False
+    clipped: int = 0  # graded input values clipped to the payload range (integer programs)
 
     def steps(self, T: int) -> int:
         """Steps recorded for T input timesteps."""
@@ -326,6 +327,7 @@ class Profile:
 def make_recorder(
     model: SpikingNet | IntProgram,
     target: str,
+    *,
     view: str = "hardware",
     task: TaskData | None = None,
     hardware: str = "loihi2",
@@ -393,7 +395,15 @@ def profile(
         raise ValueError(
             "latency: the float model has none; use it with target 'reference' (Lava always has it)"
         )
-    rec = make_recorder(model, target, view, task, hardware, membranes, latency)
+    rec = make_recorder(
+        model,
+        target,
+        view=view,
+        task=task,
+        hardware=hardware,
+        membranes=membranes,
+        latency=latency,
+    )
     steps = rec.steps(T)
     n = len(task.y_test) if samples is None else min(int(samples), len(task.y_test))
     if n < 1:
@@ -461,9 +471,8 @@ def profile(
         meta["latency"] = f"one step per synapse: {steps} steps recorded for T = {T}"
     if rec.hardware:
         meta["hardware"] = rec.hardware
-    clipped = int(getattr(rec, "clipped", 0))  # graded input values beyond the payload range
-    if clipped:  # (counted, not hidden)
-        meta["input_values_clipped"] = clipped
+    if rec.clipped:  # graded input values beyond the payload range (counted, not hidden)
+        meta["input_values_clipped"] = rec.clipped
     return Profile(
         label or rec.source,
         target,

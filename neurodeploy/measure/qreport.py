@@ -43,7 +43,8 @@ class QuantReport:
 
     def format(self) -> str:
         lines = [
-            f"{'layer':<12}{'w err':>9}{'vth err':>9}{'spike agree':>13}{'rate f/i':>15}{'sat':>6}{'wrap':>6}{'clip':>6}"
+            f"{'layer':<12}{'w err':>9}{'vth err':>9}{'spike agree':>13}{'rate f/i':>15}"
+            f"{'sat':>6}{'wrap':>6}{'clip':>6}"
         ]
         for e in self.layers:
             if e.spike_agreement != e.spike_agreement:  # readout: no spikes
@@ -68,6 +69,7 @@ class QuantReport:
 def compare(
     model: SpikingNet,
     program: IntProgram,
+    *,
     task: TaskData,
     T: int,
     n: int | None = None,
@@ -92,6 +94,7 @@ def compare(
         xi, c = program.quantize_input(x.numpy())
         clipped += c
         r = sim.run(xi)
+        assert r.counters is not None, "the reference simulator counts saturations and wraps"
         correct_i += int((r.predictions() == y).sum())
         for k, (sf, si) in enumerate(zip(rec, r.spikes)):
             sfn = sf.numpy().astype(np.uint8)
@@ -107,7 +110,7 @@ def compare(
             il.synapse.pool_folded().weight,
             st.synapse.pool_folded().weight,
         )  # the deployed kernels
-        w_err = float(np.linalg.norm(w_int / il.w_scale - w) / max(np.linalg.norm(w), 1e-30))
+        w_err = float(np.linalg.norm(w_int / il.w_scale - w) / max(float(np.linalg.norm(w)), 1e-30))
         th_err = (
             abs(vth_to_theta(il.vth, il.a_scale) - st.neuron.params.theta) / st.neuron.params.theta
             if st.neuron

@@ -138,7 +138,7 @@ def _markdown(profiles: Sequence[Profile], meta: dict[str, Any], plots: dict[str
         if len(profiles) > 1:
             base = vals[0]
             cells += [
-                fmt(v / base) if (v is not None and base not in (None, 0)) else "-"
+                fmt(v / base) if (v is not None and base is not None and base != 0) else "-"
                 for v in vals[1:]
             ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")

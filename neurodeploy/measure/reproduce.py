@@ -138,7 +138,7 @@ def run_one(spec: dict[str, Any], plan: Plan) -> dict[str, Any]:
     )
     if spec["T"] == ANALYSIS_T:
         task = load_task(cfg.task, T=cfg.T, seed=cfg.data_seed)
-        acc = accuracy_by_timesteps(res.model, task, cfg.T, range(1, cfg.T + 1))
+        acc = accuracy_by_timesteps(res.model, task, T=cfg.T, steps=range(1, cfg.T + 1))
         rec["acc_by_t"] = [acc[t] for t in range(1, cfg.T + 1)]
         if spec["study"] == "ablation" and spec["seed"] == plan.seeds[0]:
             x = task.encode(task.x_test[:STATS_SAMPLES], cfg.T)
@@ -154,7 +154,7 @@ def _worker_init() -> None:
 
 
 def _run_specs(
-    specs: list[dict[str, Any]], plan: Plan, workers: int, progress: bool, desc: str
+    specs: list[dict[str, Any]], plan: Plan, *, workers: int, progress: bool, desc: str
 ) -> list[dict[str, Any]]:
     """Train and measure each spec, in order; ``workers`` > 1 uses a spawn pool of 1-thread workers."""
     bar = tqdm(total=len(specs), desc=desc, disable=not progress)
@@ -175,7 +175,8 @@ def _run_specs(
 
 
 def run_plan(plan: Plan, workers: int = 1, progress: bool = True) -> list[dict[str, Any]]:
-    return _run_specs(plan.runs(), plan, workers, progress, f"reproduce ({plan.name})")
+    desc = f"reproduce ({plan.name})"
+    return _run_specs(plan.runs(), plan, workers=workers, progress=progress, desc=desc)
 
 
 def _ms(values: Sequence[float]) -> tuple[float, float]:
@@ -283,7 +284,8 @@ def write_report(records: list[dict[str, Any]], plan: Plan, out: Path, wall_s: f
         "## Initial-state consistency (the paper's Figure 1)",
         "",
         "Mean and std (over test samples and neurons) of the membrane state each timestep starts from, "
-        f"per LIF layer, seed {plan.seeds[0]}, T={ANALYSIS_T}. 'drift' = std over t = 2..T of the per-timestep "
+        f"per LIF layer, seed {plan.seeds[0]}, T={ANALYSIS_T}. "
+        "'drift' = std over t = 2..T of the per-timestep "
         "mean, averaged over layers (lower = more consistent start states; t = 1 always starts at 0).",
         "",
         "| task | arm | drift of the mean | mean std within a timestep (t>=2) |",
@@ -311,7 +313,8 @@ def write_report(records: list[dict[str, Any]], plan: Plan, out: Path, wall_s: f
         "",
         "## Gradient flow",
         "",
-        f"Seed {plan.seeds[0]}, T={ANALYSIS_T}, trained models, {STATS_SAMPLES} test samples, ||dL/dI(t)|| reaching "
+        f"Seed {plan.seeds[0]}, T={ANALYSIS_T}, trained models, {STATS_SAMPLES} test samples, "
+        "||dL/dI(t)|| reaching "
         "each timestep's input current. 'all outputs': L = CE of the time-averaged output. 'last output': "
         "L = CE(z_T, y), so the gradient at t < T arrives only through the neuron state across time (the "
         "temporal path). Ratios are the norm at t=1 over the norm at t=T, mean over layers; higher means "
@@ -417,7 +420,7 @@ def refresh_analysis(json_path: str | Path, workers: int = 1, progress: bool = T
         if r["study"] == "ablation" and r["T"] == ANALYSIS_T and r["seed"] == plan.seeds[0]
     ]
     specs = [{k: records[i][k] for k in ("study", "task", "arm", "T", "seed")} for i in idx]
-    fresh = _run_specs(specs, plan, workers, progress, "refresh analysis")
+    fresh = _run_specs(specs, plan, workers=workers, progress=progress, desc="refresh analysis")
     for i, rec in zip(idx, fresh):
         if rec["test_acc"] != records[i]["test_acc"]:
             raise RuntimeError(
@@ -433,6 +436,7 @@ def refresh_analysis(json_path: str | Path, workers: int = 1, progress: bool = T
 
 
 def reproduce(
+    *,
     quick: bool = False,
     tasks: Sequence[str] | None = None,
     out: str | Path = "runs/reproduce",

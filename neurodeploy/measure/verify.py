@@ -12,7 +12,7 @@ predicted class:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -34,8 +34,10 @@ class Conformance:
     pred_float_vs_ref: float
     pred_ref_vs_lava: float | None
     n_samples: int
-    lava_seconds_per_sample: float | None = None
-    ref_seconds_per_sample: float | None = None
+    lava_seconds_per_sample: float | None = None  # with a Lava target: build to stop, per sample
+    # the reference simulator's wall time per sample (always measured; keyword-only, so that the
+    # fields keep their order, as in the JSON written by ``neurodeploy deploy``)
+    ref_seconds_per_sample: float = field(kw_only=True)
     float_vs_lava: list[float] | None = (
         None  # Lava's layer k shifted back by its k+1 steps of latency
     )
@@ -59,7 +61,7 @@ class Conformance:
             )
         )
         lines.append(
-            f"{self.n_samples} samples; reference {(self.ref_seconds_per_sample or 0.0) * 1000:.2f} ms/sample"
+            f"{self.n_samples} samples; reference {self.ref_seconds_per_sample * 1000:.2f} ms/sample"
             + (
                 f"; Lava fixed_pt {self.lava_seconds_per_sample:.2f} s/sample (one runtime for the batch: "
                 "build, compile, run, read, stop)"

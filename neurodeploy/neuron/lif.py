@@ -172,7 +172,9 @@ def lif_trace(x: torch.Tensor, alpha: torch.Tensor | float | None, p: LIFParams)
 
 
 def li_multistep(x: torch.Tensor, beta: float) -> torch.Tensor:
-    """Leaky integrator (non-spiking readout): V(t) = beta * V(t-1) + I(t), V(0) = 0; returns V (T, B, ...)."""
+    """Leaky integrator (non-spiking readout): V(t) = beta * V(t-1) + I(t), V(0) = 0.
+
+    Returns V for every step, shape (T, B, ...) like ``x``."""
     check_input(x)
     v = torch.zeros_like(x[0])
     out = []

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -37,14 +38,20 @@ def _pseudo_derivative(x: torch.Tensor, kind: str, width: float) -> torch.Tensor
 
 
 class _SpikeFn(torch.autograd.Function):
+    # ``ctx`` is torch's per-call context object (FunctionCtx plus whatever forward stores on
+    # it), typed Any as in torch.autograd.Function itself.
     @staticmethod
-    def forward(ctx, x: torch.Tensor, kind: str, width: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, kind: str, width: float) -> torch.Tensor:
         ctx.save_for_backward(x)
         ctx.kind, ctx.width = kind, width
         return (x > 0).to(x.dtype)
 
     @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+    # torch declares backward(ctx, *grad_outputs); autograd calls it with one gradient per
+    # forward output, here exactly one
+    def backward(  # type: ignore[override]
+        ctx: Any, grad_out: torch.Tensor
+    ) -> tuple[torch.Tensor, None, None]:
         (x,) = ctx.saved_tensors
         return grad_out * _pseudo_derivative(x, ctx.kind, ctx.width), None, None
 
@@ -67,4 +74,5 @@ class Surrogate:
         return DEFAULT_WIDTH[self.kind] if self.width is None else float(self.width)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return _SpikeFn.apply(x, self.kind, self.w)
+        spikes: torch.Tensor = _SpikeFn.apply(x, self.kind, self.w)  # apply is untyped in torch
+        return spikes

@@ -74,7 +74,7 @@ def _fc(
             neuron.build(),
         ]
         c_in = h
-    return layers + [PerStep(nn.Linear(c_in, num_classes))]
+    return [*layers, PerStep(nn.Linear(c_in, num_classes))]
 
 
 def _image(name: str, input_shape: Sequence[int]) -> tuple[int, int, int]:
@@ -90,6 +90,7 @@ def build_vgg_snn(
     input_shape: Sequence[int],
     num_classes: int,
     neuron: NeuronConfig,
+    *,
     channels: Sequence[int | str] = VGGSNN_CHANNELS,
     hidden: Sequence[int] = (),
     name: str = "vggsnn",
@@ -106,7 +107,8 @@ def build_vgg_snn(
             c = int(spec)
     if h < 1 or w < 1:
         raise ValueError(
-            f"model {name!r}: input {tuple(input_shape)} too small for {list(channels).count('P')} poolings"
+            f"model {name!r}: input {tuple(input_shape)} too small for "
+            f"{list(channels).count('P')} poolings"
         )
     return nn.Sequential(
         *layers, PerStep(nn.Flatten()), *_fc(c * h * w, hidden, num_classes, neuron)
@@ -117,10 +119,13 @@ def build_vgg9(
     input_shape: Sequence[int],
     num_classes: int,
     neuron: NeuronConfig,
+    *,
     channels: Sequence[int | str] = VGG9_CHANNELS,
     hidden: Sequence[int] = (1024,),
 ) -> nn.Sequential:
-    return build_vgg_snn(input_shape, num_classes, neuron, channels, hidden, name="vgg9")
+    return build_vgg_snn(
+        input_shape, num_classes, neuron, channels=channels, hidden=hidden, name="vgg9"
+    )
 
 
 class SpikingBasicBlock(nn.Module):
@@ -170,6 +175,7 @@ class SEWBlock(nn.Module):
 def _resnet(
     name: str,
     block: Callable[..., nn.Module],
+    *,
     input_shape: Sequence[int],
     num_classes: int,
     neuron: NeuronConfig,
@@ -202,6 +208,7 @@ def build_resnet19(
     input_shape: Sequence[int],
     num_classes: int,
     neuron: NeuronConfig,
+    *,
     stem: int = 128,
     widths: Sequence[int] = (128, 256, 512),
     blocks: Sequence[int] = (3, 3, 2),
@@ -210,13 +217,13 @@ def build_resnet19(
     return _resnet(
         "resnet19",
         SpikingBasicBlock,
-        input_shape,
-        num_classes,
-        neuron,
-        stem,
-        widths,
-        blocks,
-        hidden,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        neuron=neuron,
+        stem=stem,
+        widths=widths,
+        blocks=blocks,
+        hidden=hidden,
     )
 
 
@@ -224,13 +231,22 @@ def build_sew_resnet(
     input_shape: Sequence[int],
     num_classes: int,
     neuron: NeuronConfig,
+    *,
     stem: int = 64,
     widths: Sequence[int] = (64, 128, 256, 512),
     blocks: Sequence[int] = (2, 2, 2, 2),
     hidden: Sequence[int] = (),
 ) -> nn.Sequential:
     return _resnet(
-        "sew_resnet", SEWBlock, input_shape, num_classes, neuron, stem, widths, blocks, hidden
+        "sew_resnet",
+        SEWBlock,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        neuron=neuron,
+        stem=stem,
+        widths=widths,
+        blocks=blocks,
+        hidden=hidden,
     )
 
 
@@ -238,6 +254,7 @@ def build_spiking_pointnet(
     input_shape: Sequence[int],
     num_classes: int,
     neuron: NeuronConfig,
+    *,
     channels: Sequence[int] = (64, 128, 1024),
     hidden: Sequence[int] = (512, 256),
     pool: str = "mean",
@@ -295,6 +312,7 @@ def build_srnn(
     input_shape: Sequence[int],
     num_classes: int,
     neuron: NeuronConfig,
+    *,
     hidden: Sequence[int] = (128, 128),
     batchnorm: bool = True,
 ) -> nn.Sequential:

@@ -18,26 +18,26 @@ from torch import nn
 from neurodeploy.nn.layers import PerStep
 from neurodeploy.nn.net import SpikingNet
 
-_FOLDABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
-_BN = (nn.BatchNorm1d, nn.BatchNorm2d)
+# the layers a BatchNorm folds into, and the BatchNorms folded (also isinstance's classes)
+Foldable = nn.Linear | nn.Conv1d | nn.Conv2d
+BatchNorm = nn.BatchNorm1d | nn.BatchNorm2d
 
 
 @torch.no_grad()
-def fold_layer(layer: nn.Module, bn: nn.Module) -> nn.Module:
+def fold_layer(layer: Foldable, bn: BatchNorm) -> Foldable:
     """A copy of ``layer`` (Linear/Conv) with eval-mode ``bn`` folded in."""
-    if bn.running_mean is None or bn.running_var is None:
+    mean, var = bn.running_mean, bn.running_var
+    if mean is None or var is None:
         raise ValueError(
             f"{type(bn).__name__} has no running statistics (track_running_stats=False): cannot fold"
         )
     out = copy.deepcopy(layer)
-    scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(
-        bn.running_var + bn.eps
-    )
-    shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
+    scale = (bn.weight if bn.affine else torch.ones_like(var)) / torch.sqrt(var + bn.eps)
+    shift = bn.bias if bn.affine else torch.zeros_like(mean)
     w = layer.weight * scale.reshape(-1, *([1] * (layer.weight.dim() - 1)))
-    b = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
+    b = layer.bias if layer.bias is not None else torch.zeros_like(mean)
     out.weight = nn.Parameter(w)
-    out.bias = nn.Parameter(scale * (b - bn.running_mean) + shift)
+    out.bias = nn.Parameter(scale * (b - mean) + shift)
     return out
 
 
@@ -55,14 +55,14 @@ def fold_batchnorm(model: SpikingNet) -> SpikingNet:
         nxt = body[i + 1] if i + 1 < len(body) else None
         if (
             isinstance(m, PerStep)
-            and isinstance(m.module, _FOLDABLE)
+            and isinstance(m.module, Foldable)
             and isinstance(nxt, PerStep)
-            and isinstance(nxt.module, _BN)
+            and isinstance(nxt.module, BatchNorm)
         ):
             layers.append((names[i], PerStep(fold_layer(m.module, nxt.module))))
             i += 2
             continue
-        if isinstance(m, PerStep) and isinstance(m.module, _BN):
+        if isinstance(m, PerStep) and isinstance(m.module, BatchNorm):
             raise ValueError(
                 f"layer body.{names[i]}: {type(m.module).__name__} does not follow a Linear/Conv "
                 "layer, so it cannot be folded"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import TypedDict, Unpack
 
 import torch
 from torch import nn
@@ -36,7 +37,8 @@ class LIF(nn.Module):
         detach_reset: detach the spike inside the reset (default True).
         kernel: "auto" (default: the fused kernel of :mod:`neurodeploy.neuron.kernels` where it can
             run, else the reference path with a one-line warning), "fused" (an error where it
-            cannot run) or "reference" (always the pure-PyTorch :func:`~neurodeploy.neuron.lif.lif_multistep`).
+            cannot run) or "reference" (always the pure-PyTorch
+            :func:`~neurodeploy.neuron.lif.lif_multistep`).
             Same spikes either way (bit for bit in float32/float64); gradients agree to rounding.
     """
 
@@ -44,6 +46,7 @@ class LIF(nn.Module):
         self,
         tau: float = 2.0,
         theta: float = 1.0,
+        *,
         reset: str = "hard",
         mps: bool = True,
         mps_mode: str = "reset",
@@ -97,8 +100,9 @@ class LIF(nn.Module):
                 raise ValueError(f"LIF(kernel='fused'): {why}")
             # the warnings registry shows each distinct notice once per process
             warnings.warn(
-                f"LIF: fused kernel not used ({why}); running the reference " f"PyTorch path",
+                f"LIF: fused kernel not used ({why}); running the reference PyTorch path",
                 RuntimeWarning,
+                stacklevel=1,  # points at this layer (the caller is torch's Module.__call__)
             )
         return lif_multistep(x, self.alpha, self.params)
 
@@ -131,17 +135,33 @@ class PerStep(nn.Module):
         return "per timestep"
 
 
+class LIFOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`LIF` (any subset; the rest keep LIF's defaults)."""
+
+    tau: float
+    theta: float
+    reset: str
+    mps: bool
+    mps_mode: str
+    alpha_init: float
+    learn_alpha: bool
+    surrogate: str
+    surrogate_width: float | None
+    detach_reset: bool
+    kernel: str
+
+
 class NeuronConfig:
     """Settings shared by every LIF layer of a model (keyword arguments of :class:`LIF`)."""
 
     __slots__ = ("kwargs",)
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Unpack[LIFOptions]) -> None:
         LIF(**kwargs)  # validate eagerly: a bad tau or reset fails here, naming the argument
-        self.kwargs = dict(kwargs)
+        self.kwargs: LIFOptions = kwargs.copy()
 
     def build(self) -> LIF:
-        return LIF(**self.kwargs)  # type: ignore[arg-type]
+        return LIF(**self.kwargs)
 
     def __repr__(self) -> str:
         return f"NeuronConfig({self.kwargs})"
@@ -169,6 +189,8 @@ class LI(nn.Module):
 
 class Scale(nn.Module):
     """Multiply by a fixed factor (scalar or per-feature); NIR's Scale node and input gains."""
+
+    scale: torch.Tensor  # a buffer (float32), broadcast against the input's trailing axes
 
     def __init__(self, scale: torch.Tensor | float) -> None:
         super().__init__()

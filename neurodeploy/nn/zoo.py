@@ -35,6 +35,7 @@ def build_mlp(
     input_shape: Sequence[int],
     num_classes: int,
     neuron: NeuronConfig,
+    *,
     hidden: Sequence[int] = (256, 128),
     batchnorm: bool = True,
 ) -> nn.Sequential:
@@ -53,17 +54,19 @@ def build_vgg(
     input_shape: Sequence[int],
     num_classes: int,
     neuron: NeuronConfig,
+    *,
     channels: Sequence[int | str] = (32, "P", 64, "P"),
 ) -> nn.Sequential:
     """[Conv3x3-BN-LIF | "P": AvgPool2] per ``channels``, Flatten, Linear readout (VGGSNN without
     the hidden FC layers)."""
-    return build_vgg_snn(input_shape, num_classes, neuron, channels, hidden=(), name="vgg")
+    return build_vgg_snn(input_shape, num_classes, neuron, channels=channels, hidden=(), name="vgg")
 
 
 def build_conv1d(
     input_shape: Sequence[int],
     num_classes: int,
     neuron: NeuronConfig,
+    *,
     channels: Sequence[int] = (16, 32),
     hidden: int = 64,
 ) -> nn.Sequential:
@@ -98,13 +101,20 @@ def build_pointnet(
     input_shape: Sequence[int],
     num_classes: int,
     neuron: NeuronConfig,
+    *,
     channels: Sequence[int] = (32, 64, 128),
     hidden: int = 64,
     pool: str = "mean",
 ) -> nn.Sequential:
     """Shared per-point [Conv1d k1-BN-LIF] x3, GlobalPool, Linear-BN-LIF, Linear readout."""
     return build_spiking_pointnet(
-        input_shape, num_classes, neuron, channels, hidden=(hidden,), pool=pool, name="pointnet"
+        input_shape,
+        num_classes,
+        neuron,
+        channels=channels,
+        hidden=(hidden,),
+        pool=pool,
+        name="pointnet",
     )
 
 

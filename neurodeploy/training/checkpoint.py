@@ -68,9 +68,10 @@ def load_checkpoint(
         ValueError,
         OSError,
     ) as e:
+        first_line = str(e).splitlines()[0] if str(e) else ""
         raise CheckpointError(
             f"checkpoint {path}: cannot be read as a torch checkpoint (truncated, corrupt, or a "
-            f"foreign file; loading uses weights_only=True): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            f"foreign file; loading uses weights_only=True): {type(e).__name__}: {first_line}"
         ) from e
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(

@@ -64,6 +64,7 @@ def evaluate(
     model: SpikingNet,
     task: TaskData,
     T: int | None = None,
+    *,
     split: str = "test",
     batch_size: int = 256,
     device: torch.device | None = None,
@@ -86,7 +87,10 @@ def _epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
-def _build(cfg: TrainConfig, task: TaskData, device: torch.device):
+def _build(
+    cfg: TrainConfig, task: TaskData | RealDataset, device: torch.device
+) -> tuple[SpikingNet, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The model (seeded by ``cfg.seed``, on ``device``), its optimiser and its lr schedule."""
     torch.manual_seed(cfg.seed)
     model = model_for(cfg, task).to(device)
     if cfg.optimizer == "adam":
@@ -162,6 +166,7 @@ def evaluate_dataset(
     model: SpikingNet,
     data: RealDataset,
     T: int | None = None,
+    *,
     split: str = "test",
     batch_size: int = 256,
     device: torch.device | None = None,
@@ -191,6 +196,7 @@ def train_step(
     net: torch.nn.Module,
     opt: torch.optim.Optimizer,
     loss_fn: SNNLoss,
+    *,
     x: torch.Tensor,
     y: torch.Tensor,
     amp: torch.dtype | None = None,
@@ -220,6 +226,7 @@ def train_step(
 def train(
     cfg: TrainConfig,
     out_dir: str | os.PathLike[str] | None = None,
+    *,
     resume: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
@@ -238,7 +245,9 @@ def train(
     """
     ctx = D.init_from_env(cfg.device)
     try:
-        return _train(cfg, ctx, out_dir, resume, progress, stop_after)
+        return _train(
+            cfg, ctx, out_dir=out_dir, resume=resume, progress=progress, stop_after=stop_after
+        )
     finally:
         D.shutdown(ctx)
 
@@ -246,6 +255,7 @@ def train(
 def _train(
     cfg: TrainConfig,
     ctx: D.DistContext,
+    *,
     out_dir: str | os.PathLike[str] | None,
     resume: bool,
     progress: bool,
@@ -283,20 +293,23 @@ def _train(
                 scaler.load_state_dict(state["scaler"])
         except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(
-                f"checkpoint {ckpt_path}: does not match the model/optimiser it " f"describes: {e}"
+                f"checkpoint {ckpt_path}: does not match the model/optimiser it describes: {e}"
             ) from e
-        if cfg.schedule == "cosine" and sched.T_max != cfg.epochs:  # type: ignore[attr-defined]
+        # a CosineAnnealingLR exactly where cfg.schedule == "cosine"
+        if isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR) and (
+            sched.T_max != cfg.epochs
+        ):
             # more (or fewer) epochs than the run was started with: continue on the cosine of the
             # new length. CosineAnnealingLR steps recursively from the current lr, which is 0 at
             # the end of a finished run, so set every group to the new curve's value first.
-            sched.T_max = cfg.epochs  # type: ignore[attr-defined]
+            sched.T_max = cfg.epochs
             k = sched.last_epoch
             for g, base in zip(opt.param_groups, sched.base_lrs):
                 g["lr"] = (
                     sched.eta_min
                     + (base - sched.eta_min) * (1 + math.cos(math.pi * k / cfg.epochs)) / 2
                 )
-            sched._last_lr = [g["lr"] for g in opt.param_groups]  # type: ignore[attr-defined]
+            sched._last_lr = [g["lr"] for g in opt.param_groups]
         torch.set_rng_state(state["rng"])
         history = list(state.get("history", []))
         start_epoch = int(state["epoch"])
@@ -318,21 +331,24 @@ def _train(
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
-        tot_loss, tot_correct, parts_sum = 0.0, 0, {}
-        for x, y, n_global in batches.epoch(epoch):
-            x, y = x.to(device), y.to(device)
+        tot_loss, tot_correct = 0.0, 0
+        parts_sum: dict[str, float] = {}  # per loss term, summed over samples
+        for x_batch, y_batch, n_global in batches.epoch(epoch):
+            x, y = x_batch.to(device), y_batch.to(device)
             # DDP averages gradients over ranks: weigh each rank's mean loss by its share
             share = None if not ctx.enabled else len(y) * ctx.world_size / n_global
             try:
-                z, loss, parts = train_step(net, opt, loss_fn, x, y, amp, device, scaler, share)
+                z, loss, parts = train_step(
+                    net, opt, loss_fn, x=x, y=y, amp=amp, device=device, scaler=scaler, share=share
+                )
             except FloatingPointError as e:
                 raise FloatingPointError(
-                    f"epoch {epoch + 1}: {e}; lower lr (now {cfg.lr}) or check the " f"input data"
+                    f"epoch {epoch + 1}: {e}; lower lr (now {cfg.lr}) or check the input data"
                 ) from None
             tot_loss += float(loss.detach()) * len(y)
             tot_correct += int((z.detach().mean(0).argmax(-1) == y).sum())
-            for k, v in parts.items():
-                parts_sum[k] = parts_sum.get(k, 0.0) + v * len(y)
+            for term, v in parts.items():
+                parts_sum[term] = parts_sum.get(term, 0.0) + v * len(y)
         sched.step()
         keys = sorted(parts_sum)
         sums = D.all_reduce_sum(

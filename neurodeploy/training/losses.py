@@ -8,7 +8,8 @@ Guidance, with p = softmax(z / tau_kd) and m_t ~ Bernoulli(1 - p_drop) drawn per
 The teacher's logits are detached. ``direction`` picks the pair for each t:
 "later-teaches-earlier" (student t, teacher t+1; the spec's starting point), "earlier-teaches-later"
 (student t+1, teacher t), "both" (the mean of the two; the shipped default, chosen from the
-measured reproduction: it keeps guidance's gain at reduced timesteps without its cost at full T). KL is averaged over the batch.
+measured reproduction: it keeps guidance's gain at reduced timesteps without its cost at full T).
+KL is averaged over the batch.
 The full training loss is ``CE(mean_t z_t, y) + L_TAG``; TET is ``mean_t CE(z_t, y)``.
 """
 

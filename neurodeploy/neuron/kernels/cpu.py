@@ -59,6 +59,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from neurodeploy.neuron.surrogate import SURROGATE_CODES
 
@@ -66,13 +67,23 @@ BLOCK = 2048  # neurons per block (a few state rows stay in L1/L2)
 GRAD_SCRATCH = 262144  # elements of the backward's T x block scratch of M (1 MiB float32)
 GRAD_BLOCK_MIN = 16  # neurons per backward block at least (one vector width or more)
 
+# The loops' argument types (numba ignores annotations; it compiles per argument dtype):
+FloatArray = npt.NDArray[np.floating[Any]]  # C-contiguous float32/float64 arrays
+Scalar = np.floating[Any]  # a scalar of the arrays' dtype (np.float32 for float32 arrays)
+
 
 def _make_forward(charge: bool, hard: bool, smooth: bool) -> Callable[..., None]:
     """The forward loop for one option set."""
 
     def lif_forward_loop(
-        x, out, beta, theta, alpha, oma, one
-    ):  # pragma: no cover - compiled by numba
+        x: FloatArray,
+        out: FloatArray,
+        beta: Scalar,
+        theta: Scalar,
+        alpha: Scalar,
+        oma: Scalar,
+        one: Scalar,
+    ) -> None:  # pragma: no cover - compiled by numba
         T, N = x.shape
         nblk = (N + BLOCK - 1) // BLOCK
         for b in range(nblk):
@@ -108,22 +119,22 @@ def _make_backward(charge: bool, hard: bool, smooth: bool, kind: int) -> Callabl
     into a T x bs scratch of M, then the reverse-time sweep over that block."""
 
     def lif_backward_loop(
-        x,
-        grad_s,
-        gx,
-        dalpha_blk,
-        bs,
-        beta,
-        theta,
-        alpha,
-        oma,
-        one,
-        keep,
-        width,
-        half_w,
-        inv_w,
-        c_atan,
-    ):  # pragma: no cover - numba
+        x: FloatArray,
+        grad_s: FloatArray,
+        gx: FloatArray,
+        dalpha_blk: FloatArray,
+        bs: int,
+        beta: Scalar,
+        theta: Scalar,
+        alpha: Scalar,
+        oma: Scalar,
+        one: Scalar,
+        keep: Scalar,
+        width: Scalar,
+        half_w: Scalar,
+        inv_w: Scalar,
+        c_atan: Scalar,
+    ) -> None:  # pragma: no cover - numba
         T, N = x.shape
         nblk = (N + bs - 1) // bs
         zero = one - one

@@ -77,7 +77,7 @@ class _FusedLIF(torch.autograd.Function):
     def forward(
         ctx: Any,
         x: torch.Tensor,
-        alpha: torch.Tensor | None,  # type: ignore[override]
+        alpha: torch.Tensor | None,
         cfg: dict[str, Any],
     ) -> torch.Tensor:
         x2 = x.detach().reshape(x.shape[0], -1).contiguous()
@@ -90,6 +90,8 @@ class _FusedLIF(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
+    # torch declares backward(ctx, *grad_outputs); autograd passes one gradient per forward
+    # output, here exactly one
     def backward(ctx: Any, grad_s: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
         x2, alpha = ctx.saved_tensors
         cfg = ctx.cfg

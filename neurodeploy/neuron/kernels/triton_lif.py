@@ -59,8 +59,8 @@ try:  # triton is optional: without it the module still imports
     import triton
     import triton.language as tl
 except Exception:  # noqa: BLE001 - a broken triton install counts as "not available"
-    triton = None  # type: ignore[assignment]
-    tl = None  # type: ignore[assignment]
+    triton = None
+    tl = None
 
 GPU_DTYPES = (torch.float32,)
 INTERPRETER_DTYPES = (torch.float32, torch.float64)
@@ -93,6 +93,8 @@ def unavailable_reason_for(dtype: torch.dtype) -> str | None:
 # tensors) in _kernels(). They use only triton builtins (tl.full, not tl.zeros; tl.reduce with
 # our own combine function, not tl.sum) because the interpreter can run those without
 # TRITON_INTERPRET=1 having been set before triton was imported.
+# Their parameters stay unannotated: triton.jit reads parameter annotations as kernel types
+# (tl.constexpr, pointer and integer types), so a Python type hint there would change the kernel.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -100,12 +102,12 @@ def _add(a, b):  # type: ignore[no-untyped-def]
     return a + b
 
 
-def _lif_fwd(
+def _lif_fwd(  # type: ignore[no-untyped-def]
     x_ptr,
     out_ptr,
     c_ptr,
     N,
-    T,  # type: ignore[no-untyped-def]
+    T,
     CHARGE: tl.constexpr,
     HARD: tl.constexpr,
     SMOOTH: tl.constexpr,
@@ -154,7 +156,7 @@ def _lif_fwd(
         op += N
 
 
-def _lif_bwd(
+def _lif_bwd(  # type: ignore[no-untyped-def]
     x_ptr,
     mg_ptr,
     gs_ptr,
@@ -162,7 +164,7 @@ def _lif_bwd(
     c_ptr,
     N,
     T,
-    last,  # type: ignore[no-untyped-def]
+    last,
     CHARGE: tl.constexpr,
     HARD: tl.constexpr,
     SMOOTH: tl.constexpr,
@@ -316,7 +318,7 @@ class _TritonLIF(torch.autograd.Function):
     def forward(
         ctx: Any,
         x: torch.Tensor,
-        alpha: torch.Tensor | None,  # type: ignore[override]
+        alpha: torch.Tensor | None,
         consts: torch.Tensor,
         cfg: dict[str, Any],
     ) -> torch.Tensor:
@@ -346,6 +348,8 @@ class _TritonLIF(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
+    # torch declares backward(ctx, *grad_outputs); autograd passes one gradient per forward
+    # output, here exactly one
     def backward(ctx: Any, grad_s: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
         x2, alpha, consts = ctx.saved_tensors
         cfg = ctx.cfg
