@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neurodeploy.neuron.fixedpoint import membrane_scale
-from neurodeploy.quant.synapse import Synapse
+from neurodeploy.quant.synapse import HoldsSynapse, Synapse
 
 if TYPE_CHECKING:
     from neurodeploy.neuron.hardware import HardwareSpec
@@ -44,7 +44,7 @@ GEOMETRY = (
 
 
 @dataclass
-class IntLayer:
+class IntLayer(HoldsSynapse):
     name: str
     synapse: Synapse  # int32 weights, even, within the spec's range
     weight_exp: int
@@ -64,18 +64,6 @@ class IntLayer:
         1.0  # a_int (after the exponent) per float synaptic input: w_scale*in_scale*2^e
     )
     clipped_weights: int = 0
-
-    @property
-    def kind(self) -> str:
-        return self.synapse.kind
-
-    @property
-    def in_shape(self) -> tuple[int, ...]:
-        return self.synapse.in_shape
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return self.synapse.out_shape
 
     @property
     def v_scale(self) -> float:

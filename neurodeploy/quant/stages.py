@@ -40,7 +40,7 @@ from neurodeploy.nn.fold import fold_batchnorm
 from neurodeploy.nn.layers import LIF
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.nn.walk import POOLS, LayerGroup, layer_groups
-from neurodeploy.quant.synapse import Synapse, conv_synapse
+from neurodeploy.quant.synapse import HoldsSynapse, Synapse, conv_synapse
 
 __all__ = ["Stage", "dense_from_chain", "model_stages"]
 
@@ -49,7 +49,7 @@ PASS_MAP_CACHE = 16  # pass-through chains whose basis response is kept (distinc
 
 
 @dataclass
-class Stage:
+class Stage(HoldsSynapse):
     """One float synapse plus (optionally) one neuron layer."""
 
     name: str  # the neuron's layer name, or "readout"
@@ -57,18 +57,6 @@ class Stage:
     bias: np.ndarray  # float64, one per output feature (dense) or channel (conv)
     neuron: LIF | None = None  # None: readout (no neuron)
     sources: list[str] = field(default_factory=list)  # the float layers folded into this stage
-
-    @property
-    def kind(self) -> str:
-        return self.synapse.kind
-
-    @property
-    def in_shape(self) -> tuple[int, ...]:
-        return self.synapse.in_shape
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return self.synapse.out_shape
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """The synaptic map plus bias on float input (N, *in_shape) -> (N, *out_shape)."""

@@ -297,3 +297,23 @@ def conv_synapse(
         int(module.groups),
         where=f"layer {name}",
     )
+
+
+class HoldsSynapse:
+    """A layer that holds one :class:`Synapse` (a float :class:`~neurodeploy.quant.stages.Stage`,
+    an integer :class:`~neurodeploy.quant.program.IntLayer`): its kind and shapes read through
+    to the synapse, so that the geometry has one home."""
+
+    synapse: Synapse
+
+    @property
+    def kind(self) -> str:
+        return self.synapse.kind
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return self.synapse.in_shape
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.synapse.out_shape
