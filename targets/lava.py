@@ -48,6 +48,7 @@ import numpy as np
 from neurodeploy.quant.program import IntLayer, IntProgram
 from neurodeploy.quant.synapse import Synapse
 from neurodeploy.targets.base import TargetResult
+from neurodeploy.targets.lava_reset.exact_conv import CONV_EXACT, check_conv
 
 LAVA_INSTALL = (
     "Lava is not installed in this environment. Run `bash scripts/setup_env.sh` (it "
@@ -254,7 +255,11 @@ class LavaGraph:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _synapse_process(layer: LavaSynapse, prev_lava_shape: tuple[int, ...], interval: int) -> Any:
+def _synapse_process(
+    layer: LavaSynapse, prev_lava_shape: tuple[int, ...], interval: int, *, conv: str = CONV_EXACT
+) -> Any:
+    """The layer's ResetDense or ResetConv (``conv``: the fixed_pt Conv's arithmetic,
+    :class:`LavaTarget`)."""
     from neurodeploy.targets.lava_reset.process import ResetConv, ResetDense
 
     reset = {"reset_interval": interval, "reset_offset": RESET_OFFSET}
@@ -277,6 +282,7 @@ def _synapse_process(layer: LavaSynapse, prev_lava_shape: tuple[int, ...], inter
         padding=pad,
         groups=int(syn.groups),
         num_message_bits=layer.num_message_bits,
+        conv=conv,
         **reset,
     )
 
@@ -322,12 +328,14 @@ def build_graph(
     samples: int,
     steps: int,
     record_states: bool = False,
+    conv: str = CONV_EXACT,
 ) -> LavaGraph:
     """Source -> (synapse -> neurons)* [-> readout synapse]: ``layers`` in order, a neuron of
     None marking the readout (last). ``data`` is the source's (*lava input shape,
     samples * steps) (:func:`stream_data`); every process resets every ``steps`` steps, at each
     sample's first step. Extractors record every neuron layer's spikes and the readout; with
-    ``record_states`` a VarWire taps each neuron layer's state (LIF ``v``, SmoothedLIF ``m``)."""
+    ``record_states`` a VarWire taps each neuron layer's state (LIF ``v``, SmoothedLIF ``m``).
+    ``conv`` selects the fixed_pt Conv's arithmetic (:class:`LavaTarget`)."""
     from lava.proc.io.extractor import Extractor, VarWire
     from lava.proc.io.source import RingBuffer as Source
 
@@ -350,7 +358,7 @@ def build_graph(
     prev_port, prev_shape = src.s_out, lava_shape(tuple(input_shape))
     for k, (layer, neuron) in enumerate(layers):
         syn = layer.synapse
-        proc = _synapse_process(layer, prev_shape, steps)
+        proc = _synapse_process(layer, prev_shape, steps, conv=conv)
         port = prev_port.flatten() if syn.kind == "dense" and len(prev_shape) > 1 else prev_port
         port.connect(proc.s_in)
         if neuron is None:
@@ -543,15 +551,28 @@ def _int_neuron(layer: IntLayer) -> LavaNeuron:
 
 class LavaTarget:
     """Build the Lava graph of an integer program and run a whole batch in one runtime
-    (module docstring); results equal ``ReferenceTarget(program, latency=True)`` bit for bit."""
+    (module docstring); results equal ``ReferenceTarget(program, latency=True)`` bit for bit.
+
+    ``conv`` selects how the fixed_pt Conv layers compute their convolution:
+
+    - ``"exact"`` (default): :func:`~neurodeploy.targets.lava_reset.exact_conv.conv_exact`, one
+      matrix product per group, Lava's integers bit for bit (tested against
+      ``lava.proc.conv.utils.conv`` on random geometries). It is the default for speed: Lava's
+      per-channel scipy loop (C_in x C_out ``convolve2d`` calls) dominated a step, about 50x
+      slower on the benchmark network's pooled convolution.
+    - ``"lava"``: ``lava.proc.conv.utils.conv`` itself, exactly as Lava's ``PyConvModelFixed``
+      calls it, so that the whole graph runs with Lava's own convolution arithmetic end to end.
+    """
 
     name = "lava"
     latency = True
 
-    def __init__(self, program: IntProgram) -> None:
+    def __init__(self, program: IntProgram, *, conv: str = CONV_EXACT) -> None:
         _require_lava()
-        program.validate()  # refuse before Lava starts anything
+        check_conv(conv, owner="LavaTarget")  # refuse before Lava starts anything
+        program.validate()
         self.program = program
+        self.conv = conv
 
     def run(
         self, x_int: np.ndarray, *, steps: int | None = None, record_states: bool = False
@@ -573,6 +594,7 @@ class LavaTarget:
             samples=B,
             steps=steps,
             record_states=record_states,
+            conv=self.conv,
         )
         rec = run_graph(graph, tag=FIXED_PT)
         out = rec.output

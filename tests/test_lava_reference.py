@@ -251,3 +251,57 @@ def test_quantised_model_runs_identically_in_lava():
                 mod.running_var.uniform_(0.1, 0.3)
     prog = quantize_model(model, LOIHI2, input_kind="binary")
     _compare(prog, 4)
+
+
+def _count_lava_conv_calls(monkeypatch, log):
+    """Wrap ``lava.proc.conv.utils.conv`` so that every call (in Lava's forked process model
+    processes too) appends a line to ``log``."""
+    from lava.proc.conv import utils as conv_utils
+
+    lava_conv = conv_utils.conv
+
+    def counted(*args, **kwargs):
+        with open(log, "a") as f:
+            f.write("1\n")
+        return lava_conv(*args, **kwargs)
+
+    monkeypatch.setattr(conv_utils, "conv", counted)
+
+
+def _calls(log):
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+@pytest.mark.parametrize("graded", [False, True])
+def test_lavas_own_conv_and_the_exact_conv_both_equal_the_reference(graded, monkeypatch, tmp_path):
+    """conv="lava" runs every fixed_pt Conv through lava.proc.conv.utils.conv itself (Lava's
+    PyConvModelFixed arithmetic end to end), conv="exact" (the default) through conv_exact; both
+    equal the reference with Lava's latency in every layer's spikes and the readout, sample by
+    sample (3 samples: random, heavy, random right after the heavy one)."""
+    prog = conv_program(2, graded)
+    x = _batch(prog, 2, STEPS)[:, :3]
+    steps = STEPS + len(prog.layers)
+    ref = ReferenceTarget(prog, device="cpu", latency=True).run(x, steps=steps)
+    log = tmp_path / "lava_conv_calls"
+    _count_lava_conv_calls(monkeypatch, log)
+    n_conv = sum(layer.synapse.kind == "conv2d" for layer in prog.layers)
+    for conv, calls in (("lava", n_conv * 3 * steps), ("exact", 0)):
+        log.unlink(missing_ok=True)
+        lava = LavaTarget(prog, conv=conv).run(x)
+        assert _calls(log) == calls, f"conv={conv}: Lava's conv called {_calls(log)} times"
+        assert lava.steps == steps and lava.batch == 3
+        for k, (sl, sr) in enumerate(zip(lava.spikes, ref.spikes, strict=True)):
+            assert 0 < sr.mean() < 1, f"layer {k} is silent or saturated"
+            for b in range(3):
+                assert np.array_equal(sl[:, b], sr[:, b]), f"conv={conv}, layer {k}, sample {b}"
+        for b in range(3):
+            assert np.array_equal(lava.output[:, b], ref.output[:, b]), f"conv={conv}, sample {b}"
+
+
+def test_an_unknown_conv_is_refused():
+    with pytest.raises(ValueError, match=r"LavaTarget: conv = 'scipy'; expected one of 'exact'"):
+        LavaTarget(conv_program(2, graded=False), conv="scipy")
+    from neurodeploy.targets.lava_reset.process import ResetConv
+
+    with pytest.raises(ValueError, match=r"ResetConv: conv = 'torch'; expected one of 'exact'"):
+        ResetConv(weight=np.ones((1, 3, 3, 1), np.int32), input_shape=(4, 4, 1), conv="torch")

@@ -24,6 +24,21 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+# the fixed_pt Conv's arithmetic (ResetConv(conv=...), LavaTarget(conv=...))
+CONV_EXACT = "exact"  # conv_exact below: one matrix product per group, Lava's integers
+CONV_LAVA = "lava"  # lava.proc.conv.utils.conv itself, as Lava's own PyConvModelFixed calls it
+CONV_IMPLS = (CONV_EXACT, CONV_LAVA)
+
+
+def check_conv(conv: str, *, owner: str) -> str:
+    """``conv`` if it names a fixed_pt convolution (:data:`CONV_IMPLS`), else a ValueError
+    naming ``owner`` (the class that was given it)."""
+    if conv not in CONV_IMPLS:
+        raise ValueError(
+            f"{owner}: conv = {conv!r}; expected one of {', '.join(map(repr, CONV_IMPLS))}"
+        )
+    return conv
+
 
 def conv_exact(
     x: np.ndarray,

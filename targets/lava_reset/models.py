@@ -3,7 +3,8 @@ models (bit-accurate "fixed_pt" and "floating_pt"), with the buffer cleared wher
 :func:`reset_due` says so. Lava's models are subclassed, not copied: the reset is ours, and the
 fixed_pt Conv computes Lava's integer convolution with :func:`conv_exact` (one matrix product
 instead of Lava's C_in x C_out scipy loop, equal bit for bit, tested against
-``lava.proc.conv.utils.conv``)."""
+``lava.proc.conv.utils.conv``), or with Lava's own function where the process asks for it
+(``ResetConv(conv="lava")``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from lava.proc.conv.models import AbstractPyConvModel
 from lava.proc.dense.models import AbstractPyDenseModelBitAcc, AbstractPyDenseModelFloat
 
 # absolute import: Lava loads this file as a top-level module named "models"
-from neurodeploy.targets.lava_reset.exact_conv import conv_exact
+from neurodeploy.targets.lava_reset.exact_conv import CONV_EXACT, CONV_LAVA, conv_exact
 from neurodeploy.targets.lava_reset.process import ResetConv, ResetDense, reset_due
 
 
@@ -61,23 +62,36 @@ class PyResetConvModelFixed(AbstractPyConvModel):
         return np.asarray(conv_utils.signed_clamp(x, bits=24))
 
     def run_spk(self) -> None:
-        """Lava's ``AbstractPyConvModel.run_spk`` with the reset, and the convolution computed by
-        :func:`conv_exact` (Lava's integers, bit for bit; module docstring of ``exact_conv``)."""
+        """Lava's ``AbstractPyConvModel.run_spk`` with the reset; the convolution is computed by
+        :func:`conv_exact` (Lava's integers, bit for bit; module docstring of ``exact_conv``)
+        or, with ``conv="lava"`` in the process's ``proc_params``, by Lava's own
+        ``lava.proc.conv.utils.conv`` (:class:`ResetConv`)."""
         if reset_due(self.time_step, self.proc_params):
             self.a_buf = np.zeros_like(self.a_buf)
         self.a_out.send(self.a_buf)
         s_in = (
             self.s_in.recv() if self.num_message_bits.item() > 0 else self.s_in.recv().astype(bool)
         )
-        a_out = conv_exact(
-            s_in,
-            self.weight,
-            kernel_size=self.kernel_size,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            groups=self.groups[0],
-        )
+        if self.proc_params.get("conv", CONV_EXACT) == CONV_LAVA:  # Lava's PyConvModelFixed
+            a_out = conv_utils.conv(
+                s_in,
+                self.weight,
+                self.kernel_size,
+                self.stride,
+                self.padding,
+                self.dilation,
+                self.groups[0],
+            )
+        else:
+            a_out = conv_exact(
+                s_in,
+                self.weight,
+                kernel_size=self.kernel_size,
+                stride=self.stride,
+                padding=self.padding,
+                dilation=self.dilation,
+                groups=self.groups[0],
+            )
         self.a_buf = self.clamp_precision(a_out)
 
 

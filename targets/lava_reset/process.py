@@ -22,6 +22,8 @@ from typing import Any
 from lava.proc.conv.process import Conv
 from lava.proc.dense.process import Dense
 
+from neurodeploy.targets.lava_reset.exact_conv import CONV_EXACT, check_conv
+
 
 def reset_due(time_step: int, proc_params: Any) -> bool:
     """True at the steps where a process with ``reset_interval``/``reset_offset`` in its
@@ -43,17 +45,33 @@ class ResetDense(Dense):
     """Lava's Dense; its buffer is sent as zeros every ``reset_interval`` steps."""
 
     def __init__(self, *, reset_interval: int = 0, reset_offset: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # first: Lava's __del__ needs a built process
         _check(reset_interval, reset_offset)
-        super().__init__(**kwargs)
         self.proc_params["reset_interval"] = int(reset_interval)
         self.proc_params["reset_offset"] = int(reset_offset)
 
 
 class ResetConv(Conv):
-    """Lava's Conv; its buffer is sent as zeros every ``reset_interval`` steps."""
+    """Lava's Conv; its buffer is sent as zeros every ``reset_interval`` steps.
 
-    def __init__(self, *, reset_interval: int = 0, reset_offset: int = 0, **kwargs: Any) -> None:
+    ``conv`` selects how the fixed_pt model computes the convolution (the floating_pt model
+    always runs Lava's own): ``"exact"`` (default) with
+    :func:`~neurodeploy.targets.lava_reset.exact_conv.conv_exact`, one matrix product per group,
+    equal to Lava's integers bit for bit and about 50x faster (Lava's per-channel scipy loop
+    dominated a step); ``"lava"`` with ``lava.proc.conv.utils.conv`` itself, exactly as Lava's
+    ``PyConvModelFixed`` does, to check the whole graph against Lava's own arithmetic."""
+
+    def __init__(
+        self,
+        *,
+        reset_interval: int = 0,
+        reset_offset: int = 0,
+        conv: str = CONV_EXACT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)  # first: Lava's __del__ needs a built process
         _check(reset_interval, reset_offset)
-        super().__init__(**kwargs)
+        check_conv(conv, owner="ResetConv")
         self.proc_params["reset_interval"] = int(reset_interval)
         self.proc_params["reset_offset"] = int(reset_offset)
+        self.proc_params["conv"] = conv
