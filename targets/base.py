@@ -12,6 +12,8 @@ first and batch second:
 - ``output``: the readout's integer synaptic input per step, (steps, B, classes) int64, its bias
   included: ``out[t] = (W x[t]) << weight_exp + readout_bias`` (None where the program has no
   readout or the target cannot read it);
+- ``spike_output``: True where the program has no readout (its last layer spikes, the common
+  snnTorch shape Linear -> Leaky -> Linear -> Leaky): the last neuron layer's spikes are the output;
 - ``states``: per neuron layer, (steps, B, *out_shape) int64, the state after each step in the
   x64 domain (``v`` for a stock LIF, the smoothed ``m`` for a smoothed neuron), when asked for;
 - ``counters``: per neuron layer, saturation and wrap events, where the target counts them;
@@ -40,6 +42,7 @@ class TargetResult:
     states: list[np.ndarray] | None = None
     counters: list[Counters] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    spike_output: bool = False  # no readout: the last neuron layer's spikes are the output
 
     @property
     def steps(self) -> int:
@@ -54,13 +57,18 @@ class TargetResult:
         return 0 if first is None else int(first.shape[1])
 
     def predictions(self) -> np.ndarray:
-        """Predicted class per sample (B,): argmax over classes of the readout summed over steps."""
-        if self.output is None:
-            raise ValueError(
-                "this result has no readout (the program has none, or the target "
-                "does not read it)"
-            )
-        return np.asarray(self.output.sum(0).argmax(-1))
+        """Predicted class per sample (B,): ``argmax_c sum_t out[t, b, c]``, the readout summed
+        over steps; for a program without a readout (``spike_output``), the last neuron layer's
+        spike count ``argmax_c sum_t s[t, b, c]`` (neurons flattened in C order). Ties go to the
+        lowest index (numpy's argmax), as in the float model's ``z.mean(0).argmax(-1)``."""
+        if self.output is not None:
+            return np.asarray(self.output.sum(0).argmax(-1))
+        if self.spike_output and self.spikes:
+            counts = self.spikes[-1].sum(0, dtype=np.int64)
+            return np.asarray(counts.reshape(counts.shape[0], -1).argmax(-1))
+        raise ValueError(
+            "this result has no readout (the program has none, or the target does not read it)"
+        )
 
 
 class Target(Protocol):

@@ -609,4 +609,5 @@ class LavaTarget:
             states=rec.states,
             layer_names=[l.name for l in self.program.layers if l.neuron],
             seconds=rec.seconds,
+            spike_output=self.program.layers[-1].neuron is not None,
         )

@@ -150,4 +150,5 @@ class ReferenceTarget:
             else None,
             layer_names=[d.layer.name for d in neurons],
             seconds={"run": time.perf_counter() - t_start},
+            spike_output=self.program.layers[-1].neuron is not None,
         )  # evaluated last: incl. the copies

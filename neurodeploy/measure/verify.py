@@ -118,6 +118,6 @@ def verify(
         float((sl[k + 1 : k + 1 + T] == fs.numpy().astype(np.uint8)).mean())
         for k, (sl, fs) in enumerate(zip(r.spikes, float_spikes, strict=True))
     ]
-    if r.output is not None:  # netx: hidden layers only
+    if r.output is not None or r.spike_output:  # netx: hidden layers only
         out.pred_ref_vs_lava = float((r.predictions() == ref_lat.predictions()).mean())
     return out

@@ -129,7 +129,8 @@ class QATRun:
     """One forward pass: float-unit logits (T, B, classes) carrying gradients, the readout's exact
     integer output (T, B, classes), spikes per neuron layer (T, B, *shape; 0/1 float64 carrying
     gradients), overflow counters per neuron layer, the program that was run and the number of
-    input values clipped to the payload range."""
+    input values clipped to the payload range. A program without a readout (its last layer
+    spikes) gives that layer's spikes (T, B, neurons) as both logits and integer output."""
 
     logits: torch.Tensor
     output_int: torch.Tensor
@@ -262,10 +263,11 @@ class QATNet(nn.Module):
             spikes.append(s_all)
             counters.append(cnt)
             cur = s_all
+        if (logits is None or out_int is None) and spikes:  # the last layer spikes: its
+            logits = spikes[-1].flatten(2)  # spikes are the output, predictions their counts
+            out_int = logits.detach().to(STATE_DTYPE)
         if logits is None or out_int is None:
-            raise ValueError(
-                "QAT: the program has no readout layer (a non-spiking Linear at the end)"
-            )
+            raise ValueError("QAT: the program has neither a readout layer nor neuron layers")
         return QATRun(
             logits,
             out_int.detach(),
