@@ -31,6 +31,7 @@ class ReferenceTarget:
     name = "reference"
 
     def __init__(self, program: IntProgram, device: str = "auto", latency: bool = False) -> None:
+        program.check_shapes()  # a named error before torch sees a mismatched state
         self.program = program
         self.device = torch.device(
             "cuda"

@@ -16,6 +16,7 @@ blocks, stride k*s, padding k*p) and is converted when loaded.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -83,12 +84,27 @@ class IntProgram:
     num_classes: int
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def check_shapes(self) -> None:
+        """Refuse a layer whose synapse output cannot be the state of its neuron layer: a dense
+        synapse yields prod(out_shape) values in one flat axis, so a neuron layer behind it must be
+        flat too (a multi-axis neuron layer behind a dense map is a conv-shaped group that no
+        convolution describes). The error names the layer and both shapes."""
+        for layer in self.layers:
+            if layer.neuron is not None and layer.kind == "dense" and len(layer.out_shape) != 1:
+                raise ValueError(
+                    f"layer {layer.name}: its synapse maps to a dense matrix with "
+                    f"{math.prod(layer.out_shape)} flat outputs, but its neuron layer has shape "
+                    f"{tuple(layer.out_shape)}; only a [pool] conv [Scale] chain stays "
+                    "convolutional (sources: neurodeploy.quant.stages)"
+                )
+
     def validate(self, hw: HardwareSpec | None = None) -> None:
         """Refuse a program that a target cannot run exactly: inconsistent shapes, or values outside
         the hardware's formats. The error names the layer, the field and the limit."""
         from neurodeploy.neuron.hardware import get_spec
 
         hw = hw or get_spec(self.hardware)
+        self.check_shapes()
         shape = tuple(self.input_shape)
         for layer in self.layers:
             where = f"layer {layer.name}"

@@ -8,10 +8,20 @@ group (pass-through modules, one synapse, one LIF) becomes one stage. Folding ru
 algebra, float64):
 
 - AvgPool(k, stride k) followed by a stride-1 Conv(W, padding p) is the synapse with pool k and
-  kernel W / prod(k): sum-pool, then the scaled kernel (the pool stays data on the synapse;
-  hardware that cannot pool runs :meth:`Synapse.pool_folded`). Not when p > 0 and the input is
-  not a multiple of k (the folded kernel would read the remainder the pool drops): then, like
-  any other chain, the pair is one dense matrix.
+  kernel W / d, d the pool's divisor: prod(k) for an average, 1 for a sum pool (NIR SumPool2d,
+  imported as AvgPool with divisor_override=1; sum = average x prod(k)): sum-pool, then the
+  scaled kernel (the pool stays data on the synapse; hardware that cannot pool runs
+  :meth:`Synapse.pool_folded`). Not when p > 0 and the input is not a multiple of k (the folded
+  kernel would read the remainder the pool drops): then, like any other chain, the group is one
+  dense matrix.
+- Scale layers after a Conv (input gains: SpikingJelly's LIF, norse, sinabs IF) whose product g
+  is one factor per output channel c (a scalar, (C, 1, 1), or per neuron but constant within each
+  channel) fold into the conv: g (conv(x, W) + b) = conv(x, g W) + g b, i.e. W[c] -> g[c] W[c],
+  b[c] -> g[c] b[c] (float64; a float32 weight times a float32 gain is exact). The stage stays a
+  convolution. A gain that varies within a channel is no convolution: the group is a dense matrix
+  and its flat output cannot be a conv-shaped neuron layer's state, which
+  :meth:`~neurodeploy.quant.program.IntProgram.check_shapes` refuses by name before any target
+  runs.
 - Any chain of Flatten / pooling / Scale ending in a Linear becomes one dense matrix M, bias b: the
   chain's affine map, by definition the identity basis pushed through the chain,
   M[:, j] = chain(e_j) - chain(0) (:func:`dense_from_chain`). When the parameter-free part P in
@@ -37,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurodeploy.nn.fold import fold_batchnorm
-from neurodeploy.nn.layers import LIF
+from neurodeploy.nn.layers import LIF, Scale
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.nn.walk import POOLS, LayerGroup, layer_groups
 from neurodeploy.quant.synapse import HoldsSynapse, Synapse, conv_synapse
@@ -167,35 +177,75 @@ def _dense_after_pass(group: LayerGroup, k_syn: int) -> tuple[np.ndarray, np.nda
     return cols.T.numpy().copy(), zero[0].numpy().copy()
 
 
-def _pool_then_conv(group: LayerGroup) -> tuple[tuple[int, ...], nn.Conv1d | nn.Conv2d] | None:
-    """(k, conv) when the group is AvgPool(k, stride k, unpadded) then a stride-1, ungrouped conv
-    (module docstring), else None."""
-    if (
-        len(group.layers) != 2
-        or group.layers[1].role != "synapse"
-        or isinstance(group.layers[1].inner, nn.Linear)
-    ):
+@dataclass(frozen=True)
+class _ConvGroup:
+    """A group that stays a convolution: ``pool`` (k, or empty) with ``pool_div`` (the pool's
+    divisor: prod(k) for an average, 1 for a sum pool), ``conv``, and ``gain`` (C_out,) = the
+    product of the Scale layers after the conv (all ones when there are none; None: no Scale)."""
+
+    pool: tuple[int, ...]
+    pool_div: int
+    conv: nn.Conv1d | nn.Conv2d
+    gain: np.ndarray | None
+
+
+def _channel_gain(mods: list[nn.Module], out_shape: tuple[int, ...]) -> np.ndarray | None:
+    """The Scale layers ``mods`` (applied after a conv with output ``out_shape`` = (C, *spatial))
+    as one factor per output channel, float64 (C,); None when one is not a Scale or Identity, or
+    their product varies over a channel's positions (then no per-channel gain describes it)."""
+    gain = torch.ones(out_shape, dtype=torch.float64)
+    for m in mods:
+        if isinstance(m, nn.Identity):
+            continue
+        if not isinstance(m, Scale):
+            return None
+        try:
+            gain = gain * torch.broadcast_to(m.scale.detach().double().cpu(), out_shape)
+        except RuntimeError:
+            return None
+    flat = gain.reshape(out_shape[0], -1)
+    if not bool((flat == flat[:, :1]).all()):
         return None
-    pool, conv = group.layers[0].inner, group.layers[1].inner
-    if not isinstance(pool, POOLS) or not isinstance(conv, (nn.Conv1d, nn.Conv2d)):
+    return flat[:, 0].numpy().copy()
+
+
+def _conv_group(group: LayerGroup, k_syn: int) -> _ConvGroup | None:
+    """The group as [pool] conv [Scale...] (module docstring), else None. The pool is an
+    unpadded AvgPool(k, stride k) (any divisor: a SumPool is AvgPool with divisor 1) followed by a
+    stride-1, undilated, ungrouped conv whose padding reads no pool remainder."""
+    conv = group.layers[k_syn].inner
+    if not isinstance(conv, (nn.Conv1d, nn.Conv2d)):
         return None
+    after = [layer.inner for layer in group.layers[k_syn + 1 :]]
+    gain = _channel_gain(after, group.layers[k_syn].out_shape) if after else None
+    if after and gain is None:
+        return None
+    before = [layer.inner for layer in group.layers[:k_syn]]
+    before = [m for m in before if not isinstance(m, nn.Identity)]
+    if not before:
+        return _ConvGroup((), 1, conv, gain)
+    if len(before) != 1 or not isinstance(before[0], POOLS):
+        return None
+    pool = before[0]
     dims = 2 if isinstance(conv, nn.Conv2d) else 1
     k, s, p = (
         tuple(v) if isinstance(v, tuple) else (v,) * dims
         for v in (pool.kernel_size, pool.stride, pool.padding)
     )
-    if k != s or any(p) or pool.ceil_mode or getattr(pool, "divisor_override", None):
+    if k != s or any(p) or pool.ceil_mode:
         return None
     if (
         any(v != 1 for v in conv.stride)
         or any(v != 1 for v in conv.dilation)
         or conv.groups != 1
         or isinstance(conv.padding, str)
+        or conv.padding_mode != "zeros"
     ):
         return None
     if any(conv.padding) and any(n % kk for n, kk in zip(group.in_shape[1:], k)):
         return None  # the folded kernel's padding would read the remainder the pool drops
-    return k, conv
+    divisor = getattr(pool, "divisor_override", None)
+    return _ConvGroup(k, int(divisor) if divisor else int(np.prod(k)), conv, gain)
 
 
 def model_stages(model: SpikingNet) -> list[Stage]:
@@ -227,41 +277,30 @@ def _make_stage(group: LayerGroup) -> Stage:
             f"layer {name}: expected exactly one Linear/Conv before it, found {len(syn)} "
             f"({', '.join(srcs) or 'none'})"
         )
-    last = group.layers[syn[0]].inner
     in_shape, out_shape = group.in_shape, group.out_shape
-    if isinstance(last, (nn.Conv1d, nn.Conv2d)):
-        kind = "conv2d" if isinstance(last, nn.Conv2d) else "conv1d"
-        w = last.weight.detach().double().cpu().numpy()
+    cg = _conv_group(group, syn[0])
+    if cg is not None:
+        conv = cg.conv
+        w = conv.weight.detach().double().cpu().numpy()
         bias = (
-            last.bias.detach().double().cpu().numpy().copy()
-            if last.bias is not None
-            else np.zeros(last.out_channels)
+            conv.bias.detach().double().cpu().numpy().copy()
+            if conv.bias is not None
+            else np.zeros(conv.out_channels)
         )
-        if len(group.layers) == 1:
-            synapse = conv_synapse(
-                last,
-                w.copy(),
-                in_shape=in_shape,
-                out_shape=out_shape,
-                name=group.layers[syn[0]].name,
-            )
-            return Stage(name, synapse, bias, neuron, srcs)
-        pooled = _pool_then_conv(group)
-        if pooled is not None:
-            k, conv = pooled
-            assert not isinstance(conv.padding, str)  # refused by _pool_then_conv
-            small = Synapse(
-                kind,
-                w / float(np.prod(k)),
-                in_shape,
-                out_shape,
-                tuple(conv.stride),
-                tuple(conv.padding),
-                1,
-                k,
-                where=f"layer {name}",
-            )
-            return Stage(name, small, bias, neuron, srcs)
+        if cg.pool_div != 1:
+            w = w / float(cg.pool_div)
+        if cg.gain is not None:  # y = g (conv(x, W) + b) = conv(x, g W) + g b, per channel
+            w = w * cg.gain.reshape(-1, *([1] * (w.ndim - 1)))
+            bias = bias * cg.gain
+        synapse = conv_synapse(
+            conv,
+            w.copy(),
+            in_shape=in_shape,
+            out_shape=out_shape,
+            name=group.layers[syn[0]].name,
+            pool=cg.pool,
+        )
+        return Stage(name, synapse, bias, neuron, srcs)
     mods = [layer.inner for layer in group.layers]
     fast = _dense_after_pass(group, syn[0])
     w, b = fast if fast is not None else dense_from_chain(mods, in_shape)

@@ -274,10 +274,12 @@ def conv_synapse(
     in_shape: tuple[int, ...],
     out_shape: tuple[int, ...],
     name: str,
+    pool: tuple[int, ...] = (),
 ) -> Synapse:
     """The synapse of a torch ``Conv1d``/``Conv2d`` with ``weight`` (its own, or folded) fed
-    ``in_shape``; refuses what a synapse cannot express (string padding, dilation, padding modes
-    other than zeros), naming the layer ``name``."""
+    ``in_shape`` (sum-pooled by ``pool`` first, when given); refuses what a synapse cannot
+    express (string padding, dilation, padding modes other than zeros), naming the layer
+    ``name``."""
     if isinstance(module.padding, str):
         raise ValueError(f"layer {name}: string padding {module.padding!r} is not supported")
     if any(d != 1 for d in module.dilation):
@@ -295,6 +297,7 @@ def conv_synapse(
         tuple(module.stride),
         tuple(module.padding),
         int(module.groups),
+        pool,
         where=f"layer {name}",
     )
 
