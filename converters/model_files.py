@@ -13,10 +13,12 @@ NIR_SUFFIXES = (".nir", ".h5", ".hdf5")
 
 
 def load_model_file(
-    path: str | os.PathLike[str], programs: bool = True
+    path: str | os.PathLike[str], programs: bool = True, *, dt: float | None = None
 ) -> tuple[SpikingNet | IntProgram, str | None, int | None]:
     """(model or integer program, task, T). With ``programs=False`` an integer program is refused
-    (the caller needs the float model). Anything else is an error naming the file."""
+    (the caller needs the float model). Anything else is an error naming the file. ``dt``
+    (seconds per timestep) reads a NIR graph with that dt instead of the one it records (or the
+    default); other files have no dt and ignore it."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -40,7 +42,7 @@ def load_model_file(
         meta = graph.metadata if isinstance(graph.metadata, dict) else {}
         task, T = meta.get("task"), meta.get("T")
         return (
-            nir_to_model(graph),
+            nir_to_model(graph, dt=dt),
             (str(task) if task is not None else None),
             (int(T) if T is not None else None),
         )

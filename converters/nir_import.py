@@ -4,7 +4,8 @@ Honours our own metadata (smoothing coefficient and reading, reset, exact beta);
 other tools (snntorch, norse, ...) carry none and load as plain neurons. Supported nodes:
 Input, Output, Affine, Linear, Conv1d, Conv2d, Flatten, AvgPool2d, SumPool2d, Scale, LIF, IF,
 LI (non-spiking readout), CubaLIF (synaptic current state). Discretisation with ``dt``
-(default: the graph's ``metadata["dt"]``, else snntorch's 1e-4), see nir_common.py:
+(the caller's, else the graph's ``metadata["dt"]``, else 1e-4 with a warning naming the
+assumption and the producers' dt; see nir_common.py):
 
     LIF:  beta = 1 - dt/tau; input gain r*dt/tau (1 for snntorch's r = tau/dt; otherwise a
           Scale layer is inserted); v_leak must be 0 and v_reset 0 (hard reset to zero).
@@ -32,7 +33,14 @@ from torch import nn
 from neurodeploy.nn.layers import LI, LIF, GlobalPool, PerStep, Scale
 from neurodeploy.nn.net import SpikingNet
 
-from .nir_common import DEFAULT_DT, METADATA_KEY, NIRConversionError, check_dt
+from .nir_common import (
+    METADATA_KEY,
+    DtChoice,
+    NIRConversionError,
+    check_if_gain,
+    check_tau_steps,
+    resolve_dt,
+)
 
 Modules = list[nn.Module]
 GAIN_RTOL = 1e-6  # |gain - 1| below this is taken as exactly 1 (float32 storage of tau and r)
@@ -343,7 +351,7 @@ def _gain(name: str, r: float, tau: float, ctx: _Ctx) -> Modules:
 
 
 def _lif_kwargs(
-    name: str, node: nir.NIRNode, ctx: _Ctx, tau_nir: float | None
+    name: str, node: nir.NIRNode, ctx: _Ctx, tau_nir: float | None, *, field: str = "tau"
 ) -> tuple[dict[str, Any], float]:
     theta = _uniform(name, "v_threshold", _arr(name, node, "v_threshold"))
     if theta <= 0:
@@ -354,18 +362,11 @@ def _lif_kwargs(
             name, "v_reset", "a non-zero reset potential is not supported (hard reset to 0)"
         )
     meta = ctx.meta(node)
-    tau_steps = math.inf if tau_nir is None else tau_nir / ctx.dt
+    tau_steps = math.inf if tau_nir is None else check_tau_steps(name, field, tau_nir, ctx.dt)
     if "tau_steps" in meta and (
         tau_nir is None or math.isclose(float(meta["tau_steps"]), tau_steps, rel_tol=1e-5)
     ):
         tau_steps = float(meta["tau_steps"])  # our own export: the exact value, not via float32 tau
-    if tau_steps <= 1:
-        raise NIRConversionError(
-            name,
-            "tau",
-            f"tau/dt = {tau_steps:g} <= 1 timestep: with dt={ctx.dt:g} the "
-            "neuron would not be a leaky integrator (beta <= 0); pass the producer's dt",
-        )
     kw: dict[str, Any] = dict(tau=tau_steps, theta=theta, mps=False)
     if meta:
         alpha = float(meta.get("mps_alpha", 0.0))
@@ -410,6 +411,7 @@ def _lif(name: str, node: nir.LIF, shape: tuple[int, ...], ctx: _Ctx) -> Modules
 def _if(name: str, node: nir.IF, shape: tuple[int, ...], ctx: _Ctx) -> Modules:
     _neuron_shape(name, "v_threshold", _arr(name, node, "v_threshold"), shape)
     r = _uniform(name, "r", _arr(name, node, "r"))
+    check_if_gain(name, r, ctx.dt)
     kw, logit = _lif_kwargs(name, node, ctx, None)
     return [*_gain(name, r, math.inf, ctx), _make_lif(name, kw, logit)]
 
@@ -420,11 +422,9 @@ def _li(name: str, node: nir.LI, shape: tuple[int, ...], ctx: _Ctx) -> Modules:
     r = _uniform(name, "r", _arr(name, node, "r"))
     if _uniform(name, "v_leak", _arr(name, node, "v_leak")) != 0:
         raise NIRConversionError(name, "v_leak", "a non-zero leak potential is not supported")
-    if tau / ctx.dt <= 1:
-        raise NIRConversionError(
-            name, "tau", f"tau/dt = {tau / ctx.dt:g} <= 1 timestep (dt={ctx.dt:g})"
-        )
-    return [*_gain(name, r, tau, ctx), LI(tau / ctx.dt)]
+    if tau <= 0:
+        raise NIRConversionError(name, "tau", f"must be > 0, got {tau}")
+    return [*_gain(name, r, tau, ctx), LI(check_tau_steps(name, "tau", tau, ctx.dt))]
 
 
 def _cuba_lif(name: str, node: nir.CubaLIF, shape: tuple[int, ...], ctx: _Ctx) -> Modules:
@@ -443,14 +443,12 @@ def _cuba_lif(name: str, node: nir.CubaLIF, shape: tuple[int, ...], ctx: _Ctx) -
         if tau <= 0:
             raise NIRConversionError(name, field, f"must be > 0, got {tau}")
     syn_steps = tau_syn / ctx.dt
-    if syn_steps < 1 - GAIN_RTOL:
-        raise NIRConversionError(
-            name, "tau_syn", f"tau_syn/dt = {syn_steps:g} < 1 timestep (dt={ctx.dt:g})"
-        )
+    if abs(syn_steps - 1) > GAIN_RTOL:  # tau_syn = dt (within float32): no memory, no check
+        check_tau_steps(name, "tau_syn", tau_syn, ctx.dt, allow_one=True)
     synapse: Modules = (
         [] if abs(syn_steps - 1) <= GAIN_RTOL else [LI(syn_steps)]
     )  # tau_syn = dt: no memory
-    kw, logit = _lif_kwargs(name, node, ctx, tau_mem)
+    kw, logit = _lif_kwargs(name, node, ctx, tau_mem, field="tau_mem")
     return [
         *_gain(name, w_in, tau_syn, ctx),
         *synapse,
@@ -558,7 +556,12 @@ def nir_to_model(
     name: str | None = None,
     ignore_metadata: bool = False,
 ) -> SpikingNet:
-    """Build our torch model from a NIR graph (or a .nir file); ``dt`` overrides the graph's.
+    """Build our torch model from a NIR graph (or a .nir file).
+
+    ``dt`` (seconds per timestep) overrides the graph's ``metadata["dt"]``; a graph without one
+    is read with 1e-4 and a :class:`~neurodeploy.converters.nir_common.NIRDtWarning` naming that
+    assumption (see :func:`graph_dt`). A time constant with tau/dt <= 1 is a
+    :class:`NIRConversionError` naming node, tau, dt and the dt that fit.
 
     ``ignore_metadata=True`` reads only the NIR fields, as a tool that does not know our
     metadata would: smoothed neurons become plain LIFs (used to measure what that costs).
@@ -566,9 +569,7 @@ def nir_to_model(
     if not isinstance(graph, nir.NIRGraph):
         graph = read_nir(graph)
     meta = graph.metadata if isinstance(graph.metadata, dict) else {}
-    ctx = _Ctx(
-        check_dt(dt if dt is not None else float(meta.get("dt", DEFAULT_DT))), ignore_metadata
-    )
+    ctx = _Ctx(resolve_dt(meta, dt).dt, ignore_metadata)
     order = _chain(graph)
     in_node = graph.nodes[order[0]]
     in_type = in_node.input_type.get("input") if isinstance(in_node.input_type, dict) else None
@@ -617,3 +618,9 @@ def nir_to_model(
     n_out = int(np.prod(shape))
     model_name = name or str(meta.get("model", "nir"))
     return SpikingNet(model_name, nn.Sequential(*modules), in_shape, n_out).eval()
+
+
+def graph_dt(graph: nir.NIRGraph, dt: float | None = None, *, warn: bool = False) -> DtChoice:
+    """The dt :func:`nir_to_model` reads ``graph`` with, and where it comes from (``dt`` given,
+    the graph's metadata, or the default)."""
+    return resolve_dt(graph.metadata, dt, warn=warn)

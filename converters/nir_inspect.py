@@ -9,7 +9,7 @@ from typing import Any
 import nir
 import numpy as np
 
-from .nir_common import METADATA_KEY
+from .nir_common import METADATA_KEY, resolve_dt
 
 NEURON_TYPES = (nir.LIF, nir.IF, nir.LI, nir.CubaLIF, nir.CubaLI)
 PARAM_FIELDS = (
@@ -82,11 +82,29 @@ def summarize(graph: nir.NIRGraph) -> list[NodeSummary]:
     return out
 
 
-def format_summary(graph: nir.NIRGraph, source: str = "") -> str:
+def _time_constants(node: nir.NIRNode) -> dict[str, float]:
+    """The node's time constants in seconds (first value of each tau field present)."""
+    out = {}
+    for f in ("tau", "tau_mem", "tau_syn"):
+        v = getattr(node, f, None)
+        if v is not None and not isinstance(v, str) and np.asarray(v).size:
+            out[f] = float(np.asarray(v, dtype=np.float64).flat[0])
+    return out
+
+
+def format_summary(graph: nir.NIRGraph, source: str = "", dt: float | None = None) -> str:
+    """The summary text; ``dt`` (seconds per timestep, e.g. ``--dt``) overrides the graph's. It
+    prints the dt the graph is read with and where it came from (metadata / --dt / default),
+    and each neuron's time constants in timesteps (tau/dt)."""
     rows = summarize(graph)
+    choice = resolve_dt(graph.metadata, dt, warn=False)
     lines = [
         f"NIR graph {source}".rstrip(),
         f"metadata: {dict(graph.metadata) if graph.metadata else '{}'}",
+        choice.describe()
+        + (
+            "; pass --dt with the producer's dt if it differs" if choice.source == "default" else ""
+        ),
         f"{'node':<24}{'type':<11}{'input':<16}{'output':<16}parameters (min..max)",
     ]
     for r in rows:
@@ -94,6 +112,10 @@ def format_summary(graph: nir.NIRGraph, source: str = "") -> str:
         lines.append(
             f"{r.name:<24}{r.type:<11}{r.input_shape or '-'!s:<16}{r.output_shape or '-'!s:<16}{params}"
         )
+        taus = _time_constants(graph.nodes[r.name])
+        if taus:
+            steps = ", ".join(f"{k}/dt {v / choice.dt:.4g}" for k, v in taus.items())
+            lines.append(f"{'':<24}timesteps: {steps}")
         if r.metadata:
             lines.append(f"{'':<24}metadata: {r.metadata}")
     neurons = sum(r.neurons for r in rows)

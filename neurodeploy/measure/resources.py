@@ -166,7 +166,7 @@ DEFAULT_SPECS = ("loihi1", "loihi2")
 
 
 def report_for_path(
-    path: str, hardware: list[str] | tuple[str, ...] | None = None
+    path: str, hardware: list[str] | tuple[str, ...] | None = None, *, dt: float | None = None
 ) -> tuple[str, bool]:
     """``neurodeploy resources``: the report of a .nir file, checkpoint.pt or .npz integer program
     on each spec in ``hardware`` (default Loihi 1 and Loihi 2); returns (text, fits everywhere)."""
@@ -175,7 +175,7 @@ def report_for_path(
     specs = [get_spec(h) for h in (hardware or DEFAULT_SPECS)]
     from neurodeploy.converters.model_files import load_model_file
 
-    target = load_model_file(path)[0]
+    target = load_model_file(path, dt=dt)[0]  # dt: seconds per timestep of a NIR graph
     stages = model_stages(target) if isinstance(target, SpikingNet) else target
     reports = [resource_report(stages, hw) for hw in specs]
     return "\n\n".join(r.format() for r in reports), all(r.fits for r in reports)
