@@ -2,9 +2,10 @@
 
 Every command is one row of :data:`COMMANDS` (name -> :class:`Command`: help, parent parsers,
 own options, handler); :func:`build_parser` builds the sub-commands from it and :func:`main`
-dispatches through it. The options several commands share (``--hardware``, ``--task``, ``--T``,
-``--samples``, ``--out``) are defined once each, in the ``_*_options`` parent-parser factories
-below, so their spelling and help read the same in every command. A factory returns a fresh
+dispatches through it. The options several commands share (``--hardware``, ``--dt``, the input
+family ``--task``/``--data``/``--random-input``/``--T``/``--input-kind``, ``--samples``,
+``--out``) are defined once each, in the ``_*_options`` parent-parser factories below, so their
+spelling and help read the same in every command. A factory returns a fresh
 parser per call: argparse copies a parent's actions by reference, and commands differ in
 defaults (``--samples`` is 10 for ``verify``, 256 for ``profile``).
 """
@@ -81,6 +82,41 @@ def _task_options(*, task: str | None = None, T: int | None = None) -> argparse.
     return p
 
 
+def _input_options() -> argparse.ArgumentParser:
+    """Where the input comes from (one of --task, --data, --random-input; default: the task the
+    model file records), with --T, --seed and --input-kind (:mod:`neurodeploy.data.inputs`)."""
+    from neurodeploy.data.inputs import INPUT_KINDS
+
+    p = _task_options()
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="FILE.npz",
+        help="your own inputs: a .npz with array x of shape (N, T, *input) (T frames) or "
+        "(N, *input) (static, repeated over --T steps) and optional integer labels y (N,); "
+        "without y, accuracy is n/a",
+    )
+    p.add_argument(
+        "--random-input",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="no data: Bernoulli spikes with probability RATE per input and step (--T steps, "
+        "--samples samples, --seed); no labels, calibration from the weights alone",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of --random-input (default: %(default)s)"
+    )
+    p.add_argument(
+        "--input-kind",
+        choices=INPUT_KINDS,
+        default=None,
+        help="binary spikes or graded payloads; default: inferred from the data (0/1 frames: "
+        "binary), binary without data",
+    )
+    return p
+
+
 def _samples_options(default: int | None) -> argparse.ArgumentParser:
     """``--samples``: how many test samples to run (``None``: the whole test set)."""
     p = _parent()
@@ -104,6 +140,23 @@ def _out_options(
         p.add_argument("--out", "-o", required=True, help=f"output: {what}")
     else:
         p.add_argument("--out", "-o", default=default, help=f"output: {what}")
+    return p
+
+
+def _dt_options() -> argparse.ArgumentParser:
+    """``--dt``: seconds per timestep to read a NIR graph with (NIR's tau are in seconds),
+    overriding the graph's ``metadata["dt"]``; other model files ignore it."""
+    from neurodeploy.converters.nir_common import DEFAULT_DT, PRODUCER_NOTES
+
+    p = _parent()
+    p.add_argument(
+        "--dt",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds per timestep of a NIR graph; default: the graph's recorded dt, else "
+        f"{DEFAULT_DT:g} with a warning ({PRODUCER_NOTES})",
+    )
     return p
 
 
@@ -422,38 +475,55 @@ def _cmd_inspect(a: argparse.Namespace, argv: Sequence[str] | None = None) -> in
     from neurodeploy.converters.nir_import import read_nir
     from neurodeploy.converters.nir_inspect import format_summary
 
-    print(format_summary(read_nir(a.path), a.path))
+    print(format_summary(read_nir(a.path), a.path, dt=a.dt))
     return 0
 
 
-def _load_with_task(
-    path: str, a: argparse.Namespace, *, programs: bool = False
-) -> tuple[Any, str, int]:
-    """(model, task name, T) from a model file; --task and --T override what the file records,
-    T defaults to :data:`DEFAULT_T`, and a task must be known one way or the other."""
+def _load_with_inputs(
+    path: str, a: argparse.Namespace, *, programs: bool = False, required: bool = True
+) -> tuple[Any, Any, int]:
+    """(model, :class:`~neurodeploy.data.inputs.Inputs` or None, T) from a model file and the
+    input options (--task, --data, --random-input; else the task the file records). With
+    ``required``, no input at all is an error naming the options."""
     from neurodeploy.converters.model_files import load_model_file
+    from neurodeploy.data.inputs import resolve_inputs
 
-    model, task_name, T = load_model_file(path, programs=programs)
-    task_name, T = a.task or task_name, a.T or T or DEFAULT_T
-    if task_name is None:
-        raise ValueError(f"{path}: no task recorded in the model; pass --task")
-    return model, task_name, T
+    model, task_name, T = load_model_file(path, programs=programs, dt=getattr(a, "dt", None))
+    inputs = resolve_inputs(
+        tuple(model.input_shape),
+        task=a.task,
+        data=a.data,
+        random_rate=a.random_input,
+        T=a.T,
+        seed=a.seed,
+        samples=a.samples,
+        input_kind=a.input_kind,
+        recorded_task=task_name,
+        recorded_T=T,
+        default_T=DEFAULT_T,
+    )
+    if inputs is None and required:
+        raise ValueError(
+            f"{path}: no inputs: the model records no task; pass --data FILE.npz, "
+            "--random-input RATE --T T, or --task NAME"
+        )
+    return model, inputs, inputs.T if inputs is not None else a.T or T or DEFAULT_T
 
 
 def _cmd_quantize(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
-    from neurodeploy.data import load_task
+    from neurodeploy.data.inputs import WEIGHTS_ONLY, weights_only_settings
     from neurodeploy.measure.qreport import compare, quantize_for_task
     from neurodeploy.neuron.hardware import get_spec
+    from neurodeploy.quant.quantize import quantize_model
 
-    model, task_name, T = _load_with_task(a.model, a)
-    task = load_task(task_name, T=T)
-    if tuple(task.input_shape) != tuple(model.input_shape):
-        raise ValueError(
-            f"task {task_name!r} gives input {task.input_shape}, "
-            f"the model expects {model.input_shape}"
-        )
-    prog = quantize_for_task(model, task, get_spec(a.hardware), percentile=a.percentile)
-    prog.meta.update(task=task_name, T=T)
+    model, inputs, T = _load_with_inputs(a.model, a, required=False)
+    hw = get_spec(a.hardware)
+    if inputs is None:  # no data at all: the weights alone
+        settings = weights_only_settings(a.input_kind).as_kwargs()
+        prog = quantize_model(model, hw, percentile=a.percentile, **settings)
+    else:
+        prog = quantize_for_task(model, inputs, hw, percentile=a.percentile)
+    prog.meta.update(T=T, **({"task": inputs.task} if inputs is not None and inputs.task else {}))
     prog.save(a.out)
     print(
         f"integer program for {a.hardware}: {a.out} ({len(prog.layers)} layers, "
@@ -464,18 +534,24 @@ def _cmd_quantize(a: argparse.Namespace, argv: Sequence[str] | None = None) -> i
             f"  {l.name:<10} {l.kind:<7} weight_exp {l.weight_exp:>3}  vth {l.vth:>6}  "
             f"dv {l.dv:>4}  coef {l.coef:>4}  bias_exp {l.bias_exp}  v_scale {l.v_scale:.4g}"
         )
-    print(compare(model, prog, task=task, T=T, n=a.samples).format())
+    if inputs is None:
+        print(
+            f"calibration: {WEIGHTS_ONLY}; no comparison run (pass --data FILE.npz, "
+            "--random-input RATE or --task NAME for per-layer agreement and accuracy)"
+        )
+    else:
+        print(compare(model, prog, task=inputs, T=T, n=a.samples).format())
     return 0
 
 
 def _cmd_deploy(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from neurodeploy.deploy import deploy
 
-    model, task_name, T = _load_with_task(a.model, a)
+    model, inputs, T = _load_with_inputs(a.model, a)
     print(
         deploy(
             model,
-            task_name=task_name,
+            task_name=inputs,
             T=T,
             out_dir=a.out,
             hardware=a.hardware,
@@ -487,22 +563,20 @@ def _cmd_deploy(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int
 
 
 def _cmd_verify(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
-    from neurodeploy.data import load_task
     from neurodeploy.measure.qreport import quantize_for_task
     from neurodeploy.measure.verify import verify
     from neurodeploy.neuron.hardware import get_spec
 
-    model, task_name, T = _load_with_task(a.model, a)
-    task = load_task(task_name, T=T)
-    prog = quantize_for_task(model, task, get_spec(a.hardware))
-    print(verify(model, prog, task=task, T=T, n=a.samples, lava=not a.no_lava).format())
+    model, inputs, T = _load_with_inputs(a.model, a)
+    prog = quantize_for_task(model, inputs, get_spec(a.hardware))
+    print(verify(model, prog, task=inputs, T=T, n=a.samples, lava=not a.no_lava).format())
+    print(f"inputs: {inputs.description}; calibration: {inputs.calibration}")
     return 0
 
 
 def _cmd_profile(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from pathlib import Path
 
-    from neurodeploy.data import load_task
     from neurodeploy.measure.energy import DEFAULT_ENERGY_MODELS, get_energy_model
     from neurodeploy.measure.profiling import profile
     from neurodeploy.measure.report import fmt, summary_rows, write_report
@@ -512,15 +586,15 @@ def _cmd_profile(a: argparse.Namespace, argv: Sequence[str] | None = None) -> in
     if a.compare or a.compare_target:
         runs.append((a.compare or a.model, a.compare_target or a.target))
     # each file read once
-    loaded = {path: _load_with_task(path, a, programs=True) for path, _ in runs}
+    loaded = {path: _load_with_inputs(path, a, programs=True) for path, _ in runs}
     profiles = []
     for path, target in runs:
-        subject, task_name, T = loaded[path]
+        subject, inputs, T = loaded[path]
         label = f"{Path(path).stem} ({target})"
         profiles.append(
             profile(
                 subject,
-                load_task(task_name, T=T),
+                inputs,
                 T=T,
                 target=target,
                 view=a.view,
@@ -537,7 +611,11 @@ def _cmd_profile(a: argparse.Namespace, argv: Sequence[str] | None = None) -> in
     for p in profiles:
         print(
             f"{p.label}: "
-            + ", ".join(f"{k} {fmt(v)}" for k, v in summary_rows(p) if k.startswith(shown))
+            + ", ".join(
+                f"{k} {'n/a' if k == 'accuracy' and v is None else fmt(v)}"
+                for k, v in summary_rows(p)
+                if k.startswith(shown)
+            )
         )
     plots = ", ".join(p.name for p in paths.plots.values())
     print(f"report: {paths.markdown} (+ {paths.json.name}, {plots})")
@@ -556,7 +634,7 @@ def _cmd_finetune(a: argparse.Namespace, argv: Sequence[str] | None = None) -> i
 def _cmd_resources(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from neurodeploy.measure.resources import report_for_path
 
-    text, fits = report_for_path(a.model, a.hardware)
+    text, fits = report_for_path(a.model, a.hardware, dt=a.dt)
     print(text)
     return 0 if fits else 2
 
@@ -646,6 +724,7 @@ COMMANDS: dict[str, Command] = {
         "summarise a NIR graph: nodes, shapes, parameter ranges, counts",
         _cmd_inspect,
         _add_inspect_args,
+        parents=(_dt_options,),
     ),
     "quantize": Command(
         "quantise a NIR model for a hardware spec: integer program + accuracy report",
@@ -653,9 +732,10 @@ COMMANDS: dict[str, Command] = {
         _add_quantize_args,
         parents=(
             _hardware_options,
-            _task_options,
+            _input_options,
             partial(_samples_options, None),
             partial(_out_options, "integer program file (.npz)"),
+            _dt_options,
         ),
     ),
     "deploy": Command(
@@ -664,16 +744,17 @@ COMMANDS: dict[str, Command] = {
         _add_deploy_args,
         parents=(
             _hardware_options,
-            _task_options,
+            _input_options,
             partial(_samples_options, 10),
             partial(_out_options, "folder (summary.md, conformance.json, model files)"),
+            _dt_options,
         ),
     ),
     "verify": Command(
         "conformance: float torch vs reference simulator vs Lava fixed_pt, per layer",
         _cmd_verify,
         _add_verify_args,
-        parents=(_hardware_options, _task_options, partial(_samples_options, 10)),
+        parents=(_hardware_options, _input_options, partial(_samples_options, 10), _dt_options),
     ),
     "profile": Command(
         "spikes, synaptic operations and energy of a model on a target: JSON + Markdown report "
@@ -682,10 +763,11 @@ COMMANDS: dict[str, Command] = {
         _add_profile_args,
         parents=(
             _hardware_options,
-            _task_options,
+            _input_options,
             partial(_samples_options, 256),
             partial(_out_options, "report folder"),
             _progress_options,
+            _dt_options,
         ),
     ),
     "finetune": Command(
@@ -703,7 +785,7 @@ COMMANDS: dict[str, Command] = {
         "mapping report: neurons, fan-in, synapses, memory and cores per layer",
         _cmd_resources,
         _add_resources_args,
-        parents=(_MANY_HARDWARE,),
+        parents=(_MANY_HARDWARE, _dt_options),
     ),
     "tasks": Command("list the offline tasks", _cmd_tasks),
 }

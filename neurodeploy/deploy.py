@@ -1,5 +1,6 @@
 """The whole chain after training: NIR export -> quantisation -> integer targets -> conformance
-(``neurodeploy deploy`` and the end of ``neurodeploy demo``)."""
+(``neurodeploy deploy`` and the end of ``neurodeploy demo``), on an offline task, the user's data
+or random spikes (:mod:`neurodeploy.data.inputs`); without labels the accuracies read "n/a"."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from neurodeploy.converters.nir_export import export_nir
 from neurodeploy.converters.nir_import import nir_to_model
 from neurodeploy.data import load_task
+from neurodeploy.data.inputs import Inputs, from_task
 from neurodeploy.measure.qreport import compare, quantize_for_task
 from neurodeploy.measure.verify import verify
 from neurodeploy.neuron.hardware import get_spec, netx_variant
@@ -18,9 +20,13 @@ from neurodeploy.nn.net import SpikingNet
 from neurodeploy.targets import TARGETS
 
 
+def _pct(acc: float | None) -> str:
+    return "n/a (no labels)" if acc is None else f"{100 * acc:.2f} %"
+
+
 def deploy(
     model: SpikingNet,
-    task_name: str,
+    task_name: str | Inputs,
     *,
     T: int,
     out_dir: str | Path,
@@ -28,15 +34,17 @@ def deploy(
     target: str = "lava",
     lava_samples: int = 10,
 ) -> str:
-    """Export, quantise, run and compare; writes model.nir, model.int.npz, conformance.json and
-    summary.md into ``out_dir`` and returns the per-stage table as text."""
+    """Export, quantise, run and compare on ``task_name`` (an offline task's name, or resolved
+    :class:`~neurodeploy.data.inputs.Inputs`); writes model.nir, model.int.npz, conformance.json
+    and summary.md into ``out_dir`` and returns the per-stage table as text."""
     if target not in TARGETS:
         raise ValueError(f"target: unknown {target!r}; available: {', '.join(TARGETS)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    task = load_task(task_name, T=T)
+    task = task_name if isinstance(task_name, Inputs) else from_task(load_task(task_name, T=T))
+    recorded = {"task": task.task} if task.task else {}
     t0 = time.perf_counter()
-    export_nir(model, out / "model.nir", extra_metadata={"task": task_name, "T": T})
+    export_nir(model, out / "model.nir", extra_metadata={**recorded, "T": T})
     from_nir = nir_to_model(out / "model.nir")
     hw = get_spec(hardware)
     if target == "netx":  # netx's formats: the spec's netx variant (e.g. loihi2 -> loihi2-netx)
@@ -46,17 +54,17 @@ def deploy(
         from neurodeploy.targets.netx import export_netx
 
         export_netx(prog, out / "model.netx.h5")  # refuses smoothed neurons, naming the layer
-    prog.meta.update(task=task_name, T=T)
+    prog.meta.update(**recorded, T=T)
     prog.save(out / "model.int.npz")
     rep = compare(from_nir, prog, task=task, T=T)
     conf = verify(
         from_nir, prog, task, T, n=lava_samples, lava=target != "reference", target=target
     )
     rows = [
-        ("float torch (BatchNorm folded, from NIR)", f"{100 * rep.float_acc:.2f} %", "-", "-"),
+        ("float torch (BatchNorm folded, from NIR)", _pct(rep.float_acc), "-", "-"),
         (
             f"reference simulator, {hardware} integers",
-            f"{100 * rep.int_acc:.2f} %",
+            _pct(rep.int_acc),
             f"{min(conf.float_vs_ref):.4f} (min over layers, vs float)",
             f"{conf.ref_seconds_per_sample * 1000:.2f} ms",
         ),
@@ -77,17 +85,20 @@ def deploy(
         )
     width = max(len(r[0]) for r in rows)
     lines = [
-        f"deploy {task_name}: {len(prog.layers)} integer layers for {hardware}, "
+        f"deploy {task.name}: {len(prog.layers)} integer layers for {hardware}, "
         f"{sum(l.neuron == 'mps' for l in prog.layers)} with smoothed neurons; files in {out}",
         f"{'stage':<{width}}  {'accuracy':<22}  {'spike agreement':<40}  time/sample",
     ]
     lines += [f"{a:<{width}}  {b:<22}  {c:<40}  {d}" for a, b, c, d in rows]
+    lines.append(f"inputs: {task.description}; calibration: {task.calibration}")
     text = "\n".join(lines)
     (out / "summary.md").write_text("```\n" + text + "\n```\n")
     (out / "conformance.json").write_text(
         json.dumps(
             {
-                "task": task_name,
+                "task": task.name,
+                "inputs": task.description,
+                "calibration": task.calibration,
                 "T": T,
                 "hardware": hardware,
                 "target": target,

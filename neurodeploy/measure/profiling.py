@@ -37,6 +37,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from neurodeploy.data import TaskData
+from neurodeploy.data.inputs import Inputs, as_inputs
 from neurodeploy.measure.energy import (
     DEFAULT_ENERGY_MODELS,
     EnergyEstimate,
@@ -295,7 +296,7 @@ class Profile:
     target: str
     counts: Counts
     energy: list[EnergyEstimate]
-    accuracy: float
+    accuracy: float | None  # None: the inputs have no labels (reported as n/a)
     raster: dict[str, np.ndarray]  # layer -> (T, neurons kept) uint8, sample 0
     membranes: dict[str, list[np.ndarray]]  # layer -> per timestep, start states (threshold units)
     meta: dict[str, Any] = field(default_factory=dict)
@@ -329,7 +330,7 @@ def make_recorder(
     target: str,
     *,
     view: str = "hardware",
-    task: TaskData | None = None,
+    task: TaskData | Inputs | None = None,
     hardware: str = "loihi2",
     membranes: bool = True,
     latency: bool = False,
@@ -362,7 +363,9 @@ def make_recorder(
     )
 
 
-def check_task_fits(model: SpikingNet | IntProgram, task: TaskData, what: str = "model") -> None:
+def check_task_fits(
+    model: SpikingNet | IntProgram, task: TaskData | Inputs, what: str = "model"
+) -> None:
     if tuple(task.input_shape) != tuple(model.input_shape):
         raise ValueError(
             f"task {task.name!r} gives input of shape {tuple(task.input_shape)} per timestep, but the "
@@ -372,7 +375,7 @@ def check_task_fits(model: SpikingNet | IntProgram, task: TaskData, what: str = 
 
 def profile(
     model: SpikingNet | IntProgram,
-    task: TaskData,
+    task: TaskData | Inputs,
     T: int,
     target: str = "torch",
     *,
@@ -405,7 +408,8 @@ def profile(
         latency=latency,
     )
     steps = rec.steps(T)
-    n = len(task.y_test) if samples is None else min(int(samples), len(task.y_test))
+    src = as_inputs(task)  # an offline task, the user's data or random spikes; labels optional
+    n = len(src) if samples is None else min(int(samples), len(src))
     if n < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     counts = rec.empty_counts(steps)
@@ -426,9 +430,10 @@ def profile(
     try:
         for i in range(0, n, batch_size):
             j = min(i + batch_size, n)
-            x = task.encode(task.x_test[i:j], T)
+            x = src.encode(src.x[i:j], T)
             b = rec.record(x)
-            correct += int((b.predictions == task.y_test[i:j].numpy()).sum())
+            if src.y is not None:
+                correct += int((b.predictions == src.y[i:j].numpy()).sum())
             for lc, syn, xin, s in zip(counts.layers, rec.synapses, b.inputs, b.spikes):
                 lc.add(xin, s, syn)
             for k, nm in enumerate(neuron_names):
@@ -462,6 +467,7 @@ def profile(
     )
     meta: dict[str, Any] = {
         "task": task.name,
+        "inputs": src.description,
         "T": T,
         "steps": steps,
         "samples": n,
@@ -478,7 +484,7 @@ def profile(
         target,
         counts,
         [m.estimate(counts) for m in models],
-        correct / n,
+        correct / n if src.y is not None else None,
         raster,
         membranes_out,
         meta,

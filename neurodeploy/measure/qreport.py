@@ -1,5 +1,6 @@
-"""Float vs integer: per-layer quantisation error and accuracy on the model's task
-(what ``neurodeploy quantize`` prints)."""
+"""Float vs integer: per-layer quantisation error and accuracy on the given inputs (an offline
+task, the user's data or random spikes; :mod:`neurodeploy.data.inputs`), what ``neurodeploy
+quantize`` prints. Without labels the accuracies are "n/a"."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import numpy as np
 import torch
 
 from neurodeploy.data import TaskData
+from neurodeploy.data.inputs import Inputs, as_inputs
 from neurodeploy.measure.analysis import run_recording_spikes
 from neurodeploy.neuron.fixedpoint import vth_to_theta
 from neurodeploy.neuron.hardware import HardwareSpec
 from neurodeploy.nn.fold import fold_batchnorm
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.quant.program import IntProgram
-from neurodeploy.quant.quantize import input_settings, quantize_model
+from neurodeploy.quant.quantize import quantize_model
 from neurodeploy.quant.stages import model_stages
 from neurodeploy.targets.reference import ReferenceTarget
 
@@ -36,10 +38,12 @@ class LayerError:
 @dataclass
 class QuantReport:
     layers: list[LayerError]
-    float_acc: float
-    int_acc: float
+    float_acc: float | None  # None: the inputs have no labels
+    int_acc: float | None
     n_samples: int
     input_clipped: int
+    source: str = ""  # what the inputs were (Inputs.description)
+    calibration: str = "data"  # "data", or the weights alone when there were no data
 
     def format(self) -> str:
         lines = [
@@ -57,11 +61,20 @@ class QuantReport:
             lines.append(
                 f"{e.name:<12}{e.weight_rel_error:>9.4f}{mid}{e.saturations:>6}{e.wraps:>6}{e.clipped_weights:>6}"
             )
-        lines.append(
-            f"accuracy on {self.n_samples} test samples: float {self.float_acc:.4f}, integer (reference "
-            f"simulator) {self.int_acc:.4f}, difference {100 * (self.int_acc - self.float_acc):+.2f} points; "
-            f"input values clipped: {self.input_clipped}"
-        )
+        if self.float_acc is None or self.int_acc is None:
+            acc = (
+                f"accuracy on {self.n_samples} samples: n/a (no labels): float n/a, integer "
+                "(reference simulator) n/a"
+            )
+        else:
+            acc = (
+                f"accuracy on {self.n_samples} test samples: float {self.float_acc:.4f}, integer "
+                f"(reference simulator) {self.int_acc:.4f}, difference "
+                f"{100 * (self.int_acc - self.float_acc):+.2f} points"
+            )
+        lines.append(f"{acc}; input values clipped: {self.input_clipped}")
+        if self.source:
+            lines.append(f"inputs: {self.source}; calibration: {self.calibration}")
         return "\n".join(lines)
 
 
@@ -70,14 +83,17 @@ def compare(
     model: SpikingNet,
     program: IntProgram,
     *,
-    task: TaskData,
+    task: TaskData | Inputs,
     T: int,
     n: int | None = None,
     batch_size: int = 256,
 ) -> QuantReport:
+    """Per-layer errors, spike agreement and (with labels) accuracy of ``program`` against
+    ``model`` on the first ``n`` samples of ``task`` (all with ``None``)."""
+    src = as_inputs(task)
     folded = fold_batchnorm(model).eval()
     stages = model_stages(model)
-    n = len(task.y_test) if n is None else min(n, len(task.y_test))
+    n = len(src) if n is None else min(n, len(src))
     sim = ReferenceTarget(program, device="cpu")
     agree = np.zeros(len(program.layers))
     count = np.zeros(len(program.layers))
@@ -87,15 +103,17 @@ def compare(
     wraps = np.zeros(len(program.layers), dtype=np.int64)
     correct_f = correct_i = clipped = 0
     for i in range(0, n, batch_size):
-        x = task.encode(task.x_test[i : min(i + batch_size, n)], T)
-        y = task.y_test[i : min(i + batch_size, n)].numpy()
+        x = src.encode(src.x[i : min(i + batch_size, n)], T)
+        y = None if src.y is None else src.y[i : min(i + batch_size, n)].numpy()
         z, rec = run_recording_spikes(folded, x)
-        correct_f += int((z.mean(0).argmax(-1).numpy() == y).sum())
+        if y is not None:
+            correct_f += int((z.mean(0).argmax(-1).numpy() == y).sum())
         xi, c = program.quantize_input(x.numpy())
         clipped += c
         r = sim.run(xi)
         assert r.counters is not None, "the reference simulator counts saturations and wraps"
-        correct_i += int((r.predictions() == y).sum())
+        if y is not None:
+            correct_i += int((r.predictions() == y).sum())
         for k, (sf, si) in enumerate(zip(rec, r.spikes)):
             sfn = sf.numpy().astype(np.uint8)
             agree[k] += (sfn == si).sum()
@@ -130,12 +148,27 @@ def compare(
                 il.clipped_weights,
             )
         )
-    return QuantReport(layers, correct_f / n, correct_i / n, n, clipped)
+    labelled = src.y is not None
+    return QuantReport(
+        layers,
+        correct_f / n if labelled else None,
+        correct_i / n if labelled else None,
+        n,
+        clipped,
+        source=src.description,
+        calibration=src.calibration,
+    )
 
 
 def quantize_for_task(
-    model: SpikingNet, task: TaskData, hw: HardwareSpec, percentile: float | None = None
+    model: SpikingNet,
+    task: TaskData | Inputs,
+    hw: HardwareSpec,
+    percentile: float | None = None,
 ) -> IntProgram:
-    """``model``'s integer program for ``hw`` with the task's input settings
-    (:func:`~neurodeploy.quant.quantize.input_settings`); a netx variant of ``hw`` gives netx's formats."""
-    return quantize_model(model, hw, percentile=percentile, **input_settings(task))
+    """``model``'s integer program for ``hw`` with the input settings of ``task`` (an offline
+    task: :func:`~neurodeploy.data.inputs.infer_input_settings` of its training split; resolved
+    inputs: their :attr:`~neurodeploy.data.inputs.Inputs.settings`, ``--input-kind`` included);
+    a netx variant of ``hw`` gives netx's formats."""
+    settings = as_inputs(task).settings.as_kwargs()
+    return quantize_model(model, hw, percentile=percentile, **settings)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from neurodeploy.data import TaskData
+from neurodeploy.data.inputs import Inputs, as_inputs
 from neurodeploy.measure.analysis import run_recording_spikes
 from neurodeploy.nn.fold import fold_batchnorm
 from neurodeploy.nn.net import SpikingNet
@@ -76,17 +77,20 @@ class Conformance:
 def verify(
     model: SpikingNet,
     program: IntProgram,
-    task: TaskData,
+    task: TaskData | Inputs,
     T: int,
     *,
-    n: int = 10,
+    n: int | None = 10,
     lava: bool = True,
     target: str = "lava",
 ) -> Conformance:
     """Compare float torch, the reference simulator and (with ``lava``) the Lava-based ``target``
     ("lava": our process graph; "netx": the exported netx HDF5 network) on the first ``n`` test
-    samples of ``task``, T timesteps; the Lava target runs the whole batch in one runtime."""
-    x = task.encode(task.x_test[:n], T)
+    samples of ``task`` (an offline task or resolved inputs, labels not needed; all with
+    ``None``), T timesteps; the Lava target runs the whole batch in one runtime."""
+    src = as_inputs(task)
+    n = len(src) if n is None else min(n, len(src))
+    x = src.encode(src.x[:n], T)
     z, float_spikes = run_recording_spikes(fold_batchnorm(model).eval(), x)
     z_float = z.mean(0).argmax(-1).numpy()
     x_int, _ = program.quantize_input(x.numpy())

@@ -222,14 +222,11 @@ def _best_exponent(
 def input_settings(task: TaskData) -> dict[str, Any]:
     """:func:`quantize_model`'s input keywords for a task: binary spikes for event tasks, graded
     payloads for analog ones (``input_range`` = the largest |x| of the training set,
-    ``input_signed`` when it has values below zero)."""
-    if task.temporal and bool(((task.x_train == 0) | (task.x_train == 1)).all()):
-        return dict(input_kind="binary")
-    return dict(
-        input_kind="graded",
-        input_range=float(task.x_train.abs().max()),
-        input_signed=bool((task.x_train < 0).any()),
-    )
+    ``input_signed`` when it has values below zero): the rule of
+    :func:`neurodeploy.data.inputs.infer_input_settings`, shared with the user's data."""
+    from neurodeploy.data.inputs import infer_input_settings
+
+    return infer_input_settings(task.x_train, temporal=task.temporal).as_kwargs()
 
 
 def quantize_model(

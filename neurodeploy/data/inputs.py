@@ -1,0 +1,315 @@
+"""Where a deployment command's input comes from: one option family, resolved once.
+
+``quantize``, ``verify``, ``deploy`` and ``profile`` take their input from exactly one of
+
+- ``--task NAME``: an offline task (:func:`neurodeploy.data.load_task`), its test split and labels;
+- ``--data FILE.npz``: the user's own arrays, ``x`` of shape ``(N, T, *input_shape)`` (a sequence:
+  T frames) or ``(N, *input_shape)`` (static: the same input at each of the T steps), and an
+  optional integer ``y`` of shape ``(N,)`` (labels; without them accuracy is "n/a");
+- ``--random-input RATE --T T [--seed S]``: Bernoulli spikes, P(x = 1) = RATE per input, step and
+  sample, seeded, no labels (conformance, resources, timing, energy when there is no data).
+
+The result is one :class:`Inputs`: the inputs, labels or ``None``, the quantiser's input settings
+(:class:`InputSettings`), T and a description. Without data (random input), the quantiser's
+calibration uses the weights alone, which :attr:`Inputs.calibration` says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from neurodeploy.data.base import TaskData, encode_time_major, load_task
+
+INPUT_KINDS = ("binary", "graded")
+#: random-input samples when the command gives no --samples
+DEFAULT_RANDOM_SAMPLES = 64
+#: the input range assumed for graded random input (Bernoulli values are 0 or 1)
+RANDOM_INPUT_RANGE = 1.0
+WEIGHTS_ONLY = "weights alone (no data)"
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    """The quantiser's input keywords (:func:`neurodeploy.quant.quantize.quantize_model`):
+    ``kind`` "binary" (event spikes 0/1) or "graded" (payloads; ``input_range`` = the largest |x|
+    mapped to the largest payload, ``signed`` when inputs go below zero)."""
+
+    kind: str
+    input_range: float = 1.0
+    signed: bool = False
+
+    def as_kwargs(self) -> dict[str, Any]:
+        if self.kind == "binary":
+            return dict(input_kind="binary")
+        return dict(input_kind="graded", input_range=self.input_range, input_signed=self.signed)
+
+
+def infer_input_settings(x: torch.Tensor, *, temporal: bool) -> InputSettings:
+    """Binary spikes for sequences of 0/1 frames, graded payloads otherwise (range: max |x|,
+    signed when any x < 0). The one rule for offline tasks and the user's data."""
+    if temporal and bool(((x == 0) | (x == 1)).all()):
+        return InputSettings("binary")
+    top = float(x.abs().max()) if x.numel() else 0.0
+    return InputSettings("graded", top if top > 0 else 1.0, bool((x < 0).any()))
+
+
+@dataclass(frozen=True, eq=False)
+class Inputs:
+    """Resolved inputs of a deployment command.
+
+    ``x``: float32 ``(N, T, *input_shape)`` when ``temporal`` else ``(N, *input_shape)`` (repeated
+    over the T steps by :meth:`encode`); ``y``: int64 ``(N,)`` labels or ``None``. The names
+    ``x_test``/``y_test`` and :meth:`encode` read as :class:`TaskData`'s, so a task and an
+    ``Inputs`` run through the same code. ``eq=False``: compared by identity (tensor fields)."""
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor | None
+    input_shape: tuple[int, ...]
+    temporal: bool
+    T: int
+    settings: InputSettings
+    description: str
+    calibration: str = "data"
+    task: str | None = None  # the offline task's name, when the inputs are one
+
+    @property
+    def x_test(self) -> torch.Tensor:
+        return self.x
+
+    @property
+    def y_test(self) -> torch.Tensor | None:
+        return self.y
+
+    @property
+    def has_labels(self) -> bool:
+        return self.y is not None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def encode(self, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
+        """Batch ``(B, ...)`` as stored -> ``(T, B, *input_shape)`` time-major (as
+        :meth:`TaskData.encode`)."""
+        return encode_time_major(x, self, T, what="input", reload=f"--T {self.T}")
+
+    def head(self, n: int | None) -> Inputs:
+        """The first ``n`` samples (all with ``None``)."""
+        if n is None or n >= len(self.x):
+            return self
+        y = None if self.y is None else self.y[:n]
+        return dataclasses.replace(self, x=self.x[:n], y=y)
+
+
+def from_task(task: TaskData) -> Inputs:
+    """An offline task's test split; input settings from its training split."""
+    return Inputs(
+        task.name,
+        task.x_test,
+        task.y_test,
+        tuple(task.input_shape),
+        task.temporal,
+        task.T,
+        infer_input_settings(task.x_train, temporal=task.temporal),
+        f"task {task.name} (test split, {len(task.y_test)} samples)",
+        task=task.name,
+    )
+
+
+def as_inputs(src: TaskData | Inputs) -> Inputs:
+    return src if isinstance(src, Inputs) else from_task(src)
+
+
+def _override(
+    settings: InputSettings, kind: str | None, x: torch.Tensor, what: str
+) -> InputSettings:
+    if kind is None or kind == settings.kind:
+        return settings
+    if kind not in INPUT_KINDS:
+        raise ValueError(f"--input-kind: expected one of {', '.join(INPUT_KINDS)}, got {kind!r}")
+    if kind == "binary":
+        if not bool(((x == 0) | (x == 1)).all()):
+            raise ValueError(f"--input-kind binary: {what} has values other than 0 and 1")
+        return InputSettings("binary")
+    top = float(x.abs().max()) if x.numel() else 0.0
+    return InputSettings("graded", top if top > 0 else 1.0, bool((x < 0).any()))
+
+
+def load_npz_inputs(
+    path: str | os.PathLike[str],
+    input_shape: tuple[int, ...],
+    *,
+    T: int | None = None,
+    default_T: int = 4,
+    input_kind: str | None = None,
+) -> Inputs:
+    """The user's ``.npz``: ``x`` (N, T, *input_shape) or (N, *input_shape), optional ``y`` (N,).
+    ``T`` (--T) repeats static data over T steps and must match a sequence's frames; errors name
+    the file and the shapes."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"--data {path}: no such file")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--data {path}: not a readable .npz file ({e})") from e
+    if "x" not in arrays:
+        raise ValueError(
+            f"--data {path}: no array 'x' (found: {', '.join(arrays) or 'none'}); expected x of "
+            "shape (N, T, *input) or (N, *input) and optional labels y (N,)"
+        )
+    x_np, shape = arrays["x"], tuple(int(d) for d in input_shape)
+    dims = ", ".join(map(str, shape))
+    if tuple(x_np.shape[1:]) == shape:
+        temporal, steps = False, T or default_T
+    elif x_np.ndim == len(shape) + 2 and tuple(x_np.shape[2:]) == shape:
+        temporal, steps = True, int(x_np.shape[1])
+        if T is not None and steps != T:
+            raise ValueError(
+                f"--data {path}: x has {steps} frames (shape {tuple(x_np.shape)}) but --T is {T}"
+            )
+    else:
+        raise ValueError(
+            f"--data {path}: x has shape {tuple(x_np.shape)}; the model takes ({dims}) per "
+            f"timestep: expected (N, {dims}) or (N, T, {dims})"
+        )
+    if len(x_np) < 1:
+        raise ValueError(f"--data {path}: x has no samples (shape {tuple(x_np.shape)})")
+    if not (np.issubdtype(x_np.dtype, np.number) or x_np.dtype == bool):
+        raise ValueError(f"--data {path}: x must be numeric, got dtype {x_np.dtype}")
+    x = torch.as_tensor(x_np.astype(np.float32))
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"--data {path}: x has non-finite values")
+    y: torch.Tensor | None = None
+    if "y" in arrays:
+        y_np = arrays["y"]
+        if y_np.shape != (len(x_np),) or not np.issubdtype(y_np.dtype, np.integer):
+            raise ValueError(
+                f"--data {path}: y must be integer labels of shape ({len(x_np)},) to match x "
+                f"{tuple(x_np.shape)}, got shape {tuple(y_np.shape)} dtype {y_np.dtype}"
+            )
+        if (y_np < 0).any():
+            raise ValueError(f"--data {path}: y has negative labels")
+        y = torch.as_tensor(y_np.astype(np.int64))
+    what = f"--data {path}"
+    settings = _override(infer_input_settings(x, temporal=temporal), input_kind, x, what)
+    labels = "labels y" if y is not None else "no labels"
+    form = f"{steps} frames" if temporal else f"static, repeated over T={steps}"
+    return Inputs(
+        p.name,
+        x,
+        y,
+        shape,
+        temporal,
+        steps,
+        settings,
+        f"{p} ({len(x)} samples, {form}, {labels})",
+    )
+
+
+def random_inputs(
+    rate: float,
+    input_shape: tuple[int, ...],
+    *,
+    T: int,
+    n: int = DEFAULT_RANDOM_SAMPLES,
+    seed: int = 0,
+    input_kind: str | None = None,
+) -> Inputs:
+    """``n`` samples of Bernoulli spikes: x[i, t, ...] = 1 with probability ``rate``, drawn
+    from ``torch.Generator().manual_seed(seed)``; no labels; calibration from the weights alone."""
+    if not (0.0 < rate <= 1.0):
+        raise ValueError(f"--random-input: the spike rate must be in (0, 1], got {rate}")
+    if T < 1 or n < 1:
+        raise ValueError(f"--random-input: T and the sample count must be >= 1, got T={T}, n={n}")
+    shape = tuple(int(d) for d in input_shape)
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand((n, T, *shape), generator=g) < rate).to(torch.float32)
+    settings = _override(InputSettings("binary"), input_kind, x, "--random-input")
+    if settings.kind == "graded":
+        settings = InputSettings("graded", RANDOM_INPUT_RANGE, False)
+    return Inputs(
+        f"random({rate:g})",
+        x,
+        None,
+        shape,
+        True,
+        T,
+        settings,
+        f"random Bernoulli spikes, rate {rate:g}, T={T}, {n} samples, seed {seed}, no labels",
+        calibration=WEIGHTS_ONLY,
+    )
+
+
+def task_inputs(
+    name: str, input_shape: tuple[int, ...], *, T: int, input_kind: str | None = None
+) -> Inputs:
+    """Offline task ``name`` at T steps, checked against the model's input shape."""
+    task = load_task(name, T=T)
+    if tuple(task.input_shape) != tuple(input_shape):
+        raise ValueError(
+            f"task {name!r} gives input of shape {tuple(task.input_shape)} per timestep, "
+            f"but the model expects {tuple(input_shape)}"
+        )
+    inp = from_task(task)
+    settings = _override(inp.settings, input_kind, task.x_train, f"task {name}")
+    return dataclasses.replace(inp, settings=settings)
+
+
+def resolve_inputs(
+    input_shape: tuple[int, ...],
+    *,
+    task: str | None = None,
+    data: str | None = None,
+    random_rate: float | None = None,
+    T: int | None = None,
+    seed: int = 0,
+    samples: int | None = None,
+    input_kind: str | None = None,
+    recorded_task: str | None = None,
+    recorded_T: int | None = None,
+    default_T: int = 4,
+) -> Inputs | None:
+    """The one resolution of --task / --data / --random-input (at most one may be given; without
+    any, the task recorded in the model file, else ``None``: the caller decides whether it can go
+    on without inputs). T: --T, else the model's recorded T, else ``default_T`` (a sequence in
+    --data brings its own)."""
+    given = [
+        o for o, v in (("--task", task), ("--data", data), ("--random-input", random_rate)) if v
+    ]
+    if len(given) > 1:
+        raise ValueError(f"{' and '.join(given)}: give one input source, not several")
+    steps = T or recorded_T or default_T
+    if data:
+        return load_npz_inputs(
+            data, input_shape, T=T, default_T=recorded_T or default_T, input_kind=input_kind
+        )
+    if random_rate is not None:
+        n = DEFAULT_RANDOM_SAMPLES if samples is None else samples
+        return random_inputs(
+            random_rate, input_shape, T=steps, n=n, seed=seed, input_kind=input_kind
+        )
+    name = task or recorded_task
+    if name:
+        return task_inputs(name, input_shape, T=steps, input_kind=input_kind)
+    return None
+
+
+def weights_only_settings(input_kind: str | None) -> InputSettings:
+    """Input settings with no data at all: binary spikes unless ``--input-kind graded`` (then
+    inputs are taken to lie in [0, 1])."""
+    if input_kind is None or input_kind == "binary":
+        return InputSettings("binary")
+    if input_kind != "graded":
+        raise ValueError(
+            f"--input-kind: expected one of {', '.join(INPUT_KINDS)}, got {input_kind!r}"
+        )
+    return InputSettings("graded", RANDOM_INPUT_RANGE, False)
