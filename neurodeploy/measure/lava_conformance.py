@@ -39,6 +39,11 @@ from neurodeploy.targets.lava import (
 def _coef(st: Stage) -> int:
     if st.neuron is None:
         raise ValueError(f"stage {st.name}: the readout has no neuron")
+    if st.syn_tau is not None:  # both functions below model du = 1 (no current) only
+        raise ValueError(
+            f"stage {st.name}: a synaptic current (CubaLIF, tau_syn {st.syn_tau}) is not "
+            "modelled by the float Lava conformance check; verify runs it in fixed_pt"
+        )
     return alpha_to_coef(st.neuron.alpha_value())
 
 

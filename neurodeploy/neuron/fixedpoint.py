@@ -20,9 +20,10 @@ With c = 0, m = U and this is exactly the stock LIF with du = 4095 (tested again
 Counters of saturation and wrap events are returned so that nothing overflows silently.
 
 This module is also the one home of the float <-> integer neuron mapping (section "The float <->
-integer mapping" below): tau -> dv, alpha -> coef, theta -> vth, the x64 activation shift, the
-bias mantissa/exponent, and their inverses. The quantiser, QAT, the Lava process models and the
-float-Lava conformance check call these functions instead of re-deriving them.
+integer mapping" below): tau -> dv, tau_syn -> du (CubaLIF's current), alpha -> coef,
+theta -> vth, the x64 activation shift, the bias mantissa/exponent, and their inverses. The
+quantiser, QAT, the Lava process models and the float-Lava conformance check call these functions
+instead of re-deriving them.
 
 The constants below are Lava's bit-accurate conventions, hard-coded here (and in Lava's own LIF,
 our SmoothedLIF process and lava-dl netx). :class:`neurodeploy.neuron.hardware.HardwareSpec`
@@ -233,6 +234,35 @@ def dv_to_tau(dv: int) -> float:
     """Inverse of :func:`tau_to_dv`: the time constant whose beta = 1 - dv/4096 exactly,
     tau = 4096 / dv (timesteps); dv = 0 -> inf (no leak)."""
     return math.inf if int(dv) == 0 else DECAY_UNIT / int(dv)
+
+
+def tau_syn_to_du(tau_syn: float) -> int:
+    """12-bit current decay of a synaptic time constant ``tau_syn`` (timesteps, >= 1).
+
+    Lava decays the current by (du + 1) / 4096 per step (:data:`CURRENT_DECAY_OFFSET`), so
+    u(t) = u(t-1) (4096 - (du + 1)) / 4096 + (a_in << 6) matches the float current
+    I(t) = beta_syn I(t-1) + x(t), beta_syn = 1 - 1/tau_syn, when
+    du + 1 = round(4096 / tau_syn), i.e. du = round(4096 / tau_syn) - 1, clamped to 0..4095.
+    tau_syn = 1 (no memory) -> 4095 (:data:`DU_NO_CURRENT_MEMORY`); the slowest decay the chip
+    has is du = 0 (tau 4096 steps): tau_syn >= 8192 steps and inf (a current that never leaks,
+    which Loihi cannot hold) map there."""
+    if math.isnan(tau_syn) or tau_syn < 1:
+        raise ValueError(f"tau_syn must be >= 1 timestep, got {tau_syn}")
+    if math.isinf(tau_syn):
+        return 0
+    return min(max(int(round(DECAY_UNIT / tau_syn)) - CURRENT_DECAY_OFFSET, 0), DECAY_MAX)
+
+
+def du_to_tau_syn(du: int) -> float:
+    """Inverse of :func:`tau_syn_to_du`: the synaptic time constant whose decay is exactly the
+    chip's, tau_syn = 4096 / (du + 1) timesteps (du = 4095 -> 1: no current memory)."""
+    return DECAY_UNIT / (int(du) + CURRENT_DECAY_OFFSET)
+
+
+def du_to_beta(du: int) -> float:
+    """The current's per-step decay factor as the integer core applies it (before rounding
+    toward zero): (4096 - (du + 1)) / 4096; 0 for du = 4095."""
+    return (DECAY_UNIT - (int(du) + CURRENT_DECAY_OFFSET)) / DECAY_UNIT
 
 
 def dv_to_beta(dv: int) -> float:

@@ -50,7 +50,7 @@ class IntLayer(HoldsSynapse):
     synapse: Synapse  # int32 weights, even, within the spec's range
     weight_exp: int
     neuron: str | None = "lif"  # "lif" (stock, coef 0), "mps" (smoothed reset), None (readout)
-    du: int = 4095
+    du: int = 4095  # current decay: 4095 no current (LIF); CubaLIF: tau_syn_to_du(tau_syn)
     dv: int = 0
     vth: int = 0
     bias_mant: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # out_shape

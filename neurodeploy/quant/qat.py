@@ -48,6 +48,8 @@ from neurodeploy.neuron.fixedpoint import (
     DECAY_UNIT,
     Counters,
     act_in,
+    du_to_beta,
+    du_to_tau_syn,
     dv_to_beta,
     lif_int_step,
     mps_int_step,
@@ -233,9 +235,13 @@ class QATNet(nn.Module):
             T, B = cur.shape[:2]
             a_flat, wraps = d.synapse(cur.detach().flatten(0, 1))
             a_exact = a_flat.unflatten(0, (T, B))
-            chain = nn.Sequential(
-                *[g.module for g in group.layers]
-            )  # the float modules, BatchNorm unfolded
+            chain = nn.Sequential(  # the float modules, BatchNorm unfolded; a CubaLIF's current
+                *[  # (LI) is not one: _neuron runs it as the integer current u
+                    g.module
+                    for g in group.layers
+                    if not (group.neuron is not None and g.role == "li")
+                ]
+            )
             if layer.neuron is None:
                 out_int = a_exact + d.bias
                 z = out_int
@@ -258,7 +264,10 @@ class QATNet(nn.Module):
                     a_exact,
                     (chain((cur / layer.in_scale).to(pdtype)).to(STATE_DTYPE) - c0) * layer.a_scale,
                 )
-                bias = straight_through(bias.expand(layer.out_shape).clone(), c0 * layer.v_scale)
+                bias = straight_through(  # a current's bias: its steady state (quantize.py)
+                    bias.expand(layer.out_shape).clone(),
+                    c0 * layer.v_scale * du_to_tau_syn(layer.du),
+                )
             s_all = self._neuron(layer, group.lif, a=a, bias=bias, counters=cnt, grad=grad)
             spikes.append(s_all)
             counters.append(cnt)
@@ -294,6 +303,8 @@ class QATNet(nn.Module):
         m = torch.zeros(a.shape[1:], dtype=STATE_DTYPE, device=a.device)
         u = torch.zeros_like(m)
         keep = dv_to_beta(layer.dv)
+        keep_u = du_to_beta(layer.du)  # a CubaLIF current's decay; 0 without current (du 4095)
+        u_p = torch.zeros_like(m)
         vth64 = float(vth_membrane(layer.vth))
         coef: torch.Tensor | float = float(layer.coef)
         if grad and lif is not None and lif.alpha is not None:
@@ -331,7 +342,11 @@ class QATNet(nn.Module):
                 m = m_e
                 out.append(s_e)
                 continue
-            h_p = m * keep + act_in(a[t]) + bias
+            if layer.neuron == "mps":
+                u_p = act_in(a[t])
+            else:  # the current's proxy (exact value u): u_p = beta_u u_p + a << 6
+                u_p = straight_through(u, u_p * keep_u + act_in(a[t]))
+            h_p = m * keep + u_p + bias
             assert lif is not None  # grad: the layer's float LIF gives the surrogate
             s = straight_through(s_e, lif.params.surrogate((h_p - vth64) / layer.v_scale))
             s_reset = s.detach() if lif.params.detach_reset else s

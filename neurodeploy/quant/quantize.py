@@ -18,6 +18,28 @@ mapping is :mod:`neurodeploy.neuron.fixedpoint`'s (named in brackets):
     dv      = round(4096 / tau) (tau_to_dv),  du = 4095 (DU_NO_CURRENT_MEMORY),
     coef    = round(4096 * alpha) (alpha_to_coef)
 
+CubaLIF (a stage with ``syn_tau``: NIR CubaLIF, snnTorch ``Synaptic``; stages.py folds the gains
+w_in dt/tau_syn and r dt/tau_mem into W and b). Float, per step, I the current and x = W s + b
+(threshold units)::
+
+    I(t) = beta_syn I(t-1) + x(t),   beta_syn = 1 - 1/tau_syn
+    H(t) = beta_mem v(t-1) + I(t);   spike if H > theta; v = 0 on a spike (I is not reset)
+
+Loihi's CUBA neuron, u in membrane units (u ~ I * v_scale, v ~ H * v_scale, v_scale = a_scale*64)::
+
+    u <- decay(u, du + 1) + (a_in << 6);   v <- decay(v, dv) + u + bias
+
+    du      = round(4096 / tau_syn) - 1 (tau_syn_to_du; Lava decays u by (du + 1) / 4096)
+    dv, vth, W_int as above (the current adds nothing to the threshold's scale)
+    e       as above with ceil(log2(tau_syn')) more bits of headroom: the current holds up to
+            tau_syn' steps of input, so vth << 6 <= 2^(23 - headroom_bits - ceil(log2 tau_syn'))
+    bias    = round(b * tau_syn' * a_scale * 64),  tau_syn' = 4096 / (du + 1) (du_to_tau_syn)
+
+Lava adds the bias to v, not to u, so a float bias b (which enters the current) becomes the
+current's steady state b tau_syn': exact from the moment the float current has settled, and off by
+b tau_syn beta_syn^t in step t before it (an extra, stated error of the mapping; none when b = 0).
+With du = 4095 (no current) tau_syn' = 1 and this is the LIF mapping above.
+
 Lava's Conv ignores weight_exp, so convolution stages use e >= 0 (handed to Lava as w << e);
 where the limits would need e < 0, the weights get fewer levels instead (w_scale * 2^e, e = 0).
 A spec that fixes the exponents (``fixed_weight_exp``, ``fixed_bias_exp``: the netx variant
@@ -26,13 +48,16 @@ spent on weight levels the same way, and weight levels are given up until the bi
 at the fixed bias exponent. The readout stage keeps e = 0 (or the fixed one) and an integer bias
 in a-units. Anything that does not fit (a threshold above 2^17 - 1 at the smallest exponent, a
 bias beyond 13-bit mantissa << 7) raises an error naming the layer and the limit; weights beyond
-the range (percentile scaling) are clipped and counted, never silently.
+the range (percentile scaling) are clipped and counted, never silently. ``exp_caps`` (per stage
+name) bounds e from above: :mod:`neurodeploy.measure.calibrate` lowers a layer's cap until its
+24-bit state neither saturates nor wraps on the user's inputs, or refuses naming layer and count.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +70,8 @@ from neurodeploy.neuron.fixedpoint import (
     bias_exponent,
     bias_to_mant_exp,
     bias_to_membrane,
+    du_to_tau_syn,
+    tau_syn_to_du,
     tau_to_dv,
     theta_to_vth,
     to_synaptic_units,
@@ -97,10 +124,17 @@ def _requantize(
 
 
 def quantize_stage(
-    st: Stage, x_scale: float, hw: HardwareSpec, percentile: float | None
+    st: Stage,
+    x_scale: float,
+    hw: HardwareSpec,
+    percentile: float | None,
+    *,
+    exp_cap: int | None = None,
 ) -> IntLayer:
     """The integer layer of one stage whose input carries ``x_scale`` integer units per float unit
-    (module docstring)."""
+    (module docstring). ``exp_cap``: the largest weight exponent the search may choose (the
+    overflow search of :mod:`neurodeploy.measure.calibrate` lowers it; a cap below the spec's fixed
+    or Lava's conv exponent is spent on weight levels, as in the module docstring)."""
     # the scale from the deployed kernel: a percentile counts a pooled kernel's entries prod(pool) times
     ws = weight_scale(st.synapse.pool_folded().weight, hw, percentile)
     synapse, clipped = _stage_weights(st, ws, hw)
@@ -130,12 +164,32 @@ def quantize_stage(
             f"layer {st.name}: MPS reading {p.mps_mode!r} has no integer mapping; "
             "only the smoothed reset state ('reset') is deployable"
         )
+    du = DU_NO_CURRENT_MEMORY
+    if st.syn_tau is not None:  # CubaLIF: the current decays on the chip (module docstring)
+        if st.neuron.alpha_value() > 0:
+            raise QuantizationError(
+                f"layer {st.name}: a synaptic current (CubaLIF) with membrane smoothing has no "
+                "integer mapping; the smoothed neuron has no current"
+            )
+        try:
+            du = tau_syn_to_du(st.syn_tau)
+        except ValueError as err:
+            raise QuantizationError(f"layer {st.name}: {err}") from err
     bias_full = (
         np.broadcast_to(st.bias.reshape(-1, *([1] * (len(st.out_shape) - 1))), st.out_shape)
         if st.kind != "dense"
         else st.bias
+    ) * du_to_tau_syn(du)  # the current's steady state: b * 4096 / (du + 1); 1 without current
+    e = _best_exponent(
+        st,
+        ws,
+        theta=p.theta,
+        x_scale=x_scale,
+        hw=hw,
+        bias_full=bias_full,
+        exp_cap=exp_cap,
+        current_bits=math.ceil(math.log2(du_to_tau_syn(du))),
     )
-    e = _best_exponent(st, ws, theta=p.theta, x_scale=x_scale, hw=hw, bias_full=bias_full)
     fixed_e = hw.fixed_weight_exp
     if fixed_e is not None and e != fixed_e:
         # e.g. netx re-derives each layer's exponent from the stored 8-bit weights (effectively 0):
@@ -177,7 +231,7 @@ def quantize_stage(
         **common,
         weight_exp=e,
         neuron="mps" if alpha > 0 else "lif",
-        du=DU_NO_CURRENT_MEMORY,
+        du=du,
         dv=tau_to_dv(p.tau),
         vth=vth,
         bias_mant=bias_mant,
@@ -199,11 +253,16 @@ def _best_exponent(
     hw: HardwareSpec,
     bias_full: np.ndarray,
     headroom_bits: int = HEADROOM_BITS,
+    exp_cap: int | None = None,
+    current_bits: int = 0,
 ) -> int:
-    """The largest weight exponent at which the threshold ``theta`` (with headroom) and the bias fit."""
-    # vth << 6 <= 2^(23 - headroom_bits): below the 24-bit state by headroom_bits
-    vth_cap = min(hw.vth_max, STATE_LIMIT >> (VTH_SHIFT + headroom_bits))
-    for e in range(hw.weight_exp_max, hw.weight_exp_min - 1, -1):
+    """The largest weight exponent (at most ``exp_cap``) at which the threshold ``theta`` (with
+    headroom) and the bias fit. ``current_bits`` = ceil(log2(tau_syn')) more headroom for a
+    CubaLIF current, which holds up to tau_syn' = 4096 / (du + 1) steps of input (else 0)."""
+    # vth << 6 <= 2^(23 - headroom_bits - current_bits): below the 24-bit state
+    vth_cap = min(hw.vth_max, STATE_LIMIT >> (VTH_SHIFT + headroom_bits + current_bits))
+    top = hw.weight_exp_max if exp_cap is None else min(exp_cap, hw.weight_exp_max)
+    for e in range(top, hw.weight_exp_min - 1, -1):
         a_scale = ws * x_scale * 2.0**e
         if theta_to_vth(theta, a_scale) > vth_cap:
             continue
@@ -212,7 +271,7 @@ def _best_exponent(
         return e
     raise QuantizationError(
         f"layer {st.name}: no weight exponent in [{hw.weight_exp_min}, "
-        f"{hw.weight_exp_max}] keeps the threshold within {hw.threshold_bits} bits "
+        f"{top}] keeps the threshold within {hw.threshold_bits} bits "
         f"(<= {hw.vth_max}; <= {vth_cap} with {headroom_bits} bits of headroom) and "
         f"the bias within a {hw.bias_mant_bits}-bit "
         f"mantissa << {hw.bias_exp_range[1]}"
@@ -279,13 +338,20 @@ def quantize_model(
 
 
 def quantize_stages(
-    stages: list[Stage], header: IntProgram, hw: HardwareSpec, percentile: float | None = None
+    stages: list[Stage],
+    header: IntProgram,
+    hw: HardwareSpec,
+    percentile: float | None = None,
+    *,
+    exp_caps: Mapping[str, int] | None = None,
 ) -> IntProgram:
     """The integer program of ``stages`` with ``header``'s input settings and meta (its layers are
-    ignored). The first stage receives the input at ``header.input_scale``, later ones binary spikes."""
+    ignored). The first stage receives the input at ``header.input_scale``, later ones binary spikes.
+    ``exp_caps``: per stage name, the largest weight exponent allowed (:func:`quantize_stage`)."""
+    caps = exp_caps or {}
     layers = []
     x_scale = header.input_scale
     for st in stages:
-        layers.append(quantize_stage(st, x_scale, hw, percentile))
+        layers.append(quantize_stage(st, x_scale, hw, percentile, exp_cap=caps.get(st.name)))
         x_scale = 1.0  # later stages receive binary spikes
     return dataclasses.replace(header, layers=layers, meta=dict(header.meta))

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurodeploy.nn.fold import fold_batchnorm
-from neurodeploy.nn.layers import LIF, Scale
+from neurodeploy.nn.layers import LI, LIF, Scale
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.nn.walk import POOLS, LayerGroup, layer_groups
 from neurodeploy.quant.synapse import HoldsSynapse, Synapse, conv_synapse
@@ -67,6 +67,7 @@ class Stage(HoldsSynapse):
     bias: np.ndarray  # float64, one per output feature (dense) or channel (conv)
     neuron: LIF | None = None  # None: readout (no neuron)
     sources: list[str] = field(default_factory=list)  # the float layers folded into this stage
+    syn_tau: float | None = None  # CubaLIF: the synaptic current's tau (timesteps); None: none
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """The synaptic map plus bias on float input (N, *in_shape) -> (N, *out_shape)."""
@@ -248,11 +249,47 @@ def _conv_group(group: LayerGroup, k_syn: int) -> _ConvGroup | None:
     return _ConvGroup(k, int(divisor) if divisor else int(np.prod(k)), conv, gain)
 
 
+def _current_group(group: LayerGroup) -> tuple[LayerGroup, float] | None:
+    """A CubaLIF group, synapse [Scale g_syn] LI(tau_syn) [Scale g_mem] LIF, as the group without
+    its LI and the LI's tau (timesteps); None for any other group.
+
+    The float layers compute x = W s + b, I(t) = beta_syn I(t-1) + g_syn x(t) (the LI, beta_syn =
+    1 - 1/tau_syn), H(t) = beta_mem v(t-1) + g_mem I(t). Gains and the LI are elementwise and
+    linear, so they commute: with I' = g_mem I and x' = g_syn g_mem x,
+    I'(t) = beta_syn I'(t-1) + x'(t), H(t) = beta_mem v(t-1) + I'(t). The gains fold into the
+    synapse like any Scale after it (W' = g_syn g_mem W, b' = g_syn g_mem b) and I' is Loihi's
+    current u (:func:`neurodeploy.neuron.fixedpoint.tau_syn_to_du`)."""
+    if group.neuron is None:
+        return None
+    syn = [i for i, layer in enumerate(group.layers) if layer.role == "synapse"]
+    li = [i for i, layer in enumerate(group.layers) if layer.role == "li"]
+    if len(syn) != 1 or len(li) != 1 or li[0] < syn[0]:
+        return None
+    if any(
+        not isinstance(layer.inner, (Scale, nn.Identity))
+        for i, layer in enumerate(group.layers[syn[0] + 1 :], start=syn[0] + 1)
+        if i != li[0]
+    ):
+        return None
+    current = group.layers[li[0]].inner
+    assert isinstance(current, LI)
+    kept = tuple(layer for i, layer in enumerate(group.layers) if i != li[0])
+    return LayerGroup(kept, group.neuron, group.in_shape), current.tau
+
+
 def model_stages(model: SpikingNet) -> list[Stage]:
     """Split a model into stages (BatchNorm folded first). Unsupported layers raise ValueError
-    naming them."""
+    naming them. A CubaLIF group (an LI current between the synapse and the LIF) becomes a stage
+    with ``syn_tau`` (:func:`_current_group`)."""
     stages: list[Stage] = []
     for group in layer_groups(fold_batchnorm(model)):
+        cuba = _current_group(group)
+        if cuba is not None:
+            stage = _make_stage(cuba[0])
+            stage.syn_tau = cuba[1]
+            stage.sources = [layer.name for layer in group.layers]
+            stages.append(stage)
+            continue
         for layer in group.layers:
             if layer.role == "li":
                 raise ValueError(
