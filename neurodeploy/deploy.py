@@ -13,6 +13,7 @@ from neurodeploy.converters.nir_export import export_nir
 from neurodeploy.converters.nir_import import nir_to_model
 from neurodeploy.data import load_task
 from neurodeploy.data.inputs import Inputs, from_task
+from neurodeploy.measure.calibrate import search_exponents
 from neurodeploy.measure.qreport import compare, quantize_for_task
 from neurodeploy.measure.verify import verify
 from neurodeploy.neuron.hardware import get_spec, netx_variant
@@ -33,10 +34,14 @@ def deploy(
     hardware: str = "loihi2",
     target: str = "lava",
     lava_samples: int = 10,
+    allow_overflow: bool | None = None,
 ) -> str:
     """Export, quantise, run and compare on ``task_name`` (an offline task's name, or resolved
     :class:`~neurodeploy.data.inputs.Inputs`); writes model.nir, model.int.npz, conformance.json
-    and summary.md into ``out_dir`` and returns the per-stage table as text."""
+    and summary.md into ``out_dir`` and returns the per-stage table as text. ``allow_overflow``:
+    ``None`` quantises as :func:`~neurodeploy.measure.qreport.quantize_for_task` (no check);
+    ``False`` searches exponents free of 24-bit overflow on the inputs or refuses
+    (:func:`~neurodeploy.measure.calibrate.search_exponents`); ``True`` accepts and reports it."""
     if target not in TARGETS:
         raise ValueError(f"target: unknown {target!r}; available: {', '.join(TARGETS)}")
     out = Path(out_dir)
@@ -49,7 +54,12 @@ def deploy(
     hw = get_spec(hardware)
     if target == "netx":  # netx's formats: the spec's netx variant (e.g. loihi2 -> loihi2-netx)
         hw = netx_variant(hw)
-    prog = quantize_for_task(from_nir, task, hw)
+    overflow = None
+    if allow_overflow is None:
+        prog = quantize_for_task(from_nir, task, hw)
+    else:
+        overflow = search_exponents(from_nir, hw, task, T=T, allow_overflow=allow_overflow)
+        prog = overflow.program
     if target == "netx":
         from neurodeploy.targets.netx import export_netx
 
@@ -91,6 +101,8 @@ def deploy(
     ]
     lines += [f"{a:<{width}}  {b:<22}  {c:<40}  {d}" for a, b, c, d in rows]
     lines.append(f"inputs: {task.description}; calibration: {task.calibration}")
+    if overflow is not None:
+        lines.append(overflow.format())
     text = "\n".join(lines)
     (out / "summary.md").write_text("```\n" + text + "\n```\n")
     (out / "conformance.json").write_text(
