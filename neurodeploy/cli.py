@@ -97,6 +97,16 @@ def _input_options() -> argparse.ArgumentParser:
         "without y, accuracy is n/a",
     )
     p.add_argument(
+        "--dataset",
+        default=None,
+        metavar="NAME",
+        help="a data set on disk that `train` reads (with --data-root; docs/real-data.md): "
+        "its test split and labels",
+    )
+    p.add_argument(
+        "--data-root", default=None, metavar="DIR", help="folder of --dataset NAME on disk"
+    )
+    p.add_argument(
         "--random-input",
         type=float,
         default=None,
@@ -309,6 +319,17 @@ def _add_quantize_args(p: argparse.ArgumentParser) -> None:
         help="scale weights to this percentile of |w| instead of the max (outliers "
         "clipped, counted)",
     )
+    _add_overflow_arg(p)
+
+
+def _add_overflow_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-overflow",
+        action="store_true",
+        help="accept saturation/wrap of the 24-bit state on the inputs (counts reported); "
+        "default: lower the offending layer's weight exponent until none, else refuse naming "
+        "the layer and the count",
+    )
 
 
 def _target_help() -> str:
@@ -327,11 +348,13 @@ def _profile_target_help() -> str:
 def _add_deploy_args(p: argparse.ArgumentParser) -> None:
     _add_model_arg(p)
     p.add_argument("--target", default="lava", help=_target_help() + "; default: %(default)s")
+    _add_overflow_arg(p)
 
 
 def _add_verify_args(p: argparse.ArgumentParser) -> None:
     _add_model_arg(p)
     p.add_argument("--no-lava", action="store_true", help="compare float and reference only")
+    _add_overflow_arg(p)
 
 
 def _add_profile_args(p: argparse.ArgumentParser) -> None:
@@ -494,6 +517,8 @@ def _load_with_inputs(
         task=a.task,
         data=a.data,
         random_rate=a.random_input,
+        dataset=a.dataset,
+        data_root=a.data_root,
         T=a.T,
         seed=a.seed,
         samples=a.samples,
@@ -505,24 +530,30 @@ def _load_with_inputs(
     if inputs is None and required:
         raise ValueError(
             f"{path}: no inputs: the model records no task; pass --data FILE.npz, "
-            "--random-input RATE --T T, or --task NAME"
+            "--dataset NAME --data-root DIR, --random-input RATE --T T, or --task NAME"
         )
     return model, inputs, inputs.T if inputs is not None else a.T or T or DEFAULT_T
 
 
 def _cmd_quantize(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from neurodeploy.data.inputs import WEIGHTS_ONLY, weights_only_settings
-    from neurodeploy.measure.qreport import compare, quantize_for_task
+    from neurodeploy.measure.calibrate import quantize_checked
+    from neurodeploy.measure.qreport import compare
     from neurodeploy.neuron.hardware import get_spec
-    from neurodeploy.quant.quantize import quantize_model
 
     model, inputs, T = _load_with_inputs(a.model, a, required=False)
     hw = get_spec(a.hardware)
-    if inputs is None:  # no data at all: the weights alone
-        settings = weights_only_settings(a.input_kind).as_kwargs()
-        prog = quantize_model(model, hw, percentile=a.percentile, **settings)
-    else:
-        prog = quantize_for_task(model, inputs, hw, percentile=a.percentile)
+    # no data at all: the weights alone (overflow not checked); else the overflow search
+    checked = quantize_checked(
+        model,
+        hw,
+        inputs,
+        T=T,
+        percentile=a.percentile,
+        allow_overflow=a.allow_overflow,
+        settings=weights_only_settings(a.input_kind).as_kwargs(),
+    )
+    prog = checked.program
     prog.meta.update(T=T, **({"task": inputs.task} if inputs is not None and inputs.task else {}))
     prog.save(a.out)
     print(
@@ -541,6 +572,7 @@ def _cmd_quantize(a: argparse.Namespace, argv: Sequence[str] | None = None) -> i
         )
     else:
         print(compare(model, prog, task=inputs, T=T, n=a.samples).format())
+    print(checked.format())
     return 0
 
 
@@ -557,20 +589,25 @@ def _cmd_deploy(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int
             hardware=a.hardware,
             target=a.target,
             lava_samples=a.samples,
+            allow_overflow=a.allow_overflow,
         )
     )
     return 0
 
 
 def _cmd_verify(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
-    from neurodeploy.measure.qreport import quantize_for_task
+    from neurodeploy.measure.calibrate import search_exponents
     from neurodeploy.measure.verify import verify
     from neurodeploy.neuron.hardware import get_spec
 
     model, inputs, T = _load_with_inputs(a.model, a)
-    prog = quantize_for_task(model, inputs, get_spec(a.hardware))
+    checked = search_exponents(
+        model, get_spec(a.hardware), inputs, T=T, allow_overflow=a.allow_overflow
+    )
+    prog = checked.program
     print(verify(model, prog, task=inputs, T=T, n=a.samples, lava=not a.no_lava).format())
     print(f"inputs: {inputs.description}; calibration: {inputs.calibration}")
+    print(checked.format())
     return 0
 
 

@@ -6,6 +6,8 @@
 - ``--data FILE.npz``: the user's own arrays, ``x`` of shape ``(N, T, *input_shape)`` (a sequence:
   T frames) or ``(N, *input_shape)`` (static: the same input at each of the T steps), and an
   optional integer ``y`` of shape ``(N,)`` (labels; without them accuracy is "n/a");
+- ``--dataset NAME --data-root DIR``: a data set on disk that ``train`` reads
+  (:func:`neurodeploy.data.real.load_dataset`), its test split and labels;
 - ``--random-input RATE --T T [--seed S]``: Bernoulli spikes, P(x = 1) = RATE per input, step and
   sample, seeded, no labels (conformance, resources, timing, energy when there is no data).
 
@@ -264,12 +266,54 @@ def task_inputs(
     return dataclasses.replace(inp, settings=settings)
 
 
+def dataset_inputs(
+    name: str,
+    root: str | os.PathLike[str],
+    input_shape: tuple[int, ...],
+    *,
+    T: int,
+    n: int | None = None,
+    input_kind: str | None = None,
+) -> Inputs:
+    """The test split of data set ``name`` read from ``root`` by
+    :func:`neurodeploy.data.real.load_dataset` at T steps (its first ``n`` samples; all with
+    ``None``), with its labels, checked against the model's input shape."""
+    from neurodeploy.data.real import load_dataset
+
+    data = load_dataset(name, Path(root), T=T)
+    if tuple(data.input_shape) != tuple(input_shape):
+        raise ValueError(
+            f"--dataset {name} (--data-root {root}) gives input of shape "
+            f"{tuple(data.input_shape)} per timestep, but the model expects {tuple(input_shape)}"
+        )
+    count = len(data.test) if n is None else min(n, len(data.test))
+    if count < 1:
+        raise ValueError(f"--dataset {name} (--data-root {root}): the test split has no samples")
+    pairs = [data.test[i] for i in range(count)]
+    x = torch.stack([torch.as_tensor(p[0], dtype=torch.float32) for p in pairs])
+    y = torch.tensor([int(p[1]) for p in pairs], dtype=torch.int64)
+    what = f"--dataset {name}"
+    settings = _override(infer_input_settings(x, temporal=data.temporal), input_kind, x, what)
+    return Inputs(
+        name,
+        x,
+        y,
+        tuple(data.input_shape),
+        data.temporal,
+        T,
+        settings,
+        f"data set {name} from {root} (test split, {count} of {len(data.test)} samples)",
+    )
+
+
 def resolve_inputs(
     input_shape: tuple[int, ...],
     *,
     task: str | None = None,
     data: str | None = None,
     random_rate: float | None = None,
+    dataset: str | None = None,
+    data_root: str | None = None,
     T: int | None = None,
     seed: int = 0,
     samples: int | None = None,
@@ -278,16 +322,27 @@ def resolve_inputs(
     recorded_T: int | None = None,
     default_T: int = 4,
 ) -> Inputs | None:
-    """The one resolution of --task / --data / --random-input (at most one may be given; without
+    """The one resolution of --task / --data / --dataset / --random-input (at most one may be
+    given; ``dataset`` needs ``data_root``; without
     any, the task recorded in the model file, else ``None``: the caller decides whether it can go
     on without inputs). T: --T, else the model's recorded T, else ``default_T`` (a sequence in
     --data brings its own)."""
-    given = [
-        o for o, v in (("--task", task), ("--data", data), ("--random-input", random_rate)) if v
-    ]
+    sources = (
+        ("--task", task),
+        ("--data", data),
+        ("--dataset", dataset),
+        ("--random-input", random_rate),
+    )
+    given = [o for o, v in sources if v]
     if len(given) > 1:
         raise ValueError(f"{' and '.join(given)}: give one input source, not several")
+    if bool(dataset) != bool(data_root):
+        raise ValueError("--dataset NAME and --data-root DIR go together: give both")
     steps = T or recorded_T or default_T
+    if dataset and data_root:
+        return dataset_inputs(
+            dataset, data_root, input_shape, T=steps, n=samples, input_kind=input_kind
+        )
     if data:
         return load_npz_inputs(
             data, input_shape, T=T, default_T=recorded_T or default_T, input_kind=input_kind
