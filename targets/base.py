@@ -11,7 +11,8 @@ first and batch second:
 - ``spikes``: per neuron layer, (steps, B, *out_shape) uint8;
 - ``output``: the readout's integer synaptic input per step, (steps, B, classes) int64, its bias
   included: ``out[t] = (W x[t]) << weight_exp + readout_bias`` (None where the program has no
-  readout or the target cannot read it);
+  readout or the target cannot read it); for an LI readout (``IntLayer.li_readout``) the
+  membrane of its non-spiking compartment, ``v(t) = decay(v(t-1), dv) + (a[t] << 6) + bias``;
 - ``spike_output``: True where the program has no readout (its last layer spikes, the common
   snnTorch shape Linear -> Leaky -> Linear -> Leaky): the last neuron layer's spikes are the output;
 - ``states``: per neuron layer, (steps, B, *out_shape) int64, the state after each step in the

@@ -14,7 +14,9 @@ Mapping (verified against Lava 0.10 in tests/test_lava_reference.py):
   reset) where the smoothing coefficient is 0, our
   :class:`~neurodeploy.targets.mps_lif.process.SmoothedLIF` process elsewhere (its fixed_pt
   model calls the same integer functions as the reference simulator);
-- readout: the last Dense's output; the readout bias is added on reading;
+- readout: the last Dense's output; the readout bias is added on reading; an LI readout
+  (``readout_kind`` "li"): the Dense feeds a ``LIFReset`` whose threshold it cannot reach (the
+  quantiser's bound) and whose ``v`` a ``VarWire`` reads every step as the output;
 - recording: every neuron layer's spikes and the readout through ``lava.proc.io.extractor.
   Extractor`` channels, received step by step while the runtime runs; states (optional) through
   ``VarWire`` taps on the state variables, received the same way.
@@ -236,6 +238,7 @@ class LavaNeuron:
     bias_exp: float = 0
     du: float = 0
     coef: float = 0
+    readout: bool = False  # the last layer: a non-spiking LI readout, its ``v`` read every step
 
 
 @dataclass
@@ -361,12 +364,19 @@ def build_graph(
         proc = _synapse_process(layer, prev_shape, steps, conv=conv)
         port = prev_port.flatten() if syn.kind == "dense" and len(prev_shape) > 1 else prev_port
         port.connect(proc.s_in)
-        if neuron is None:
+        if neuron is None or neuron.readout:
             if k != len(layers) - 1:
                 raise ValueError(f"layer {layer.name}: only the last layer may be a readout")
-            graph.readout_tap = Extractor(shape=proc.a_out.shape, buffer_size=EXTRACT_BUFFER)
             graph.readout_shape = tuple(syn.out_shape)
-            proc.a_out.connect(graph.readout_tap.in_port)
+            if neuron is None:
+                graph.readout_tap = Extractor(shape=proc.a_out.shape, buffer_size=EXTRACT_BUFFER)
+                proc.a_out.connect(graph.readout_tap.in_port)
+                break
+            # an LI readout: a LIF that cannot fire (its spikes go nowhere), v tapped every step
+            li = _neuron_process(neuron, layer.name, tuple(syn.out_shape), steps)
+            proc.a_out.connect(li.a_in)
+            graph.readout_tap = VarWire(buffer_size=EXTRACT_BUFFER)
+            graph.readout_tap.connect_var(li.v)
             break
         lif = _neuron_process(neuron, layer.name, tuple(syn.out_shape), steps)
         proc.a_out.connect(lif.a_in)
@@ -482,8 +492,9 @@ def run_graph(graph: LavaGraph, *, tag: str = FIXED_PT) -> GraphRecord:
     finally:
         t0 = time.perf_counter()
         stop_runtime(src, before)
-        for tap in graph.state_taps or []:
-            close_var_wire(tap)
+        for tap in [*(graph.state_taps or []), graph.readout_tap]:
+            if hasattr(tap, "connect_var"):  # VarWires (an LI readout's too), not Extractors
+                close_var_wire(tap)
         sec["stop"] = time.perf_counter() - t0
     return GraphRecord(spikes, out, states, sec)
 
@@ -513,7 +524,7 @@ def program_graph_layers(program: IntProgram) -> list[tuple[LavaSynapse, LavaNeu
         layers.append(
             (
                 _int_synapse(layer, program.input_bits if graded else 0),
-                _int_neuron(layer) if layer.neuron is not None else None,
+                _int_neuron(layer) if layer.neuron is not None or layer.li_readout else None,
             )
         )
     return layers
@@ -546,6 +557,7 @@ def _int_neuron(layer: IntLayer) -> LavaNeuron:
         coef=int(layer.coef),
         bias_mant=np.asarray(layer.bias_mant, dtype=np.int32),
         bias_exp=int(layer.bias_exp),
+        readout=layer.li_readout,
     )
 
 

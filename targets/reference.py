@@ -92,6 +92,11 @@ class ReferenceTarget:
             else None
         )
         zero_in = torch.zeros((B, *self.program.input_shape), dtype=STATE_DTYPE, device=self.device)
+        li_v = (  # an LI readout's membrane (du = 4095: its u is each step's input, not kept)
+            torch.zeros((B, *readout.layer.out_shape), dtype=STATE_DTYPE, device=self.device)
+            if readout is not None
+            else zero_in
+        )
         # with latency, pending[k] holds what layer k receives next step
         pending: list[torch.Tensor | None] = [None] * n
         for t in range(steps):
@@ -108,7 +113,21 @@ class ReferenceTarget:
                 layer = d.layer
                 if layer.neuron is None:
                     assert out is not None  # the readout: the last layer
-                    out[t] = a + d.bias
+                    if layer.li_readout:  # a LIF that cannot fire (quantize: "LI readout")
+                        _, _, li_v = lif_int_step(
+                            a,
+                            li_v,
+                            li_v,
+                            du=layer.du,
+                            dv=layer.dv,
+                            vth=layer.vth,
+                            bias=d.bias,
+                            may_wrap=False,
+                            may_saturate=False,
+                        )
+                        out[t] = li_v
+                    else:
+                        out[t] = a + d.bias
                     continue
                 counters[k_neuron].add_count(wraps=wraps)
                 u, v = state[k_neuron]

@@ -37,7 +37,8 @@ class PreparedLayer:
     """One :class:`IntLayer` with its tensors on a device.
 
     ``bias``: a neuron layer's bias in membrane units, ``bias_mant << bias_exp`` (out_shape, or
-    empty when the layer has none); the readout's ``readout_bias`` in synaptic-input units.
+    empty when the layer has none); the readout's ``readout_bias`` in synaptic-input units (an LI
+    readout's: its membrane bias, like a neuron layer's).
     ``may_wrap`` / ``may_saturate``: whether the neuron state can reach the 24-bit limits at all
     (:func:`~neurodeploy.neuron.fixedpoint.state_bounds`; False for the readout), so that the
     neuron step skips checks that cannot fire."""
@@ -61,6 +62,11 @@ class PreparedLayer:
         )
         dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
         weight = torch.as_tensor(w, dtype=dtype, device=device)
+        if layer.li_readout:  # membrane bias; the quantiser proved v stays below vth << 6
+            bias = torch.as_tensor(bias_value(layer.bias_mant, layer.bias_exp), device=device)
+            return cls(
+                layer, dtype, weight, bias.to(STATE_DTYPE), may_wrap=False, may_saturate=False
+            )
         if layer.neuron is None:
             bias = torch.as_tensor(
                 np.asarray(layer.readout_bias, dtype=np.int64), device=device

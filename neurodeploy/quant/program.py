@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from neurodeploy.neuron.hardware import HardwareSpec
 
 FORMAT = "neurodeploy.intprogram"
+READOUT_SYNAPTIC = "synaptic"  # readout = the synaptic input a plus readout_bias, per step
+READOUT_LI = "li"  # readout = the membrane v of a non-spiking LI compartment, per step
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
 GEOMETRY = (
@@ -59,12 +61,20 @@ class IntLayer(HoldsSynapse):
     readout_bias: np.ndarray = field(
         default_factory=lambda: np.zeros(0, np.int64)
     )  # readout, a-units
+    # readout only: READOUT_SYNAPTIC (out = a + readout_bias) or READOUT_LI (a non-spiking leaky
+    # compartment, du = 4095, dv, vth, bias_mant << bias_exp; out = its v, membrane units)
+    readout_kind: str = "synaptic"
     w_scale: float = 1.0  # w_int ~= w * w_scale
     in_scale: float = 1.0  # integer input units per float input unit
     a_scale: float = (
         1.0  # a_int (after the exponent) per float synaptic input: w_scale*in_scale*2^e
     )
     clipped_weights: int = 0
+
+    @property
+    def li_readout(self) -> bool:
+        """A readout read as a non-spiking LI compartment's membrane (out in membrane units)."""
+        return self.neuron is None and self.readout_kind == READOUT_LI
 
     @property
     def v_scale(self) -> float:
@@ -133,7 +143,9 @@ class IntProgram:
                     f"{where}: weight_exp {layer.weight_exp}, but {hw.name} fixes "
                     f"{hw.fixed_weight_exp} in every layer"
                 )
-            if layer.neuron is not None:
+            if layer.neuron is None and layer.readout_kind not in (READOUT_SYNAPTIC, READOUT_LI):
+                raise ValueError(f"{where}: readout_kind {layer.readout_kind!r} unknown")
+            if layer.neuron is not None or layer.readout_kind == READOUT_LI:
                 for name, value, hi in (
                     ("dv", layer.dv, hw.decay_unit - 1),
                     ("du", layer.du, hw.decay_unit - 1),

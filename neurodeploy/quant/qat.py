@@ -218,6 +218,11 @@ class QATNet(nn.Module):
         pdtype = next(self.model.parameters()).dtype
         x_int_np, clipped = prog.quantize_input(x.detach().cpu().numpy())
         x_int = torch.as_tensor(x_int_np, device=device).to(STATE_DTYPE)
+        if prog.layers and prog.layers[-1].li_readout:
+            raise ValueError(
+                f"QAT: layer {prog.layers[-1].name}: an LI readout has no quantisation-aware "
+                "training path yet; quantise it after training (quantize_model)"
+            )
         prepared = prepare(prog, device)
         groups: list[LayerGroup] = layer_groups(self.model)
         if [g.name for g in groups] != [l.name for l in prog.layers]:

@@ -40,6 +40,25 @@ current's steady state b tau_syn': exact from the moment the float current has s
 b tau_syn beta_syn^t in step t before it (an extra, stated error of the mapping; none when b = 0).
 With du = 4095 (no current) tau_syn' = 1 and this is the LIF mapping above.
 
+LI readout (a stage with ``readout_tau``: NIR LI, snnTorch membrane readouts, norse ``LICell``).
+Float, per step, x = W s + b and the model's output V(t) = beta V(t-1) + x(t), beta = 1 - 1/tau;
+the prediction is argmax_c sum_t V(t, c). On Loihi: a stock LIF compartment that never spikes,
+its membrane v read every step as the output (``readout_kind`` "li", v ~ V * a_scale * 64)::
+
+    u <- a_in << 6 (du = 4095);   v <- decay(v, dv) + u + bias;   never v > vth << 6
+
+    dv = round(4096 / tau), vth = hw.vth_max (2^17 - 1: vth << 6 = 8388544), bias as a LIF's
+    e  = the largest exponent (at most ``exp_cap``) with  M * 4096 <= dv * (vth << 6),
+         M = max_i (ceil(sum_j |W_int[i, j]| x_max 2^e) << 6) + |bias_i|
+
+Why it cannot fire: the decay rounds toward zero, so |decay(v, dv)| <= |v| (1 - dv/4096) and
+|v(t)| <= M (1 + r + r^2 + ...) < M 4096 / dv <= vth << 6 (r = 1 - dv/4096). A threshold alone
+would not do it: the 17-bit vth << 6 = 8388544 lies below v's saturation at 2^23 - 1 = 8388607,
+so a saturated v would fire; the bound keeps v below vth << 6, hence also unsaturated, and u = a
+<< 6 <= M below 2^23 (no wrap). The price is resolution: the exponent is chosen for the worst
+case (every input at x_max every step), up to log2(tau) bits below a plain readout's. A readout
+that no exponent in range fits, or dv = 0 (tau > 8192 steps: v unbounded), is refused by name.
+
 Lava's Conv ignores weight_exp, so convolution stages use e >= 0 (handed to Lava as w << e);
 where the limits would need e < 0, the weights get fewer levels instead (w_scale * 2^e, e = 0).
 A spec that fixes the exponents (``fixed_weight_exp``, ``fixed_bias_exp``: the netx variant
@@ -63,6 +82,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neurodeploy.neuron.fixedpoint import (
+    ACT_SHIFT,
+    DECAY_UNIT,
     DU_NO_CURRENT_MEMORY,
     STATE_LIMIT,
     VTH_SHIFT,
@@ -70,6 +91,7 @@ from neurodeploy.neuron.fixedpoint import (
     bias_exponent,
     bias_to_mant_exp,
     bias_to_membrane,
+    bias_value,
     du_to_tau_syn,
     tau_syn_to_du,
     tau_to_dv,
@@ -79,7 +101,7 @@ from neurodeploy.neuron.fixedpoint import (
 from neurodeploy.neuron.hardware import LOIHI2, HardwareSpec
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.quant.counts import ann_macs
-from neurodeploy.quant.program import IntLayer, IntProgram
+from neurodeploy.quant.program import READOUT_LI, IntLayer, IntProgram
 from neurodeploy.quant.stages import Stage, model_stages
 from neurodeploy.quant.synapse import Synapse
 
@@ -130,13 +152,17 @@ def quantize_stage(
     percentile: float | None,
     *,
     exp_cap: int | None = None,
+    x_max: int = 1,
 ) -> IntLayer:
     """The integer layer of one stage whose input carries ``x_scale`` integer units per float unit
     (module docstring). ``exp_cap``: the largest weight exponent the search may choose (the
     overflow search of :mod:`neurodeploy.measure.calibrate` lowers it; a cap below the spec's fixed
-    or Lava's conv exponent is spent on weight levels, as in the module docstring)."""
+    or Lava's conv exponent is spent on weight levels, as in the module docstring). ``x_max``: the
+    largest integer input magnitude (1 for spikes; bounds an LI readout's membrane)."""
     # the scale from the deployed kernel: a percentile counts a pooled kernel's entries prod(pool) times
     ws = weight_scale(st.synapse.pool_folded().weight, hw, percentile)
+    if st.neuron is None and st.readout_tau is not None:
+        return _li_readout(st, ws, x_scale=x_scale, x_max=x_max, hw=hw, exp_cap=exp_cap)
     synapse, clipped = _stage_weights(st, ws, hw)
     common: dict[str, Any] = dict(
         name=st.name, synapse=synapse, w_scale=ws, in_scale=x_scale, clipped_weights=clipped
@@ -239,6 +265,74 @@ def quantize_stage(
         coef=alpha_to_coef(alpha),
         a_scale=a_scale,
     )
+
+
+def _li_readout(
+    st: Stage, ws: float, *, x_scale: float, x_max: int, hw: HardwareSpec, exp_cap: int | None
+) -> IntLayer:
+    """The LI readout's integer layer (module docstring, "LI readout"): the largest exponent at
+    which the membrane provably stays at or below vth_max << 6. A convolution's negative exponent
+    and a spec's fixed one are spent on weight levels (as for a LIF)."""
+    assert st.readout_tau is not None
+    try:
+        dv = tau_to_dv(st.readout_tau)
+    except ValueError as err:
+        raise QuantizationError(f"layer {st.name}: LI readout: {err}") from err
+    if dv == 0:
+        raise QuantizationError(
+            f"layer {st.name}: LI readout tau {st.readout_tau:g} steps gives dv = 0 (tau > "
+            f"{2 * DECAY_UNIT} steps): its membrane is an unbounded sum; use a shorter tau"
+        )
+    vth = hw.vth_max
+    limit = dv * (vth << VTH_SHIFT)  # M * 4096 must not exceed it
+    fixed = hw.fixed_weight_exp
+    top = hw.weight_exp_max if exp_cap is None else min(exp_cap, hw.weight_exp_max)
+    if fixed is not None:
+        top = min(top, fixed)
+    for e in range(top, hw.weight_exp_min - 1, -1):
+        e_real = fixed if fixed is not None else (max(e, 0) if st.kind != "dense" else e)
+        ws_e = ws * 2.0 ** (e - e_real)  # what the exponent cannot do, the weights do
+        synapse, clipped = _stage_weights(st, ws_e, hw)
+        a_scale = ws_e * x_scale * 2.0**e_real
+        try:
+            mant, bexp = bias_to_mant_exp(_bias_full(st), a_scale, hw, exp=hw.fixed_bias_exp)
+        except ValueError:
+            continue
+        w = np.abs(synapse.pool_folded().weight.astype(np.float64))
+        row_sum = w.reshape(w.shape[0], -1).sum(1) * x_max  # per output (channel)
+        a_max = np.ceil(row_sum * 2.0**e_real)  # a flooring shift rounds |a| up at most
+        b_max = np.abs(bias_value(mant, bexp)).reshape(w.shape[0], -1).max(1, initial=0)
+        m = (a_max.astype(np.int64) << ACT_SHIFT) + b_max
+        if int(m.max(initial=0)) * DECAY_UNIT > limit:
+            continue
+        return IntLayer(
+            name=st.name,
+            synapse=synapse,
+            w_scale=ws_e,
+            in_scale=x_scale,
+            clipped_weights=clipped,
+            weight_exp=e_real,
+            neuron=None,
+            readout_kind=READOUT_LI,
+            du=DU_NO_CURRENT_MEMORY,
+            dv=dv,
+            vth=vth,
+            bias_mant=mant,
+            bias_exp=bexp,
+            a_scale=a_scale,
+        )
+    raise QuantizationError(
+        f"layer {st.name}: LI readout: no weight exponent in [{hw.weight_exp_min}, {top}] keeps "
+        f"its membrane provably below vth_max << 6 = {vth << VTH_SHIFT} (tau {st.readout_tau:g} "
+        f"steps, dv {dv}) with the bias within a {hw.bias_mant_bits}-bit mantissa"
+    )
+
+
+def _bias_full(st: Stage) -> np.ndarray:
+    """The stage's float bias per neuron (out_shape): a conv's per-channel bias broadcast."""
+    if st.kind == "dense":
+        return st.bias
+    return np.broadcast_to(st.bias.reshape(-1, *([1] * (len(st.out_shape) - 1))), st.out_shape)
 
 
 HEADROOM_BITS = 3
@@ -351,7 +445,10 @@ def quantize_stages(
     caps = exp_caps or {}
     layers = []
     x_scale = header.input_scale
+    x_max = 2**header.input_bits - 1 if header.input_kind == "graded" else 1
     for st in stages:
-        layers.append(quantize_stage(st, x_scale, hw, percentile, exp_cap=caps.get(st.name)))
-        x_scale = 1.0  # later stages receive binary spikes
+        layers.append(
+            quantize_stage(st, x_scale, hw, percentile, exp_cap=caps.get(st.name), x_max=x_max)
+        )
+        x_scale, x_max = 1.0, 1  # later stages receive binary spikes
     return dataclasses.replace(header, layers=layers, meta=dict(header.meta))

@@ -68,6 +68,7 @@ class Stage(HoldsSynapse):
     neuron: LIF | None = None  # None: readout (no neuron)
     sources: list[str] = field(default_factory=list)  # the float layers folded into this stage
     syn_tau: float | None = None  # CubaLIF: the synaptic current's tau (timesteps); None: none
+    readout_tau: float | None = None  # LI readout: the LI's tau (timesteps); None: plain readout
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """The synaptic map plus bias on float input (N, *in_shape) -> (N, *out_shape)."""
@@ -277,24 +278,52 @@ def _current_group(group: LayerGroup) -> tuple[LayerGroup, float] | None:
     return LayerGroup(kept, group.neuron, group.in_shape), current.tau
 
 
+def _li_readout_group(group: LayerGroup) -> tuple[LayerGroup, float] | None:
+    """A readout group that ends in a non-spiking LI, synapse [Scale...] LI(tau), as the group
+    without its LI and the LI's tau (timesteps); None for any other group.
+
+    The float layers compute x = g (W s + b) and V(t) = beta V(t-1) + x(t), beta = 1 - 1/tau (the
+    model's output is V per step). The gains fold into the synapse like any Scale after it; V is
+    the integer LI compartment's membrane (:mod:`neurodeploy.quant.quantize`)."""
+    if group.neuron is not None or not group.layers or group.layers[-1].role != "li":
+        return None
+    syn = [i for i, layer in enumerate(group.layers) if layer.role == "synapse"]
+    if len(syn) != 1 or any(
+        not isinstance(layer.inner, (Scale, nn.Identity)) for layer in group.layers[syn[0] + 1 : -1]
+    ):
+        return None
+    li = group.layers[-1].inner
+    assert isinstance(li, LI)
+    return LayerGroup(group.layers[:-1], None, group.in_shape), li.tau
+
+
 def model_stages(model: SpikingNet) -> list[Stage]:
     """Split a model into stages (BatchNorm folded first). Unsupported layers raise ValueError
     naming them. A CubaLIF group (an LI current between the synapse and the LIF) becomes a stage
-    with ``syn_tau`` (:func:`_current_group`)."""
+    with ``syn_tau`` (:func:`_current_group`); a readout ending in an LI (synapse [Scale] LI: NIR
+    LI, snnTorch ``Leaky(output=True)``-style membrane readouts) becomes a readout stage with
+    ``readout_tau`` (:func:`_li_readout_group`)."""
     stages: list[Stage] = []
     for group in layer_groups(fold_batchnorm(model)):
         cuba = _current_group(group)
-        if cuba is not None:
-            stage = _make_stage(cuba[0])
-            stage.syn_tau = cuba[1]
+        li_out = _li_readout_group(group)
+        found = cuba if cuba is not None else li_out
+        if found is not None:
+            kept, tau = found
+            stage = _make_stage(kept)
+            if cuba is not None:
+                stage.syn_tau = tau
+            else:
+                stage.readout_tau = tau
             stage.sources = [layer.name for layer in group.layers]
             stages.append(stage)
             continue
         for layer in group.layers:
             if layer.role == "li":
                 raise ValueError(
-                    f"layer {layer.name}: LI (non-spiking leaky readout) has no integer mapping "
-                    "yet; use a plain Linear readout"
+                    f"layer {layer.name}: an LI maps to hardware only as a CubaLIF's current "
+                    "(synapse [Scale] LI [Scale] LIF) or as the last layer after the readout "
+                    "synapse (synapse [Scale] LI)"
                 )
             if layer.role == "other":
                 raise ValueError(
