@@ -130,6 +130,15 @@ TARGETS: dict[str, TargetInfo] = {
 }
 
 
+def check_input(shape: tuple[int, ...], x_shape: tuple[int, ...]) -> tuple[int, int]:
+    """(T, B) of a batch of input of shape ``x_shape`` = (T, B, *shape) for a program whose input
+    is ``shape``; a ValueError naming both shapes otherwise (every target checks this first)."""
+    shape, x_shape = tuple(shape), tuple(x_shape)
+    if len(x_shape) != 2 + len(shape) or x_shape[2:] != shape:
+        raise ValueError(f"input: expected (T, B, {', '.join(map(str, shape))}), got {x_shape}")
+    return x_shape[0], x_shape[1]
+
+
 def target_names(*, readout: bool = False, states: bool = False) -> tuple[str, ...]:
     """Names of the registered targets whose results carry the readout (``readout``) and can
     record states (``states``), in registry order."""

@@ -49,7 +49,7 @@ import numpy as np
 
 from neurodeploy.quant.program import IntLayer, IntProgram
 from neurodeploy.quant.synapse import Synapse
-from neurodeploy.targets.base import TargetResult
+from neurodeploy.targets.base import TargetResult, check_input
 from neurodeploy.targets.lava_reset.exact_conv import CONV_EXACT, check_conv
 
 LAVA_INSTALL = (
@@ -592,15 +592,12 @@ class LavaTarget:
         """Run integer input (T, B, *input_shape) for ``steps`` steps per sample (default
         T + depth), every sample from zero state, all in one Lava runtime."""
         x = np.asarray(x_int)
-        shape = tuple(self.program.input_shape)
-        if x.ndim != 2 + len(shape) or tuple(x.shape[2:]) != shape:
-            raise ValueError(f"input: expected (T, B, {', '.join(map(str, shape))}), got {x.shape}")
-        T, B = x.shape[:2]
+        T, B = check_input(self.program.input_shape, x.shape)
         steps = steps if steps is not None else T + len(self.program.layers)
         if steps < 1 or B < 1:
             raise ValueError(f"input: need steps >= 1 and a batch >= 1, got steps {steps}, B {B}")
         graph = build_graph(
-            shape,
+            tuple(self.program.input_shape),
             program_graph_layers(self.program),
             stream_data(x, steps),
             samples=B,

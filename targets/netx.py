@@ -22,7 +22,7 @@ import numpy as np
 
 from neurodeploy.neuron.hardware import NETX_BIAS_EXP
 from neurodeploy.quant.program import IntLayer, IntProgram
-from neurodeploy.targets.base import TargetResult
+from neurodeploy.targets.base import TargetResult, check_input
 from neurodeploy.targets.lava import EXTRACT_BUFFER
 
 
@@ -179,10 +179,7 @@ class NetxTarget:
                 "use target 'lava'"
             )
         x = np.asarray(x_int)
-        shape = tuple(self.program.input_shape)
-        if x.ndim != 2 + len(shape) or tuple(x.shape[2:]) != shape:
-            raise ValueError(f"input: expected (T, B, {', '.join(map(str, shape))}), got {x.shape}")
-        T, B = x.shape[:2]
+        T, B = check_input(self.program.input_shape, x.shape)
         steps = steps if steps is not None else T + len(self.program.layers)
         sec: dict[str, float] = {}
         t0 = time.perf_counter()

@@ -22,7 +22,7 @@ import torch
 from neurodeploy.neuron.fixedpoint import Counters, lif_int_step, mps_int_step
 from neurodeploy.quant.prepared import STATE_DTYPE, PreparedLayer, prepare
 from neurodeploy.quant.program import IntProgram
-from neurodeploy.targets.base import TargetResult
+from neurodeploy.targets.base import TargetResult, check_input
 
 
 class ReferenceTarget:
@@ -56,12 +56,7 @@ class ReferenceTarget:
         x = torch.as_tensor(
             np.asarray(x_int) if not isinstance(x_int, torch.Tensor) else x_int, device=self.device
         ).to(STATE_DTYPE)
-        if tuple(x.shape[2:]) != tuple(self.program.input_shape):
-            raise ValueError(
-                f"input: expected (T, B, {', '.join(map(str, self.program.input_shape))}), "
-                f"got {tuple(x.shape)}"
-            )
-        T, B = x.shape[:2]
+        T, B = check_input(self.program.input_shape, tuple(x.shape))
         n = len(self.layers)
         steps = steps if steps is not None else T + (n if self.latency else 0)
         neurons = [d for d in self.layers if d.layer.neuron is not None]

@@ -2,7 +2,7 @@
 inputs, or refuse by name.
 
 A neuron layer's state (current u, voltage v) is a signed 24-bit integer on Loihi: beyond
-``STATE_LIMIT = 2^23 - 1`` the voltage saturates and the current (and a convolution's output)
+``V_MAX = 2^23 - 1`` the voltage saturates and the current (and a convolution's output)
 wraps (:mod:`neurodeploy.neuron.fixedpoint`, counted per layer by the reference simulator). The
 quantiser picks each layer's weight exponent e for resolution (the largest at which the
 threshold fits with headroom, :func:`neurodeploy.quant.quantize.quantize_stage`); every integer

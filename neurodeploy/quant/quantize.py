@@ -97,6 +97,7 @@ from neurodeploy.neuron.fixedpoint import (
     tau_to_dv,
     theta_to_vth,
     to_synaptic_units,
+    vth_membrane,
 )
 from neurodeploy.neuron.hardware import LOIHI2, HardwareSpec
 from neurodeploy.nn.net import SpikingNet
@@ -201,11 +202,8 @@ def quantize_stage(
             du = tau_syn_to_du(st.syn_tau)
         except ValueError as err:
             raise QuantizationError(f"layer {st.name}: {err}") from err
-    bias_full = (
-        np.broadcast_to(st.bias.reshape(-1, *([1] * (len(st.out_shape) - 1))), st.out_shape)
-        if st.kind != "dense"
-        else st.bias
-    ) * du_to_tau_syn(du)  # the current's steady state: b * 4096 / (du + 1); 1 without current
+    # the current's steady state: b * 4096 / (du + 1); a factor of 1 without current
+    bias_full = _bias_full(st) * du_to_tau_syn(du)
     e = _best_exponent(
         st,
         ws,
@@ -284,7 +282,7 @@ def _li_readout(
             f"{2 * DECAY_UNIT} steps): its membrane is an unbounded sum; use a shorter tau"
         )
     vth = hw.vth_max
-    limit = dv * (vth << VTH_SHIFT)  # M * 4096 must not exceed it
+    limit = dv * vth_membrane(vth)  # M * 4096 must not exceed it
     fixed = hw.fixed_weight_exp
     top = hw.weight_exp_max if exp_cap is None else min(exp_cap, hw.weight_exp_max)
     if fixed is not None:
@@ -323,7 +321,7 @@ def _li_readout(
         )
     raise QuantizationError(
         f"layer {st.name}: LI readout: no weight exponent in [{hw.weight_exp_min}, {top}] keeps "
-        f"its membrane provably below vth_max << 6 = {vth << VTH_SHIFT} (tau {st.readout_tau:g} "
+        f"its membrane provably below vth_max << 6 = {vth_membrane(vth)} (tau {st.readout_tau:g} "
         f"steps, dv {dv}) with the bias within a {hw.bias_mant_bits}-bit mantissa"
     )
 
