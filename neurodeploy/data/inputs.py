@@ -8,8 +8,18 @@
   optional integer ``y`` of shape ``(N,)`` (labels; without them accuracy is "n/a");
 - ``--dataset NAME --data-root DIR``: a data set on disk that ``train`` reads
   (:func:`neurodeploy.data.real.load_dataset`), its test split and labels;
+- ``--config recipe.toml``: the data a training recipe names, read exactly as ``train --config``
+  reads it (its ``task``; a data set on disk with the recipe's ``[data]`` options and
+  ``data_root``, or --data-root; T from the recipe unless --T): its test split and labels. The
+  caller loads the recipe (``training`` sits above ``data``) and passes the loaded data here;
 - ``--random-input RATE --T T [--seed S]``: Bernoulli spikes, P(x = 1) = RATE per input, step and
   sample, seeded, no labels (conformance, resources, timing, energy when there is no data).
+
+``finetune`` needs a training split as well (:func:`labelled_splits`): --task, --dataset and
+--config bring theirs; a --data file either holds ``x_train``/``y_train`` next to ``x``/``y``
+(train and test split), or only ``x``/``y``, split deterministically: sample ``i`` is held out
+for testing when ``i % HOLDOUT_EVERY == HOLDOUT_EVERY - 1`` (every fifth sample, 20 %), the
+others train (interleaved, so a file sorted by class keeps every class in both splits).
 
 The result is one :class:`Inputs`: the inputs, labels or ``None``, the quantiser's input settings
 (:class:`InputSettings`), T and a description. Without data (random input), the quantiser's
@@ -22,12 +32,15 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from neurodeploy.data.base import TaskData, encode_time_major, load_task
+
+if TYPE_CHECKING:
+    from neurodeploy.data.real import RealDataset
 
 INPUT_KINDS = ("binary", "graded")
 #: random-input samples when the command gives no --samples
@@ -35,6 +48,10 @@ DEFAULT_RANDOM_SAMPLES = 64
 #: the input range assumed for graded random input (Bernoulli values are 0 or 1)
 RANDOM_INPUT_RANGE = 1.0
 WEIGHTS_ONLY = "weights alone (no data)"
+#: a --data file without x_train: every HOLDOUT_EVERY-th sample is the test split (finetune)
+HOLDOUT_EVERY = 5
+#: the options that name an input source, in the order errors list them
+SOURCE_OPTIONS = ("--task", "--data", "--dataset", "--config", "--random-input")
 
 
 @dataclass(frozen=True)
@@ -151,8 +168,10 @@ def load_npz_inputs(
     T: int | None = None,
     default_T: int = 4,
     input_kind: str | None = None,
+    keys: tuple[str, str] = ("x", "y"),
 ) -> Inputs:
-    """The user's ``.npz``: ``x`` (N, T, *input_shape) or (N, *input_shape), optional ``y`` (N,).
+    """The user's ``.npz``: ``x`` (N, T, *input_shape) or (N, *input_shape), optional ``y`` (N,)
+    (``keys``: the arrays read as x and y, e.g. ``x_train``/``y_train``).
     ``T`` (--T) repeats static data over T steps and must match a sequence's frames; errors name
     the file and the shapes."""
     p = Path(path)
@@ -163,12 +182,13 @@ def load_npz_inputs(
             arrays = {k: f[k] for k in f.files}
     except (OSError, ValueError) as e:
         raise ValueError(f"--data {path}: not a readable .npz file ({e})") from e
-    if "x" not in arrays:
+    xk, yk = keys
+    if xk not in arrays:
         raise ValueError(
-            f"--data {path}: no array 'x' (found: {', '.join(arrays) or 'none'}); expected x of "
+            f"--data {path}: no array {xk!r} (found: {', '.join(arrays) or 'none'}); expected x of "
             "shape (N, T, *input) or (N, *input) and optional labels y (N,)"
         )
-    x_np, shape = arrays["x"], tuple(int(d) for d in input_shape)
+    x_np, shape = arrays[xk], tuple(int(d) for d in input_shape)
     dims = ", ".join(map(str, shape))
     if tuple(x_np.shape[1:]) == shape:
         temporal, steps = False, T or default_T
@@ -176,30 +196,30 @@ def load_npz_inputs(
         temporal, steps = True, int(x_np.shape[1])
         if T is not None and steps != T:
             raise ValueError(
-                f"--data {path}: x has {steps} frames (shape {tuple(x_np.shape)}) but --T is {T}"
+                f"--data {path}: {xk} has {steps} frames (shape {tuple(x_np.shape)}) but --T is {T}"
             )
     else:
         raise ValueError(
-            f"--data {path}: x has shape {tuple(x_np.shape)}; the model takes ({dims}) per "
+            f"--data {path}: {xk} has shape {tuple(x_np.shape)}; the model takes ({dims}) per "
             f"timestep: expected (N, {dims}) or (N, T, {dims})"
         )
     if len(x_np) < 1:
-        raise ValueError(f"--data {path}: x has no samples (shape {tuple(x_np.shape)})")
+        raise ValueError(f"--data {path}: {xk} has no samples (shape {tuple(x_np.shape)})")
     if not (np.issubdtype(x_np.dtype, np.number) or x_np.dtype == bool):
-        raise ValueError(f"--data {path}: x must be numeric, got dtype {x_np.dtype}")
+        raise ValueError(f"--data {path}: {xk} must be numeric, got dtype {x_np.dtype}")
     x = torch.as_tensor(x_np.astype(np.float32))
     if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"--data {path}: x has non-finite values")
+        raise ValueError(f"--data {path}: {xk} has non-finite values")
     y: torch.Tensor | None = None
-    if "y" in arrays:
-        y_np = arrays["y"]
+    if yk in arrays:
+        y_np = arrays[yk]
         if y_np.shape != (len(x_np),) or not np.issubdtype(y_np.dtype, np.integer):
             raise ValueError(
-                f"--data {path}: y must be integer labels of shape ({len(x_np)},) to match x "
+                f"--data {path}: {yk} must be integer labels of shape ({len(x_np)},) to match x "
                 f"{tuple(x_np.shape)}, got shape {tuple(y_np.shape)} dtype {y_np.dtype}"
             )
         if (y_np < 0).any():
-            raise ValueError(f"--data {path}: y has negative labels")
+            raise ValueError(f"--data {path}: {yk} has negative labels")
         y = torch.as_tensor(y_np.astype(np.int64))
     what = f"--data {path}"
     settings = _override(infer_input_settings(x, temporal=temporal), input_kind, x, what)
@@ -266,6 +286,57 @@ def task_inputs(
     return dataclasses.replace(inp, settings=settings)
 
 
+def _check_shape(what: str, got: tuple[int, ...], want: tuple[int, ...]) -> None:
+    if tuple(got) != tuple(want):
+        raise ValueError(
+            f"{what} gives input of shape {tuple(got)} per timestep, but the model expects "
+            f"{tuple(want)}"
+        )
+
+
+def _stack(ds: Any, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``count`` samples of a :class:`~neurodeploy.data.real.SampleDataset`,
+    un-augmented (its ``load``), and their labels."""
+    x = torch.stack([torch.as_tensor(ds.load(i), dtype=torch.float32) for i in range(count)])
+    return x, torch.tensor([int(v) for v in ds.labels[:count]], dtype=torch.int64)
+
+
+def from_loaded(
+    data: TaskData | RealDataset,
+    input_shape: tuple[int, ...],
+    *,
+    what: str,
+    n: int | None = None,
+    input_kind: str | None = None,
+) -> Inputs:
+    """The test split (its first ``n`` samples; all with ``None``) of an offline task or of a data
+    set read from disk, with its labels, checked against the model's input shape. ``what`` names
+    the source in errors and the description (e.g. "--config recipes/shd.toml")."""
+    _check_shape(what, tuple(data.input_shape), input_shape)
+    if isinstance(data, TaskData):
+        inp = from_task(data)
+        settings = _override(inp.settings, input_kind, data.x_train, what)
+        return dataclasses.replace(
+            inp.head(n), settings=settings, description=f"{what}: {inp.description}"
+        )
+    count = len(data.test) if n is None else min(n, len(data.test))
+    if count < 1:
+        raise ValueError(f"{what}: the test split of data set {data.name!r} has no samples")
+    x, y = _stack(data.test, count)
+    settings = _override(infer_input_settings(x, temporal=data.temporal), input_kind, x, what)
+    return Inputs(
+        data.name,
+        x,
+        y,
+        tuple(data.input_shape),
+        data.temporal,
+        data.T,
+        settings,
+        f"{what}: data set {data.name} from {data.root} (test split, {count} of "
+        f"{len(data.test)} samples)",
+    )
+
+
 def dataset_inputs(
     name: str,
     root: str | os.PathLike[str],
@@ -280,30 +351,37 @@ def dataset_inputs(
     ``None``), with its labels, checked against the model's input shape."""
     from neurodeploy.data.real import load_dataset
 
+    what = f"--dataset {name} (--data-root {root})"
     data = load_dataset(name, Path(root), T=T)
-    if tuple(data.input_shape) != tuple(input_shape):
+    _check_shape(what, tuple(data.input_shape), input_shape)
+    return from_loaded(data, input_shape, what=what, n=n, input_kind=input_kind)
+
+
+def check_sources(
+    *,
+    task: str | None = None,
+    data: str | None = None,
+    dataset: str | None = None,
+    data_root: str | None = None,
+    config: str | None = None,
+    random_rate: float | None = None,
+) -> None:
+    """At most one input source, named in the error when several are given; ``--data-root``
+    goes with ``--dataset`` (or overrides the folder of a ``--config`` recipe)."""
+    given = [
+        o
+        for o, v in zip(SOURCE_OPTIONS, (task, data, dataset, config, random_rate), strict=True)
+        if v is not None and v != ""
+    ]
+    if len(given) > 1:
+        raise ValueError(f"{' and '.join(given)}: give one input source, not several")
+    if dataset and not data_root:
+        raise ValueError("--dataset NAME and --data-root DIR go together: give both")
+    if data_root and not (dataset or config):
         raise ValueError(
-            f"--dataset {name} (--data-root {root}) gives input of shape "
-            f"{tuple(data.input_shape)} per timestep, but the model expects {tuple(input_shape)}"
+            "--dataset NAME and --data-root DIR go together: give both (or --data-root with "
+            "--config recipe.toml)"
         )
-    count = len(data.test) if n is None else min(n, len(data.test))
-    if count < 1:
-        raise ValueError(f"--dataset {name} (--data-root {root}): the test split has no samples")
-    pairs = [data.test[i] for i in range(count)]
-    x = torch.stack([torch.as_tensor(p[0], dtype=torch.float32) for p in pairs])
-    y = torch.tensor([int(p[1]) for p in pairs], dtype=torch.int64)
-    what = f"--dataset {name}"
-    settings = _override(infer_input_settings(x, temporal=data.temporal), input_kind, x, what)
-    return Inputs(
-        name,
-        x,
-        y,
-        tuple(data.input_shape),
-        data.temporal,
-        T,
-        settings,
-        f"data set {name} from {root} (test split, {count} of {len(data.test)} samples)",
-    )
 
 
 def resolve_inputs(
@@ -314,6 +392,8 @@ def resolve_inputs(
     random_rate: float | None = None,
     dataset: str | None = None,
     data_root: str | None = None,
+    config: str | None = None,
+    config_data: TaskData | RealDataset | None = None,
     T: int | None = None,
     seed: int = 0,
     samples: int | None = None,
@@ -322,23 +402,25 @@ def resolve_inputs(
     recorded_T: int | None = None,
     default_T: int = 4,
 ) -> Inputs | None:
-    """The one resolution of --task / --data / --dataset / --random-input (at most one may be
-    given; ``dataset`` needs ``data_root``; without
-    any, the task recorded in the model file, else ``None``: the caller decides whether it can go
-    on without inputs). T: --T, else the model's recorded T, else ``default_T`` (a sequence in
-    --data brings its own)."""
-    sources = (
-        ("--task", task),
-        ("--data", data),
-        ("--dataset", dataset),
-        ("--random-input", random_rate),
+    """The one resolution of --task / --data / --dataset / --config / --random-input (at most one
+    may be given; ``dataset`` needs ``data_root``; ``config`` comes with ``config_data``, the data
+    its recipe names as loaded by the caller); without any, the task recorded in the model file,
+    else ``None``: the caller decides whether it can go on without inputs. T: --T, else the
+    model's recorded T, else ``default_T`` (a sequence in --data, a recipe bring their own)."""
+    check_sources(
+        task=task,
+        data=data,
+        dataset=dataset,
+        data_root=data_root,
+        config=config,
+        random_rate=random_rate,
     )
-    given = [o for o, v in sources if v]
-    if len(given) > 1:
-        raise ValueError(f"{' and '.join(given)}: give one input source, not several")
-    if bool(dataset) != bool(data_root):
-        raise ValueError("--dataset NAME and --data-root DIR go together: give both")
     steps = T or recorded_T or default_T
+    if config:
+        if config_data is None:
+            raise ValueError(f"--config {config}: the recipe's data was not loaded")
+        what = f"--config {config}"
+        return from_loaded(config_data, input_shape, what=what, n=samples, input_kind=input_kind)
     if dataset and data_root:
         return dataset_inputs(
             dataset, data_root, input_shape, T=steps, n=samples, input_kind=input_kind
@@ -356,6 +438,142 @@ def resolve_inputs(
     if name:
         return task_inputs(name, input_shape, T=steps, input_kind=input_kind)
     return None
+
+
+def _npz_splits(
+    path: str, input_shape: tuple[int, ...], *, T: int | None, default_T: int
+) -> TaskData:
+    """Train and test split of a --data file (module docstring): ``x_train``/``y_train`` and
+    ``x``/``y``, else ``x``/``y`` split by :data:`HOLDOUT_EVERY`. Labels required."""
+    test = load_npz_inputs(path, input_shape, T=T, default_T=default_T)
+    if test.y is None:
+        raise ValueError(
+            f"--data {path}: no labels (array y); finetune trains on labels: add integer y of "
+            "shape (N,) (and optionally x_train/y_train)"
+        )
+    with np.load(path, allow_pickle=False) as f:
+        has_train = "x_train" in f.files
+        if has_train and "y_train" not in f.files:
+            raise ValueError(f"--data {path}: x_train without y_train (its labels)")
+    if has_train:
+        train = load_npz_inputs(
+            path, input_shape, T=test.T, default_T=test.T, keys=("x_train", "y_train")
+        )
+        if train.temporal != test.temporal:
+            raise ValueError(
+                f"--data {path}: x_train {tuple(train.x.shape)} and x {tuple(test.x.shape)} "
+                "must both be sequences or both static"
+            )
+        x_tr, y_tr, x_te, y_te = train.x, train.y, test.x, test.y
+        how = "x_train/y_train and x/y"
+    else:
+        idx = torch.arange(len(test.x))
+        held = idx % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+        if not bool(held.any()) or bool(held.all()):
+            raise ValueError(
+                f"--data {path}: {len(test.x)} samples; finetune holds out every "
+                f"{HOLDOUT_EVERY}th sample for testing and needs at least {HOLDOUT_EVERY} "
+                "(or give x_train/y_train)"
+            )
+        x_tr, y_tr, x_te, y_te = test.x[~held], test.y[~held], test.x[held], test.y[held]
+        how = f"x/y, every {HOLDOUT_EVERY}th sample held out for testing"
+    assert y_tr is not None and y_te is not None
+    return TaskData(
+        test.name,
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        test.input_shape,
+        int(max(int(y_tr.max()), int(y_te.max()))) + 1,
+        test.temporal,
+        test.T,
+        f"{path}: {how} ({len(y_tr)} train, {len(y_te)} test)",
+        "the user's data",
+    )
+
+
+def _real_splits(data: RealDataset, what: str) -> TaskData:
+    x_tr, y_tr = _stack(data.train, len(data.train))
+    x_te, y_te = _stack(data.test, len(data.test))
+    return TaskData(
+        data.name,
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        tuple(data.input_shape),
+        data.num_classes,
+        data.temporal,
+        data.T,
+        f"{what}: data set {data.name} from {data.root} ({len(y_tr)} train, {len(y_te)} test, "
+        "un-augmented)",
+        data.name,
+    )
+
+
+def labelled_splits(
+    input_shape: tuple[int, ...],
+    *,
+    task: str | None = None,
+    data: str | None = None,
+    random_rate: float | None = None,
+    dataset: str | None = None,
+    data_root: str | None = None,
+    config: str | None = None,
+    config_data: TaskData | RealDataset | None = None,
+    T: int | None = None,
+    recorded_task: str | None = None,
+    recorded_T: int | None = None,
+    default_T: int = 4,
+) -> TaskData:
+    """Train and test split with labels (``finetune``), from the same options as
+    :func:`resolve_inputs`: an offline task, a --data file (module docstring), a data set on
+    disk (``dataset``/``data_root``, or a recipe's ``config_data``), all loaded whole into memory
+    as :class:`TaskData`. Sources without labels are refused by name."""
+    check_sources(
+        task=task,
+        data=data,
+        dataset=dataset,
+        data_root=data_root,
+        config=config,
+        random_rate=random_rate,
+    )
+    if random_rate is not None:
+        raise ValueError(
+            "--random-input: finetune trains on labels and random input has none; give "
+            "--data FILE.npz (with y), --dataset NAME --data-root DIR, --config recipe.toml "
+            "or --task NAME"
+        )
+    steps = T or recorded_T or default_T
+    out: TaskData
+    if config:
+        if config_data is None:
+            raise ValueError(f"--config {config}: the recipe's data was not loaded")
+        what = f"--config {config}"
+        _check_shape(what, tuple(config_data.input_shape), input_shape)
+        if isinstance(config_data, TaskData):
+            return config_data
+        return _real_splits(config_data, what)
+    if dataset and data_root:
+        from neurodeploy.data.real import load_dataset
+
+        what = f"--dataset {dataset} (--data-root {data_root})"
+        real = load_dataset(dataset, Path(data_root), T=steps)
+        _check_shape(what, tuple(real.input_shape), input_shape)
+        return _real_splits(real, what)
+    if data:
+        return _npz_splits(data, input_shape, T=T, default_T=recorded_T or default_T)
+    name = task or recorded_task
+    if not name:
+        raise ValueError(
+            "no labelled data (the model records no task): finetune needs a training split; "
+            "pass --data FILE.npz (x, y), "
+            "--dataset NAME --data-root DIR, --config recipe.toml or --task NAME"
+        )
+    out = load_task(name, T=steps)
+    _check_shape(f"task {name!r}", tuple(out.input_shape), input_shape)
+    return out
 
 
 def weights_only_settings(input_kind: str | None) -> InputSettings:

@@ -1,10 +1,32 @@
-"""``neurodeploy reproduce``: the paper's claims measured on the offline tasks.
+"""``neurodeploy reproduce``: the paper's claims measured on the offline tasks or the user's data.
 
 Per task: the ablation (vanilla / +MPS / +guidance / +both at each T, several seeds), the
 variants the paper leaves open (reading, guidance direction, drop rate, alpha initialisation,
 guidance weight; each changes one setting of "+both" at T=4), reduced-timestep inference of the
 T=4 models, initial-state statistics and gradient flow of the seed-0 T=4 models, and the learned
 alphas. Writes ``reproduction.md``, ``reproduction.json`` and ``figures/*.png`` into ``out``.
+
+The input option family of the deployment commands (:mod:`neurodeploy.data.inputs`) and
+``reproduce``: the offline tasks (``--tasks``), or one labelled source of the user's
+(:class:`DataSource`), on which the ablation runs (the 4 arms at the source's one T, the seeds and
+epochs of ``--quick`` or the full plan, bounded by ``--seeds N`` / ``--epochs N``), each run
+through :func:`neurodeploy.training.loop.train` exactly as ``train --config`` runs it:
+
+- ``--config recipe.toml [--data-root DIR]``: the recipe's data, model, T and settings; only
+  ``mps``/``guidance`` (the arm), ``seed`` and ``epochs`` change;
+- ``--dataset NAME --data-root DIR``: the data set's default model
+  (:data:`~neurodeploy.training.config.DEFAULT_MODEL`) at T = 4 with the study's settings
+  (:data:`STUDY_BASE`, lr :data:`DATA_LR`);
+- ``--data FILE.npz`` (``x``, ``y``, optional ``x_train``/``y_train``; train/test split as
+  :func:`neurodeploy.data.inputs.labelled_splits`): the per-timestep input shape is read from
+  ``x``'s rank (:func:`npz_layout`), the model is the zoo's default for it (:func:`npz_model`:
+  ``mlp`` for a vector, ``vgg`` for a (C, H, W) frame), the study's settings, lr :data:`DATA_LR`.
+
+Reduced-timestep inference, initial-state statistics and gradient flow run on the seed-0 models
+at the source's T (on a data set on disk: its whole test split, un-augmented; statistics on the
+first :data:`STATS_SAMPLES`). Not run on the user's data: the variants (7 more arms per seed) and
+the second T (the T=2 column): the grid stays 4 arms x seeds. ``--random-input`` is refused by
+name (:data:`REFUSED_SOURCES`): the ablation trains and scores on labels.
 """
 
 from __future__ import annotations
@@ -22,13 +44,17 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from neurodeploy.data import list_tasks, load_task
+from neurodeploy.data import TaskData, list_tasks, load_task
+from neurodeploy.data.inputs import Inputs, from_loaded
+from neurodeploy.data.real import list_datasets
 from neurodeploy.measure.analysis import accuracy_by_timesteps, gradient_flow, initial_state_stats
-from neurodeploy.training.config import TrainConfig
-from neurodeploy.training.loop import train
+from neurodeploy.training.config import DEFAULT_MODEL, NPZ_TASK, TrainConfig
+from neurodeploy.training.loop import load_data, train
+from neurodeploy.training.recipe import load_recipe
 
 ARMS: dict[str, dict[str, Any]] = {
     "vanilla": dict(mps=False, guidance=False),
@@ -36,6 +62,20 @@ ARMS: dict[str, dict[str, Any]] = {
     "+guidance": dict(mps=False, guidance=True),
     "+both": dict(mps=True, guidance=True),
 }
+#: input options of the deployment commands that reproduce refuses, with the reason (docstring)
+REFUSED_SOURCES: dict[str, str] = {
+    "--random-input": "the ablation trains and scores on labels; random input has none: give "
+    "--config recipe.toml, --dataset NAME --data-root DIR or --data FILE.npz (with y)",
+}
+
+
+def check_sources(given: Sequence[str]) -> None:
+    """ValueError naming the first refused input option in ``given`` and its reason."""
+    for opt in given:
+        if opt in REFUSED_SOURCES:
+            raise ValueError(f"{opt}: reproduce runs on labelled data only: {REFUSED_SOURCES[opt]}")
+
+
 # The settings the ablation and the variants start from (the spec's starting values), pinned here
 # so that the study does not move when the shipped defaults (chosen from it) change.
 STUDY_BASE: dict[str, Any] = dict(
@@ -66,6 +106,123 @@ TASK_BASE: dict[str, dict[str, Any]] = {
 }
 ANALYSIS_T = 4  # reduced-timestep inference, initial states and gradients use T=4 models
 STATS_SAMPLES = 256  # test samples for initial-state statistics and gradient flow
+#: the user's data (not a recipe): T of a static --data file and of --dataset, and the lr
+DATA_T = ANALYSIS_T
+DATA_LR = 5e-3
+#: epochs per run on the user's data with --quick (the full plan: the recipe's, else FULL_DATA_EPOCHS)
+QUICK_DATA_EPOCHS = 1
+FULL_DATA_EPOCHS = 10
+#: fields of the source's TrainConfig that each run sets itself
+RUN_FIELDS = ("seed", "epochs", "mps", "guidance", "T")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """The user's labelled data the ablation runs on (module docstring).
+
+    ``label``: the report's "task" column; ``option``: the command-line options that named it;
+    ``base``: the TrainConfig fields every run starts from (task, model, data_root, data, ...);
+    ``T``: the one timestep count; ``recipe``: True when ``base`` is a recipe (its settings stay,
+    else :data:`STUDY_BASE` applies); ``model_note``: which model and why."""
+
+    label: str
+    option: str
+    base: dict[str, Any]
+    T: int
+    recipe: bool
+    model_note: str
+
+
+def npz_layout(path: str | Path) -> tuple[tuple[int, ...], int | None]:
+    """(per-timestep input shape, frames or None) of a labelled ``.npz``'s ``x`` by its rank:
+    (N, F) a static vector, (N, T, F) a sequence of vectors, (N, C, H, W) a static frame,
+    (N, T, C, H, W) a sequence of frames. Errors name the file and what is missing."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--data {path}: no such file")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            files = set(f.files)
+            shape = tuple(int(d) for d in f["x"].shape) if "x" in files else None
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--data {path}: not a readable .npz file ({e})") from e
+    if shape is None or "y" not in files:
+        raise ValueError(
+            f"--data {path}: reproduce trains on labels: needs arrays x and integer y "
+            f"(found: {', '.join(sorted(files)) or 'none'})"
+        )
+    layouts = {2: (shape[1:], None), 3: (shape[2:], shape[1]), 4: (shape[1:], None)}
+    layouts[5] = (shape[2:], shape[1])
+    if len(shape) not in layouts:
+        raise ValueError(
+            f"--data {path}: x has shape {shape}; reproduce reads (N, F), (N, T, F), "
+            "(N, C, H, W) or (N, T, C, H, W)"
+        )
+    return layouts[len(shape)]
+
+
+def npz_model(input_shape: tuple[int, ...]) -> str:
+    """The zoo's default model for a per-timestep input shape: ``vgg`` for (C, H, W), else
+    ``mlp`` (it flattens any shape)."""
+    return "vgg" if len(input_shape) == 3 else "mlp"
+
+
+def data_source(
+    *,
+    config: str | None = None,
+    dataset: str | None = None,
+    data_root: str | None = None,
+    data: str | None = None,
+) -> DataSource:
+    """The :class:`DataSource` that ``--config`` / ``--dataset``+``--data-root`` / ``--data``
+    name (exactly one; ``--data-root`` also overrides a recipe's folder)."""
+    given = [o for o, v in (("--config", config), ("--dataset", dataset), ("--data", data)) if v]
+    if len(given) != 1:
+        raise ValueError(f"{' and '.join(given) or 'no source'}: give one input source")
+    if data_root and not (config or dataset):
+        raise ValueError("--data-root DIR goes with --dataset NAME or --config recipe.toml")
+    if config:
+        cfg = load_recipe(config, {"data_root": data_root} if data_root else None)
+        base = {k: v for k, v in cfg.to_dict().items() if k not in RUN_FIELDS}
+        where = f" --data-root {cfg.data_root}" if cfg.data_root else ""
+        return DataSource(
+            cfg.task,
+            f"--config {config}{where}",
+            base,
+            cfg.T,
+            True,
+            f"model {cfg.model} and settings of the recipe {config}",
+        )
+    if dataset:
+        if dataset not in list_datasets():
+            raise ValueError(f"--dataset: unknown name {dataset!r}; available: {list_datasets()}")
+        if not data_root:
+            raise ValueError("--dataset NAME and --data-root DIR go together: give both")
+        model = DEFAULT_MODEL[dataset]
+        base = dict(task=dataset, data_root=data_root, model=model, lr=DATA_LR)
+        TrainConfig(**base, **STUDY_BASE)  # validates names before anything runs
+        return DataSource(
+            dataset,
+            f"--dataset {dataset} --data-root {data_root}",
+            base,
+            DATA_T,
+            False,
+            f"model {model} (the data set's default), T={DATA_T}, lr {DATA_LR}",
+        )
+    assert data is not None
+    shape, frames = npz_layout(data)
+    model = npz_model(shape)
+    file_data = {"file": str(Path(data).resolve()), "input_shape": list(shape)}
+    base = dict(task=NPZ_TASK, model=model, lr=DATA_LR, data=file_data)
+    form = f"a sequence of {frames} frames" if frames else f"static, repeated over T={DATA_T}"
+    return DataSource(
+        Path(data).name,
+        f"--data {data}",
+        base,
+        frames or DATA_T,
+        False,
+        f"model {model} (the zoo's default for input shape {shape}; {form}), lr {DATA_LR}",
+    )
 
 
 @dataclass(frozen=True)
@@ -79,6 +236,12 @@ class Plan:
     Ts: tuple[int, ...] = (2, 4)
     batch_size: int = 64
     tasks: tuple[str, ...] = field(default_factory=lambda: tuple(TASK_BASE))
+    source: DataSource | None = None  # the user's data (tasks = (source.label,)), else offline
+
+    @property
+    def analysis_T(self) -> int:
+        """T of the models that reduced-timestep inference, initial states and gradients use."""
+        return ANALYSIS_T if self.source is None else self.source.T
 
     def runs(self) -> list[dict[str, Any]]:
         specs = []
@@ -90,7 +253,7 @@ class Plan:
                     ]
             for var in VARIANTS:
                 specs += [
-                    dict(study="variant", task=task, arm=var, T=ANALYSIS_T, seed=s)
+                    dict(study="variant", task=task, arm=var, T=self.analysis_T, seed=s)
                     for s in self.variant_seeds
                 ]
         return specs
@@ -101,6 +264,14 @@ class Plan:
             if spec["study"] == "ablation"
             else {**ARMS["+both"], **VARIANTS[spec["arm"]]}
         )
+        if self.source is not None:
+            study = {} if self.source.recipe else STUDY_BASE
+            return TrainConfig(
+                **{**self.source.base, **study, **over},
+                T=spec["T"],
+                seed=spec["seed"],
+                epochs=self.epochs[spec["task"]],
+            )
         return TrainConfig(
             task=spec["task"],
             T=spec["T"],
@@ -123,6 +294,38 @@ QUICK = Plan(
 FULL = Plan("full", epochs={"digits": 20, "event-digits": 15, "seq1d": 20, "shapes3d": 12})
 
 
+def source_plan(
+    source: DataSource, *, quick: bool, seeds: int | None = None, epochs: int | None = None
+) -> Plan:
+    """The ablation on ``source``: 4 arms at ``source.T``; seeds of QUICK or FULL (``seeds``:
+    0..seeds-1); epochs :data:`QUICK_DATA_EPOCHS` with ``quick``, else the recipe's (else
+    :data:`FULL_DATA_EPOCHS`), ``epochs`` over both; no variants."""
+    size = QUICK if quick else FULL
+    recipe_epochs = int(source.base.get("epochs", FULL_DATA_EPOCHS))
+    full_epochs = recipe_epochs if source.recipe else FULL_DATA_EPOCHS
+    return Plan(
+        f"{size.name}, {source.label}",
+        epochs={source.label: epochs or (QUICK_DATA_EPOCHS if quick else full_epochs)},
+        seeds=tuple(range(seeds)) if seeds else size.seeds,
+        variant_seeds=(),
+        Ts=(source.T,),
+        batch_size=int(source.base.get("batch_size", size.batch_size)),
+        tasks=(source.label,),
+        source=source,
+    )
+
+
+def _eval_data(cfg: TrainConfig) -> TaskData | Inputs:
+    """The labelled test split a trained model is analysed on: the offline task as before, the
+    .npz file's test split, or a data set's whole test split un-augmented."""
+    if cfg.task in list_tasks() and not cfg.data_root:
+        return load_task(cfg.task, T=cfg.T, seed=cfg.data_seed)
+    data = load_data(cfg)
+    if isinstance(data, TaskData):
+        return data
+    return from_loaded(data, tuple(data.input_shape), what=f"data set {cfg.task}")
+
+
 def run_one(spec: dict[str, Any], plan: Plan) -> dict[str, Any]:
     """Train one configuration and measure it; returns a JSON-able record."""
     cfg = plan.config(spec)
@@ -136,11 +339,17 @@ def run_one(spec: dict[str, Any], plan: Plan) -> dict[str, Any]:
         seconds=round(time.perf_counter() - t0, 2),
         epochs=cfg.epochs,
     )
-    if spec["T"] == ANALYSIS_T:
-        task = load_task(cfg.task, T=cfg.T, seed=cfg.data_seed)
-        acc = accuracy_by_timesteps(res.model, task, T=cfg.T, steps=range(1, cfg.T + 1))
+    if spec["T"] == plan.analysis_T:
+        task = _eval_data(cfg)
+        acc = accuracy_by_timesteps(
+            res.model,
+            task,  # type: ignore[arg-type]  # an Inputs reads as a TaskData's test split
+            T=cfg.T,
+            steps=range(1, cfg.T + 1),
+        )
         rec["acc_by_t"] = [acc[t] for t in range(1, cfg.T + 1)]
         if spec["study"] == "ablation" and spec["seed"] == plan.seeds[0]:
+            assert task.y_test is not None  # every source here has labels
             x = task.encode(task.x_test[:STATS_SAMPLES], cfg.T)
             rec["initial_state"] = initial_state_stats(res.model, x)
             y = task.y_test[:STATS_SAMPLES]
@@ -210,14 +419,25 @@ def write_report(records: list[dict[str, Any]], plan: Plan, out: Path, wall_s: f
     s = summarize(records, plan)
     acc, by_t, alphas = s["acc"], s["by_t"], s["alphas"]
     tasks = [t for t in plan.tasks if any(r["task"] == t for r in records)]
+    aT = plan.analysis_T
+    src = plan.source
+    where = "the offline tasks" if src is None else f"the user's data ({src.option})"
+    setup = (
+        f"per-task model and lr {TASK_BASE}"
+        if src is None
+        else f"{src.model_note}; variants and the T=2 column are not run on the user's data"
+    )
+    optim = "Adam with cosine schedule"
+    if src is not None and src.recipe:
+        optim = f"{src.base['optimizer']} with {src.base['schedule']} schedule (the recipe's)"
     L = [
-        f"# Reproduction: MPS and adjacent-timestep guidance on the offline tasks ({plan.name} size)",
+        f"# Reproduction: MPS and adjacent-timestep guidance on {where} ({plan.name} size)",
         "",
         f"Date {time.strftime('%Y-%m-%d %H:%M')}; machine {platform.machine()}, {platform.system()}, "
         f"Python {platform.python_version()}, torch {torch.__version__}; wall time {wall_s / 60:.1f} min for "
         f"{len(records)} training runs. Seeds {list(plan.seeds)} (variants: {list(plan.variant_seeds)}); "
-        f"epochs {plan.epochs}; batch {plan.batch_size}; Adam with cosine schedule; "
-        f"per-task model and lr {TASK_BASE}. Accuracies are test accuracy in %, mean +- std over seeds.",
+        f"epochs {plan.epochs}; batch {plan.batch_size}; {optim}; "
+        f"{setup}. Accuracies are test accuracy in %, mean +- std over seeds.",
         "",
         "## Ablation",
         "",
@@ -234,20 +454,20 @@ def write_report(records: list[dict[str, Any]], plan: Plan, out: Path, wall_s: f
             L.append(f"| {task} | {arm} | " + " | ".join(cells) + f" | {d:+.2f} |")
     L += [
         "",
-        f"## Variants (each changes one setting of +both, T={ANALYSIS_T})",
+        f"## Variants (each changes one setting of +both, T={aT})",
         "",
         "| task | variant | accuracy | delta vs +both |",
         "|---|---|---|---|",
     ]
     variant_delta: dict[str, list[float]] = defaultdict(list)
     for task in tasks:
-        ref = acc[(task, "ablation", "+both", ANALYSIS_T)]
+        ref = acc[(task, "ablation", "+both", aT)]
         L.append(
             f"| {task} | +both (reset reading, later teaches earlier, p_drop 0, alpha_init 0.5, lam 1) | "
             f"{_pct(ref)} | 0 |"
         )
         for var in VARIANTS:
-            v = acc.get((task, "variant", var, ANALYSIS_T))
+            v = acc.get((task, "variant", var, aT))
             if not v:
                 continue
             d = 100 * (_ms(v)[0] - _ms(ref)[0])
@@ -261,10 +481,10 @@ def write_report(records: list[dict[str, Any]], plan: Plan, out: Path, wall_s: f
         ]
     L += [
         "",
-        f"## Reduced-timestep inference (trained at T={ANALYSIS_T}, run for the first t steps)",
+        f"## Reduced-timestep inference (trained at T={aT}, run for the first t steps)",
         "",
-        "| task | arm | " + " | ".join(f"t={t}" for t in range(1, ANALYSIS_T + 1)) + " |",
-        "|---|---|" + "---|" * ANALYSIS_T,
+        "| task | arm | " + " | ".join(f"t={t}" for t in range(1, aT + 1)) + " |",
+        "|---|---|" + "---|" * aT,
     ]
     curves: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
     for task in tasks:
@@ -284,7 +504,7 @@ def write_report(records: list[dict[str, Any]], plan: Plan, out: Path, wall_s: f
         "## Initial-state consistency (the paper's Figure 1)",
         "",
         "Mean and std (over test samples and neurons) of the membrane state each timestep starts from, "
-        f"per LIF layer, seed {plan.seeds[0]}, T={ANALYSIS_T}. "
+        f"per LIF layer, seed {plan.seeds[0]}, T={aT}. "
         "'drift' = std over t = 2..T of the per-timestep "
         "mean, averaged over layers (lower = more consistent start states; t = 1 always starts at 0).",
         "",
@@ -313,7 +533,7 @@ def write_report(records: list[dict[str, Any]], plan: Plan, out: Path, wall_s: f
         "",
         "## Gradient flow",
         "",
-        f"Seed {plan.seeds[0]}, T={ANALYSIS_T}, trained models, {STATS_SAMPLES} test samples, "
+        f"Seed {plan.seeds[0]}, T={aT}, trained models, {STATS_SAMPLES} test samples, "
         "||dL/dI(t)|| reaching "
         "each timestep's input current. 'all outputs': L = CE of the time-averaged output. 'last output': "
         "L = CE(z_T, y), so the gradient at t < T arrives only through the neuron state across time (the "
@@ -392,6 +612,7 @@ def _load_json(json_path: Path) -> tuple[Plan, list[dict[str, Any]], float]:
             tuple(p["Ts"]),
             p["batch_size"],
             tuple(p["tasks"]),
+            DataSource(**p["source"]) if p.get("source") else None,
         )
         return plan, data["runs"], float(data["wall_s"])
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -417,7 +638,7 @@ def refresh_analysis(json_path: str | Path, workers: int = 1, progress: bool = T
     idx = [
         i
         for i, r in enumerate(records)
-        if r["study"] == "ablation" and r["T"] == ANALYSIS_T and r["seed"] == plan.seeds[0]
+        if r["study"] == "ablation" and r["T"] == plan.analysis_T and r["seed"] == plan.seeds[0]
     ]
     specs = [{k: records[i][k] for k in ("study", "task", "arm", "T", "seed")} for i in idx]
     fresh = _run_specs(specs, plan, workers=workers, progress=progress, desc="refresh analysis")
@@ -442,14 +663,32 @@ def reproduce(
     out: str | Path = "runs/reproduce",
     workers: int = 1,
     progress: bool = True,
+    source: DataSource | None = None,
+    seeds: int | None = None,
+    epochs: int | None = None,
 ) -> Path:
-    """Run the plan (``QUICK`` or ``FULL``) on ``tasks`` (default: all) and write the report."""
-    plan = QUICK if quick else FULL
-    if tasks:
-        unknown = [t for t in tasks if t not in list_tasks()]
-        if unknown:
-            raise ValueError(f"tasks: unknown name(s) {unknown}; available: {list_tasks()}")
-        plan = dataclasses.replace(plan, tasks=tuple(tasks))
+    """Run the plan (``QUICK`` or ``FULL``) on ``tasks`` (default: all) or on the user's data
+    ``source`` (:func:`source_plan`), and write the report. ``seeds`` (run seeds 0..seeds-1) and
+    ``epochs`` (per run) bound the work; left out, the plan's own."""
+    for name, v in (("seeds", seeds), ("epochs", epochs)):
+        if v is not None and v < 1:
+            raise ValueError(f"--{name} must be >= 1, got {v}")
+    if source is not None:
+        if tasks:
+            raise ValueError("--tasks: the offline tasks or the user's data, not both")
+        plan = source_plan(source, quick=quick, seeds=seeds, epochs=epochs)
+    else:
+        plan = QUICK if quick else FULL
+        if tasks:
+            unknown = [t for t in tasks if t not in list_tasks()]
+            if unknown:
+                raise ValueError(f"tasks: unknown name(s) {unknown}; available: {list_tasks()}")
+            plan = dataclasses.replace(plan, tasks=tuple(tasks))
+        if seeds:
+            kept = tuple(range(seeds))
+            plan = dataclasses.replace(plan, seeds=kept, variant_seeds=plan.variant_seeds[:seeds])
+        if epochs:
+            plan = dataclasses.replace(plan, epochs={t: epochs for t in plan.epochs})
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     t0 = time.time()

@@ -33,6 +33,9 @@ DEFAULT_MODEL = {
 }
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "step")
+#: TrainConfig.task of a run on the user's labelled arrays: ``data = {"file": PATH.npz,
+#: "input_shape": [...]}`` (read by :func:`neurodeploy.data.inputs.labelled_splits`); needs ``model``
+NPZ_TASK = "npz"
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
 
@@ -85,17 +88,19 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         real = list_datasets()
-        if self.task not in list_tasks() and self.task not in real:
+        if self.task == NPZ_TASK:
+            self._check_npz()
+        elif self.task not in list_tasks() and self.task not in real:
             raise ValueError(
-                f"task: unknown name {self.task!r}; available: {list_tasks()} (offline) and "
-                f"{real} (from disk, with data_root)"
+                f"task: unknown name {self.task!r}; available: {list_tasks()} (offline), "
+                f"{real} (from disk, with data_root) and {NPZ_TASK!r} (a labelled .npz file)"
             )
         if self.task in real and not self.data_root:
             raise ValueError(
                 f"data_root: task {self.task!r} reads a data set from disk; give its folder "
                 f"(--data-root DIR); see docs/real-data.md for the layout"
             )
-        if self.task not in real and (self.data_root or self.data):
+        if self.task not in real and self.task != NPZ_TASK and (self.data_root or self.data):
             raise ValueError(
                 f"data_root/data: task {self.task!r} is an offline task and reads no folder"
             )
@@ -125,6 +130,16 @@ class TrainConfig:
             raise ValueError(f"amp must be one of {D.AMP_MODES}, got {self.amp!r}")
         self.neuron_config()  # validates tau, theta, reset, surrogate, alpha_init ...
         self.loss_fn()  # validates loss, lam, tau_kd, p_drop, direction
+
+    def _check_npz(self) -> None:
+        """task "npz": ``data`` names the file and the per-timestep input shape; no default model."""
+        if set(self.data) != {"file", "input_shape"} or self.data_root:
+            raise ValueError(
+                f"data: task {NPZ_TASK!r} needs data = {{file = PATH.npz, input_shape = [...]}} "
+                f"and no data_root, got data={self.data!r}, data_root={self.data_root!r}"
+            )
+        if self.model is None:
+            raise ValueError(f"model: task {NPZ_TASK!r} has no default model; name one")
 
     def neuron_config(self) -> NeuronConfig:
         return NeuronConfig(

@@ -36,6 +36,7 @@ from neurodeploy.training.config import (
     CHECKPOINT_NAME,
     DEFAULT_MODEL,
     METRICS_NAME,
+    NPZ_TASK,
     TrainConfig,
     TrainResult,
 )
@@ -43,7 +44,13 @@ from neurodeploy.training.losses import SNNLoss
 
 
 def load_data(cfg: TrainConfig) -> TaskData | RealDataset:
-    """The offline task, or the data set in ``cfg.data_root`` (augmentation seeded by ``cfg.seed``)."""
+    """The offline task, the data set in ``cfg.data_root`` (augmentation seeded by ``cfg.seed``),
+    or for task "npz" the train and test split of the labelled file ``cfg.data["file"]``."""
+    if cfg.task == NPZ_TASK:
+        from neurodeploy.data.inputs import labelled_splits
+
+        shape = tuple(int(d) for d in cfg.data["input_shape"])
+        return labelled_splits(shape, data=str(cfg.data["file"]), T=cfg.T)
     if cfg.data_root:
         return load_dataset(cfg.task, cfg.data_root, T=cfg.T, seed=cfg.seed, **cfg.data)
     return load_task(cfg.task, T=cfg.T, seed=cfg.data_seed)
