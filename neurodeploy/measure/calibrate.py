@@ -22,6 +22,12 @@ on weight levels instead (w_scale halved), which scales the state the same way.
 Unfixable overflow raises :class:`OverflowRefused` naming the layer, its saturation and wrap
 counts and the exponent reached, unless ``allow_overflow=True`` (CLI ``--allow-overflow``): then no
 search runs, the quantiser's own program is kept and its counts are reported as before.
+
+Every command that quantises a float model goes through :func:`quantize_checked`: ``quantize``,
+``verify``, ``deploy``, ``profile`` (integer targets; the counts land in the profile's meta) and
+``finetune`` (its final program, checked on the training split; the QAT program is not searched
+during training, where the exponents follow the weights every step and the saturations and wraps
+are counted per epoch in the history).
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ import numpy as np
 from neurodeploy.data import TaskData
 from neurodeploy.data.inputs import Inputs, as_inputs
 from neurodeploy.neuron.hardware import HardwareSpec
+from neurodeploy.nn.graph import is_chain
 from neurodeploy.nn.net import SpikingNet
+from neurodeploy.quant.graph_stages import graph_stages
 from neurodeploy.quant.program import IntLayer, IntProgram
 from neurodeploy.quant.quantize import QuantizationError, quantize_model, quantize_stages
 from neurodeploy.quant.stages import model_stages
@@ -44,6 +52,13 @@ from neurodeploy.targets.reference import ReferenceTarget
 CALIBRATION_SAMPLES = 256
 #: the CLI option that accepts overflow
 ALLOW_FLAG = "--allow-overflow"
+#: why overflow was not checked: no inputs
+NO_INPUTS = (
+    "no inputs; pass --data FILE.npz, --random-input RATE or --task NAME to check the 24-bit "
+    "state for saturation and wrap"
+)
+#: why overflow was not checked: the caller asked for no check (allow_overflow=None)
+NOT_ASKED = "allow_overflow=None: quantised without the check"
 
 
 class OverflowRefused(QuantizationError):
@@ -96,7 +111,8 @@ class OverflowSearch:
     T: int
     source: str
     allowed: bool = False  # overflow accepted (no search)
-    checked: bool = True  # False: no inputs, overflow could not be checked
+    checked: bool = True  # False: overflow not checked (``unchecked``: why)
+    unchecked: str = ""
 
     @property
     def clean(self) -> bool:
@@ -104,10 +120,7 @@ class OverflowSearch:
 
     def format(self) -> str:
         if not self.checked:
-            return (
-                "overflow: not checked (no inputs; pass --data FILE.npz, --random-input RATE or "
-                "--task NAME to check the 24-bit state for saturation and wrap)"
-            )
+            return f"overflow: not checked ({self.unchecked or NO_INPUTS})"
         head = f"overflow check on {self.samples} samples x {self.T} steps of {self.source}"
         if self.allowed:
             bad = [l for l in self.layers if l.after.total]
@@ -182,7 +195,7 @@ def search_exponents(
     src = as_inputs(inputs)
     settings = src.settings.as_kwargs()
     header = quantize_model(model, hw, percentile=percentile, **settings)
-    stages = model_stages(model)
+    stages = model_stages(model) if is_chain(model) else graph_stages(model)
     steps = T or src.T
     used = min(len(src), n) if n is not None else len(src)
 
@@ -258,15 +271,22 @@ def quantize_checked(
     *,
     T: int | None = None,
     percentile: float | None = None,
-    allow_overflow: bool = False,
+    allow_overflow: bool | None = False,
     settings: dict[str, Any] | None = None,
 ) -> OverflowSearch:
-    """What the deployment commands quantise with: :func:`search_exponents` on ``inputs``; with
-    no inputs, :func:`~neurodeploy.quant.quantize.quantize_model` with ``settings`` (the
-    weights-only input keywords) and a record that says overflow was not checked."""
-    if inputs is None:
-        prog = quantize_model(model, hw, percentile=percentile, **(settings or {}))
-        return OverflowSearch(prog, [], 0, T or 0, "", allowed=allow_overflow, checked=False)
+    """The one way the commands (quantize, verify, deploy, profile, finetune) quantise a float
+    model: :func:`search_exponents` on ``inputs`` (``allow_overflow=False``: search or refuse;
+    ``True``: keep the quantiser's program, report its counts). Not checked, with a record that
+    says why: no ``inputs`` (:func:`~neurodeploy.quant.quantize.quantize_model` with
+    ``settings``, the weights-only input keywords) or ``allow_overflow=None`` (the inputs' own
+    input settings, no simulator run: what API callers got before the check existed)."""
+    if inputs is None or allow_overflow is None:
+        kw = (settings or {}) if inputs is None else as_inputs(inputs).settings.as_kwargs()
+        prog = quantize_model(model, hw, percentile=percentile, **kw)
+        why = NO_INPUTS if inputs is None else NOT_ASKED
+        return OverflowSearch(
+            prog, [], 0, T or 0, "", allowed=bool(allow_overflow), checked=False, unchecked=why
+        )
     return search_exponents(
         model, hw, inputs, T=T, percentile=percentile, allow_overflow=allow_overflow
     )
@@ -275,6 +295,8 @@ def quantize_checked(
 __all__ = [
     "ALLOW_FLAG",
     "CALIBRATION_SAMPLES",
+    "NOT_ASKED",
+    "NO_INPUTS",
     "LayerSearch",
     "OverflowCount",
     "OverflowRefused",
