@@ -205,11 +205,15 @@ def test_nir_li_readout_quantises_and_predicts_like_its_float_import() -> None:
     assert agree >= AGREEMENT_FLOOR
 
 
-def test_qat_refuses_an_li_readout_by_name() -> None:
+def test_qat_runs_an_li_readout_as_the_reference() -> None:
+    """QAT has an LI readout path (tests/test_qat_li.py): its output is the reference's v."""
     from neurodeploy.quant.qat import QATNet
 
-    with pytest.raises(ValueError, match="readout: an LI readout"):
-        QATNet(_li_net())(torch.zeros(4, 1, 6))
+    x = _spikes(10, 4, 6, seed=5)
+    run = QATNet(_li_net()).run(x)
+    ref = ReferenceTarget(run.program, device="cpu").run(run.program.quantize_input(x.numpy())[0])
+    assert ref.output is not None and np.abs(ref.output).max() > 0
+    assert np.array_equal(run.output_int.numpy().astype(np.int64), ref.output)
 
 
 @pytest.mark.lava

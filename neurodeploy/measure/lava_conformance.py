@@ -9,6 +9,22 @@ which calls the float core's step: dv and coef are 12-bit fractions (fixedpoint.
 alpha_to_coef: tau and alpha are rounded to what the integer program can hold), vth the float
 threshold theta, the bias in membrane units (b * 64, fixedpoint.bias_to_membrane with a_scale = 1).
 The torch side uses the same rounded tau and alpha.
+
+A CubaLIF stage (``syn_tau``: NIR CubaLIF, snnTorch ``Synaptic``) runs on Lava's float LIF with its
+current decay, the float twin of the integer mapping (neurodeploy/quant/quantize.py, CubaLIF)::
+
+    u <- u (1 - du) + W s;   v <- v (1 - dv) + u + b tau_syn';   spike v > theta, v <- 0
+
+    du = 1 / tau_syn',  tau_syn' = 4096 / (du_int + 1),  du_int = round(4096 / tau_syn) - 1
+    dv = 1 / tau',      tau' = 4096 / dv_int,            dv_int = round(4096 / tau)
+
+(fixedpoint.tau_syn_to_du, du_to_tau_syn). The torch side computes the same current, in the same
+order (one step of latency per synapse, as every stage), and hands u + b tau_syn' to the float
+core's LIF step. The bias: Lava adds it to v, not to u, so the float bias b (which enters the
+current in the model) becomes its steady state b tau_syn', as the quantiser maps it; with b = 0
+and time constants the 12-bit decays hold exactly the torch side is the imported model's own
+float CubaLIF (tests/test_lava_conformance_cuba.py). A CubaLIF with membrane smoothing has no
+Lava model (SmoothedLIF has no current) and is refused by name.
 """
 
 from __future__ import annotations
@@ -20,7 +36,9 @@ from neurodeploy.neuron.fixedpoint import (
     alpha_to_coef,
     bias_to_membrane,
     coef_to_alpha,
+    du_to_tau_syn,
     dv_to_tau,
+    tau_syn_to_du,
     tau_to_dv,
 )
 from neurodeploy.neuron.lif import LIFParams, LIFState, initial_state, lif_step
@@ -39,12 +57,33 @@ from neurodeploy.targets.lava import (
 def _coef(st: Stage) -> int:
     if st.neuron is None:
         raise ValueError(f"stage {st.name}: the readout has no neuron")
-    if st.syn_tau is not None:  # both functions below model du = 1 (no current) only
+    coef = alpha_to_coef(st.neuron.alpha_value())
+    if st.syn_tau is not None and coef > 0:  # as the quantiser: the smoothed neuron has no current
         raise ValueError(
-            f"stage {st.name}: a synaptic current (CubaLIF, tau_syn {st.syn_tau}) is not "
-            "modelled by the float Lava conformance check; verify runs it in fixed_pt"
+            f"stage {st.name}: a synaptic current (CubaLIF, tau_syn {st.syn_tau}) with membrane "
+            "smoothing has no Lava model (SmoothedLIF has no current)"
         )
-    return alpha_to_coef(st.neuron.alpha_value())
+    return coef
+
+
+def current_du(st: Stage) -> float:
+    """The float current decay Lava's LIF takes for the stage: du = 1 / tau_syn' with tau_syn' =
+    4096 / (du_int + 1) the synaptic time constant as quantised (:func:`tau_syn_to_du`,
+    :func:`du_to_tau_syn`); 1.0 (no current memory: u = this step's input) without a current."""
+    if st.syn_tau is None:
+        return 1.0
+    try:
+        du_int = tau_syn_to_du(st.syn_tau)
+    except ValueError as err:
+        raise ValueError(f"stage {st.name}: {err}") from err
+    return 1.0 / du_to_tau_syn(du_int)
+
+
+def _bias_full(st: Stage) -> torch.Tensor:
+    """The stage's float bias per neuron (out_shape, float64): a conv's per-channel bias
+    broadcast over its positions."""
+    b = np.asarray(st.bias, dtype=np.float64).reshape(-1, *([1] * (len(st.out_shape) - 1)))
+    return torch.as_tensor(np.broadcast_to(b, st.out_shape).copy())
 
 
 def torch_with_latency(stages: list[Stage], x: np.ndarray, steps: int) -> list[np.ndarray]:
@@ -52,6 +91,7 @@ def torch_with_latency(stages: list[Stage], x: np.ndarray, steps: int) -> list[n
     spikes per neuron layer (steps, *shape)."""
     cur_in = [torch.zeros((1, *st.in_shape), dtype=torch.float64) for st in stages]
     states: list[LIFState | None] = [None] * len(stages)
+    currents: list[torch.Tensor | float] = [0.0] * len(stages)  # CubaLIF stages: u per stage
     out: list[list[np.ndarray]] = [[] for st in stages if st.neuron is not None]
     for t in range(steps):
         src = (
@@ -61,9 +101,14 @@ def torch_with_latency(stages: list[Stage], x: np.ndarray, steps: int) -> list[n
         )
         for k, st in enumerate(stages):
             inp, cur_in[k] = cur_in[k], src
-            a = st.apply(inp)
             if st.neuron is None:
                 break
+            if st.syn_tau is None:
+                a = st.apply(inp)  # x = W s + b: the current is this step's input
+            else:  # Lava's order: u = u (1 - du) + W s;  i = u + b tau_syn' (bias into v)
+                du = current_du(st)
+                currents[k] = currents[k] * (1 - du) + st.synapse.apply(inp)
+                a = currents[k] + _bias_full(st) * (1.0 / du)
             p = st.neuron.params
             alpha = coef_to_alpha(_coef(st))
             params = LIFParams(
@@ -91,10 +136,7 @@ def float_graph_layers(
         if st.neuron is None:
             layers.append((syn, None))
             break
-        bias = np.broadcast_to(
-            np.asarray(st.bias, dtype=float).reshape(-1, *([1] * (len(st.out_shape) - 1))),
-            st.out_shape,
-        )
+        bias = _bias_full(st).numpy()
         p = st.neuron.params
         dv_int = tau_to_dv(p.tau)
         if _coef(st) > 0:  # vth: the float threshold (floating_pt), never truncated to an integer
@@ -106,13 +148,14 @@ def float_graph_layers(
                 bias_mant=bias_to_membrane(bias, a_scale=1.0),
                 bias_exp=0,
             )
-        else:  # Lava's float LIF: v(1 - dv), with dv = 1/tau of the rounded tau, as the torch side
+        else:  # Lava's float LIF: v(1 - dv), with dv = 1/tau of the rounded tau, as the torch side;
+            du = current_du(st)  # a CubaLIF's current: u(1 - du), its bias as b tau_syn' into v
             neuron = LavaNeuron(
                 smoothed=False,
-                du=1.0,
+                du=du,
                 dv=1.0 / dv_to_tau(dv_int),
                 vth=float(p.theta),
-                bias_mant=np.asarray(bias, dtype=float),
+                bias_mant=bias if du == 1.0 else bias * (1.0 / du),
             )
         layers.append((syn, neuron))
     return layers
