@@ -6,6 +6,7 @@ describes but whose neuron layer is conv-shaped is refused by name before anythi
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from pathlib import Path
@@ -173,3 +174,170 @@ def test_lava_equals_the_reference_with_latency(deployed) -> None:
     if ref.output is not None:
         assert np.array_equal(lava.output, ref.output)
     assert lava.predictions().tolist() == ref.predictions().tolist()
+
+
+# --- hand-built NIR graphs in other producers' layouts (Scale before conv, Flatten anywhere,
+# flat and channel-last neuron parameters): stages, quantise, reference, Lava -----------------------
+def _nir_graph(nodes: list, in_shape: tuple[int, ...]):
+    nir = pytest.importorskip("nir")
+    names = ["input", *(f"n{i}" for i in range(len(nodes))), "output"]
+    d = {"input": nir.Input(np.array(in_shape)), "output": nir.Output(np.array([]))}
+    d.update(zip(names[1:-1], nodes, strict=True))
+    return nir.NIRGraph(nodes=d, edges=list(itertools.pairwise(names)), type_check=False)
+
+
+def _nir_nodes(pattern: str) -> list:
+    import nir
+
+    rng = np.random.default_rng(0)
+
+    def conv(ci: int, co: int):
+        w = (rng.normal(size=(co, ci, 3, 3)) * 0.8).astype(np.float32)
+        return nir.Conv2d(None, w, 1, 1, 1, 1, np.zeros(co, np.float32))
+
+    def lif(shape: tuple[int, ...]):
+        f = np.full  # tau 2e-4 s at dt 1e-4: 2 steps; r = 2: input gain r dt / tau = 1
+        return nir.LIF(f(shape, 2e-4), f(shape, 2.0), np.zeros(shape), f(shape, 0.5))
+
+    def affine(n_out: int, n_in: int):
+        return nir.Affine(rng.normal(size=(n_out, n_in)).astype(np.float32), np.zeros(n_out))
+
+    def flatten(shape: tuple[int, ...]):
+        return nir.Flatten({"input": np.array(shape)}, 0, -1)
+
+    gain_c = np.array([0.5, 2.0], np.float32)
+    gain_out = np.array([0.5, 1.0, 2.0, 1.5], np.float32)
+    sumpool = nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0]))
+    return {
+        "scale-before-conv": [nir.Scale(gain_c.reshape(2, 1, 1)), conv(2, 4), lif((4, 6, 6))],
+        "conv-flatten-lif-affine": [
+            conv(2, 4), flatten((4, 6, 6)), lif((144,)), affine(5, 144), lif((5,))
+        ],
+        "conv-flat-lif-affine": [conv(2, 4), lif((144,)), affine(5, 144), lif((5,))],
+        "conv-hwc-scale-lif": [
+            conv(2, 4), nir.Scale(np.tile(gain_out, (6, 6, 1))), lif((6, 6, 4)),
+            sumpool, flatten((4, 3, 3)), affine(5, 36), lif((5,)),
+        ],
+        "flatten-after-input": [flatten((2, 6, 6)), affine(5, 72), lif((5,))],
+        "conv-flatten-lif-last": [conv(2, 4), flatten((4, 6, 6)), lif((144,))],
+    }[pattern]  # fmt: skip
+
+
+# pattern -> stage kinds; measured float-vs-integer agreement floor (min over layers)
+NIR_PATTERNS = {
+    "scale-before-conv": (["conv2d"], 0.95),
+    "conv-flatten-lif-affine": (["conv2d", "dense"], 0.95),
+    "conv-flat-lif-affine": (["conv2d", "dense"], 0.95),
+    "conv-hwc-scale-lif": (["conv2d", "dense"], 0.95),
+    "flatten-after-input": (["dense"], 0.95),
+    "conv-flatten-lif-last": (["conv2d"], 0.95),
+}
+
+
+@pytest.fixture(scope="module", params=list(NIR_PATTERNS))
+def nir_pattern(request: pytest.FixtureRequest):
+    from neurodeploy.converters.nir_import import nir_to_model
+
+    model = nir_to_model(_nir_graph(_nir_nodes(request.param), (2, 6, 6)), dt=1e-4).eval()
+    torch.manual_seed(0)
+    x = (torch.rand(10, 4, 2, 6, 6) < 0.3).float()
+    return request.param, model, quantize_model(model), x
+
+
+def test_nir_layouts_stay_convolutional(nir_pattern) -> None:
+    name, model, prog, x = nir_pattern
+    kinds, floor = NIR_PATTERNS[name]
+    assert [st.kind for st in model_stages(model)] == kinds
+    with torch.no_grad():
+        _, rec = run_recording_spikes(model, x)
+    ref = ReferenceTarget(prog, device="cpu").run(x.numpy().astype(np.int64))
+    agree = [
+        float((a.reshape(b.shape) == b.numpy()).mean())  # a flat float LIF is a view of the conv's
+        for a, b in zip(ref.spikes, rec, strict=True)
+    ]
+    rates = [float(s.mean()) for s in ref.spikes]
+    print(f"\n{name}: float-vs-integer agreement {np.round(agree, 4).tolist()}, rates {rates}")
+    assert all(r > 0 for r in rates) and min(agree) >= floor
+
+
+def test_scale_before_conv_folds_per_input_channel() -> None:
+    """conv(g x, W) = conv(x, W'), W'[:, c] = g[c] W[:, c]; the bias is untouched."""
+    conv = _conv(2, 4, 5)
+    g = torch.tensor([0.5, 2.0]).reshape(2, 1, 1)
+    body = nn.Sequential(PerStep(Scale(g)), PerStep(conv), _lif())
+    (st,) = model_stages(SpikingNet("scale-conv", body, (2, 6, 6), 4).eval())
+    w = conv.weight.detach().double().numpy()
+    assert st.kind == "conv2d"
+    assert np.array_equal(st.synapse.weight, w * np.array([0.5, 2.0])[None, :, None, None])
+    assert np.array_equal(st.bias, conv.bias.detach().double().numpy())
+
+
+@pytest.mark.lava
+def test_nir_layouts_lava_equals_the_reference(nir_pattern) -> None:
+    pytest.importorskip("lava.magma.core.run_configs")
+    from neurodeploy.targets.lava import LavaTarget
+
+    _, _, prog, x = nir_pattern
+    x_int, _ = prog.quantize_input(x[:, :2].numpy())
+    lava = LavaTarget(prog).run(x_int)
+    ref = ReferenceTarget(prog, device="cpu", latency=True).run(x_int, steps=lava.steps)
+    for a, b in zip(lava.spikes, ref.spikes, strict=True):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("node", "field", "shapes"),
+    [("lif", "v_threshold", r"\(5, 6, 6\) \(180 neurons\).*\(4, 6, 6\)"),
+     ("scale", "scale", r"\(3, 1, 1\).*\(4, 6, 6\)")],
+)  # fmt: skip
+def test_unreconcilable_neuron_shapes_are_named(node: str, field: str, shapes: str) -> None:
+    import nir
+
+    from neurodeploy.converters.nir_common import NIRConversionError
+    from neurodeploy.converters.nir_import import nir_to_model
+
+    conv = nir.Conv2d(None, np.ones((4, 2, 3, 3), np.float32), 1, 1, 1, 1, np.zeros(4))
+    bad = (
+        nir.LIF(*(np.full((5, 6, 6), v) for v in (2e-4, 2.0, 0.0, 0.5)))
+        if node == "lif"
+        else nir.Scale(np.ones((3, 1, 1), np.float32))
+    )
+    with pytest.raises(NIRConversionError, match=rf"node 'n1', field '{field}'.*{shapes}"):
+        nir_to_model(_nir_graph([conv, bad], (2, 6, 6)), dt=1e-4)
+
+
+def test_flatten_between_conv_and_lif_in_a_torch_model() -> None:
+    """Conv -> Flatten -> LIF -> Linear built in torch: the Flatten moves after the LIF
+    (elementwise, so the same spikes), the conv stays a convolution with (C, H, W) neurons."""
+    body = nn.Sequential(
+        PerStep(_conv(2, 4, 6)), PerStep(nn.Flatten()), _lif(), PerStep(nn.Linear(144, 3))
+    )
+    stages = model_stages(SpikingNet("conv-flat", body, (2, 6, 6), 3).eval())
+    assert [(st.kind, st.out_shape) for st in stages] == [("conv2d", (4, 6, 6)), ("dense", (3,))]
+    assert stages[1].in_shape == (4, 6, 6)
+
+
+@pytest.mark.parametrize("pattern", ["scale-before-conv", "conv-flatten-lif-affine"])
+def test_nir_layouts_through_the_cli(pattern: str, tmp_path: Path, capsys) -> None:
+    import nir
+
+    from neurodeploy.cli import main
+
+    nodes = _nir_nodes(pattern)
+    for n in nodes:
+        if isinstance(n, nir.Conv2d):
+            n.input_shape = np.array([6, 6])  # nir.write needs it (the importer does not)
+    f = tmp_path / f"{pattern}.nir"
+    nir.write(str(f), _nir_graph(nodes, (2, 6, 6)))
+    rnd = ["--random-input", "0.3", "--T", "8", "--samples", "4", "--dt", "1e-4"]
+    for args in (
+        ["quantize", str(f), *rnd, "-o", str(tmp_path / "q.int.npz")],
+        ["verify", str(f), *rnd, "--no-lava"],
+        ["resources", str(f), "--dt", "1e-4"],
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rc = main(args)
+        out = capsys.readouterr()
+        assert rc == 0, f"{args[0]}: {out.err}{out.out}"
+        assert "conv2d" in out.out or args[0] == "verify"

@@ -22,6 +22,10 @@ algebra, float64):
   and its flat output cannot be a conv-shaped neuron layer's state, which
   :meth:`~neurodeploy.quant.program.IntProgram.check_shapes` refuses by name before any target
   runs.
+- Scale layers before a Conv (an input gain g per input channel or a scalar; a pool may be
+  among them) fold into its kernel: conv(g x, W) = conv(x, W'), W'[:, c] = g[c] W[:, c].
+- A Flatten between a conv and its LIF (a flat neuron layer after a conv) moves after the LIF
+  (:func:`_views_after_neurons`): the stage stays a convolution and the next synapse reads it flat.
 - Any chain of Flatten / pooling / Scale ending in a Linear becomes one dense matrix M, bias b: the
   chain's affine map, by definition the identity basis pushed through the chain,
   M[:, j] = chain(e_j) - chain(0) (:func:`dense_from_chain`). When the parameter-free part P in
@@ -49,7 +53,7 @@ from torch import nn
 from neurodeploy.nn.fold import fold_batchnorm
 from neurodeploy.nn.layers import LI, LIF, Scale
 from neurodeploy.nn.net import SpikingNet
-from neurodeploy.nn.walk import POOLS, LayerGroup, layer_groups
+from neurodeploy.nn.walk import POOLS, BodyLayer, LayerGroup, layer_groups
 from neurodeploy.quant.synapse import HoldsSynapse, Synapse, conv_synapse
 
 __all__ = ["Stage", "dense_from_chain", "model_stages"]
@@ -59,8 +63,21 @@ PASS_MAP_CACHE = 16  # pass-through chains whose basis response is kept (distinc
 
 
 @dataclass
+class StageEdge(HoldsSynapse):
+    """One more float synapse into a graph stage (:mod:`neurodeploy.quant.graph_stages`): it
+    reads ``source`` (a stage's name or ``"input"``), ``recurrent``: the stage's own spikes of
+    the previous step (a self-loop). Its bias is already in the stage's bias."""
+
+    source: str
+    synapse: Synapse  # float64 weights, as Stage.synapse
+    recurrent: bool = False
+
+
+@dataclass
 class Stage(HoldsSynapse):
-    """One float synapse plus (optionally) one neuron layer."""
+    """One float synapse plus (optionally) one neuron layer. In a graph (``graph_stages``) the
+    synapse reads ``source`` and ``extra`` edges add further synapses into the same neurons;
+    chains leave ``source`` None (the previous stage, or the input) and ``extra`` empty."""
 
     name: str  # the neuron's layer name, or "readout"
     synapse: Synapse  # float64 weights (torch layout; a pooled conv keeps its small kernel)
@@ -69,6 +86,8 @@ class Stage(HoldsSynapse):
     sources: list[str] = field(default_factory=list)  # the float layers folded into this stage
     syn_tau: float | None = None  # CubaLIF: the synaptic current's tau (timesteps); None: none
     readout_tau: float | None = None  # LI readout: the LI's tau (timesteps); None: plain readout
+    source: str | None = None  # graphs: the inline synapse's source; None: the chain's previous
+    extra: list[StageEdge] = field(default_factory=list)  # graphs: further synapses in
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """The synaptic map plus bias on float input (N, *in_shape) -> (N, *out_shape)."""
@@ -189,6 +208,29 @@ class _ConvGroup:
     pool_div: int
     conv: nn.Conv1d | nn.Conv2d
     gain: np.ndarray | None
+    in_gain: np.ndarray | None = None  # (C_in,): the Scale layers in front of the conv; None: none
+
+
+def _input_gain(layers: list[BodyLayer]) -> np.ndarray | None:
+    """The Scale layers among ``layers`` (in front of a conv: each with its own input shape
+    (C, *spatial)) as one factor per input channel, float64 (C,); None when their product varies
+    over a channel's positions. A per-channel gain commutes with a pool and with zero padding, so
+    conv(g x, W) = conv(x, W'), W'[:, c] = g[c] W[:, c]."""
+    gain: np.ndarray | None = None
+    for layer in layers:
+        m = layer.inner
+        if not isinstance(m, Scale):
+            continue
+        try:
+            g = torch.broadcast_to(m.scale.detach().double().cpu(), layer.in_shape)
+        except RuntimeError:
+            return None
+        flat = g.reshape(layer.in_shape[0], -1)
+        if not bool((flat == flat[:, :1]).all()):
+            return None
+        gc = flat[:, 0].numpy()
+        gain = gc.copy() if gain is None else gain * gc
+    return gain
 
 
 def _channel_gain(mods: list[nn.Module], out_shape: tuple[int, ...]) -> np.ndarray | None:
@@ -222,10 +264,13 @@ def _conv_group(group: LayerGroup, k_syn: int) -> _ConvGroup | None:
     gain = _channel_gain(after, group.layers[k_syn].out_shape) if after else None
     if after and gain is None:
         return None
-    before = [layer.inner for layer in group.layers[:k_syn]]
-    before = [m for m in before if not isinstance(m, nn.Identity)]
+    front = [layer for layer in group.layers[:k_syn] if not isinstance(layer.inner, nn.Identity)]
+    in_gain = _input_gain(front)
+    if any(isinstance(layer.inner, Scale) for layer in front) and in_gain is None:
+        return None
+    before = [layer.inner for layer in front if not isinstance(layer.inner, Scale)]
     if not before:
-        return _ConvGroup((), 1, conv, gain)
+        return _ConvGroup((), 1, conv, gain, in_gain)
     if len(before) != 1 or not isinstance(before[0], POOLS):
         return None
     pool = before[0]
@@ -247,7 +292,7 @@ def _conv_group(group: LayerGroup, k_syn: int) -> _ConvGroup | None:
     if any(conv.padding) and any(n % kk for n, kk in zip(group.in_shape[1:], k)):
         return None  # the folded kernel's padding would read the remainder the pool drops
     divisor = getattr(pool, "divisor_override", None)
-    return _ConvGroup(k, int(divisor) if divisor else int(np.prod(k)), conv, gain)
+    return _ConvGroup(k, int(divisor) if divisor else int(np.prod(k)), conv, gain, in_gain)
 
 
 def _current_group(group: LayerGroup) -> tuple[LayerGroup, float] | None:
@@ -297,6 +342,40 @@ def _li_readout_group(group: LayerGroup) -> tuple[LayerGroup, float] | None:
     return LayerGroup(group.layers[:-1], None, group.in_shape), li.tau
 
 
+def _views_after_neurons(groups: list[LayerGroup]) -> list[LayerGroup]:
+    """Move the Flatten layers that end a neuron group (Conv -> Flatten -> LIF: a flat neuron
+    layer after a conv, as snnTorch and NIR graphs write it) to the front of the next group. A
+    neuron layer is elementwise, so flatten(LIF(x)) = LIF(flatten(x)) spike for spike (same
+    state, same order); the conv stage keeps its (C, *spatial) neurons and the next stage's
+    synapse reads them flattened (a view). The neuron's shape is only a view of the conv's."""
+    out: list[LayerGroup] = []
+    carry: tuple[BodyLayer, ...] = ()
+    for group in groups:
+        layers = carry + group.layers
+        in_shape = carry[0].in_shape if carry else group.in_shape
+        carry = ()
+        k = len(layers)
+        while (
+            group.neuron is not None
+            and k > 0
+            and isinstance(layers[k - 1].inner, (nn.Flatten, nn.Identity))
+            and any(layer.role == "synapse" for layer in layers[: k - 1])
+        ):
+            k -= 1
+        if k < len(layers) and any(isinstance(x.inner, nn.Flatten) for x in layers[k:]):
+            carry, layers = layers[k:], layers[:k]
+        out.append(LayerGroup(layers, group.neuron, in_shape))
+    if carry:  # the last group had a neuron: nothing follows to read the view
+        out[-1] = LayerGroup(out[-1].layers + carry, out[-1].neuron, out[-1].in_shape)
+    if (
+        len(out) > 1
+        and out[-1].neuron is None
+        and all(isinstance(x.inner, (nn.Flatten, nn.Identity)) for x in out[-1].layers)
+    ):  # a spiking last layer read flat (C order): the targets count its neurons in that order
+        out.pop()
+    return out
+
+
 def model_stages(model: SpikingNet) -> list[Stage]:
     """Split a model into stages (BatchNorm folded first). Unsupported layers raise ValueError
     naming them. A CubaLIF group (an LI current between the synapse and the LIF) becomes a stage
@@ -304,7 +383,7 @@ def model_stages(model: SpikingNet) -> list[Stage]:
     LI, snnTorch ``Leaky(output=True)``-style membrane readouts) becomes a readout stage with
     ``readout_tau`` (:func:`_li_readout_group`)."""
     stages: list[Stage] = []
-    for group in layer_groups(fold_batchnorm(model)):
+    for group in _views_after_neurons(layer_groups(fold_batchnorm(model))):
         cuba = _current_group(group)
         li_out = _li_readout_group(group)
         found = cuba if cuba is not None else li_out
@@ -355,6 +434,8 @@ def _make_stage(group: LayerGroup) -> Stage:
         )
         if cg.pool_div != 1:
             w = w / float(cg.pool_div)
+        if cg.in_gain is not None:  # conv(g x, W) = conv(x, W'), W'[:, c] = g[c] W[:, c]
+            w = w * cg.in_gain.reshape(1, -1, *([1] * (w.ndim - 2)))
         if cg.gain is not None:  # y = g (conv(x, W) + b) = conv(x, g W) + g b, per channel
             w = w * cg.gain.reshape(-1, *([1] * (w.ndim - 1)))
             bias = bias * cg.gain
