@@ -10,18 +10,26 @@ the same prepared layers.
 ``latency=True`` adds Lava's one-step delay per synaptic layer (the input of layer k at step t
 is what layer k-1 sent at step t-1), so that results line up with Lava step for step; run for
 T + (number of layers) steps to drain it. Runs on CPU (torch over numpy buffers) or CUDA.
+
+Graph programs (:mod:`neurodeploy.quant.program`: layers with named sources, ``extra`` edges,
+recurrent self-loops) run layer by layer in program order each step; a layer's current is the sum
+over its synapses (:meth:`PreparedLayer.current`), synapse e reading its source's value of step
+t - delay_e (:meth:`IntProgram.edge_delays`: 0 feed-forward, 1 recurrent; with ``latency``
+depth(layer) - depth(source) feed-forward, so every layer runs its own time t - depth(layer)),
+zero before step 0; T + max depth steps drain the latency schedule. Chains keep their own loop.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from neurodeploy.neuron.fixedpoint import Counters, lif_int_step, mps_int_step
 from neurodeploy.quant.prepared import STATE_DTYPE, PreparedLayer, prepare
-from neurodeploy.quant.program import IntProgram
+from neurodeploy.quant.program import INPUT, IntLayer, IntProgram
 from neurodeploy.targets.base import TargetResult, check_input
 
 
@@ -51,47 +59,42 @@ class ReferenceTarget:
         record_states: bool = False,
     ) -> TargetResult:
         """Run integer input (T, B, *input_shape) for ``steps`` (default T, plus the pipeline
-        depth with ``latency``); missing input steps are zeros."""
+        depth with ``latency``: the number of layers of a chain, the largest depth of a graph);
+        missing input steps are zeros."""
         t_start = time.perf_counter()
         x = torch.as_tensor(
             np.asarray(x_int) if not isinstance(x_int, torch.Tensor) else x_int, device=self.device
         ).to(STATE_DTYPE)
         T, B = check_input(self.program.input_shape, tuple(x.shape))
-        n = len(self.layers)
-        steps = steps if steps is not None else T + (n if self.latency else 0)
-        neurons = [d for d in self.layers if d.layer.neuron is not None]
-        state = [
-            (
-                torch.zeros((B, *d.layer.out_shape), dtype=STATE_DTYPE, device=self.device),
-                torch.zeros((B, *d.layer.out_shape), dtype=STATE_DTYPE, device=self.device),
-            )
-            for d in neurons
-        ]
-        counters = [Counters() for _ in neurons]
-        spikes = [
-            torch.zeros((steps, B, *d.layer.out_shape), dtype=torch.uint8, device=self.device)
-            for d in neurons
-        ]
-        states = (
-            [
-                torch.zeros((steps, B, *d.layer.out_shape), dtype=STATE_DTYPE, device=self.device)
-                for d in neurons
-            ]
-            if record_states
-            else None
-        )
-        readout = self.layers[-1] if self.layers[-1].layer.neuron is None else None
-        out = (
-            torch.zeros((steps, B, *readout.layer.out_shape), dtype=STATE_DTYPE, device=self.device)
-            if readout
-            else None
+        chain = self.program.is_chain
+        depth = len(self.layers) if chain else max(self.program.depths().values())
+        steps = steps if steps is not None else T + (depth if self.latency else 0)
+        run = _Run.start(
+            self.layers, steps=steps, batch=B, device=self.device, record=record_states
         )
         zero_in = torch.zeros((B, *self.program.input_shape), dtype=STATE_DTYPE, device=self.device)
-        li_v = (  # an LI readout's membrane (du = 4095: its u is each step's input, not kept)
-            torch.zeros((B, *readout.layer.out_shape), dtype=STATE_DTYPE, device=self.device)
-            if readout is not None
-            else zero_in
-        )
+        if chain:
+            self._run_chain(run, x, zero_in, T=T, steps=steps)
+        else:
+            self._run_graph(run, x, zero_in, T=T, steps=steps)
+        neurons = [d for d in self.layers if d.layer.neuron is not None]
+        return TargetResult(
+            spikes=[s.cpu().numpy() for s in run.spikes],
+            output=run.out.cpu().numpy().astype(np.int64) if run.out is not None else None,
+            counters=run.counters,
+            states=[s.cpu().numpy().astype(np.int64) for s in run.states]
+            if run.states is not None
+            else None,
+            layer_names=[d.layer.name for d in neurons],
+            seconds={"run": time.perf_counter() - t_start},
+            spike_output=self.program.layers[-1].neuron is not None,
+        )  # evaluated last: incl. the copies
+
+    def _run_chain(
+        self, run: _Run, x: torch.Tensor, zero_in: torch.Tensor, *, T: int, steps: int
+    ) -> None:
+        """A chain: layer k reads layer k-1's spikes (with ``latency``, of the step before)."""
+        n = len(self.layers)
         # with latency, pending[k] holds what layer k receives next step
         pending: list[torch.Tensor | None] = [None] * n
         for t in range(steps):
@@ -105,65 +108,144 @@ class ReferenceTarget:
                 else:
                     inp = cur
                 a, wraps = d.synapse(inp)
-                layer = d.layer
-                if layer.neuron is None:
-                    assert out is not None  # the readout: the last layer
-                    if layer.li_readout:  # a LIF that cannot fire (quantize: "LI readout")
-                        _, _, li_v = lif_int_step(
-                            a,
-                            li_v,
-                            li_v,
-                            du=layer.du,
-                            dv=layer.dv,
-                            vth=layer.vth,
-                            bias=d.bias,
-                            may_wrap=False,
-                            may_saturate=False,
-                        )
-                        out[t] = li_v
-                    else:
-                        out[t] = a + d.bias
+                s = run.step(d, k_neuron, a, wraps=wraps, t=t)
+                if s is None:
                     continue
-                counters[k_neuron].add_count(wraps=wraps)
-                u, v = state[k_neuron]
-                if layer.neuron == "mps":
-                    s, v, _ = mps_int_step(
-                        a,
-                        v,
-                        dv=layer.dv,
-                        vth=layer.vth,
-                        bias=d.bias,
-                        coef=layer.coef,
-                        counters=counters[k_neuron],
-                        may_saturate=d.may_saturate,
-                    )
-                else:
-                    s, u, v = lif_int_step(
-                        a,
-                        u,
-                        v,
-                        du=layer.du,
-                        dv=layer.dv,
-                        vth=layer.vth,
-                        bias=d.bias,
-                        counters=counters[k_neuron],
-                        may_wrap=d.may_wrap,
-                        may_saturate=d.may_saturate,
-                    )
-                state[k_neuron] = (u, v)
-                spikes[k_neuron][t] = s.to(torch.uint8)
-                if states is not None:
-                    states[k_neuron][t] = v
-                cur = s.to(STATE_DTYPE)
+                cur = s
                 k_neuron += 1
-        return TargetResult(
-            spikes=[s.cpu().numpy() for s in spikes],
-            output=out.cpu().numpy().astype(np.int64) if out is not None else None,
-            counters=counters,
-            states=[s.cpu().numpy().astype(np.int64) for s in states]
-            if states is not None
-            else None,
-            layer_names=[d.layer.name for d in neurons],
-            seconds={"run": time.perf_counter() - t_start},
-            spike_output=self.program.layers[-1].neuron is not None,
-        )  # evaluated last: incl. the copies
+
+    def _run_graph(
+        self, run: _Run, x: torch.Tensor, zero_in: torch.Tensor, *, T: int, steps: int
+    ) -> None:
+        """A graph (module docstring): each step, every layer in program order sums its synapses,
+        synapse e reading its source's value of step t - delay_e from a ring buffer of the last
+        max(delay) + 1 values per source (zeros before step 0)."""
+        prog = self.program
+        sources = [prog.sources(k) for k in range(len(self.layers))]
+        delays = [prog.edge_delays(k, latency=self.latency) for k in range(len(self.layers))]
+        size: dict[str, int] = {}
+        for srcs, dls in zip(sources, delays):
+            for src, dl in zip(srcs, dls):
+                size[src] = max(size.get(src, 1), dl + 1)
+        zeros = {INPUT: zero_in}
+        for d in self.layers:
+            zeros[d.layer.name] = torch.zeros(
+                (zero_in.shape[0], *d.layer.out_shape), dtype=STATE_DTYPE, device=self.device
+            )
+        ring: dict[str, list[torch.Tensor]] = {src: [zeros[src]] * n for src, n in size.items()}
+
+        def value(src: str, t_src: int) -> torch.Tensor:
+            return ring[src][t_src % size[src]] if t_src >= 0 else zeros[src]
+
+        for t in range(steps):
+            if INPUT in ring:
+                ring[INPUT][t % size[INPUT]] = x[t] if t < T else zero_in
+            k_neuron = 0
+            for k, d in enumerate(self.layers):
+                a, wraps = d.current([value(src, t - dl) for src, dl in zip(sources[k], delays[k])])
+                s = run.step(d, k_neuron, a, wraps=wraps, t=t)
+                if s is None:
+                    continue
+                if d.layer.name in ring:
+                    ring[d.layer.name][t % size[d.layer.name]] = s
+                k_neuron += 1
+
+
+@dataclass
+class _Run:
+    """The state of one run: per neuron layer (u, v), counters, recorded spikes (and v); the
+    readout's output (and an LI readout's membrane)."""
+
+    state: list[tuple[torch.Tensor, torch.Tensor]]
+    counters: list[Counters]
+    spikes: list[torch.Tensor]
+    states: list[torch.Tensor] | None
+    out: torch.Tensor | None
+    li_v: torch.Tensor | None
+
+    @classmethod
+    def start(
+        cls,
+        layers: list[PreparedLayer],
+        *,
+        steps: int,
+        batch: int,
+        device: torch.device,
+        record: bool,
+    ) -> _Run:
+        neurons = [d.layer for d in layers if d.layer.neuron is not None]
+
+        def zeros(layer: IntLayer, *lead: int) -> torch.Tensor:
+            return torch.zeros((*lead, batch, *layer.out_shape), dtype=STATE_DTYPE, device=device)
+
+        readout = layers[-1].layer if layers[-1].layer.neuron is None else None
+        return cls(
+            state=[(zeros(layer), zeros(layer)) for layer in neurons],
+            counters=[Counters() for _ in neurons],
+            spikes=[
+                torch.zeros((steps, batch, *l.out_shape), dtype=torch.uint8, device=device)
+                for l in neurons
+            ],
+            states=[zeros(layer, steps) for layer in neurons] if record else None,
+            out=zeros(readout, steps) if readout is not None else None,
+            # an LI readout's membrane (du = 4095: its u is each step's input, not kept)
+            li_v=zeros(readout) if readout is not None else None,
+        )
+
+    def step(
+        self, d: PreparedLayer, k_neuron: int, a: torch.Tensor, *, wraps: int, t: int
+    ) -> torch.Tensor | None:
+        """Layer ``d`` (the ``k_neuron``-th neuron layer, unless the readout) at step ``t`` with
+        input current ``a`` (``wraps`` of its convolution outputs wrapped): its spikes in
+        STATE_DTYPE, or None for the readout (its output recorded)."""
+        layer = d.layer
+        if layer.neuron is None:
+            assert self.out is not None and self.li_v is not None  # the readout: the last layer
+            if layer.li_readout:  # a LIF that cannot fire (quantize: "LI readout")
+                _, _, self.li_v = lif_int_step(
+                    a,
+                    self.li_v,
+                    self.li_v,
+                    du=layer.du,
+                    dv=layer.dv,
+                    vth=layer.vth,
+                    bias=d.bias,
+                    may_wrap=False,
+                    may_saturate=False,
+                )
+                self.out[t] = self.li_v
+            else:
+                self.out[t] = a + d.bias
+            return None
+        counters = self.counters[k_neuron]
+        counters.add_count(wraps=wraps)
+        u, v = self.state[k_neuron]
+        if layer.neuron == "mps":
+            s, v, _ = mps_int_step(
+                a,
+                v,
+                dv=layer.dv,
+                vth=layer.vth,
+                bias=d.bias,
+                coef=layer.coef,
+                counters=counters,
+                may_saturate=d.may_saturate,
+            )
+        else:
+            s, u, v = lif_int_step(
+                a,
+                u,
+                v,
+                du=layer.du,
+                dv=layer.dv,
+                vth=layer.vth,
+                bias=d.bias,
+                counters=counters,
+                may_wrap=d.may_wrap,
+                may_saturate=d.may_saturate,
+            )
+        self.state[k_neuron] = (u, v)
+        self.spikes[k_neuron][t] = s.to(torch.uint8)
+        if self.states is not None:
+            self.states[k_neuron][t] = v
+        return s.to(STATE_DTYPE)

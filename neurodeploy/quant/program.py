@@ -7,8 +7,29 @@ with Lava's integer parameters (du, dv, vth, bias mantissa/exponent) and the 12-
 coefficient. The scales that relate float and integer values are stored with it, so that a
 float membrane v corresponds to the integer v_int = v * v_scale (no hidden constants).
 
+A program is a graph (:data:`INPUT` and the layers are its nodes): a layer's inline synapse
+reads its ``source`` (None: the previous layer in program order, or the input for the first layer;
+a program of such layers only is a chain) and its ``extra`` edges (:class:`IntEdge`) read further
+sources. The layer's input current is the sum over all its synapses, in its a-units::
+
+    a(t) = sum over synapses e of  (W_e s_e(t - delay_e)) << weight_exp_e
+
+with a convolution's term wrapped to 24 bits (signed) first, as Lava's Conv wraps its output.
+Program order is topological over feed-forward edges; a recurrent edge is a self-loop only. The
+delays (:meth:`IntProgram.edge_delays`) depend on the schedule:
+
+- ``latency=False`` (float-aligned): a feed-forward edge delivers s_src(t) (delay 0), a recurrent
+  self-edge s(t - 1) (delay 1), zero before step 0.
+- ``latency=True`` (Lava-aligned): with depth(INPUT) = 0 and depth(L) = 1 + max over L's
+  feed-forward sources of depth(src) (:meth:`IntProgram.depths`), a feed-forward edge src -> L
+  delivers s_src(t - (depth(L) - depth(src))); a recurrent self-edge still s(t - 1). Every layer
+  then runs its own time tau = t - depth(L), its spikes those of ``latency=False`` shifted by
+  depth(L); T + max depth steps drain the pipeline. For a chain depth(layer k) = k + 1.
+
 Saved as a single ``.npz`` file (numpy, no pickle): arrays per layer plus a JSON header.
-Format version 2 stores a pooled convolution as its synapse is held (small kernel, the conv's
+Format version 3 adds each layer's ``source`` and ``extra`` edges (their weights as
+``l{i}.extra{j}.weight``, their geometry, exponent, flag and scales in the header; versions 1 and
+2 load as chains). Version 2 stores a pooled convolution as its synapse is held (small kernel, the conv's
 own stride and padding, ``pool``); version 1 stored the pool-folded kernel (k-fold repeated
 blocks, stride k*s, padding k*p) and is converted when loaded.
 """
@@ -33,8 +54,9 @@ if TYPE_CHECKING:
 FORMAT = "neurodeploy.intprogram"
 READOUT_SYNAPTIC = "synaptic"  # readout = the synaptic input a plus readout_bias, per step
 READOUT_LI = "li"  # readout = the membrane v of a non-spiking LI compartment, per step
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+EDGE_FIELDS = ("source", "weight_exp", "recurrent", "w_scale", "in_scale", "clipped_weights")
 GEOMETRY = (
     "kind",
     "in_shape",
@@ -44,6 +66,32 @@ GEOMETRY = (
     "groups",
     "pool",
 )  # Synapse fields in the header
+
+
+#: the source name of the network input (an :class:`IntEdge` or :attr:`IntLayer.source` reading it)
+INPUT = "input"
+
+
+@dataclass
+class IntEdge(HoldsSynapse):
+    """One more synapse into a layer of a graph program (fan-in, residual, recurrent edges).
+
+    The layer's input current is the sum over its synapses of ``sum << weight_exp``, each in the
+    layer's a-units (``a_scale``): the quantiser chooses every edge's exponent so that
+    ``w_scale * in_scale * 2^weight_exp`` equals the layer's ``a_scale``.
+
+    ``source``: a layer with neurons, named, or :data:`INPUT`. ``recurrent``: the edge reads its
+    source's spikes of the previous step, s_src(t - 1) (zero at t = 0); only a layer's own spikes
+    (a self-loop: source == the layer's name) may be recurrent. Feed-forward edges read s_src(t).
+    """
+
+    source: str
+    synapse: Synapse  # int32 weights, even, within the spec's range
+    weight_exp: int
+    recurrent: bool = False
+    w_scale: float = 1.0
+    in_scale: float = 1.0
+    clipped_weights: int = 0
 
 
 @dataclass
@@ -70,6 +118,10 @@ class IntLayer(HoldsSynapse):
         1.0  # a_int (after the exponent) per float synaptic input: w_scale*in_scale*2^e
     )
     clipped_weights: int = 0
+    # graphs: where ``synapse`` reads from (None: the previous layer in program order, or the
+    # input for the first layer: a chain) and the further synapses into this layer (IntEdge)
+    source: str | None = None
+    extra: list[IntEdge] = field(default_factory=list)
 
     @property
     def li_readout(self) -> bool:
@@ -94,8 +146,135 @@ class IntProgram:
     num_classes: int
     meta: dict[str, Any] = field(default_factory=dict)
 
+    # --- the graph (module docstring) ------------------------------------------------------------
+    def source_of(self, k: int) -> str:
+        """The source of layer ``k``'s inline synapse: its ``source``, else the previous layer's
+        name (:data:`INPUT` for the first layer)."""
+        layer = self.layers[k]
+        if layer.source is not None:
+            return layer.source
+        return self.layers[k - 1].name if k > 0 else INPUT
+
+    def edges(self, k: int) -> list[IntEdge]:
+        """Every synapse into layer ``k`` as an :class:`IntEdge`: the inline one first (its source
+        resolved, feed-forward), then ``extra`` in order."""
+        layer = self.layers[k]
+        inline = IntEdge(
+            source=self.source_of(k),
+            synapse=layer.synapse,
+            weight_exp=layer.weight_exp,
+            w_scale=layer.w_scale,
+            in_scale=layer.in_scale,
+            clipped_weights=layer.clipped_weights,
+        )
+        return [inline, *layer.extra]
+
+    def sources(self, k: int) -> list[str]:
+        """The source names of layer ``k``'s synapses (:meth:`edges` order)."""
+        return [e.source for e in self.edges(k)]
+
+    @property
+    def is_chain(self) -> bool:
+        """True when every layer reads only the layer before it (the input, for the first)."""
+        return all(
+            not layer.extra and (layer.source is None or layer.source == self._chain_source(k))
+            for k, layer in enumerate(self.layers)
+        )
+
+    def _chain_source(self, k: int) -> str:
+        return self.layers[k - 1].name if k > 0 else INPUT
+
+    def depths(self) -> dict[str, int]:
+        """The latency schedule's depths: depth(INPUT) = 0, depth(L) = 1 + max over L's
+        feed-forward sources of depth(src) (recurrent self-edges do not count)."""
+        self.check_graph()
+        depth = {INPUT: 0}
+        for k, layer in enumerate(self.layers):
+            depth[layer.name] = 1 + max(depth[e.source] for e in self.edges(k) if not e.recurrent)
+        return depth
+
+    def edge_delays(self, k: int, *, latency: bool) -> list[int]:
+        """Per synapse of layer ``k`` (:meth:`edges` order), the steps between a source's spikes
+        and their arrival: layer ``k`` at step t receives s_src(t - delay) (zero before step 0).
+        Recurrent: 1; feed-forward: 0, or depth(layer) - depth(src) with ``latency``."""
+        depth = self.depths() if latency else {}
+        name = self.layers[k].name
+        return [
+            1 if e.recurrent else (depth[name] - depth[e.source] if latency else 0)
+            for e in self.edges(k)
+        ]
+
+    def output_name(self) -> str:
+        """The output layer: the readout (neuron None, the last layer) or else the last layer."""
+        return self.layers[-1].name
+
+    def check_graph(self) -> None:
+        """Refuse a graph that no schedule runs: duplicate or reserved layer names, a readout
+        that is not the last layer, an edge from an unknown source, from a later layer (a cycle
+        other than a recurrent self-loop) or from a readout, a recurrent edge that is not a
+        self-loop, and an edge whose shapes do not fit (in_shape == the source's out_shape, the
+        input's for :data:`INPUT`; out_shape == the layer's). The error names the layer, the
+        edge's source and the shapes."""
+        seen: dict[str, tuple[int, ...]] = {}
+        readouts: set[str] = set()
+        for k, layer in enumerate(self.layers):
+            name = layer.name
+            if name == INPUT or name in seen:
+                raise ValueError(
+                    f"layer {name}: the name is "
+                    + ("reserved for the network input" if name == INPUT else "used twice")
+                )
+            if layer.neuron is None and k != len(self.layers) - 1:
+                raise ValueError(
+                    f"layer {name}: a readout (no neurons) must be the last layer, found at "
+                    f"position {k} of {len(self.layers)}"
+                )
+            for j, e in enumerate(self.edges(k)):
+                where = f"layer {name}: edge from {e.source}" + (" (inline)" if j == 0 else "")
+                if e.recurrent:
+                    if e.source != name:
+                        raise ValueError(
+                            f"{where}: a recurrent edge must be a self-loop (source {name}); "
+                            "longer cycles are not supported"
+                        )
+                    if layer.neuron is None:
+                        raise ValueError(f"{where}: a readout has no spikes to feed back")
+                    src_shape = tuple(layer.out_shape)
+                elif e.source == INPUT:
+                    src_shape = tuple(self.input_shape)
+                elif e.source in readouts:
+                    raise ValueError(f"{where}: a readout has no spikes to send")
+                elif e.source in seen:
+                    src_shape = seen[e.source]
+                elif e.source == name or any(e.source == l.name for l in self.layers[k + 1 :]):
+                    raise ValueError(
+                        f"{where}: {e.source} does not run before {name}; a feed-forward edge "
+                        "must read an earlier layer (cycles other than a recurrent self-loop "
+                        "are not supported)"
+                    )
+                else:
+                    raise ValueError(
+                        f"{where}: no such source (layers: {[l.name for l in self.layers]}, "
+                        f"or {INPUT!r})"
+                    )
+                if tuple(e.synapse.in_shape) != src_shape:
+                    raise ValueError(
+                        f"{where}: in_shape {tuple(e.synapse.in_shape)} does not match the "
+                        f"source's out_shape {src_shape}"
+                    )
+                if tuple(e.synapse.out_shape) != tuple(layer.out_shape):
+                    raise ValueError(
+                        f"{where}: out_shape {tuple(e.synapse.out_shape)} does not match the "
+                        f"layer's {tuple(layer.out_shape)} (every synapse into a layer sums "
+                        "into its neurons)"
+                    )
+            seen[name] = tuple(layer.out_shape)
+            if layer.neuron is None:
+                readouts.add(name)
+
     def check_shapes(self) -> None:
-        """Refuse a layer whose synapse output cannot be the state of its neuron layer: a dense
+        """Refuse a program whose shapes do not fit: the graph's edges (:meth:`check_graph`), and a
+        layer whose synapse output cannot be the state of its neuron layer: a dense
         synapse yields prod(out_shape) values in one flat axis, so a neuron layer behind it must be
         flat too (a multi-axis neuron layer behind a dense map is a conv-shaped group that no
         convolution describes). The error names the layer and both shapes."""
@@ -107,42 +286,21 @@ class IntProgram:
                     f"{tuple(layer.out_shape)}; only a [pool] conv [Scale] chain stays "
                     "convolutional (sources: neurodeploy.quant.stages)"
                 )
+        self.check_graph()
 
     def validate(self, hw: HardwareSpec | None = None) -> None:
-        """Refuse a program that a target cannot run exactly: inconsistent shapes, or values outside
-        the hardware's formats. The error names the layer, the field and the limit."""
+        """Refuse a program that a target cannot run exactly: inconsistent shapes or graph
+        (:meth:`check_shapes`), or values outside the hardware's formats, in every synapse
+        (inline and ``extra``) and neuron layer. The error names the layer, the edge, the field
+        and the limit."""
         from neurodeploy.neuron.hardware import get_spec
 
         hw = hw or get_spec(self.hardware)
         self.check_shapes()
-        shape = tuple(self.input_shape)
-        for layer in self.layers:
+        for k, layer in enumerate(self.layers):
             where = f"layer {layer.name}"
-            if tuple(layer.in_shape) != shape:
-                raise ValueError(
-                    f"{where}: in_shape {layer.in_shape} does not match the previous output {shape}"
-                )
-            w = np.asarray(layer.synapse.weight)  # the synapse checked its own geometry when built
-            if w.size and (w.min() < hw.weight_min or w.max() > hw.weight_max):
-                raise ValueError(f"{where}: weights outside [{hw.weight_min}, {hw.weight_max}]")
-            if w.size and w.min() < 0 < w.max() and (w % 2).any():
-                raise ValueError(
-                    f"{where}: mixed-sign weights must be even (Loihi drops the lowest bit)"
-                )
-            if not hw.weight_exp_min <= layer.weight_exp <= hw.weight_exp_max:
-                raise ValueError(
-                    f"{where}: weight_exp {layer.weight_exp} outside "
-                    f"[{hw.weight_exp_min}, {hw.weight_exp_max}]"
-                )
-            if layer.kind != "dense" and layer.weight_exp < 0:
-                raise ValueError(
-                    f"{where}: a convolution needs weight_exp >= 0 (Lava's Conv ignores the exponent)"
-                )
-            if hw.fixed_weight_exp is not None and layer.weight_exp != hw.fixed_weight_exp:
-                raise ValueError(
-                    f"{where}: weight_exp {layer.weight_exp}, but {hw.name} fixes "
-                    f"{hw.fixed_weight_exp} in every layer"
-                )
+            for j, e in enumerate(self.edges(k)):
+                _check_synapse_ints(where if j == 0 else f"{where}: edge from {e.source}", e, hw)
             if layer.neuron is None and layer.readout_kind not in (READOUT_SYNAPTIC, READOUT_LI):
                 raise ValueError(f"{where}: readout_kind {layer.readout_kind!r} unknown")
             if layer.neuron is not None or layer.readout_kind == READOUT_LI:
@@ -169,7 +327,6 @@ class IntProgram:
                         f"{where}: bias_exp {layer.bias_exp}, but {hw.name} fixes "
                         f"{hw.fixed_bias_exp} in every layer"
                     )
-            shape = tuple(layer.out_shape)
 
     def quantize_input(self, x: np.ndarray) -> tuple[np.ndarray, int]:
         """Float input (T, B, *input_shape) -> (integer spikes or graded payloads (int64), number of
@@ -205,18 +362,22 @@ class IntProgram:
         header["input_shape"] = list(self.input_shape)
         arrays: dict[str, np.ndarray] = {}
         for i, layer in enumerate(self.layers):
-            syn = layer.synapse
-            d: dict[str, Any] = {k: getattr(syn, k) for k in GEOMETRY}
-            d.update({k: list(v) for k, v in d.items() if isinstance(v, tuple)})
-            arrays[f"l{i}.weight"] = syn.weight
+            d = _geometry(layer.synapse)
+            arrays[f"l{i}.weight"] = layer.synapse.weight
             for f in fields(layer):
-                if f.name == "synapse":
+                if f.name in ("synapse", "extra"):
                     continue
                 v = getattr(layer, f.name)
                 if isinstance(v, np.ndarray):
                     arrays[f"l{i}.{f.name}"] = v
                 else:
                     d[f.name] = v
+            d["extra"] = []
+            for j, e in enumerate(layer.extra):
+                arrays[f"l{i}.extra{j}.weight"] = e.synapse.weight
+                d["extra"].append(
+                    {**_geometry(e.synapse), **{k: getattr(e, k) for k in EDGE_FIELDS}}
+                )
             header["layers"].append(d)
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.npz")
         np.savez_compressed(
@@ -248,21 +409,66 @@ class IntProgram:
         layers = []
         for i, d in enumerate(header.pop("layers")):
             where = f"{path}: layer {d.get('name')}"
-            for k, v in arrays.items():
-                if k.startswith(f"l{i}."):
-                    d[k.split(".", 1)[1]] = v
-            geometry = {k: d.pop(k) for k in GEOMETRY if k in d}
-            for k in ("in_shape", "out_shape", "stride", "padding", "pool"):
-                geometry[k] = tuple(geometry.get(k, ()))
+            own = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(f"l{i}.")}
+            extra = []
+            for j, entry in enumerate(d.pop("extra", [])):
+                key = f"extra{j}.weight"
+                if key not in own:
+                    raise ValueError(f"{where}: no weight array (l{i}.{key}) for its edge {j}")
+                e_where = f"{where}: edge from {entry.get('source')}"
+                geometry = _pop_geometry(entry)
+                syn = Synapse(weight=own.pop(key), **geometry, where=e_where)
+                extra.append(IntEdge(synapse=syn, **entry))
+            d.update({k: v for k, v in own.items() if not k.startswith("extra")})
+            geometry = _pop_geometry(d)
             weight = d.pop("weight", None)
             if weight is None:
                 raise ValueError(f"{where}: no weight array (l{i}.weight)")
             if version == 1 and geometry["pool"]:
                 weight, geometry = _unfold_version1(weight, geometry, where)
-            layers.append(IntLayer(synapse=Synapse(weight=weight, **geometry, where=where), **d))
+            syn = Synapse(weight=weight, **geometry, where=where)
+            layers.append(IntLayer(synapse=syn, **d, extra=extra))
         header.pop("format"), header.pop("version")
         header["input_shape"] = tuple(header["input_shape"])
         return cls(layers=layers, **header)
+
+
+def _geometry(syn: Synapse) -> dict[str, Any]:
+    """A synapse's geometry for the JSON header (tuples as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k in GEOMETRY for v in [getattr(syn, k)]}
+
+
+def _pop_geometry(d: dict[str, Any]) -> dict[str, Any]:
+    """Take a synapse's geometry out of a header entry (lists back to tuples)."""
+    geometry = {k: d.pop(k) for k in GEOMETRY if k in d}
+    for k in ("in_shape", "out_shape", "stride", "padding", "pool"):
+        geometry[k] = tuple(geometry.get(k, ()))
+    return geometry
+
+
+def _check_synapse_ints(where: str, edge: IntEdge, hw: HardwareSpec) -> None:
+    """Refuse a synapse whose integers the hardware cannot hold: weights outside the range,
+    odd mixed-sign weights, an exponent outside the range (or not the fixed one), a convolution
+    with a negative exponent. ``where`` names the layer (and edge) in the error."""
+    w = np.asarray(edge.synapse.weight)  # the synapse checked its own geometry when built
+    if w.size and (w.min() < hw.weight_min or w.max() > hw.weight_max):
+        raise ValueError(f"{where}: weights outside [{hw.weight_min}, {hw.weight_max}]")
+    if w.size and w.min() < 0 < w.max() and (w % 2).any():
+        raise ValueError(f"{where}: mixed-sign weights must be even (Loihi drops the lowest bit)")
+    if not hw.weight_exp_min <= edge.weight_exp <= hw.weight_exp_max:
+        raise ValueError(
+            f"{where}: weight_exp {edge.weight_exp} outside "
+            f"[{hw.weight_exp_min}, {hw.weight_exp_max}]"
+        )
+    if edge.synapse.kind != "dense" and edge.weight_exp < 0:
+        raise ValueError(
+            f"{where}: a convolution needs weight_exp >= 0 (Lava's Conv ignores the exponent)"
+        )
+    if hw.fixed_weight_exp is not None and edge.weight_exp != hw.fixed_weight_exp:
+        raise ValueError(
+            f"{where}: weight_exp {edge.weight_exp}, but {hw.name} fixes "
+            f"{hw.fixed_weight_exp} in every layer"
+        )
 
 
 def _unfold_version1(
