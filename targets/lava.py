@@ -21,11 +21,30 @@ Mapping (verified against Lava 0.10 in tests/test_lava_reference.py):
   Extractor`` channels, received step by step while the runtime runs; states (optional) through
   ``VarWire`` taps on the state variables, received the same way.
 
+Graph programs (:mod:`neurodeploy.quant.program`: ``IntLayer.source``, ``IntLayer.extra``):
+- fan-in: every synapse into a layer is its own Dense/Conv process, all connected to the one
+  ``a_in`` (or the readout's Extractor); Lava's ``PyInPortVectorDense.recv`` adds the data of
+  every connection point-wise (lava-nc 0.10, magma/core/model/py/ports.py), so the neuron sees
+  the sum of the currents, as the reference does;
+- a recurrent self-loop: a Dense/Conv from the layer's ``s_out`` back to its own ``a_in``; Lava's
+  one-step synapse latency delivers s(t - 1), zero at the sample's first step (the reset);
+- latency alignment: depth(input) = 0, depth(L) = 1 + max over L's feed-forward sources
+  (:func:`graph_depths`); a feed-forward synapse src -> L reads src ``depth(L) - depth(src) - 1``
+  steps later than Lava's own one step. From a layer: through that many relay stages, each an
+  identity synapse (weight 2) into stock LIF neurons with du = dv = 4095, vth = 0, which pass a
+  binary spike on exactly one step later (proof in :func:`_relay`; shared by every edge of the
+  source that needs them; a 1x1 depthwise Conv for conv-shaped layers, so that they cost
+  O(neurons)). From the input (binary or graded): a second source holding the same data that
+  many steps later. Lava 0.10's ``DelayDense`` was not used: it has no conv form, and it would
+  need a reset of its own; a relay is stock Lava throughout. A chain needs no relays and builds
+  the same processes as before graphs.
+
 Batches (one runtime): every Dense/Conv delays by one step, so one sample lasts P = T + depth
-steps (depth = number of synaptic layers) and equals ``ReferenceTarget(program, latency=True)``
-step for step. Sample b occupies global steps [b P, (b + 1) P). At its first step every neuron
-layer zeroes its state (Lava's ``LIFReset``, ``SmoothedLIF(reset_interval=P)``) and every synapse
-sends zeros instead of its one-step buffer, which still holds sample b - 1's last spikes
+steps (depth = the number of synaptic layers of a chain, the largest depth of a graph) and
+equals ``ReferenceTarget(program, latency=True)`` step for step. Sample b occupies global
+steps [b P, (b + 1) P). At its first step every neuron layer (relays too) zeroes its state
+(Lava's ``LIFReset``, ``SmoothedLIF(reset_interval=P)``) and every synapse sends zeros instead
+of its one-step buffer, which still holds sample b - 1's last spikes
 (:mod:`neurodeploy.targets.lava_reset`): all layers reset at the same step, because with Lava's
 latency layer k integrates its bias alone for its first k + 1 steps, as the reference does. (A
 reset staggered by layer depth, as lava-dl netx's ``reset_interval`` does, gives a different
@@ -41,13 +60,13 @@ import multiprocessing as mp
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from neurodeploy.quant.program import IntLayer, IntProgram
+from neurodeploy.quant.program import INPUT, IntEdge, IntLayer, IntProgram
 from neurodeploy.quant.synapse import Synapse
 from neurodeploy.targets.base import TargetResult, check_input
 from neurodeploy.targets.lava_reset.exact_conv import CONV_EXACT, check_conv
@@ -212,6 +231,10 @@ class LavaSynapse:
     synapse: Synapse
     weight_exp: int = 0
     num_message_bits: int = 0
+    # graphs: the layer it reads (None: the previous layer, or the input for the first: a chain;
+    # INPUT: the network input) and whether it reads the previous step's spikes of its own layer
+    source: str | None = None
+    recurrent: bool = False
 
     def __post_init__(self) -> None:
         if self.synapse.pool:
@@ -256,6 +279,7 @@ class LavaGraph:
     samples: int
     steps: int  # per sample
     seconds: dict[str, float] = field(default_factory=dict)
+    relays: list[Any] = field(default_factory=list)  # delay stages of graph edges (build_graph)
 
 
 def _synapse_process(
@@ -323,6 +347,124 @@ def _neuron_process(n: LavaNeuron, name: str, out_shape: tuple[int, ...], interv
     )
 
 
+# graph delays: relay neurons (stock LIF) that pass a binary spike on one step later
+RELAY_DU = 4095  # du + 1 = 4096: u = this step's input << 6, nothing kept
+RELAY_DV = 4095  # v decays by (4096 - 4095) / 4096: a v below 4096 decays to 0
+RELAY_VTH = 0  # fires when v > 0 << 6
+RELAY_WEIGHT = 2  # identity synapse weight (even: Loihi drops a mixed-sign weight's lowest bit)
+
+
+def graph_depths(
+    layers: Sequence[tuple[LavaSynapse, LavaNeuron | None]],
+    extra: Mapping[str, Sequence[LavaSynapse]] | None = None,
+) -> dict[str, int]:
+    """Every layer's depth (the readout's too) and ``INPUT``'s (0): depth(L) = 1 + max over L's
+    feed-forward sources of depth(source); a recurrent edge does not count. A feed-forward
+    edge src -> L then needs ``depth(L) - depth(src) - 1`` steps of delay beyond Lava's own
+    one step per synapse, so that every layer sees what the latency schedule of the reference
+    simulator delivers (:class:`LavaTarget`).
+
+    Refused, naming the layer and the edge: a source that is not the input or an earlier layer
+    with neurons (program order must be topological), a recurrent edge that is not a self-loop
+    (longer cycles), a recurrent edge into a readout, a layer without a feed-forward input,
+    extra edges into a layer that does not exist, a layer named like the input."""
+    extra = extra or {}
+    names = [syn.name for syn, _ in layers]
+    unknown = sorted(set(extra) - set(names))
+    if unknown:
+        raise ValueError(f"extra edges into {', '.join(unknown)}: no such layer")
+    depth: dict[str, int] = {INPUT: 0}
+    spiking: set[str] = {INPUT}
+    prev = INPUT
+    for syn, neuron in layers:
+        name = syn.name
+        if name == INPUT or name in depth:
+            raise ValueError(f"layer {name}: a layer name must be unique and not {INPUT!r}")
+        readout = neuron is None or neuron.readout
+        ff = []
+        for edge in (syn, *extra.get(name, ())):
+            src = prev if edge.source is None else edge.source
+            if edge.recurrent:
+                if src != name:
+                    raise ValueError(
+                        f"layer {name}: recurrent edge from {src}; only a self-loop (the "
+                        "layer's own spikes of the previous step) may be recurrent, longer "
+                        "cycles are refused"
+                    )
+                if readout:
+                    raise ValueError(f"layer {name}: a readout has no spikes to feed back")
+                continue
+            if src not in spiking:
+                raise ValueError(
+                    f"layer {name}: edge from {src!r}, which is neither {INPUT!r} nor an earlier "
+                    "layer with neurons (program order must be topological over feed-forward "
+                    "edges)"
+                )
+            ff.append(depth[src])
+        if not ff:
+            raise ValueError(f"layer {name}: no feed-forward input")
+        depth[name] = 1 + max(ff)
+        if not readout:
+            spiking.add(name)
+        prev = name
+    return depth
+
+
+def _shift_samples(data: np.ndarray, delay: int, steps: int) -> np.ndarray:
+    """Source data (*shape, samples * steps) with every sample's columns moved ``delay`` steps
+    later inside its own ``steps`` (zeros first; its last ``delay`` columns, the drain's zeros
+    when steps >= T + delay, drop out): the input as a synapse ``delay`` steps slower sees it."""
+    blocks = data.reshape(*data.shape[:-1], -1, steps)
+    out = np.zeros_like(blocks)
+    out[..., delay:] = blocks[..., : steps - delay]
+    return out.reshape(data.shape)
+
+
+def _relay(port: Any, shape: tuple[int, ...], interval: int, name: str) -> tuple[Any, list[Any]]:
+    """One relay stage: an identity synapse of weight :data:`RELAY_WEIGHT` (a Dense for a flat
+    layer, a depthwise 1x1 Conv for a (W, H, C) one) into stock LIF neurons with du = dv = 4095,
+    vth = 0, no bias. Its spikes are the input's, one step later. From Lava's fixed-point LIF
+    (``AbstractPyLifModelFixed``): u(t) = u(t-1) (4096 - du - 1) >> 12 + (a_in << 6) = a_in << 6
+    = 128 s(t-1) (the synapse's one-step latency); v(t) = v(t-1) (4096 - dv) >> 12 + u(t) =
+    u(t), since v(t-1) is 0 (no input) or was reset to 0 (a spike), and 0 >> 12 = 0; a spike
+    iff v(t) > vth << 6 = 0 iff s(t-1) = 1, and v is reset to 0. So relay(t) = s(t-1) exactly,
+    for any state the sample reset left. Binary spikes only (a graded input is delayed in its
+    source instead). Returns the relay's spike port and its processes."""
+    from lava.proc.lif.process import LIFReset
+
+    from neurodeploy.targets.lava_reset.process import ResetConv, ResetDense
+
+    reset = {"reset_interval": interval, "reset_offset": RESET_OFFSET}
+    if len(shape) == 1:
+        syn = ResetDense(
+            weights=RELAY_WEIGHT * np.eye(shape[0], dtype=np.int32), weight_exp=0, **reset
+        )
+    else:
+        c = shape[-1]
+        syn = ResetConv(
+            weight=np.full((c, 1, 1, 1), RELAY_WEIGHT, dtype=np.int32),
+            input_shape=shape,
+            stride=(1, 1),
+            padding=(0, 0),
+            groups=c,
+            reset_interval=interval,
+            reset_offset=RESET_OFFSET,
+        )
+    lif = LIFReset(
+        shape=shape,
+        du=RELAY_DU,
+        dv=RELAY_DV,
+        vth=RELAY_VTH,
+        bias_mant=np.zeros(shape, dtype=np.int32),
+        bias_exp=0,
+        name=name,
+        **reset,
+    )
+    port.connect(syn.s_in)
+    syn.a_out.connect(lif.a_in)
+    return lif.s_out, [syn, lif]
+
+
 def build_graph(
     input_shape: tuple[int, ...],
     layers: Sequence[tuple[LavaSynapse, LavaNeuron | None]],
@@ -332,13 +474,26 @@ def build_graph(
     steps: int,
     record_states: bool = False,
     conv: str = CONV_EXACT,
+    extra: Mapping[str, Sequence[LavaSynapse]] | None = None,
 ) -> LavaGraph:
-    """Source -> (synapse -> neurons)* [-> readout synapse]: ``layers`` in order, a neuron of
-    None marking the readout (last). ``data`` is the source's (*lava input shape,
-    samples * steps) (:func:`stream_data`); every process resets every ``steps`` steps, at each
-    sample's first step. Extractors record every neuron layer's spikes and the readout; with
-    ``record_states`` a VarWire taps each neuron layer's state (LIF ``v``, SmoothedLIF ``m``).
-    ``conv`` selects the fixed_pt Conv's arithmetic (:class:`LavaTarget`)."""
+    """Source -> (synapses -> neurons)* [-> readout]: ``layers`` in program order, a neuron of
+    None (or an LI readout) marking the readout (last). Each layer's synapse reads its
+    ``source`` (None: the previous layer; a chain), ``extra`` adds further synapses into named
+    layers (fan-in: Lava's InPort adds the a_out of every connection point-wise,
+    ``PyInPortVectorDense.recv``); a recurrent synapse runs from a layer's ``s_out`` back to its
+    own ``a_in`` (Lava's one-step synapse latency: it delivers s(t-1)). A feed-forward synapse
+    src -> L whose source is shallower than L's deepest (:func:`graph_depths`) reads src through
+    ``depth(L) - depth(src) - 1`` relay stages (:func:`_relay`; shared by every edge of src
+    that needs them), or, from the input, a second source holding the data that many steps
+    later; so every layer runs the reference simulator's latency schedule. A chain builds the
+    same processes as ever (no relays).
+
+    ``data`` is the source's (*lava input shape, samples * steps) (:func:`stream_data`); every
+    process resets every ``steps`` steps, at each sample's first step. Extractors record every
+    neuron layer's spikes and the readout; with ``record_states`` a VarWire taps each neuron
+    layer's state (LIF ``v``, SmoothedLIF ``m``). ``conv`` selects the fixed_pt Conv's
+    arithmetic (:class:`LavaTarget`). Relays are fixed_pt neurons: a graph that needs them is
+    built for ``fixed_pt`` only."""
     from lava.proc.io.extractor import Extractor, VarWire
     from lava.proc.io.source import RingBuffer as Source
 
@@ -346,6 +501,8 @@ def build_graph(
     total = samples * steps
     if data.shape[-1] != total:
         raise ValueError(f"source data: {data.shape[-1]} steps, expected {samples} x {steps}")
+    extra = extra or {}
+    depth = graph_depths(layers, extra)
     src = Source(data=data)
     graph = LavaGraph(
         source=src,
@@ -358,28 +515,68 @@ def build_graph(
         samples=samples,
         steps=steps,
     )
-    prev_port, prev_shape = src.s_out, lava_shape(tuple(input_shape))
+    # name -> (spike port, Lava shape), and the same delayed by d steps at (name, d)
+    ports: dict[tuple[str, int], tuple[Any, tuple[int, ...]]] = {
+        (INPUT, 0): (src.s_out, lava_shape(tuple(input_shape)))
+    }
+
+    def delayed(name: str, d: int) -> tuple[Any, tuple[int, ...]]:
+        if (name, d) not in ports:
+            if name == INPUT:  # graded or binary: the host sends it d steps later
+                ports[(name, d)] = (
+                    Source(data=_shift_samples(data, d, steps)).s_out,
+                    ports[(INPUT, 0)][1],
+                )
+            else:
+                port, shape = delayed(name, d - 1)
+                out, procs = _relay(port, shape, steps, f"{name}.relay{d}")
+                graph.relays.extend(procs)
+                ports[(name, d)] = (out, shape)
+        return ports[(name, d)]
+
+    prev = INPUT
     for k, (layer, neuron) in enumerate(layers):
-        syn = layer.synapse
-        proc = _synapse_process(layer, prev_shape, steps, conv=conv)
-        port = prev_port.flatten() if syn.kind == "dense" and len(prev_shape) > 1 else prev_port
-        port.connect(proc.s_in)
+        name, syn = layer.name, layer.synapse
+        readout = neuron is None or neuron.readout
+        if readout and k != len(layers) - 1:
+            raise ValueError(f"layer {name}: only the last layer may be a readout")
+        edges = [layer, *extra.get(name, ())]
+        procs: list[tuple[LavaSynapse, Any]] = []
+        for edge in edges:
+            if edge.recurrent:
+                procs.append((edge, None))
+                continue
+            source = prev if edge.source is None else edge.source
+            port, shape = delayed(source, depth[name] - depth[source] - 1)
+            proc = _synapse_process(edge, shape, steps, conv=conv)
+            dense = edge.synapse.kind == "dense" and len(shape) > 1
+            (port.flatten() if dense else port).connect(proc.s_in)
+            procs.append((edge, proc))
         if neuron is None or neuron.readout:
-            if k != len(layers) - 1:
-                raise ValueError(f"layer {layer.name}: only the last layer may be a readout")
             graph.readout_shape = tuple(syn.out_shape)
             if neuron is None:
-                graph.readout_tap = Extractor(shape=proc.a_out.shape, buffer_size=EXTRACT_BUFFER)
-                proc.a_out.connect(graph.readout_tap.in_port)
+                graph.readout_tap = Extractor(
+                    shape=lava_shape(tuple(syn.out_shape)), buffer_size=EXTRACT_BUFFER
+                )
+                for _, proc in procs:
+                    proc.a_out.connect(graph.readout_tap.in_port)
                 break
             # an LI readout: a LIF that cannot fire (its spikes go nowhere), v tapped every step
-            li = _neuron_process(neuron, layer.name, tuple(syn.out_shape), steps)
-            proc.a_out.connect(li.a_in)
+            li = _neuron_process(neuron, name, tuple(syn.out_shape), steps)
+            for _, proc in procs:
+                proc.a_out.connect(li.a_in)
             graph.readout_tap = VarWire(buffer_size=EXTRACT_BUFFER)
             graph.readout_tap.connect_var(li.v)
             break
-        lif = _neuron_process(neuron, layer.name, tuple(syn.out_shape), steps)
-        proc.a_out.connect(lif.a_in)
+        lif = _neuron_process(neuron, name, tuple(syn.out_shape), steps)
+        own_shape = lava_shape(tuple(syn.out_shape))
+        for edge, ff in procs:
+            proc = ff
+            if proc is None:  # recurrent: s_out -> synapse -> a_in, delivered one step later
+                proc = _synapse_process(edge, own_shape, steps, conv=conv)
+                dense = edge.synapse.kind == "dense" and len(own_shape) > 1
+                (lif.s_out.flatten() if dense else lif.s_out).connect(proc.s_in)
+            proc.a_out.connect(lif.a_in)
         sink = Extractor(shape=lif.s_out.shape, buffer_size=EXTRACT_BUFFER)
         lif.s_out.connect(sink.in_port)
         graph.neurons.append(lif)
@@ -389,7 +586,8 @@ def build_graph(
             tap = VarWire(buffer_size=EXTRACT_BUFFER)
             tap.connect_var(lif.m if neuron.smoothed else lif.v)
             graph.state_taps.append(tap)
-        prev_port, prev_shape = lif.s_out, lava_shape(tuple(syn.out_shape))
+        ports[(name, 0)] = (lif.s_out, own_shape)
+        prev = name
     graph.seconds["build"] = time.perf_counter() - t0
     return graph
 
@@ -446,6 +644,11 @@ def run_graph(graph: LavaGraph, *, tag: str = FIXED_PT) -> GraphRecord:
     from lava.magma.core.run_configs import Loihi2SimCfg
 
     integer = tag == FIXED_PT
+    if graph.relays and not integer:
+        raise ValueError(
+            f"{graph.relays[1].name}: relay neurons (a skip edge's delay, build_graph) are "
+            f"fixed_pt LIF parameters; this graph cannot run under {tag!r}"
+        )
     if integer:  # refuse before Lava starts: a process model that raises hangs the runtime
         for neuron in graph.neurons:
             if hasattr(neuron, "check_fixed_pt"):
@@ -517,35 +720,77 @@ def close_var_wire(tap: Any) -> None:
 # the integer program on Lava fixed_pt
 # ---------------------------------------------------------------------------------------------
 def program_graph_layers(program: IntProgram) -> list[tuple[LavaSynapse, LavaNeuron | None]]:
-    """The integer program's layers as the builder takes them (fixed_pt integers)."""
+    """The integer program's layers as the builder takes them (fixed_pt integers): each layer's
+    own synapse, reading its ``source`` (:func:`program_graph_extra` gives the further edges)."""
     layers: list[tuple[LavaSynapse, LavaNeuron | None]] = []
     for k, layer in enumerate(program.layers):
-        graded = k == 0 and program.input_kind == "graded"
+        source = layer.source
+        reads_input = source == INPUT or (source is None and k == 0)
         layers.append(
             (
-                _int_synapse(layer, program.input_bits if graded else 0),
+                _int_synapse(
+                    layer.name,
+                    layer,
+                    _input_bits(program, reads_input),
+                    source=source,
+                ),
                 _int_neuron(layer) if layer.neuron is not None or layer.li_readout else None,
             )
         )
     return layers
 
 
-def _int_synapse(layer: IntLayer, bits: int) -> LavaSynapse:
+def program_graph_extra(program: IntProgram) -> dict[str, list[LavaSynapse]]:
+    """A graph program's further synapses (``IntLayer.extra``) per layer name, as the builder
+    takes them (``build_graph(extra=...)``); empty for a chain."""
+    return {
+        layer.name: [
+            _int_synapse(
+                f"{layer.name}<-{edge.source}{' (recurrent)' if edge.recurrent else ''}",
+                edge,
+                _input_bits(program, edge.source == INPUT and not edge.recurrent),
+                source=edge.source,
+                recurrent=edge.recurrent,
+            )
+            for edge in layer.extra
+        ]
+        for layer in program.layers
+        if layer.extra
+    }
+
+
+def _input_bits(program: IntProgram, reads_input: bool) -> int:
+    """Message bits of a synapse: the graded input's payload bits, 0 for binary spikes."""
+    return program.input_bits if reads_input and program.input_kind == "graded" else 0
+
+
+def _int_synapse(
+    name: str,
+    layer: IntLayer | IntEdge,
+    bits: int,
+    *,
+    source: str | None = None,
+    recurrent: bool = False,
+) -> LavaSynapse:
     syn = layer.synapse.pool_folded()  # Lava's Conv does not pool: the equivalent kernel
     if syn.kind == "dense":
         return LavaSynapse(
-            layer.name,
+            name,
             replace(syn, weight=np.asarray(syn.weight).astype(np.int32)),
             weight_exp=int(layer.weight_exp),
             num_message_bits=bits,
+            source=source,
+            recurrent=recurrent,
         )
     if layer.weight_exp < 0:
         raise ValueError(
-            f"layer {layer.name}: conv weight_exp {layer.weight_exp} < 0 cannot run on "
+            f"layer {name}: conv weight_exp {layer.weight_exp} < 0 cannot run on "
             "Lava's Conv (it ignores weight_exp)"
         )
     w = (np.asarray(syn.weight, dtype=np.int64) << layer.weight_exp).astype(np.int32)
-    return LavaSynapse(layer.name, replace(syn, weight=w), num_message_bits=bits)
+    return LavaSynapse(
+        name, replace(syn, weight=w), num_message_bits=bits, source=source, recurrent=recurrent
+    )
 
 
 def _int_neuron(layer: IntLayer) -> LavaNeuron:
@@ -585,6 +830,9 @@ class LavaTarget:
         program.validate()
         self.program = program
         self.conv = conv
+        self.layers = program_graph_layers(program)
+        self.extra = program_graph_extra(program)
+        self.depth = max(graph_depths(self.layers, self.extra).values())  # refuses before Lava
 
     def run(
         self, x_int: np.ndarray, *, steps: int | None = None, record_states: bool = False
@@ -593,17 +841,18 @@ class LavaTarget:
         T + depth), every sample from zero state, all in one Lava runtime."""
         x = np.asarray(x_int)
         T, B = check_input(self.program.input_shape, x.shape)
-        steps = steps if steps is not None else T + len(self.program.layers)
+        steps = steps if steps is not None else T + self.depth
         if steps < 1 or B < 1:
             raise ValueError(f"input: need steps >= 1 and a batch >= 1, got steps {steps}, B {B}")
         graph = build_graph(
             tuple(self.program.input_shape),
-            program_graph_layers(self.program),
+            self.layers,
             stream_data(x, steps),
             samples=B,
             steps=steps,
             record_states=record_states,
             conv=self.conv,
+            extra=self.extra,
         )
         rec = run_graph(graph, tag=FIXED_PT)
         out = rec.output

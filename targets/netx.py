@@ -9,7 +9,9 @@ vThMant, refDelay, gradedSpike}`` with iDecay = du + 1. A dense layer without ``
 non-leaky integrator (our readout). netx derives each synapse's weight exponent from the stored
 8-bit weights, so programs must come from ``quantize_model(model, LOIHI2_NETX)`` (exponent 0, bias
 exponent 6). Smoothed neurons are refused: fine-tune the coefficient to 0 first (the
-hardware-aware fine-tuning issue), then export.
+hardware-aware fine-tuning issue), then export. netx takes sequential layers only: a graph
+program (a layer reading other than its predecessor, or with further edges: fan-in, skips,
+recurrence) is refused, naming the first such layer and edge (:func:`check_sequential`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import h5py
 import numpy as np
 
 from neurodeploy.neuron.hardware import NETX_BIAS_EXP
-from neurodeploy.quant.program import IntLayer, IntProgram
+from neurodeploy.quant.program import INPUT, IntLayer, IntProgram
 from neurodeploy.targets.base import TargetResult, check_input
 from neurodeploy.targets.lava import EXTRACT_BUFFER
 
@@ -30,8 +32,32 @@ def _type(g: h5py.Group, name: str) -> None:
     g.create_dataset("type", (1,), "S10", [name.encode("ascii")])
 
 
+def check_sequential(program: IntProgram) -> None:
+    """Refuse a graph program: netx (lava-dl 0.6) holds sequential layers only, each reading the
+    one before it. The error names the first layer whose input is not the previous layer (or,
+    for the first, the network input), or its first further edge (fan-in, skip, recurrent)."""
+    prev = INPUT
+    for layer in program.layers:
+        if layer.source is not None and layer.source != prev:
+            raise ValueError(
+                f"layer {layer.name}: reads {layer.source}, not the previous layer {prev}; netx "
+                "holds sequential layers only: run this graph program on the reference or Lava "
+                "target"
+            )
+        if layer.extra:
+            edge = layer.extra[0]
+            kind = "recurrent edge" if edge.recurrent else "further edge"
+            raise ValueError(
+                f"layer {layer.name}: {kind} from {edge.source} ({len(layer.extra)} edge(s) beyond "
+                "its own synapse); netx holds sequential layers only: run this graph program on "
+                "the reference or Lava target"
+            )
+        prev = layer.name
+
+
 def export_netx(program: IntProgram, path: str | os.PathLike[str]) -> Path:
     """Write ``program`` as a netx HDF5 file; refuse what netx cannot express, naming the layer."""
+    check_sequential(program)
     program.validate()
     for layer in program.layers:
         where = f"layer {layer.name}"
