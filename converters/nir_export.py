@@ -15,13 +15,25 @@ PerStep(AvgPool1d)         Conv1d, depthwise, weights 1/k (NIR has no 1D pooling
 PerStep(GlobalPool mean)   Conv1d, depthwise, kernel = #points, weights 1/N; then Flatten
 LIF                        LIF (tau = dt*tau_steps, r = tau/dt, v_leak = 0, v_threshold =
                            theta, v_reset = 0; arrays of the neuron shape) + metadata
+PerStep(AdaptiveAvgPool2d)  AvgPool2d, kernel = stride = input / output size (must divide)
+Recurrent(neuron, rec)     the neuron's node(s) (LIF; LI, Scale, LIF), an Affine/Linear
+                           ``<name>_rec`` and the cycle last neuron node -> rec -> first
+GraphBody sources          one edge per source into the node (fan-in: NIR sums the inputs);
+                           a node read by several nodes has several out-edges (fan-out)
 =========================  ===============================================================
+
+Graph models (a :class:`~neurodeploy.nn.graph.GraphBody`, or a chain holding our residual or
+recurrent blocks, lowered by :func:`~neurodeploy.nn.graph.to_graph`) are written as graphs with
+those edges; an ``nn.Identity`` node that only sums is dissolved (its readers get its sources'
+edges). Chains keep the chain export (nodes ``<index>_<type>``); graph nodes keep the graph's
+node names.
 
 Anything else is refused with an error naming the layer. Conventions: converters/nir_common.py.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Callable
@@ -33,7 +45,8 @@ import torch
 from torch import nn
 
 from neurodeploy.nn.fold import fold_batchnorm
-from neurodeploy.nn.layers import LI, LIF, GlobalPool, Scale
+from neurodeploy.nn.graph import INPUT, GraphBody, Recurrent, fold_graph, is_chain, to_graph
+from neurodeploy.nn.layers import LI, LIF, GlobalPool, PerStep, Scale
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.nn.walk import body_layers
 
@@ -250,7 +263,56 @@ def _scale(m: Scale, name: str, in_shape: Shape, _out: Shape, _dt: float) -> Exp
     ]
 
 
+def _adaptive_avgpool2d(
+    m: nn.AdaptiveAvgPool2d, name: str, in_shape: Shape, out_shape: Shape, _dt: float
+) -> Exported:
+    """An adaptive average pool whose output size divides the input (global pooling: output 1)
+    is AvgPool2d with kernel = stride = input / output."""
+    (h, w), (oh, ow) = in_shape[1:], out_shape[1:]
+    if h % oh or w % ow:
+        raise NIRConversionError(
+            name, "output_size", f"output {(oh, ow)} does not divide input {(h, w)}: no NIR form"
+        )
+    k = np.array((h // oh, w // ow))
+    return [(name, nir.AvgPool2d(kernel_size=k, stride=k, padding=np.array((0, 0))))]
+
+
+def _cuba_lif(seq: list[nn.Module], name: str, shape: Shape, dt: float) -> Exported | None:
+    """A neuron node ``[LI(tau_syn), Scale(g)..., LIF]`` as one NIR CubaLIF (None for any other):
+    tau_syn dI/dt = -I + w_in x, tau_mem dv/dt = -v + r I with tau_syn = dt*LI.tau,
+    tau_mem = dt*LIF.tau, w_in = tau_syn/dt (unit gain into the current) and r = tau_mem/dt * prod g
+    (the gains, linear, commute with the LI): the importer's ``_cuba_lif`` reads back
+    [LI, Scale(prod g), LIF] (no Scale where prod g = 1). A graph cannot write LI -> LIF as two
+    nodes in a recurrent loop (that is a cycle through two neuron nodes)."""
+    if len(seq) < 2 or not isinstance(seq[0], LI) or not isinstance(seq[-1], LIF):
+        return None
+    if not all(isinstance(m, Scale) for m in seq[1:-1]):
+        return None
+    li, lif = seq[0], seq[-1]
+    assert isinstance(li, LI) and isinstance(lif, LIF)
+    gain = np.ones(shape, dtype=np.float64)
+    for g in seq[1:-1]:
+        assert isinstance(g, Scale)
+        gain = gain * np.broadcast_to(_np(g.scale), shape)
+    if math.isinf(li.tau) or math.isinf(lif.params.tau):
+        raise NIRConversionError(name, "tau", "a non-leaky current or membrane has no CubaLIF form")
+    base = lif_node(lif, shape, dt)
+    full = lambda v: np.full(shape, v, dtype=np.float32)  # noqa: E731
+    node = nir.CubaLIF(
+        tau_syn=full(dt * li.tau),
+        tau_mem=np.asarray(base.tau),
+        r=(np.asarray(base.r, dtype=np.float64) * gain).astype(np.float32),
+        v_leak=full(0.0),
+        v_threshold=np.asarray(base.v_threshold),
+        v_reset=full(0.0),
+        w_in=full(li.tau),
+        metadata=base.metadata,
+    )
+    return [(name, node)]
+
+
 EXPORTERS: dict[type, Callable[..., Exported]] = {
+    nn.AdaptiveAvgPool2d: _adaptive_avgpool2d,
     nn.Linear: _linear,
     nn.Conv1d: _conv1d,
     nn.Conv2d: _conv2d,
@@ -276,13 +338,85 @@ def _exporter(module: nn.Module, name: str) -> Callable[..., Exported]:
     )
 
 
+def _graph_nodes(
+    model: SpikingNet, dt: float
+) -> tuple[dict[str, nir.NIRNode], list[tuple[str, str]], Shape]:
+    """Nodes and edges of a graph model (BatchNorm folded): one or more NIR nodes per graph node,
+    an edge from the last NIR node of every source to the first of the node (several edges into
+    one node: fan-in, a sum), and per :class:`Recurrent` its neuron nodes, an Affine/Linear
+    ``<name>_rec`` and the cycle ``<last neuron node> -> <name>_rec -> <first neuron node>``."""
+    body = model.body if isinstance(model.body, GraphBody) else to_graph(model).body
+    assert isinstance(body, GraphBody)
+    body = fold_graph(body)
+    shapes = body.node_shapes(model.input_shape)
+    nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type=np.array(model.input_shape))}
+    edges: list[tuple[str, str]] = []
+    ends: dict[str, tuple[str, str]] = {INPUT: ("input", "input")}  # node: (first, last) NIR node
+    for name, module in body.nodes.items():
+        in_shape, out_shape = shapes[name]
+        inner = module.module if isinstance(module, PerStep) else module
+        if isinstance(inner, nn.Identity):
+            exported: Exported = []
+        elif isinstance(inner, Recurrent | nn.Sequential):  # a Sequential: a CubaLIF node
+            seq = inner.neuron if isinstance(inner, Recurrent) else inner
+            cuba = _cuba_lif(list(seq), name, in_shape, dt)
+            exported = cuba if cuba is not None else []
+            for i, m in enumerate(seq if cuba is None else []):
+                if not isinstance(m, LI | Scale | LIF):
+                    raise NIRConversionError(
+                        name, None, f"{type(m).__name__} in a neuron node has no NIR export"
+                    )
+                sub = f"{name}_{i}_{type(m).__name__.lower()}" if len(seq) > 1 else name
+                exported += _exporter(m, sub)(m, sub, in_shape, in_shape, dt)
+        else:
+            exported = _exporter(inner, name)(inner, name, in_shape, out_shape, dt)
+        srcs = [ends[s][1] for s in body.sources[name]]
+        if not exported:  # a pass-through sum: its readers read the sources' sum directly
+            if len(srcs) > 1 and name == body.output:
+                raise NIRConversionError(name, None, "a graph cannot end in a bare sum")
+            ends[name] = ends[body.sources[name][0]]
+            if len(srcs) > 1:
+                ends[name] = ("", "")
+                for reader in body.consumers(name):
+                    body.sources[reader] = [
+                        *(s for s in body.sources[reader] if s != name),
+                        *body.sources[name],
+                    ]
+            continue
+        nodes.update(exported)
+        first, last = exported[0][0], exported[-1][0]
+        edges += [(s, first) for s in srcs]
+        edges += [(a[0], b[0]) for a, b in itertools.pairwise(exported)]
+        if isinstance(inner, Recurrent):
+            rec = inner.rec.module if isinstance(inner.rec, PerStep) else inner.rec
+            if not isinstance(rec, nn.Linear):
+                raise NIRConversionError(
+                    f"{name}_rec", None, f"{type(rec).__name__} recurrence has no NIR export"
+                )
+            for sub, node in _linear(rec, f"{name}_rec", in_shape, in_shape, dt):
+                nodes[sub] = node
+                edges += [(last, sub), (sub, first)]
+        ends[name] = (first, last)
+    edges.append((ends[body.output][1], "output"))
+    return nodes, edges, shapes[body.output][1]
+
+
 def model_to_nir(
     model: SpikingNet, dt: float = DEFAULT_DT, extra_metadata: dict | None = None
 ) -> nir.NIRGraph:
-    """The NIR graph of ``model`` (BatchNorm folded, eval mode), a chain input -> ... -> output."""
+    """The NIR graph of ``model`` (BatchNorm folded, eval mode): a chain input -> ... -> output,
+    or for a graph model (a :class:`GraphBody`, or a chain holding residual / recurrent blocks,
+    lowered by :func:`~neurodeploy.nn.graph.to_graph`) a graph with fan-out, fan-in and cycles
+    (see :func:`_graph_nodes`)."""
     from neurodeploy import __version__
 
     dt = check_dt(dt)
+    if not is_chain(model):
+        g_nodes, g_edges, out_shape = _graph_nodes(model, dt)
+        g_nodes["output"] = nir.Output(output_type=np.array(out_shape))
+        return _graph(
+            model, g_nodes, g_edges, dt=dt, extra_metadata=extra_metadata, version=__version__
+        )
     layers = body_layers(fold_batchnorm(model))  # per child: the module and its shapes
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type=np.array(model.input_shape))}
     edges: list[tuple[str, str]] = []
@@ -298,9 +432,21 @@ def model_to_nir(
             prev = name
     nodes["output"] = nir.Output(output_type=np.array(layers[-1].out_shape))
     edges.append((prev, "output"))
+    return _graph(model, nodes, edges, dt=dt, extra_metadata=extra_metadata, version=__version__)
+
+
+def _graph(
+    model: SpikingNet,
+    nodes: dict[str, nir.NIRNode],
+    edges: list[tuple[str, str]],
+    *,
+    dt: float,
+    extra_metadata: dict | None,
+    version: str,
+) -> nir.NIRGraph:
     meta = {
         "producer": PRODUCER,
-        "producer_version": __version__,
+        "producer_version": version,
         "format_version": GRAPH_FORMAT_VERSION,
         "dt": dt,
         "model": model.name,

@@ -10,28 +10,28 @@ vggsnn            VGGSNN (TET, MPS on CIFAR10-DVS): [3x3 conv-BN-LIF] 64, 128,  
                   AP, 256, 256, AP, 512, 512, AP, 512, 512, AP; Linear
 vgg9              VGG-9: 64, 64, AP, 128, 128, AP, 256, 256, 256, AP;           (C,H,W)   yes
                   Linear 1024-BN-LIF; Linear
-resnet19          ResNet-19 (tdBN, Zheng et al. 2021): conv 128; basic blocks   (C,H,W)   no
+resnet19          ResNet-19 (tdBN, Zheng et al. 2021): conv 128; basic blocks   (C,H,W)   graph
                   3 x 128, 3 x 256 /2, 2 x 512 /2; global AP; Linear 256-LIF;
                   Linear. Block: LIF(BN(conv(LIF(BN(conv x)))) + shortcut(x))
-sew_resnet        SEW-ResNet-18 (Fang et al. 2021), ADD connection: stem conv   (C,H,W)   no
+sew_resnet        SEW-ResNet-18 (Fang et al. 2021), ADD connection: stem conv   (C,H,W)   graph
                   64; 2 blocks each of 64, 128 /2, 256 /2, 512 /2; global AP;
                   Linear. Block: LIF(BN(conv LIF(BN(conv x)))) + shortcut(x)
 spiking_pointnet  Spiking PointNet (Ren et al. 2023): per point [Conv1d k1-BN-   (3, N)    yes (mean
                   LIF] 64, 128, 1024; pool over points; [Linear-BN-LIF] 512,              pool)
                   256; Linear
-srnn              spiking recurrent net for SHD: [RecurrentLIF] 128, 128;        (C,)      no
+srnn              spiking recurrent net for SHD: [RecurrentLIF] 128, 128;        (C,)      graph
                   Linear. I(t) = BN(W x(t)) + V S(t-1) feeds the LIF equations
 ================  ============================================================  ========  =========
 
-NIR export: our exporter (converters/nir_export.py) writes a *chain* of nodes and our importer
-refuses branches and cycles. A residual block has two paths from its input to the addition (a
-branch), and a recurrent layer feeds its own spikes back (a cycle), so ``resnet19``,
-``sew_resnet`` and ``srnn`` are refused at export with ``NIRConversionError`` naming the block
-("SpikingBasicBlock / SEWBlock / RecurrentLIF has no NIR export"). NIR as a format can describe
-both (a graph with a skip edge; Affine -> LIF -> Affine -> the same LIF); this toolkit's
-converters, quantiser and Lava graphs do not yet. ``spiking_pointnet`` exports with
-``pool="mean"`` (the default here: a mean over points is a fixed linear map, a sum-pool on the
-chip); ``pool="max"`` (PointNet's own) has no NIR primitive and is refused.
+NIR export (converters/nir_export.py): chains export as a chain of nodes. ``resnet19``,
+``sew_resnet`` and ``srnn`` export as NIR *graphs* (through :func:`neurodeploy.nn.graph.to_graph`):
+a residual block is fan-out of the block input to both paths and fan-in (two edges into one node,
+a sum) where they meet -- before ``lif2`` in a basic block, after the LIFs in a SEW block; a
+recurrent layer is its LIF node, a Linear ``<lif>_rec`` node and the cycle LIF -> rec -> LIF (one
+step delay). snnTorch, SpikingJelly and nirtorch load these graphs with equal spikes for vanilla
+neurons (tests/test_nir_export_graph.py). ``spiking_pointnet`` exports with ``pool="mean"`` (the
+default here: a mean over points is a fixed linear map, a sum-pool on the chip); ``pool="max"``
+(PointNet's own) has no NIR primitive and is refused by name.
 """
 
 from __future__ import annotations
@@ -46,14 +46,17 @@ from neurodeploy.nn.layers import LIF, GlobalPool, NeuronConfig, PerStep
 
 VGGSNN_CHANNELS: tuple[int | str, ...] = (64, 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P")
 VGG9_CHANNELS: tuple[int | str, ...] = (64, 64, "P", 128, 128, "P", 256, 256, 256, "P")
+# every architecture exports to NIR (spiking_pointnet with its default mean pool)
 NIR_EXPORTABLE = {
     "vggsnn": True,
     "vgg9": True,
-    "resnet19": False,
-    "sew_resnet": False,
+    "resnet19": True,
+    "sew_resnet": True,
     "spiking_pointnet": True,
-    "srnn": False,
+    "srnn": True,
 }
+# those that export as a graph (fan-out, fan-in, cycles) rather than a chain
+NIR_GRAPHS = frozenset({"resnet19", "sew_resnet", "srnn"})
 
 
 def _conv_bn(c_in: int, c_out: int, k: int = 3, stride: int = 1) -> list[nn.Module]:
@@ -316,12 +319,14 @@ def build_srnn(
     hidden: Sequence[int] = (128, 128),
     batchnorm: bool = True,
 ) -> nn.Sequential:
-    if len(input_shape) != 1:
+    if len(input_shape) != 1 and not (len(input_shape) == 2 and int(input_shape[0]) == 1):
         raise ValueError(
-            f"model 'srnn' needs channel input (C,) per timestep, got input shape {tuple(input_shape)}"
+            "model 'srnn' needs channel input (C,) or one-channel (1, C) per timestep, got "
+            f"input shape {tuple(input_shape)}"
         )
-    c = int(input_shape[0])
-    layers: list[nn.Module] = []
+    c = int(input_shape[-1])
+    # a one-channel 1D signal (seq1d's (1, 40)) is flattened to its C values per timestep
+    layers: list[nn.Module] = [PerStep(nn.Flatten())] if len(input_shape) == 2 else []
     for h in hidden:
         layers.append(RecurrentLIF(c, h, neuron, batchnorm))
         c = h

@@ -45,6 +45,11 @@ def fold_batchnorm(model: SpikingNet) -> SpikingNet:
     """A copy of ``model`` (eval mode) in which every PerStep(BN) that follows a PerStep(Linear/
     Conv) is folded into it. A BN with nothing to fold into is an error naming the layer."""
     body = model.body
+    if not isinstance(body, nn.Sequential):
+        raise ValueError(
+            f"model {model.name!r}: fold_batchnorm folds chains; a {type(body).__name__} body "
+            "is folded by neurodeploy.nn.graph.fold_graph"
+        )
     layers: list[
         tuple[str, nn.Module]
     ] = []  # original names kept, so errors name the user's layers

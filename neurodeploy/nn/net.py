@@ -16,11 +16,10 @@ from neurodeploy.nn.layers import LIF
 
 
 class SpikingNet(nn.Module):
-    """A sequential spiking network: input (T, B, *input_shape) -> logits (T, B, num_classes)."""
+    """A spiking network: input (T, B, *input_shape) -> logits (T, B, num_classes). ``body`` is a
+    chain (``nn.Sequential``) or a graph (:class:`neurodeploy.nn.graph.GraphBody`)."""
 
-    def __init__(
-        self, name: str, body: nn.Sequential, input_shape: Sequence[int], num_classes: int
-    ):
+    def __init__(self, name: str, body: nn.Module, input_shape: Sequence[int], num_classes: int):
         super().__init__()
         self.name = name
         self.body = body
