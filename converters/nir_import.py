@@ -1,4 +1,4 @@
-"""NIR -> torch: a :class:`~neurodeploy.nn.zoo.SpikingNet` from any producer's chain graph.
+"""NIR -> torch: a :class:`~neurodeploy.nn.zoo.SpikingNet` from any producer's graph.
 
 Honours our own metadata (smoothing coefficient and reading, reset, exact beta); graphs from
 other tools (snntorch, norse, ...) carry none and load as plain neurons. Supported nodes:
@@ -11,9 +11,48 @@ assumption and the producers' dt; see nir_common.py):
           Scale layer is inserted); v_leak must be 0 and v_reset 0 (hard reset to zero).
     IF:   beta = 1, gain r*dt.           LI: as LIF without spikes.
 
+Producers' layouts: neuron parameters may be flat (C*H*W,) or channel-last (H, W, C) after a conv
+(they are uniform per layer, so only a view; the layer keeps the conv's (C, H, W)); a Scale may be
+channel-last or flat (moved to channel-first, torch's flatten order); an Affine after a
+multi-axis node reads it flattened (C-order); a Flatten in front of a neuron layer moves after
+it (elementwise, same spikes; the neurons keep the conv's shape) and a conv-shaped spiking last
+layer is read flat (C order, as the targets count its spikes); an Input/Output with a leading
+batch axis of 1 (nirtorch, norse) is read without it. norse 1.1's LIFCell exports as CubaLIF but is not NIR's
+CubaLIF: it adds the input to the current without the dt/tau_syn factor and its membrane reads the
+previous step's current; we import NIR's semantics (measured agreement with norse in
+tests/test_norse_graphs.py).
+
+Graphs (issue 16). Nested ``NIRGraph`` nodes are inlined first (:func:`flatten_graph`: node
+``x`` of subgraph ``sub`` becomes ``sub.x``; snnTorch's and the NIR paper's 4-node recurrent
+subgraphs; torch node names replace '.' by '_'). A graph whose nodes all have one edge in and one
+out imports as an ``nn.Sequential`` exactly as before; any other becomes a
+:class:`~neurodeploy.nn.graph.GraphBody` (one node per NIR node, topological order):
+
+    fan-out:  a node's output read by several nodes;
+    fan-in:   y_n = node_n(sum over the edges src -> n of y_src)  (currents sum, NIR's rule);
+    cycles:   a loop neuron N -> r_1 -> .. -> r_k -> N through Affine/Linear/Scale nodes only
+              becomes Recurrent(N, r_k o .. o r_1):
+              s_N(t) = N_step(sum of ff inputs(t) + r(s_N(t-1))),  s_N(-1) = 0,
+              so the recurrent current enters the neuron's input (a CubaLIF's synaptic current
+              via w_in) with one step of delay, as snnTorch's RLeaky/RSynaptic and Loihi do.
+A cycle through two or more neuron nodes is refused by name: Loihi delays every synaptic hop by a
+step, so a k-layer loop takes k steps there and one in the producers' semantics.
+
+Where the producers' semantics differ (measured in tests/test_nir_import_graph.py):
+- reset: NIR's (and ours) resets v to 0 right after the spike and integrates the next input;
+  snnTorch's RSynaptic (reset_delay=True, its default and the only mode that runs in snnTorch
+  1.0) zeroes v at the step after the spike, dropping that step's input. Spike for spike equal to
+  snnTorch with the reset at the spiking step (Synaptic/RLeaky reset_delay=False); the NIR
+  paper's Braille SRNN vs RSynaptic as trained: 99.2 % (hidden) / 63.9 % (output layer)
+  per-(step, neuron) agreement at input rate 0.1.
+- first step of a cycle: snnTorch and we feed rec(s(-1) = 0) = the recurrent Affine's bias at
+  t = 0; nirtorch's interpreter feeds zeros (equal outputs without that bias; 83-86 % with it).
+- dt: as for chains (the graph records none; snnTorch wrote the Braille graph with 1e-4).
+
 What our dynamics cannot express is refused with an error naming the node and field (never
-approximated): per-neuron time constants or thresholds, non-zero v_leak or v_reset,
-branching or recurrent edges, unknown node types, NaN/inf parameters, shape mismatches.
+approximated): per-neuron time constants or thresholds (arrays of equal values are accepted),
+non-zero v_leak or v_reset, cycles through several neuron nodes or through other node types,
+unknown node types, NaN/inf parameters, shape mismatches (also between summed edges).
 """
 
 from __future__ import annotations
@@ -30,6 +69,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurodeploy.nn.graph import INPUT, GraphBody, Recurrent
 from neurodeploy.nn.layers import LI, LIF, GlobalPool, PerStep, Scale
 from neurodeploy.nn.net import SpikingNet
 
@@ -111,8 +151,19 @@ def _read_node(name: str, d: Any) -> nir.NIRNode:
     if not isinstance(d, dict) or "type" not in d:
         raise NIRConversionError(name, "type", "missing: not a NIR node")
     kind = _str(d["type"])
-    if kind == "NIRGraph":
-        raise NIRConversionError(name, "type", "nested subgraphs are not supported")
+    if kind == "NIRGraph":  # a nested subgraph (snnTorch's RLeaky/RSynaptic, the Braille files)
+        sub = d.get("nodes")
+        if not isinstance(sub, dict) or "edges" not in d:
+            raise NIRConversionError(name, "nodes", "NIRGraph node without nodes and edges")
+        try:
+            sub_edges = [(_str(a), _str(b)) for a, b in np.asarray(d["edges"]).reshape(-1, 2)]
+        except (ValueError, TypeError) as e:
+            raise NIRConversionError(name, "edges", f"not (source, target) pairs: {e}") from e
+        return nir.NIRGraph(
+            nodes={f"{n}": _read_node(f"{name}.{n}", v) for n, v in sub.items()},
+            edges=sub_edges,
+            type_check=False,
+        )
     try:
         cls = nir.str2NIRNode(kind)
     except (AssertionError, KeyError):  # nir asserts the name (KeyError under python -O)
@@ -163,12 +214,49 @@ def _arr(
 
 
 def _neuron_shape(node_name: str, field: str, a: np.ndarray, shape: tuple[int, ...]) -> None:
-    """Neuron parameters are arrays of the neuron shape (or scalars): the shape must match the
-    previous node's output."""
-    if a.size != 1 and tuple(a.shape) != shape:
+    """Neuron parameters are arrays of the neuron shape (or scalars). Our neuron layers share one
+    value per layer (:func:`_uniform` refuses anything else by name), so a parameter array is only
+    a view of the layer: any layout with as many entries as the previous node's output is accepted
+    (the producer's shapes differ: flat (C*H*W,) after a conv in snnTorch, channel-last (H, W, C)
+    in some exporters) and the layer keeps the previous node's shape. A different number of
+    entries cannot be reconciled: an error naming the node, the field and both shapes."""
+    if a.size != 1 and tuple(a.shape) != shape and a.size != math.prod(shape):
         raise NIRConversionError(
-            node_name, field, f"has shape {tuple(a.shape)} but the previous node gives {shape}"
+            node_name,
+            field,
+            f"has shape {tuple(a.shape)} ({a.size} neurons) but the previous node gives {shape} "
+            f"({math.prod(shape)} neurons)",
         )
+
+
+def _scale_view(node_name: str, sc: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A Scale node's ``scale`` as an array that broadcasts onto the previous node's output
+    ``shape`` = (C, *spatial) or (n,), elementwise in the same order:
+
+    - its own shape is ``shape``, or broadcasts to it (a scalar, (C, 1, 1)): as is;
+    - channel-last, ``shape[1:] + shape[:1]`` (e.g. (H, W, C) after a channel-first conv): moved
+      to channel-first, s'[c, h, w] = s[h, w, c];
+    - flat with prod(shape) entries: read in torch's flatten order (C-order), s'[c, h, w] =
+      s[(c H + h) W + w].
+
+    Anything else (a different number of entries) is an error naming the node and both shapes."""
+    if tuple(sc.shape) == shape or sc.size == 1:
+        return sc
+    try:
+        np.broadcast_to(sc, shape)
+        return sc
+    except ValueError:
+        pass
+    if len(shape) > 1 and tuple(sc.shape) == shape[1:] + shape[:1]:
+        return np.moveaxis(sc, -1, 0)
+    if sc.size == math.prod(shape) and sc.ndim == 1:
+        return sc.reshape(shape)
+    raise NIRConversionError(
+        node_name,
+        "scale",
+        f"has shape {tuple(sc.shape)}, which neither equals, broadcasts to, is the channel-last "
+        f"layout of, nor flattens the previous node's output {shape}",
+    )
 
 
 def _uniform(node_name: str, field: str, a: np.ndarray) -> float:
@@ -210,7 +298,10 @@ def _affine(name: str, node: nir.NIRNode, shape: tuple[int, ...], ctx: _Ctx) -> 
     b = _arr(name, node, "bias") if isinstance(node, nir.Affine) else None
     if b is not None and b.shape != (w.shape[0],):
         raise NIRConversionError(name, "bias", f"shape {b.shape} does not match weight {w.shape}")
-    if shape != (w.shape[1],):
+    flatten: Modules = []
+    if shape != (w.shape[1],) and len(shape) > 1 and math.prod(shape) == w.shape[1]:
+        flatten = [PerStep(nn.Flatten())]  # NIR Affine reads a flat vector: torch's C-order view
+    elif shape != (w.shape[1],):
         raise NIRConversionError(
             name, "weight", f"expects input ({w.shape[1]},) but the previous node gives {shape}"
         )
@@ -219,7 +310,7 @@ def _affine(name: str, node: nir.NIRNode, shape: tuple[int, ...], ctx: _Ctx) -> 
         lin.weight.copy_(_tensor(node.weight))
         if b is not None:
             lin.bias.copy_(_tensor(node.bias))
-    return [PerStep(lin)]
+    return [*flatten, PerStep(lin)]
 
 
 def _conv(name: str, node: nir.NIRNode, shape: tuple[int, ...], ctx: _Ctx) -> Modules:
@@ -338,8 +429,7 @@ def _pair(a: np.ndarray) -> tuple[int, int]:
 
 
 def _scale(name: str, node: nir.Scale, shape: tuple[int, ...], ctx: _Ctx) -> Modules:
-    sc = _arr(name, node, "scale")
-    _neuron_shape(name, "scale", sc, shape)
+    sc = _scale_view(name, _arr(name, node, "scale"), shape)
     return [PerStep(Scale(_tensor(sc)))]
 
 
@@ -474,6 +564,14 @@ IMPORTERS: dict[type, Callable[[str, Any, tuple[int, ...], _Ctx], Modules]] = {
 
 
 def _importer(name: str, node: nir.NIRNode) -> Callable[..., Modules]:
+    if node is None:
+        raise NIRConversionError(
+            name,
+            None,
+            "is None, not a NIR node: the exporter wrote nothing for this module (norse 1.1's "
+            "to_nir does so for torch's nn.Flatten: put a nir.Flatten node in its place, or drop "
+            "the node, since an Affine after a conv reads its input flattened)",
+        )
     for cls in type(node).__mro__:
         if cls in IMPORTERS:
             return IMPORTERS[cls]
@@ -550,6 +648,407 @@ def _shape_after(mods: Modules, shape: tuple[int, ...], name: str) -> tuple[int,
     return tuple(y.shape[2:])
 
 
+def _build(
+    graph: nir.NIRGraph, order: list[str], in_shape: tuple[int, ...], ctx: _Ctx
+) -> tuple[Modules, tuple[int, ...]]:
+    """The modules of the chain ``order`` (Input .. Output) on per-sample input ``in_shape``, and
+    the shape they produce."""
+    shape, modules = in_shape, []
+    flat_in: dict[int, tuple[int, ...]] = {}  # id of each Flatten module -> its input shape
+    for node_name in order[1:-1]:
+        node = graph.nodes[node_name]
+        convert = _importer(node_name, node)
+        try:
+            mods = convert(node_name, node, shape, ctx)
+        except NIRConversionError:
+            raise
+        except (AttributeError, TypeError, ValueError, IndexError, KeyError, RuntimeError) as e:
+            # a field missing or of the wrong kind, found by the mapping itself
+            field = e.name if isinstance(e, AttributeError) else None
+            raise NIRConversionError(
+                node_name,
+                field,
+                f"malformed {type(node).__name__} node: " f"{type(e).__name__}: {e}",
+            ) from e
+        for m in mods:
+            if isinstance(m, PerStep) and isinstance(m.module, nn.Flatten):
+                flat_in[id(m)] = shape
+        if mods:
+            shape = _shape_after(mods, shape, node_name)
+        modules += mods
+    return _flatten_after_neurons(modules, flat_in), shape
+
+
+def _flatten_after_neurons(modules: Modules, flat_in: dict[int, tuple[int, ...]]) -> Modules:
+    """Move each Flatten that stands in front of a neuron layer (Conv -> Flatten -> [Scale] [LI]
+    [Scale] LIF: a flat neuron layer after a conv, as snnTorch and others write it) after that
+    neuron layer. Neurons and gains are elementwise, so flatten(LIF(x)) = LIF(flatten(x)) spike
+    for spike; a per-neuron Scale s of the flat shape becomes its C-order reshape to the Flatten's
+    input shape (``flat_in``), s'[c, h, w] = s[(c H + h) W + w], exact. The neuron layer then has
+    the conv's (C, *spatial) shape, which a convolution stage needs
+    (:mod:`neurodeploy.quant.stages`)."""
+    out = list(modules)
+    i = 0
+    while i < len(out):
+        if id(out[i]) not in flat_in:
+            i += 1
+            continue
+        j, last_lif = i + 1, -1
+        while j < len(out) and _elementwise(out[j]):
+            if isinstance(out[j], LIF):
+                last_lif = j
+            j += 1
+        if last_lif < 0:
+            i += 1
+            continue
+        pre = flat_in[id(out[i])]
+        moved = [_unflat_scale(m, pre) for m in out[i + 1 : last_lif + 1]]
+        out[i : last_lif + 1] = [*moved, out[i]]
+        i = last_lif + 1
+    return out
+
+
+def _elementwise(m: nn.Module) -> bool:
+    """A neuron layer or a gain: acts on each element alone (commutes with a Flatten)."""
+    inner = m.module if isinstance(m, PerStep) else m
+    return isinstance(inner, (LIF, LI, Scale))
+
+
+def _unflat_scale(m: nn.Module, shape: tuple[int, ...]) -> nn.Module:
+    """A Scale with one gain per flat element, reshaped (C-order) to ``shape``; others as is."""
+    inner = m.module if isinstance(m, PerStep) else m
+    if isinstance(inner, Scale) and inner.scale.numel() > 1:
+        return PerStep(Scale(inner.scale.detach().reshape(shape).clone()))
+    return m
+
+
+def _check_output(node: nir.NIRNode, name: str, shape: tuple[int, ...], *, batch: bool) -> None:
+    """The Output node's declared shape (if any) must be what the chain produces; with ``batch``
+    (the Input's leading axis of 1 was a batch axis) a leading 1 on the Output is dropped too."""
+    out_type = node.output_type.get("output") if isinstance(node.output_type, dict) else None
+    if out_type is None or np.asarray(out_type).size == 0:
+        return
+    declared = tuple(int(v) for v in np.asarray(out_type).ravel())
+    if batch and declared[:1] == (1,):
+        declared = declared[1:]
+    if declared != shape:
+        raise NIRConversionError(
+            name,
+            "output_type",
+            f"declares {tuple(np.asarray(out_type).ravel())} but the graph produces {shape}",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# General graphs: nested subgraphs, fan-out, fan-in, recurrent synapses
+# ---------------------------------------------------------------------------------------------
+
+NEURON_NODES = (nir.LIF, nir.IF, nir.CubaLIF, nir.LI)  # the node types a recurrent cycle enters
+RECURRENT_SYNAPSES = (nir.Affine, nir.Linear, nir.Scale)  # what may carry spikes back to a neuron
+
+
+def flatten_graph(graph: nir.NIRGraph) -> nir.NIRGraph:
+    """``graph`` with every nested ``NIRGraph`` node inlined (recursively): node ``x`` of
+    subgraph ``sub`` becomes ``sub.x``; an edge to ``sub`` enters its single Input node, an edge
+    from ``sub`` leaves its single Output node (edges may also name ``sub.x`` directly, as
+    snnTorch writes them); the inner Input/Output nodes are then bypassed (each predecessor is
+    joined to each successor). A flat graph comes back with the same nodes and edges. A subgraph
+    without exactly one Input and one Output is an error naming it."""
+    if not any(isinstance(n, nir.NIRGraph) for n in graph.nodes.values()):
+        return graph
+    nodes, edges, ports = _inline(graph, "")
+    for p in ports:
+        into = [a for a, b in edges if b == p]
+        out = [b for a, b in edges if a == p]
+        edges = [(a, b) for a, b in edges if p not in (a, b)]
+        edges += [(a, b) for a in into for b in out]
+        del nodes[p]
+    edges = list(dict.fromkeys(edges))
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=graph.metadata, type_check=False)
+
+
+def _inline(
+    graph: nir.NIRGraph, prefix: str
+) -> tuple[dict[str, nir.NIRNode], list[tuple[str, str]], list[str]]:
+    """(nodes, edges, inner port names) of ``graph`` with its subgraphs inlined under ``prefix``."""
+    nodes: dict[str, nir.NIRNode] = {}
+    edges: list[tuple[str, str]] = []
+    ports: list[str] = []
+    io: dict[str, tuple[str, str]] = {}  # subgraph -> (its Input, its Output), flattened names
+    for name, node in graph.nodes.items():
+        full = prefix + name
+        if not isinstance(node, nir.NIRGraph):
+            nodes[full] = node
+            continue
+        ins = [n for n, v in node.nodes.items() if isinstance(v, nir.Input)]
+        outs = [n for n, v in node.nodes.items() if isinstance(v, nir.Output)]
+        if len(ins) != 1 or len(outs) != 1:
+            raise NIRConversionError(
+                full,
+                None,
+                f"nested subgraph needs exactly one Input and one Output node, found inputs {ins} "
+                f"and outputs {outs}",
+            )
+        sub_nodes, sub_edges, sub_ports = _inline(node, full + ".")
+        nodes.update(sub_nodes)
+        edges += sub_edges
+        ports += [*sub_ports, f"{full}.{ins[0]}", f"{full}.{outs[0]}"]
+        io[full] = (f"{full}.{ins[0]}", f"{full}.{outs[0]}")
+    for a0, b0 in graph.edges:
+        a, b = prefix + a0, prefix + b0
+        edges.append((io[a][1] if a in io else a, io[b][0] if b in io else b))
+    return nodes, edges, ports
+
+
+def is_chain_graph(graph: nir.NIRGraph) -> bool:
+    """Whether every node of the (flattened) graph has at most one incoming and one outgoing
+    edge and no node reaches itself: the graphs that import as an ``nn.Sequential``."""
+    n_in: dict[str, int] = {}
+    n_out: dict[str, int] = {}
+    for a, b in graph.edges:
+        n_out[a] = n_out.get(a, 0) + 1
+        n_in[b] = n_in.get(b, 0) + 1
+    if any(v > 1 for v in (*n_in.values(), *n_out.values())):
+        return False
+    return not graph_cycles(graph)
+
+
+def _reach(succ: dict[str, list[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for m in succ.get(todo.pop(), []):
+            if m not in seen:
+                seen.add(m)
+                todo.append(m)
+    return seen
+
+
+def graph_cycles(graph: nir.NIRGraph) -> list[list[str]]:
+    """The strongly connected components with a cycle (a node that reaches itself), each as its
+    node names in graph order; [] for a feed-forward graph."""
+    succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for a, b in graph.edges:
+        succ.setdefault(a, []).append(b)
+    reach = {n: _reach(succ, n) for n in graph.nodes}
+    cycles: list[list[str]] = []
+    done: set[str] = set()
+    for n in graph.nodes:
+        if n in done or n not in reach[n]:
+            continue
+        comp = [m for m in graph.nodes if m in reach[n] and n in reach[m]]
+        done.update(comp)
+        cycles.append(comp)
+    return cycles
+
+
+def _recurrent_loops(graph: nir.NIRGraph) -> dict[str, list[str]]:
+    """neuron node -> the synapse nodes of its recurrent loop, in order (neuron -> r1 -> .. -> rk
+    -> neuron). Each cycle must pass through exactly one neuron node and otherwise through
+    Affine/Linear/Scale nodes that feed nothing outside the loop; anything else is refused by
+    name: a cycle through k >= 2 neuron layers runs on Loihi with one step of synaptic delay per
+    hop (k steps around the loop), while snnTorch, Norse and nirtorch close it within one step
+    per loop, so the two would compute different networks."""
+    loops: dict[str, list[str]] = {}
+    succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for a, b in graph.edges:
+        succ[a].append(b)
+    for comp in graph_cycles(graph):
+        neurons = [n for n in comp if isinstance(graph.nodes[n], NEURON_NODES)]
+        if len(neurons) != 1:
+            raise NIRConversionError(
+                (neurons or comp)[0],
+                None,
+                f"is on a cycle through {len(neurons)} neuron nodes {neurons} (cycle {comp}): "
+                "only a recurrent synapse back into one neuron node is supported; Loihi delays "
+                "each synaptic hop by one step, so a loop through several neuron layers would "
+                "take several steps there but one in the producers' semantics"
+                if neurons
+                else f"is on a recurrent cycle {comp} without a neuron node (an algebraic loop)",
+            )
+        (neuron,) = neurons
+        path, cur = [], neuron
+        inside = set(comp)
+        while True:
+            nxt = [m for m in succ[cur] if m in inside]
+            if len(nxt) != 1:
+                raise NIRConversionError(
+                    cur, None, f"branches inside the recurrent loop {comp} (one path is supported)"
+                )
+            cur = nxt[0]
+            if cur == neuron:
+                break
+            node = graph.nodes[cur]
+            if not isinstance(node, RECURRENT_SYNAPSES):
+                raise NIRConversionError(
+                    cur,
+                    None,
+                    f"{type(node).__name__} on the recurrent loop of {neuron!r}: only "
+                    f"{[c.__name__ for c in RECURRENT_SYNAPSES]} may carry spikes back",
+                )
+            if len(succ[cur]) != 1:
+                raise NIRConversionError(
+                    cur, None, f"recurrent synapse of {neuron!r} also feeds {succ[cur]}"
+                )
+            path.append(cur)
+        if len(path) + 1 != len(comp):
+            raise NIRConversionError(
+                neuron, None, f"recurrent cycle {comp} is not a single loop through it"
+            )
+        loops[neuron] = path
+    return loops
+
+
+def _unwrap(m: nn.Module) -> nn.Module:
+    return m.module if isinstance(m, PerStep) else m
+
+
+def _one(mods: Modules) -> nn.Module:
+    return nn.Identity() if not mods else mods[0] if len(mods) == 1 else nn.Sequential(*mods)
+
+
+def _convert(name: str, node: nir.NIRNode, shape: tuple[int, ...], ctx: _Ctx) -> Modules:
+    convert = _importer(name, node)
+    try:
+        return convert(name, node, shape, ctx)
+    except NIRConversionError:
+        raise
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError, RuntimeError) as e:
+        field = e.name if isinstance(e, AttributeError) else None
+        raise NIRConversionError(
+            name, field, f"malformed {type(node).__name__} node: {type(e).__name__}: {e}"
+        ) from e
+
+
+def _node_names(graph: nir.NIRGraph) -> dict[str, str]:
+    """NIR node name -> GraphBody node name ('.' of nested names becomes '_', kept unique)."""
+    out: dict[str, str] = {}
+    used = {INPUT, "output"}
+    for n in graph.nodes:
+        base = re.sub(r"[^0-9A-Za-z_]", "_", n) or "node"
+        cand, i = base, 1
+        while cand in used:
+            cand, i = f"{base}_{i}", i + 1
+        used.add(cand)
+        out[n] = cand
+    return out
+
+
+def _build_graph(
+    graph: nir.NIRGraph, in_shape: tuple[int, ...], ctx: _Ctx, *, batch: bool
+) -> tuple[GraphBody, tuple[int, ...]]:
+    """The GraphBody of a flattened graph with fan-out, fan-in and recurrent loops (see
+    :func:`nir_to_model`), and its output shape per sample."""
+    nodes = graph.nodes
+    for src, dst in graph.edges:
+        for end in (src, dst):
+            if end not in nodes:
+                raise NIRConversionError(
+                    end, None, f"edge ({src!r} -> {dst!r}) names a node that does not exist"
+                )
+    inputs = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
+    outputs = [n for n, v in nodes.items() if isinstance(v, nir.Output)]
+    loops = _recurrent_loops(graph)
+    in_loop = {r for path in loops.values() for r in path}
+    pred: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in graph.edges:
+        if a in in_loop or b in in_loop or (a == b and a in loops):
+            continue  # the loops' edges live inside Recurrent
+        pred[b].append(a)
+    names = _node_names(graph)
+    names[inputs[0]] = INPUT
+    order: list[str] = []  # topological, insertion order among the ready nodes
+    placed = {inputs[0]}
+    todo = [n for n in nodes if n not in in_loop and n != inputs[0]]
+    while todo:
+        ready = [n for n in todo if all(p in placed for p in pred[n])]
+        if not ready:
+            raise NIRConversionError(todo[0], None, "is not reachable from the Input node")
+        for n in ready:
+            placed.add(n)
+            order.append(n)
+        todo = [n for n in todo if n not in placed]
+    shapes: dict[str, tuple[int, ...]] = {inputs[0]: in_shape}
+    body_nodes: dict[str, nn.Module] = {}
+    sources: dict[str, list[str]] = {}
+    for n in order:
+        if not pred[n]:
+            raise NIRConversionError(n, None, "has no incoming edge (not reached from the Input)")
+        src_shapes = {p: shapes[p] for p in pred[n]}
+        shape = src_shapes[pred[n][0]]
+        if any(s != shape for s in src_shapes.values()):
+            raise NIRConversionError(
+                n, "input_type", f"its incoming edges carry different shapes {src_shapes}"
+            )
+        if n == outputs[0]:
+            shapes[n] = shape
+            continue
+        mods = _convert(n, nodes[n], shape, ctx)
+        out_shape = _shape_after(mods, shape, n) if mods else shape
+        if n in loops:
+            mods = _recurrent(
+                n, mods, path=loops[n], shape=shape, out_shape=out_shape, graph=graph, ctx=ctx
+            )
+        shapes[n] = out_shape
+        body_nodes[names[n]] = _one(mods)
+        sources[names[n]] = [names[p] for p in pred[n]]
+    out_src = [names[p] for p in pred[outputs[0]]]
+    shape = shapes[outputs[0]]
+    _check_output(nodes[outputs[0]], outputs[0], shape, batch=batch)
+    last = body_nodes.get(out_src[0]) if len(out_src) == 1 else None
+    if len(out_src) > 1 or out_src == [INPUT]:
+        body_nodes["output"], sources["output"] = nn.Identity(), out_src
+        out_src = ["output"]
+    spiking_last = isinstance(last, (LIF, Recurrent)) or (
+        isinstance(last, nn.Sequential) and isinstance(last[-1], LIF)
+    )
+    if len(shape) > 1 and spiking_last:  # a conv-shaped spiking output: read flat (C order)
+        body_nodes["output_flat"] = PerStep(nn.Flatten())
+        sources["output_flat"] = out_src
+        out_src = ["output_flat"]
+    return GraphBody(body_nodes, sources, out_src[0]), shape
+
+
+def _recurrent(
+    name: str,
+    mods: Modules,
+    *,
+    path: list[str],
+    shape: tuple[int, ...],
+    out_shape: tuple[int, ...],
+    graph: nir.NIRGraph,
+    ctx: _Ctx,
+) -> Modules:
+    """Neuron node ``name`` (modules ``mods``) closed by the loop ``path`` of synapse nodes:
+    ``Recurrent(neuron, rec)``, s(t) = neuron_step(drive(t) + rec(s(t-1))), s(-1) = 0."""
+    neuron = [_unwrap(m) for m in mods]
+    for m in neuron:
+        if not isinstance(m, (LIF, LI, Scale)):
+            raise NIRConversionError(
+                name, None, f"a recurrent neuron node imports as {type(m).__name__}"
+            )
+    if out_shape != shape:
+        raise NIRConversionError(
+            name, None, f"recurrent neuron changes shape {shape} -> {out_shape}"
+        )
+    rec: Modules = []
+    cur = out_shape
+    for r in path:
+        r_mods = _convert(r, graph.nodes[r], cur, ctx)
+        cur = _shape_after(r_mods, cur, r) if r_mods else cur
+        rec += [_unwrap(m) for m in r_mods if not _is_flatten(m)]
+    if cur != shape:
+        raise NIRConversionError(
+            path[-1] if path else name,
+            None,
+            f"the recurrent loop of {name!r} returns shape {cur}, the neuron takes {shape}",
+        )
+    return [Recurrent(nn.Sequential(*neuron), _one(rec))]
+
+
+def _is_flatten(m: nn.Module) -> bool:
+    return isinstance(_unwrap(m), nn.Flatten)
+
+
 def nir_to_model(
     graph: nir.NIRGraph | str | os.PathLike[str],
     dt: float | None = None,
@@ -568,8 +1067,11 @@ def nir_to_model(
     """
     if not isinstance(graph, nir.NIRGraph):
         graph = read_nir(graph)
+    graph = flatten_graph(graph)
     meta = graph.metadata if isinstance(graph.metadata, dict) else {}
     ctx = _Ctx(resolve_dt(meta, dt).dt, ignore_metadata)
+    if not is_chain_graph(graph):
+        return _graph_model(graph, ctx, name or str(meta.get("model", "nir")))
     order = _chain(graph)
     in_node = graph.nodes[order[0]]
     in_type = in_node.input_type.get("input") if isinstance(in_node.input_type, dict) else None
@@ -580,41 +1082,25 @@ def nir_to_model(
     in_shape = tuple(int(v) for v in np.asarray(in_type).ravel())
     if any(v < 1 for v in in_shape):
         raise NIRConversionError(order[0], "input_type", f"invalid shape {in_shape}")
-    shape, modules = in_shape, []
-    for node_name in order[1:-1]:
-        node = graph.nodes[node_name]
-        convert = _importer(node_name, node)
-        try:
-            mods = convert(node_name, node, shape, ctx)
-        except NIRConversionError:
+    try:
+        modules, shape = _build(graph, order, in_shape, ctx)
+        _check_output(graph.nodes[order[-1]], order[-1], shape, batch=False)
+    except NIRConversionError as first:
+        if len(in_shape) < 2 or in_shape[0] != 1:
             raise
-        except (AttributeError, TypeError, ValueError, IndexError, KeyError, RuntimeError) as e:
-            # a field missing or of the wrong kind, found by the mapping itself
-            field = e.name if isinstance(e, AttributeError) else None
-            raise NIRConversionError(
-                node_name,
-                field,
-                f"malformed {type(node).__name__} node: " f"{type(e).__name__}: {e}",
-            ) from e
-        if mods:
-            shape = _shape_after(mods, shape, node_name)
-        modules += mods
-    out_node = graph.nodes[order[-1]]
-    out_type = (
-        out_node.output_type.get("output") if isinstance(out_node.output_type, dict) else None
-    )
-    if (
-        out_type is not None
-        and np.asarray(out_type).size
-        and tuple(int(v) for v in np.asarray(out_type).ravel()) != shape
-    ):
-        raise NIRConversionError(
-            order[-1],
-            "output_type",
-            f"declares {tuple(np.asarray(out_type).ravel())} but the " f"graph produces {shape}",
-        )
+        try:  # nirtorch-based exporters (norse) record the sample's batch axis of 1: drop it
+            modules, shape = _build(graph, order, in_shape[1:], ctx)
+            _check_output(graph.nodes[order[-1]], order[-1], shape, batch=True)
+        except NIRConversionError as second:
+            rank = {n: i for i, n in enumerate(order)}  # report the reading that got further
+            if rank.get(second.node, -1) > rank.get(first.node, -1):
+                raise second from None
+            raise first from None
+        in_shape = in_shape[1:]
     if not modules:
         raise NIRConversionError("graph", None, "has no computational nodes")
+    if len(shape) > 1 and isinstance(modules[-1], LIF):  # a conv-shaped spiking last layer: its
+        modules.append(PerStep(nn.Flatten()))  # spikes read as one vector (C order), as targets do
     n_out = int(np.prod(shape))
     model_name = name or str(meta.get("model", "nir"))
     return SpikingNet(model_name, nn.Sequential(*modules), in_shape, n_out).eval()
@@ -624,3 +1110,39 @@ def graph_dt(graph: nir.NIRGraph, dt: float | None = None, *, warn: bool = False
     """The dt :func:`nir_to_model` reads ``graph`` with, and where it comes from (``dt`` given,
     the graph's metadata, or the default)."""
     return resolve_dt(graph.metadata, dt, warn=warn)
+
+
+def _in_shape(graph: nir.NIRGraph, node_name: str) -> tuple[int, ...]:
+    in_node = graph.nodes[node_name]
+    in_type = in_node.input_type.get("input") if isinstance(in_node.input_type, dict) else None
+    if in_type is None or np.asarray(in_type).size == 0:
+        raise NIRConversionError(
+            node_name, "input_type", "the Input node must declare the sample shape"
+        )
+    in_shape = tuple(int(v) for v in np.asarray(in_type).ravel())
+    if any(v < 1 for v in in_shape):
+        raise NIRConversionError(node_name, "input_type", f"invalid shape {in_shape}")
+    return in_shape
+
+
+def _graph_model(graph: nir.NIRGraph, ctx: _Ctx, model_name: str) -> SpikingNet:
+    """A SpikingNet with a GraphBody for a flattened graph that is not a chain."""
+    inputs = [n for n, v in graph.nodes.items() if isinstance(v, nir.Input)]
+    outputs = [n for n, v in graph.nodes.items() if isinstance(v, nir.Output)]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise NIRConversionError(
+            "graph",
+            None,
+            f"expected exactly one Input and one Output node, found inputs "
+            f"{inputs} and outputs {outputs}",
+        )
+    in_shape = _in_shape(graph, inputs[0])
+    try:
+        body, shape = _build_graph(graph, in_shape, ctx, batch=False)
+    except NIRConversionError:
+        if len(in_shape) < 2 or in_shape[0] != 1:
+            raise
+        # nirtorch-based exporters (norse) record the sample's batch axis of 1: drop it
+        body, shape = _build_graph(graph, in_shape[1:], ctx, batch=True)
+        in_shape = in_shape[1:]
+    return SpikingNet(model_name, body, in_shape, int(np.prod(shape))).eval()

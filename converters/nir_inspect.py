@@ -1,15 +1,48 @@
 """A readable summary of a NIR graph: nodes, shapes, parameter ranges, neuron and synapse counts,
-metadata (``neurodeploy inspect model.nir``)."""
+metadata, and whether the network spikes at the dt it is read with (``neurodeploy inspect
+model.nir``).
+
+Silence check (:func:`silence_check`): NIR time constants are in seconds and an IF node's input
+gain is r*dt, so a graph read with another producer's dt can be silent (sinabs' IF, r = 1, read
+at dt = 1e-4: gain 1e-4). The float import runs on seeded Bernoulli spikes (probability
+:data:`SILENCE_RATE` per input and step, :data:`SILENCE_SAMPLES` samples x :data:`SILENCE_T`
+steps); a spiking layer with no spike at all is *silent*. For a NIR graph the same runs are made
+at each producer's dt (:data:`~.nir_common.PRODUCER_DT`) to say which dt would make it spike.
+A silent layer is reported, never refused: a deep layer may be quiet by design.
+"""
 
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import nir
 import numpy as np
+import torch
 
-from .nir_common import METADATA_KEY, resolve_dt
+from neurodeploy.data.inputs import random_inputs
+from neurodeploy.nn.graph import Recurrent
+from neurodeploy.nn.net import SpikingNet
+
+from .nir_common import METADATA_KEY, PRODUCER_DT, DtChoice, NIRDtWarning, resolve_dt
+
+#: Bernoulli spike probability per input and step of the silence check
+SILENCE_RATE = 0.15
+#: timesteps of the silence check
+SILENCE_T = 16
+#: samples of the silence check
+SILENCE_SAMPLES = 8
+#: seed of the silence check's input
+SILENCE_SEED = 0
+#: who uses which dt (seconds per timestep): PRODUCER_DT, plus sinabs (IF with r = 1: dt = 1)
+PRODUCERS_BY_DT: dict[float, str] = {
+    dt: "/".join([p for p, v in PRODUCER_DT.items() if v == dt] + (["sinabs"] if dt == 1.0 else []))
+    for dt in sorted(set(PRODUCER_DT.values()))
+}
+#: NIR node types that become one spiking (LIF) layer each on import, in chain order
+SPIKING_TYPES = (nir.LIF, nir.IF, nir.CubaLIF)
 
 NEURON_TYPES = (nir.LIF, nir.IF, nir.LI, nir.CubaLIF, nir.CubaLI)
 PARAM_FIELDS = (
@@ -92,10 +125,17 @@ def _time_constants(node: nir.NIRNode) -> dict[str, float]:
     return out
 
 
-def format_summary(graph: nir.NIRGraph, source: str = "", dt: float | None = None) -> str:
+def format_summary(
+    graph: nir.NIRGraph, source: str = "", dt: float | None = None, *, activity: bool = False
+) -> str:
     """The summary text; ``dt`` (seconds per timestep, e.g. ``--dt``) overrides the graph's. It
     prints the dt the graph is read with and where it came from (metadata / --dt / default),
-    and each neuron's time constants in timesteps (tau/dt)."""
+    and each neuron's time constants in timesteps (tau/dt). With ``activity`` it ends with the
+    :func:`silence_check` (every spiking layer's rate on random input, silent layers named with
+    the dt that would make them spike)."""
+    from .nir_import import flatten_graph
+
+    graph = flatten_graph(graph)  # nested subgraphs as 'sub.node'
     rows = summarize(graph)
     choice = resolve_dt(graph.metadata, dt, warn=False)
     lines = [
@@ -128,4 +168,238 @@ def format_summary(graph: nir.NIRGraph, source: str = "", dt: float | None = Non
         f"smoothed (MPS) neurons in: {', '.join(smoothed) if smoothed else 'none'}"
         + (" -- a tool that ignores metadata runs these as plain LIF" if smoothed else ""),
     ]
+    lines += graph_structure_lines(graph)
+    if activity:
+        lines.append(_activity_text(graph, dt))
     return "\n".join(lines)
+
+
+def graph_structure_lines(graph: nir.NIRGraph) -> list[str]:
+    """The graph's shape in words: 'chain' or its edges, the nodes with fan-out (several
+    consumers) and fan-in (several sources, whose currents sum) and its recurrent cycles."""
+    from .nir_import import graph_cycles, is_chain_graph
+
+    if is_chain_graph(graph):
+        return ["structure: chain (feed-forward, one edge in and out per node)"]
+    n_in: dict[str, list[str]] = {}
+    n_out: dict[str, list[str]] = {}
+    for a, b in graph.edges:
+        n_out.setdefault(a, []).append(b)
+        n_in.setdefault(b, []).append(a)
+    fan_out = [f"{n} -> {v}" for n, v in n_out.items() if len(v) > 1]
+    fan_in = [f"{n} <- {v}" for n, v in n_in.items() if len(v) > 1]
+    cycles = [" -> ".join([*c, c[0]]) for c in graph_cycles(graph)]
+    return [
+        "structure: graph",
+        f"edges: {', '.join(f'{a} -> {b}' for a, b in graph.edges)}",
+        f"fan-out: {'; '.join(fan_out) or 'none'}",
+        f"fan-in (summed): {'; '.join(fan_in) or 'none'}",
+        f"recurrent cycles: {'; '.join(cycles) or 'none'}",
+    ]
+
+
+def _activity_text(graph: nir.NIRGraph, dt: float | None) -> str:
+    from .nir_import import nir_to_model
+
+    try:
+        with warnings.catch_warnings():  # the summary states the dt; the report names the cause
+            warnings.simplefilter("ignore", NIRDtWarning)
+            model = nir_to_model(graph, dt=dt)
+    except ValueError as e:  # NIRConversionError names node and field
+        return f"spike rates: not checked (the graph does not import: {e})"
+    return silence_check(model, graph, dt=dt).format()
+
+
+@dataclass(frozen=True)
+class LayerActivity:
+    """One spiking layer of the float model: its module name, the NIR node it came from (if
+    known) and its spike rate (spikes per neuron per step) on the silence check's input."""
+
+    name: str
+    node: str | None
+    rate: float
+
+    @property
+    def label(self) -> str:
+        return self.name + (f" (NIR node {self.node!r})" if self.node is not None else "")
+
+
+@dataclass
+class SilenceReport:
+    """What :func:`silence_check` found: per spiking layer its rate at the dt the model was read
+    with (``dt``; ``None``: not a NIR graph), and for a NIR graph, per other producer dt, the
+    layers silent there (``None``: the graph does not import at that dt)."""
+
+    layers: list[LayerActivity]
+    dt: DtChoice | None = None
+    others: dict[float, list[str] | None] = field(default_factory=dict)
+    rate: float = SILENCE_RATE
+    T: int = SILENCE_T
+    samples: int = SILENCE_SAMPLES
+    seed: int = SILENCE_SEED
+
+    @property
+    def silent(self) -> list[str]:
+        """Labels of the layers with no spike at all."""
+        return [l.label for l in self.layers if l.rate == 0]
+
+    @property
+    def input_text(self) -> str:
+        return (
+            f"{self.samples} samples x {self.T} steps of Bernoulli spikes (rate {self.rate:g}, "
+            f"seed {self.seed})"
+        )
+
+    def spiking_dts(self) -> list[float]:
+        """The other producer dts at which no layer is silent."""
+        return [dt for dt, bad in self.others.items() if bad is not None and not bad]
+
+    def format(self) -> str:
+        """Every layer's rate (``inspect``), then :meth:`warning` if a layer is silent."""
+        head = f"spike rates of the float import on {self.input_text}"
+        if self.dt is not None:
+            head += f" at dt = {self.dt.dt:g} s"
+        rows = [f"  {l.label}: {l.rate:.4g} spikes/neuron/step" for l in self.layers]
+        return "\n".join([head + ":", *rows] + ([self.warning()] if self.silent else []))
+
+    def warning(self) -> str:
+        """One paragraph: the silent layers, the dt, and which dt would make them spike."""
+        if not self.silent:
+            return ""
+        whole = len(self.silent) == len(self.layers)
+        text = (
+            f"silent {'network' if whole else 'layers'}: {', '.join(self.silent)} gave no spike "
+            f"on {self.input_text}"
+        )
+        if self.dt is None:
+            return (
+                text + " (not a NIR graph: dt plays no part; a deep layer may be quiet by design)"
+            )
+        text += f" at {self.dt.describe()}"
+        fine = self.spiking_dts()
+        if fine:
+            best = fine[0]
+            text += (
+                "; NIR time constants and IF gains (r*dt) depend on dt: every layer spikes at "
+                + ", ".join(f"dt={d:g} ({PRODUCERS_BY_DT.get(d, 'other')})" for d in fine)
+                + f": pass --dt {best:g} if the graph comes from that producer"
+            )
+        else:
+            tried = ", ".join(
+                f"dt={d:g} ({PRODUCERS_BY_DT.get(d, 'other')}): "
+                + ("does not import" if bad is None else f"{len(bad)} silent")
+                for d, bad in self.others.items()
+            )
+            text += (
+                f"; no producer dt makes every layer spike ({tried}): a deep layer may be quiet "
+                "by design, or the input rate is too low for it"
+            )
+        return (
+            text + ". Producers: snnTorch and SpikingJelly use dt=1e-4, norse 1e-3, sinabs and "
+            "spyx 1 (a warning: the command goes on)"
+        )
+
+
+@torch.no_grad()
+def layer_activity(
+    model: SpikingNet,
+    *,
+    nodes: list[str] | None = None,
+    rate: float = SILENCE_RATE,
+    T: int = SILENCE_T,
+    samples: int = SILENCE_SAMPLES,
+    seed: int = SILENCE_SEED,
+) -> list[LayerActivity]:
+    """Spike rate of every spiking (LIF) layer of ``model`` on seeded Bernoulli input,
+    ``rate = spikes / (neurons * samples * T)``; ``nodes`` names the NIR node of each layer (used
+    only when there is one per layer)."""
+    src = random_inputs(rate, tuple(model.input_shape), T=T, n=samples, seed=seed)
+    lifs = model.lif_layers()
+    # A Recurrent node steps its LIF with the float core (no module call): record its output,
+    # the spikes of its last neuron module, instead.
+    owner: dict[int, torch.nn.Module] = {
+        id(r.neuron[-1]): r for r in model.modules() if isinstance(r, Recurrent)
+    }
+    out: list[torch.Tensor] = []
+    hooks = [
+        owner.get(id(m), m).register_forward_hook(lambda _m, _i, o: out.append(o)) for _, m in lifs
+    ]
+    was = model.training
+    model.eval()
+    try:
+        model(src.encode(src.x, T))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+    named: list[str | None] = (
+        list(nodes) if nodes is not None and len(nodes) == len(lifs) else [None] * len(lifs)
+    )
+    return [
+        LayerActivity(n, node, float(s.float().mean()))
+        for (n, _), node, s in zip(lifs, named, out, strict=True)
+    ]
+
+
+def spiking_nodes(graph: nir.NIRGraph) -> list[str]:
+    """The graph's spiking neuron nodes (LIF, IF, CubaLIF) in chain order (insertion order when
+    the graph is not a chain)."""
+    from .nir_import import _chain
+
+    try:
+        order = _chain(graph)
+    except ValueError:
+        order = list(graph.nodes)
+    return [n for n in order if isinstance(graph.nodes[n], SPIKING_TYPES)]
+
+
+def silence_check(
+    model: SpikingNet,
+    graph: nir.NIRGraph | str | os.PathLike[str] | None = None,
+    *,
+    dt: float | None = None,
+    **kw: Any,
+) -> SilenceReport:
+    """:func:`layer_activity` of ``model`` (read from ``graph`` with ``dt``, if a graph); when a
+    layer is silent and there is a graph, the graph is read again at each other producer dt
+    (:data:`~.nir_common.PRODUCER_DT`, warnings muted) and its silent layers listed per dt.
+    ``kw``: rate, T, samples, seed of :func:`layer_activity`."""
+    if graph is None:
+        return SilenceReport(layer_activity(model, **kw), **_settings(kw))
+    from .nir_import import nir_to_model, read_nir
+
+    g = graph if isinstance(graph, nir.NIRGraph) else read_nir(graph)
+    nodes = spiking_nodes(g)
+    choice = resolve_dt(g.metadata, dt, warn=False)
+    rep = SilenceReport(layer_activity(model, nodes=nodes, **kw), dt=choice, **_settings(kw))
+    if not rep.silent:
+        return rep
+    for other in PRODUCERS_BY_DT:
+        if abs(other - choice.dt) <= 1e-12 * other:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                m = nir_to_model(g, dt=other)
+        except ValueError:  # NIRConversionError: tau/dt <= 1 at this dt, say
+            rep.others[other] = None
+            continue
+        acts = layer_activity(m, nodes=nodes, **kw)
+        rep.others[other] = [a.label for a in acts if a.rate == 0]
+    return rep
+
+
+def _settings(kw: dict[str, Any]) -> dict[str, Any]:
+    return {k: kw[k] for k in ("rate", "T", "samples", "seed") if k in kw}
+
+
+def warn_if_silent(
+    model: SpikingNet, path: str | os.PathLike[str], *, dt: float | None = None
+) -> SilenceReport:
+    """The deployment commands' check of a float model read from ``path``: :func:`silence_check`
+    (a NIR graph: with the dt advice; other files: rates only); returns the report, whose
+    :meth:`SilenceReport.warning` is non-empty when a layer is silent."""
+    from .model_files import NIR_SUFFIXES
+
+    graph = path if os.fspath(path).endswith(NIR_SUFFIXES) else None
+    return silence_check(model, graph, dt=dt)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from neurodeploy.neuron.lif import LIFState, initial_state, lif_step
-from neurodeploy.nn.layers import LIF, PerStep
+from neurodeploy.nn.layers import LI, LIF, PerStep
 
 from .nir_common import DEFAULT_DT
 from .nir_import import _Ctx, _importer
@@ -43,6 +43,37 @@ class LIFStep(nn.Module):
         return s, new
 
 
+class NeuronStep(nn.Module):
+    """One timestep of a neuron node that imports as several modules (CubaLIF: [gain] LI [gain]
+    LIF; LI: [gain] LI): ``(x, state) -> (y, state)``, state one entry per module (None for
+    gains). LI: V(t) = beta V(t-1) + I(t); LIF: :func:`~neurodeploy.neuron.lif.lif_step`."""
+
+    def __init__(self, mods: list[nn.Module]) -> None:
+        super().__init__()
+        self.mods = nn.ModuleList(m.module if isinstance(m, PerStep) else m for m in mods)
+
+    def forward(
+        self, x: torch.Tensor, state: tuple[object, ...] | None = None
+    ) -> tuple[torch.Tensor, tuple[object, ...]]:
+        old: list[object] = [None] * len(self.mods) if state is None else list(state)
+        new: list[object] = []
+        for m, st in zip(self.mods, old, strict=True):
+            if isinstance(m, LIF):
+                lst = initial_state(x) if st is None else st
+                assert isinstance(lst, LIFState)
+                x, nst, _ = lif_step(x, lst, m.alpha, m.params)
+                new.append(nst)
+            elif isinstance(m, LI):
+                if st is not None:
+                    assert isinstance(st, torch.Tensor)
+                    x = m.beta * st + x
+                new.append(x)
+            else:
+                x = m(x)
+                new.append(None)
+        return x, tuple(new)
+
+
 def _single(node_type: type, dt: float) -> Callable[[nir.NIRNode], nn.Module]:
     def build(node: nir.NIRNode) -> nn.Module:
         shape = (
@@ -53,6 +84,8 @@ def _single(node_type: type, dt: float) -> Callable[[nir.NIRNode], nn.Module]:
         mods = _importer(type(node).__name__, node)(type(node).__name__, node, shape, _Ctx(dt))
         if not mods:
             return nn.Identity()
+        if isinstance(node, (nir.CubaLIF, nir.LI)):
+            return NeuronStep(mods)
         if len(mods) != 1:
             raise ValueError(
                 f"{type(node).__name__} node needs {len(mods)} modules; not supported through nirtorch"
@@ -66,11 +99,14 @@ def _single(node_type: type, dt: float) -> Callable[[nir.NIRNode], nn.Module]:
 
 
 def nirtorch_node_map(dt: float = DEFAULT_DT) -> dict[type, Callable[[nir.NIRNode], nn.Module]]:
-    """``{NIR node type: builder}`` for nirtorch: neurons (LIF with our smoothing metadata, IF) and
+    """``{NIR node type: builder}`` for nirtorch: neurons (LIF with our smoothing metadata, IF,
+    CubaLIF, LI) and
     the layers, built exactly as our importer builds them (Flatten without the batch axis)."""
     types = (
         nir.LIF,
         nir.IF,
+        nir.CubaLIF,
+        nir.LI,
         nir.Affine,
         nir.Linear,
         nir.Flatten,
