@@ -15,6 +15,19 @@ stock network. Only epochs after the switch are candidates for the result.
 Selection (``select="best-train"``): after every epoch the integer accuracy on the *training* set
 is measured and the best epoch kept (ties: the later one); the starting point counts as epoch 0
 unless stock neurons are asked for. The test set is only reported, never used to choose.
+
+Sources: a ``checkpoint.pt`` written by ``train`` (its task's data, or the labelled ``.npz`` it
+was trained on, unless ``data`` is given; chains and graph models alike: residual and recurrent
+checkpoints such as ``resnet19``, ``sew_resnet`` and ``srnn`` train through their graph programs,
+:mod:`neurodeploy.quant.qat` "Graphs"), or
+any NIR graph (``.nir``, read as every command reads it, ``dt`` included) with labelled ``data``
+(:func:`neurodeploy.data.inputs.labelled_splits`: --task, --data, --dataset, --config), else the
+task its metadata records. A NIR source is trained with the cross-entropy of the time-averaged
+output, CE(mean_t z_t, y) (no guidance: a foreign graph has no training recipe), and written as
+``model.nir`` (our exporter keeps the source's node types: Affine, Conv2d, pooling, Flatten,
+LIF / CubaLIF / LI, with the dt it was read with), ``model.int.npz`` and ``finetune.json``; it
+has no ``checkpoint.pt`` (its architecture lives in the graph, not in our zoo): ``model.nir`` is
+the model file the other commands read.
 """
 
 from __future__ import annotations
@@ -33,14 +46,20 @@ import torch
 from tqdm.auto import tqdm
 
 from neurodeploy.data import TaskData, load_task
+from neurodeploy.data.inputs import Inputs, from_task
+from neurodeploy.measure.calibrate import OverflowSearch, quantize_checked
 from neurodeploy.neuron.hardware import HardwareSpec, get_spec, netx_variant
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.quant.program import IntProgram
 from neurodeploy.quant.qat import QATNet, integer_accuracy
 from neurodeploy.quant.quantize import input_settings
 from neurodeploy.training.checkpoint import load_checkpoint, load_model, save_checkpoint
-from neurodeploy.training.config import CHECKPOINT_NAME, TrainConfig
+from neurodeploy.training.config import CHECKPOINT_NAME, NPZ_TASK, TrainConfig
 from neurodeploy.training.loop import evaluate
+from neurodeploy.training.losses import SNNLoss
+
+#: the loss of a NIR source: cross-entropy of the time-averaged output, no guidance
+NIR_LOSS = "ce"
 
 SELECTIONS = ("best-train", "last")
 NIR_NAME = "model.nir"
@@ -60,6 +79,9 @@ class FinetuneConfig:
     #                                   in the formats of the hardware's netx variant (spec())
     anneal_fraction: float = 0.5  # share of the steps over which alpha goes to 0
     percentile: float | None = None  # weight scaling as quantize_model's
+    # the final program's 24-bit overflow on the training split: False searches exponents free
+    # of it or refuses (measure.calibrate.quantize_checked); True accepts and reports the counts
+    allow_overflow: bool = False
     select: str = "best-train"  # "best-train" or "last" (module docstring)
     seed: int = 0
     device: str = "cpu"
@@ -90,7 +112,7 @@ class FinetuneResult:
     program it was trained against, accuracies (fractions) and the per-epoch history."""
 
     model: SpikingNet
-    train_config: TrainConfig
+    train_config: TrainConfig | None  # None for a NIR source (no training recipe)
     config: FinetuneConfig
     program: IntProgram
     float_acc_before: float
@@ -100,12 +122,23 @@ class FinetuneResult:
     int_acc: float  # the fine-tuned integer program, reference arithmetic
     history: list[dict[str, Any]] = field(default_factory=list)
     out_dir: Path | None = None
+    overflow: OverflowSearch | None = None  # the final program's overflow check
+    data_name: str = ""  # the labelled data trained on (task, data set or file)
+    source: str = ""  # the model file fine-tuned
+    T: int = 0
+    dt: float | None = None  # seconds per timestep of a NIR source
+
+    @property
+    def model_name(self) -> str:
+        c = self.train_config
+        return str(c.model) if c is not None else Path(self.source).name
 
     def summary(self) -> dict[str, Any]:
         return {
-            "task": self.train_config.task,
-            "model": self.train_config.model,
-            "T": self.train_config.T,
+            "task": self.data_name,
+            "model": self.model_name,
+            "source": self.source,
+            "T": self.T,
             "hardware": self.config.hardware,
             "stock_neurons": self.config.stock_neurons,
             "spec": self.config.spec().name,
@@ -117,14 +150,15 @@ class FinetuneResult:
             "alphas": self.model.alphas(),
             "config": dataclasses.asdict(self.config),
             "history": self.history,
+            "overflow": self.overflow.format() if self.overflow is not None else None,
         }
 
     def format(self) -> str:
-        pts = lambda v: f"{100 * v:.2f} %" if v is not None else "-"  # noqa: E731
-        c = self.train_config
+        pts = lambda v: f"{100 * v:.2f} %" if v is not None else "n/a"  # noqa: E731
         return "\n".join(
             [
-                f"fine-tuned {c.task}/{c.model} T={c.T} for {self.config.hardware}"
+                f"fine-tuned {self.data_name}/{self.model_name} T={self.T} for "
+                f"{self.config.hardware}"
                 f"{' (stock neurons)' if self.config.stock_neurons else ''}:",
                 f"  float before {pts(self.float_acc_before)}   integer before (PTQ) {pts(self.ptq_acc)}"
                 + (
@@ -137,6 +171,7 @@ class FinetuneResult:
                 f"  alpha: {', '.join(f'{n}={a:.3f}' for n, a in self.model.alphas().items()) or '-'}"
                 + (f"; files in {self.out_dir}" if self.out_dir else ""),
             ]
+            + ([f"  {self.overflow.format()}"] if self.overflow is not None else [])
         )
 
 
@@ -167,6 +202,68 @@ def _encode_all(task: TaskData, split: str, T: int) -> tuple[torch.Tensor, torch
     return task.encode(x, T), y
 
 
+def _train_inputs(task: TaskData) -> Inputs:
+    """The training split of ``task`` as inputs (settings from the training split)."""
+    return dataclasses.replace(
+        from_task(task),
+        x=task.x_train,
+        y=task.y_train,
+        description=f"{task.name} (train split, {len(task.y_train)} samples)",
+    )
+
+
+def _program_accuracy(
+    qnet: QATNet, program: IntProgram, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256
+) -> float:
+    """Accuracy of ``program`` (the quantiser's, or the overflow search's) on float inputs
+    (T, N, ...), run by ``qnet`` in eval mode (the reference arithmetic)."""
+    if program is qnet.program_exact():
+        return integer_accuracy(qnet, x, y, batch_size)
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, x.shape[1], batch_size):
+            r = qnet.run(x[:, i : i + batch_size], program=program)
+            correct += int((r.output_int.sum(0).argmax(-1).cpu() == y[i : i + batch_size]).sum())
+    return correct / max(1, x.shape[1])
+
+
+def _load_source(
+    path: str | os.PathLike[str], data: TaskData | None, dt: float | None, device: str
+) -> tuple[SpikingNet, TrainConfig | None, dict[str, Any] | None, TaskData, float | None]:
+    """(model, training config or None, checkpoint dict or None, labelled data, NIR dt) of a
+    checkpoint or a NIR graph (module docstring)."""
+    p = Path(path)
+    if p.suffix == ".pt":
+        model, tcfg = load_model(p, device=device)
+        if data is None and tcfg.task == NPZ_TASK:  # trained on a labelled .npz (--data)
+            from neurodeploy.training.loop import load_data
+
+            loaded = load_data(tcfg)
+            assert isinstance(loaded, TaskData)
+            data = loaded
+        task = data or load_task(tcfg.task, T=tcfg.T, seed=tcfg.data_seed)
+        return model, tcfg, load_checkpoint(p), task, None
+    from neurodeploy.converters.model_files import NIR_SUFFIXES, load_model_file
+    from neurodeploy.converters.nir_common import resolve_dt
+
+    if p.suffix not in NIR_SUFFIXES:
+        raise ValueError(f"{path}: finetune reads a checkpoint.pt or a NIR graph (.nir)")
+    net, recorded, _ = load_model_file(p, programs=False, dt=dt)
+    assert isinstance(net, SpikingNet)
+    if data is None:
+        if not recorded:
+            raise ValueError(
+                f"{path}: the graph records no task; finetune needs labelled data: pass "
+                "--data FILE.npz (x, y), --dataset NAME --data-root DIR, --config recipe.toml "
+                "or --task NAME"
+            )
+        data = load_task(recorded)
+    import nir
+
+    used = resolve_dt(nir.read(str(p)).metadata, dt, warn=False).dt
+    return net.to(device), None, None, data, used
+
+
 def finetune(
     checkpoint: str | os.PathLike[str],
     hardware: str | None = None,
@@ -174,30 +271,40 @@ def finetune(
     out_dir: str | os.PathLike[str] | None = None,
     config: FinetuneConfig | None = None,
     progress: bool = True,
+    data: TaskData | None = None,
+    dt: float | None = None,
     **overrides: Any,
 ) -> FinetuneResult:
-    """Fine-tune the model in ``checkpoint`` through its integer program for ``hardware``.
+    """Fine-tune the model in ``checkpoint`` (a ``checkpoint.pt`` or a NIR graph, read with
+    ``dt`` seconds per timestep if given) through its integer program for ``hardware``, on
+    ``data`` (train and test split with labels; default: the checkpoint's task, or the task a
+    graph records).
 
     ``config`` (or keyword ``overrides`` of :class:`FinetuneConfig`) sets the run. With ``out_dir``
-    the result is written there: ``checkpoint.pt`` (loads with :func:`neurodeploy.training.load_model`),
-    ``model.nir`` (the NIR export), ``model.int.npz`` (the integer program trained against) and
-    ``finetune.json`` (accuracies, history). An existing checkpoint there is never overwritten."""
+    the result is written there: ``checkpoint.pt`` (checkpoint sources; loads with
+    :func:`neurodeploy.training.load_model`), ``model.nir`` (the NIR export), ``model.int.npz``
+    (the integer program trained against) and ``finetune.json`` (accuracies, history). An existing
+    checkpoint or ``model.nir`` there is never overwritten."""
     cfg = config or FinetuneConfig()
     if hardware is not None:
         overrides["hardware"] = hardware
     if overrides:
         cfg = dataclasses.replace(cfg, **overrides)
     out = Path(out_dir) if out_dir is not None else None
-    if out is not None and (out / CHECKPOINT_NAME).exists():
-        raise FileExistsError(
-            f"{out / CHECKPOINT_NAME} already exists; choose another output folder "
-            "(nothing was overwritten)"
-        )
+    for name in (CHECKPOINT_NAME, NIR_NAME):
+        if out is not None and (out / name).exists():
+            raise FileExistsError(
+                f"{out / name} already exists; choose another output folder "
+                "(nothing was overwritten)"
+            )
     hw = cfg.spec()
-    model, tcfg = load_model(checkpoint, device=cfg.device)
-    source = load_checkpoint(checkpoint)
-    task = load_task(tcfg.task, T=tcfg.T, seed=tcfg.data_seed)
-    T = tcfg.T
+    model, tcfg, source, task, used_dt = _load_source(checkpoint, data, dt, cfg.device)
+    T = task.T if (data is not None or tcfg is None) else tcfg.T
+    if task.num_classes > model.num_classes:
+        raise ValueError(
+            f"{checkpoint}: the model has {model.num_classes} outputs but the data ({task.name}) has labels "
+            f"up to {task.num_classes - 1}"
+        )
     qkw = dict(**input_settings(task), percentile=cfg.percentile)
     dev = torch.device(cfg.device)
     x_test, y_test = _encode_all(task, "test", T)
@@ -211,7 +318,7 @@ def finetune(
         stock_ptq = integer_accuracy(QATNet(_stock_copy(model), hw, **qkw), x_test, y_test)
 
     torch.manual_seed(cfg.seed)
-    loss_fn = tcfg.loss_fn()
+    loss_fn = tcfg.loss_fn() if tcfg is not None else SNNLoss(NIR_LOSS, None)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     n = len(y_train)
@@ -227,7 +334,8 @@ def finetune(
     g = torch.Generator().manual_seed(cfg.seed)
     bar = tqdm(
         range(cfg.epochs),
-        desc=f"finetune {tcfg.task}/{tcfg.model} for {hw.name}",
+        desc=f"finetune {task.name}/{tcfg.model if tcfg else Path(checkpoint).name} for "
+        f"{hw.name}",
         disable=not progress,
     )
     for epoch in bar:
@@ -287,9 +395,20 @@ def finetune(
         model.load_state_dict(best[2])
     for rec in history:
         rec["selected"] = best is not None and rec["epoch"] == best[1]
-    out_cfg = dataclasses.replace(tcfg, mps=False) if cfg.stock_neurons else tcfg
+    out_cfg = dataclasses.replace(tcfg, mps=False) if cfg.stock_neurons and tcfg else tcfg
     qnet.eval()
-    prog = qnet.program_exact()
+    # the final program through the commands' one quantiser: its overflow on the training split
+    # (the QAT program is not searched while training: its exponents follow the weights every
+    # step and its saturations/wraps are counted per epoch in the history)
+    overflow = quantize_checked(
+        model,
+        hw,
+        _train_inputs(task),
+        T=T,
+        percentile=cfg.percentile,
+        allow_overflow=cfg.allow_overflow,
+    )
+    prog = overflow.program
     res = FinetuneResult(
         model=model.eval(),
         train_config=out_cfg,
@@ -299,20 +418,42 @@ def finetune(
         ptq_acc=ptq,
         stock_ptq_acc=stock_ptq,
         float_acc=evaluate(model, task, T, device=dev),
-        int_acc=integer_accuracy(qnet, x_test, y_test),
+        int_acc=_program_accuracy(qnet, prog, x_test, y_test),
         history=history,
         out_dir=out,
+        overflow=overflow,
+        data_name=task.name,
+        source=str(checkpoint),
+        T=T,
+        dt=used_dt,
     )
     if out is not None:
         _write(res, source, out)
     return res
 
 
-def _write(res: FinetuneResult, source: dict[str, Any], out: Path) -> None:
+def _write(res: FinetuneResult, source: dict[str, Any] | None, out: Path) -> None:
+    from neurodeploy.converters.nir_common import DEFAULT_DT
     from neurodeploy.converters.nir_export import export_nir
 
     out.mkdir(parents=True, exist_ok=True)
+    from neurodeploy.data import list_tasks
+
+    # the task only where it is an offline task (what the commands can reload by name)
+    task = {"task": res.data_name} if res.data_name in list_tasks() else {}
+    meta = {
+        **task,
+        "T": res.T,
+        "finetuned_for": res.config.hardware,
+        "stock_neurons": res.config.stock_neurons,
+    }
     c = res.train_config
+    if c is None or source is None:  # a NIR source: the graph is the model file
+        export_nir(res.model, out / NIR_NAME, dt=res.dt or DEFAULT_DT, extra_metadata=meta)
+        res.program.meta.update(T=res.T, **task)
+        res.program.save(out / PROGRAM_NAME)
+        (out / SUMMARY_NAME).write_text(json.dumps(res.summary(), indent=1))
+        return
     save_checkpoint(
         {
             "config": c.to_dict(),
@@ -325,16 +466,8 @@ def _write(res: FinetuneResult, source: dict[str, Any], out: Path) -> None:
         },
         out / CHECKPOINT_NAME,
     )
-    export_nir(
-        res.model,
-        out / NIR_NAME,
-        extra_metadata={
-            "task": c.task,
-            "T": c.T,
-            "finetuned_for": res.config.hardware,
-            "stock_neurons": res.config.stock_neurons,
-        },
-    )
-    res.program.meta.update(task=c.task, T=c.T)
+    export_nir(res.model, out / NIR_NAME, extra_metadata=meta)
+    # a .npz source has no task the commands can reload by name
+    res.program.meta.update(T=c.T, **({"task": c.task} if c.task != NPZ_TASK else {}))
     res.program.save(out / PROGRAM_NAME)
     (out / SUMMARY_NAME).write_text(json.dumps(res.summary(), indent=1))

@@ -28,15 +28,47 @@ units per float input unit, v_scale = 64 a_scale, c the 12-bit coefficient and d
     s  = st(s_exact, surrogate((h~ - 64 vth) / v_scale))    the model's own surrogate, threshold units
     m~ = (c m + (4096 - c) h~ (1 - s)) / 4096,   c = st(round(4096 alpha), 4096 alpha)
     logits = st(a_exact + bias_readout, chain(x) * a_scale) / a_scale      readout, float units
+    logits = st(v_exact, chain(x) * v_scale) / v_scale          LI readout (chain ends in its LI)
 
 so a weight's gradient is that of the float network evaluated on the integer network's spikes
 (the usual straight-through estimator), and the smoothing coefficient alpha stays trainable.
 BatchNorm is used in its inference form throughout (running statistics frozen): the wrapped model
 is kept in eval mode, because the chip runs the folded weights.
+
+Graphs (a model with a :class:`~neurodeploy.nn.graph.GraphBody`, or a chain holding residual or
+recurrent blocks, which :func:`~neurodeploy.nn.graph.graph_body` lowers over the same modules):
+the program comes from :func:`~neurodeploy.quant.graph_stages.graph_stages` and its layers run in
+program order, each neuron layer with all T steps of its feed-forward synapses first, exactly as
+:meth:`PreparedLayer.current <neurodeploy.quant.prepared.PreparedLayer.current>` sums them::
+
+    a_exact(t) = sum over ff edges e of (W_e s_src(e)(t)) << e_e   (+ the recurrent self-edge,
+                 (W_rec s(t-1)) << e_rec, s(-1) = 0, added step by step)
+
+which is the reference simulator's non-latency schedule, so every layer's spikes, the readout
+and the overflow counters are its integers bit for bit (``tests/test_qat_graph.py``). The proxy
+of the summed current is the float graph itself: with D(.) the value reaching the neuron node's
+input through the linear nodes (each applied to the sum of its sources, as GraphBody runs them;
+by linearity the sum over graph_stages' paths) from the origins' values (input x_int/x_scale,
+earlier layers' straight-through spikes), and g the CubaLIF's gains::
+
+    a~(t) = g(D(s)(t) - D(0) + rec(s~(t-1)) - rec(0)) * a_scale       every edge in a-units
+    b~    = g(D(0) + rec(0)) * v_scale * tau_syn                        the layer's bias
+
+so each weight gets the gradient of its own float module on its own path (the rec map's from the
+layer's straight-through spikes of t-1), and the neuron proxies are the chain's below.
+
+An LI readout's v_exact is the reference simulator's non-spiking compartment
+(``v <- decay(v, dv) + (a << 6) + bias``, quantize.py "LI readout") and its proxy the model's own
+float LI, V(t) = (1 - 1/tau) V(t-1) + g (W s(t) + b), in membrane units (v ~ V * v_scale); in a
+graph the LI output node applied to the sum of its sources (every edge of the readout). The
+prediction is argmax_c sum_t of the output, as :meth:`TargetResult.predictions
+<neurodeploy.targets.base.TargetResult.predictions>` takes it from the reference's ``output``
+(v itself): v_scale > 0, so the float logits predict the same class.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,11 +88,13 @@ from neurodeploy.neuron.fixedpoint import (
     vth_membrane,
 )
 from neurodeploy.neuron.hardware import LOIHI2, HardwareSpec
-from neurodeploy.nn.layers import LIF
+from neurodeploy.nn.graph import GraphBody, Recurrent, graph_body, is_chain
+from neurodeploy.nn.layers import LIF, Scale
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.nn.walk import LayerGroup, layer_groups
-from neurodeploy.quant.prepared import STATE_DTYPE, prepare
-from neurodeploy.quant.program import IntLayer, IntProgram
+from neurodeploy.quant.graph_stages import graph_stages, is_neuron_node, neuron_parts, normal_graph
+from neurodeploy.quant.prepared import STATE_DTYPE, PreparedLayer, PreparedSynapse, prepare
+from neurodeploy.quant.program import INPUT, IntLayer, IntProgram
 from neurodeploy.quant.quantize import quantize_model, quantize_stages
 from neurodeploy.quant.stages import model_stages
 
@@ -91,9 +125,42 @@ def straight_through(exact: torch.Tensor, proxy: torch.Tensor) -> torch.Tensor:
 
 def programs_equal(a: IntProgram, b: IntProgram) -> bool:
     """Same integers in every layer (synapse geometry and weights, exponents, thresholds, decays,
-    biases, coefficients)."""
+    biases, coefficients) and the same graph: every layer's synapses (inline and ``extra``) read
+    the same sources (by position in program order, the input as -1: a chain's None equals the
+    previous layer), with the same flags, exponents, geometry and weights. Two graph programs
+    whose layers carry the same names are compared name by name: program order is one
+    topological order of several (two importers may order independent layers differently), and
+    the schedules do not depend on it (ff edges read s_src(t), or by depth with latency)."""
     if len(a.layers) != len(b.layers):
         return False
+    names_a, names_b = [l.name for l in a.layers], [l.name for l in b.layers]
+    if names_a != names_b and sorted(names_a) == sorted(names_b) and not a.is_chain:
+        by_name = {  # sources made explicit, so that order no longer names them
+            l.name: dataclasses.replace(l, source=b.source_of(k)) for k, l in enumerate(b.layers)
+        }
+        b = dataclasses.replace(b, layers=[by_name[n] for n in names_a])
+    pos_a = {INPUT: -1, **{layer.name: i for i, layer in enumerate(a.layers)}}
+    pos_b = {INPUT: -1, **{layer.name: i for i, layer in enumerate(b.layers)}}
+    for k in range(len(a.layers)):
+        ea, eb = a.edges(k), b.edges(k)
+        if len(ea) != len(eb) or [pos_a.get(e.source) for e in ea] != [
+            pos_b.get(e.source) for e in eb
+        ]:
+            return False
+        for xa, xb in list(zip(ea, eb))[1:]:  # the inline synapse is compared below
+            if (xa.recurrent, xa.weight_exp) != (xb.recurrent, xb.weight_exp):
+                return False
+            sx, sy = xa.synapse, xb.synapse
+            if (sx.kind, sx.in_shape, sx.out_shape, sx.stride, sx.padding, sx.groups, sx.pool) != (
+                sy.kind,
+                sy.in_shape,
+                sy.out_shape,
+                sy.stride,
+                sy.padding,
+                sy.groups,
+                sy.pool,
+            ) or not np.array_equal(sx.weight, sy.weight):
+                return False
     for la, lb in zip(a.layers, b.layers):
         if (la.weight_exp, la.vth, la.dv, la.du, la.coef, la.bias_exp, la.neuron) != (
             lb.weight_exp,
@@ -129,10 +196,11 @@ def programs_equal(a: IntProgram, b: IntProgram) -> bool:
 @dataclass
 class QATRun:
     """One forward pass: float-unit logits (T, B, classes) carrying gradients, the readout's exact
-    integer output (T, B, classes), spikes per neuron layer (T, B, *shape; 0/1 float64 carrying
-    gradients), overflow counters per neuron layer, the program that was run and the number of
-    input values clipped to the payload range. A program without a readout (its last layer
-    spikes) gives that layer's spikes (T, B, neurons) as both logits and integer output."""
+    integer output (T, B, classes; an LI readout's membrane v, as the reference's ``output``),
+    spikes per neuron layer (T, B, *shape; 0/1 float64 carrying gradients), overflow counters
+    per neuron layer, the program that was run and the number of input values clipped to the
+    payload range. A program without a readout (its last layer spikes) gives that layer's spikes
+    (T, B, neurons) as both logits and integer output."""
 
     logits: torch.Tensor
     output_int: torch.Tensor
@@ -141,6 +209,59 @@ class QATRun:
     program: IntProgram
     input_clipped: int = 0
     layer_names: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _RecEdge:
+    """A layer's recurrent self-edge: its prepared integer synapse, and what its current's proxy
+    needs: the float model's ``rec`` map, rec(0) (its bias, part of the layer's bias), the
+    CubaLIF gains and the layer's a_scale."""
+
+    synapse: PreparedSynapse
+    rec: nn.Module
+    r0: torch.Tensor
+    gains: list[Scale]
+    a_scale: float
+
+    def proxy(self, s: torch.Tensor) -> torch.Tensor:
+        """The proxy current (a-units, STATE_DTYPE) of one step's spikes ``s`` (B, *shape):
+        gains(rec(s) - rec(0)) * a_scale."""
+        z = self.rec(s.to(self.r0.dtype)) - self.r0
+        for g in self.gains:
+            z = g(z)
+        return z.to(STATE_DTYPE) * self.a_scale
+
+
+def _is_neuron_node(m: nn.Module) -> bool:
+    return is_neuron_node(m)
+
+
+def _drive(
+    body: GraphBody, node: str, origins: dict[str, torch.Tensor], *, readout: bool
+) -> torch.Tensor:
+    """The float value reaching ``node``'s input (its own output for the readout, a linear node)
+    through the linear nodes of ``body``, given the values of the origins (the input and the
+    neuron nodes so far): each linear node applied to the sum of its sources, as
+    :meth:`GraphBody.run_all` does, i.e. the sum over the graph_stages paths (module docstring,
+    "Graphs")."""
+    memo: dict[str, torch.Tensor] = {}
+
+    def value(n: str) -> torch.Tensor:
+        if n in origins:
+            return origins[n]
+        if n not in memo:
+            if _is_neuron_node(body.nodes[n]):
+                raise ValueError(f"QAT: graph node {n!r} is read before its layer ran")
+            memo[n] = body.nodes[n](total(body.sources[n]))
+        return memo[n]
+
+    def total(srcs: list[str]) -> torch.Tensor:
+        a = value(srcs[0])
+        for src in srcs[1:]:
+            a = a + value(src)
+        return a
+
+    return value(node) if readout else total(body.sources[node])
 
 
 class QATNet(nn.Module):
@@ -174,6 +295,7 @@ class QATNet(nn.Module):
             percentile=percentile,
         )
         self._exact_cache: tuple[tuple[int, ...], IntProgram] | None = None
+        self._chain = is_chain(model)  # else a graph model (module docstring, "Graphs")
         # refuses what cannot be quantised, naming the layer; its input settings and meta depend on
         # the architecture only, so the training programs reuse them as their header
         self._header = self.program_exact()
@@ -197,7 +319,8 @@ class QATNet(nn.Module):
     def program(self) -> IntProgram:
         """The integer program this forward pass runs (module docstring, step 1)."""
         if self.training:
-            return quantize_stages(model_stages(self.model), self._header, self.hw, self.percentile)
+            stages = model_stages(self.model) if self._chain else graph_stages(self.model)
+            return quantize_stages(stages, self._header, self.hw, self.percentile)
         return self.program_exact()
 
     def program_exact(self) -> IntProgram:
@@ -218,12 +341,9 @@ class QATNet(nn.Module):
         pdtype = next(self.model.parameters()).dtype
         x_int_np, clipped = prog.quantize_input(x.detach().cpu().numpy())
         x_int = torch.as_tensor(x_int_np, device=device).to(STATE_DTYPE)
-        if prog.layers and prog.layers[-1].li_readout:
-            raise ValueError(
-                f"QAT: layer {prog.layers[-1].name}: an LI readout has no quantisation-aware "
-                "training path yet; quantise it after training (quantize_model)"
-            )
         prepared = prepare(prog, device)
+        if not self._chain:
+            return self._run_graph(prog, prepared, x_int, clipped)
         groups: list[LayerGroup] = layer_groups(self.model)
         if [g.name for g in groups] != [l.name for l in prog.layers]:
             raise ValueError(
@@ -248,14 +368,18 @@ class QATNet(nn.Module):
                 ]
             )
             if layer.neuron is None:
-                out_int = a_exact + d.bias
-                z = out_int
+                if layer.li_readout:  # chain ends in the model's LI: V(t) per step, float units
+                    exact = self._li_readout(a_exact, d.bias, layer)
+                    scale = layer.v_scale
+                else:
+                    exact = a_exact + d.bias
+                    scale = layer.a_scale
+                out_int = z = exact
                 if grad:
                     z = straight_through(
-                        out_int,
-                        chain((cur / layer.in_scale).to(pdtype)).to(STATE_DTYPE) * layer.a_scale,
+                        exact, chain((cur / layer.in_scale).to(pdtype)).to(STATE_DTYPE) * scale
                     )
-                logits = z / layer.a_scale
+                logits = z / scale
                 continue
             cnt = Counters()
             cnt.add_count(wraps=wraps)
@@ -292,6 +416,145 @@ class QATNet(nn.Module):
             [l.name for l in prog.layers if l.neuron is not None],
         )
 
+    def _run_graph(
+        self, prog: IntProgram, prepared: list[PreparedLayer], x_int: torch.Tensor, clipped: int
+    ) -> QATRun:
+        """A graph model's forward pass (module docstring, "Graphs"): layers in program order,
+        each summing its feed-forward synapses over all T steps and its recurrent self-edge step
+        by step, as the reference simulator's non-latency schedule."""
+        body = normal_graph(graph_body(self.model.body))  # the node forms graph_stages maps
+        device = x_int.device
+        pdtype = next(self.model.parameters()).dtype
+        neuron_nodes = [n for n, m in body.nodes.items() if _is_neuron_node(m)]
+        names = neuron_nodes + ([] if body.output in neuron_nodes else ["readout"])
+        if names != [l.name for l in prog.layers]:
+            raise ValueError(
+                f"QAT: the graph's neuron nodes {names} do not line up with its integer "
+                f"program's layers {[l.name for l in prog.layers]}"
+            )
+        grad = torch.is_grad_enabled()
+        T, B = x_int.shape[:2]
+        exact: dict[str, torch.Tensor] = {INPUT: x_int}  # integer values per source
+        proxy_in: dict[str, torch.Tensor] = {INPUT: (x_int / prog.input_scale).to(pdtype)}
+        spikes: dict[str, torch.Tensor] = {}
+        counters: list[Counters] = []
+        logits = out_int = None
+        for k, d in enumerate(prepared):
+            layer = d.layer
+            readout = layer.neuron is None
+            node = body.output if readout else layer.name
+            a_exact = torch.zeros((T, B, *layer.out_shape), dtype=STATE_DTYPE, device=device)
+            wraps = 0
+            rec_syn: PreparedSynapse | None = None
+            for e, syn in zip(prog.edges(k), d.synapses):
+                if e.recurrent:
+                    if rec_syn is not None or e.source != layer.name:
+                        raise ValueError(
+                            f"QAT: layer {layer.name}: only one recurrent self-edge is supported"
+                        )
+                    rec_syn = syn
+                    continue
+                a_e, w_e = syn.apply(exact[e.source].flatten(0, 1))
+                a_exact, wraps = a_exact + a_e.unflatten(0, (T, B)), wraps + w_e
+            lif: LIF | None = None
+            gains: list[Scale] = []
+            if not readout:
+                lif, _, gains = neuron_parts(body.nodes[node], node)
+
+            def gain(z: torch.Tensor, gains: list[Scale] = gains) -> torch.Tensor:
+                for g in gains:
+                    z = g(z)
+                return z
+
+            drive = c0_drive = None
+            if grad:
+                zeros = {
+                    n: torch.zeros((1, 1, *v.shape[2:]), dtype=pdtype, device=device)
+                    for n, v in proxy_in.items()
+                }
+                drive = gain(_drive(body, node, proxy_in, readout=readout)).to(STATE_DTYPE)
+                c0_drive = gain(_drive(body, node, zeros, readout=readout)).to(STATE_DTYPE)
+            if readout and layer.li_readout:  # the output LI node: V(t) per step, float units
+                out_int = z = self._li_readout(a_exact, d.bias, layer)
+                if grad:
+                    v_in = _drive(body, node, proxy_in, readout=False)
+                    z = straight_through(
+                        out_int, body.nodes[node](v_in).to(STATE_DTYPE) * layer.v_scale
+                    )
+                logits = z / layer.v_scale
+                continue
+            if readout:
+                out_int = z = a_exact + d.bias
+                if drive is not None:
+                    z = straight_through(out_int, drive * layer.a_scale)
+                logits = z / layer.a_scale
+                continue
+            cnt = Counters()
+            cnt.add_count(wraps=wraps)
+            a = a_exact
+            bias = d.bias.expand(layer.out_shape) if d.bias.dim() else d.bias
+            node_mod = body.nodes[node]
+            rmod = node_mod.rec if isinstance(node_mod, Recurrent) else None
+            assert rmod is None or isinstance(rmod, nn.Module)
+            r0 = None  # rec(0): the rec map's own bias, part of the layer's bias
+            if rmod is not None:
+                r0 = rmod(torch.zeros((1, *layer.out_shape), dtype=pdtype, device=device))
+            rec = None
+            if rec_syn is not None:
+                if rmod is None or r0 is None:
+                    raise ValueError(f"QAT: layer {layer.name}: a recurrent edge with no rec map")
+                rec = _RecEdge(rec_syn, rmod, r0, gains, layer.a_scale)
+            if drive is not None and c0_drive is not None:
+                c0 = c0_drive[0, 0]
+                if r0 is not None:
+                    c0 = c0 + gain(r0)[0].to(STATE_DTYPE)
+                a = straight_through(a_exact, (drive - c0_drive) * layer.a_scale)
+                bias = straight_through(  # a current's bias: its steady state (quantize.py)
+                    bias.expand(layer.out_shape).clone(),
+                    c0 * layer.v_scale * du_to_tau_syn(layer.du),
+                )
+            s_all = self._neuron(layer, lif, a=a, bias=bias, counters=cnt, grad=grad, rec=rec)
+            spikes[layer.name] = s_all
+            counters.append(cnt)
+            exact[layer.name] = s_all.detach()
+            proxy_in[layer.name] = s_all.to(pdtype)
+        if logits is None or out_int is None:  # no readout: the output layer's spikes
+            logits = spikes[prog.output_name()].flatten(2)
+            out_int = logits.detach().to(STATE_DTYPE)
+        return QATRun(
+            logits,
+            out_int.detach(),
+            list(spikes.values()),
+            counters,
+            prog,
+            clipped,
+            list(spikes),
+        )
+
+    @staticmethod
+    def _li_readout(a: torch.Tensor, bias: torch.Tensor, layer: IntLayer) -> torch.Tensor:
+        """The LI readout's membrane (T, B, classes), membrane units, all T steps: the reference
+        simulator's non-spiking compartment (:func:`~neurodeploy.neuron.fixedpoint.lif_int_step`
+        with du = 4095, ``v(t) = decay(v(t-1), dv) + (a(t) << 6) + bias``; the quantiser proved
+        that v neither saturates nor reaches vth << 6, so no check runs, as in the reference)."""
+        v = torch.zeros(a.shape[1:], dtype=STATE_DTYPE, device=a.device)
+        out = []
+        with torch.no_grad():
+            for t in range(a.shape[0]):
+                _, _, v = lif_int_step(
+                    a[t],
+                    v,
+                    v,
+                    du=layer.du,
+                    dv=layer.dv,
+                    vth=layer.vth,
+                    bias=bias,
+                    may_wrap=False,
+                    may_saturate=False,
+                )
+                out.append(v)
+        return torch.stack(out)
+
     @staticmethod
     def _neuron(
         layer: IntLayer,
@@ -301,11 +564,14 @@ class QATNet(nn.Module):
         bias: torch.Tensor,
         counters: Counters,
         grad: bool,
+        rec: _RecEdge | None = None,
     ) -> torch.Tensor:
         """All T steps of one neuron layer: exact integers from neurodeploy.neuron.fixedpoint, proxies
-        for the gradient (module docstring)."""
+        for the gradient (module docstring). ``rec``: a recurrent self-edge, whose current from
+        the layer's spikes of step t-1 (zero at t = 0) joins ``a[t]`` (module docstring, "Graphs")."""
         T = a.shape[0]
         m = torch.zeros(a.shape[1:], dtype=STATE_DTYPE, device=a.device)
+        s_prev = torch.zeros_like(m)
         u = torch.zeros_like(m)
         keep = dv_to_beta(layer.dv)
         keep_u = du_to_beta(layer.du)  # a CubaLIF current's decay; 0 without current (du 4095)
@@ -320,10 +586,20 @@ class QATNet(nn.Module):
         bias_e = bias.detach()
         out = []
         for t in range(T):
+            a_t = a[t]
+            if rec is not None:  # the exact sum of all synapses, as PreparedLayer.current
+                with torch.no_grad():
+                    a_rec, wraps = rec.synapse.apply(s_prev.detach())
+                counters.add_count(wraps=wraps)
+                a_t = (
+                    straight_through(a_t.detach() + a_rec, a_t + rec.proxy(s_prev))
+                    if grad
+                    else a_t + a_rec
+                )
             with torch.no_grad():
                 if layer.neuron == "mps":
                     s_e, m_e, _ = mps_int_step(
-                        a[t].detach(),
+                        a_t.detach(),
                         m.detach(),
                         dv=layer.dv,
                         vth=layer.vth,
@@ -333,7 +609,7 @@ class QATNet(nn.Module):
                     )
                 else:
                     s_e, u, m_e = lif_int_step(
-                        a[t].detach(),
+                        a_t.detach(),
                         u,
                         m.detach(),
                         du=layer.du,
@@ -344,19 +620,20 @@ class QATNet(nn.Module):
                     )
             s_e = s_e.to(STATE_DTYPE)
             if not grad:
-                m = m_e
+                m, s_prev = m_e, s_e
                 out.append(s_e)
                 continue
             if layer.neuron == "mps":
-                u_p = act_in(a[t])
+                u_p = act_in(a_t)
             else:  # the current's proxy (exact value u): u_p = beta_u u_p + a << 6
-                u_p = straight_through(u, u_p * keep_u + act_in(a[t]))
+                u_p = straight_through(u, u_p * keep_u + act_in(a_t))
             h_p = m * keep + u_p + bias
             assert lif is not None  # grad: the layer's float LIF gives the surrogate
             s = straight_through(s_e, lif.params.surrogate((h_p - vth64) / layer.v_scale))
             s_reset = s.detach() if lif.params.detach_reset else s
             post = h_p * (1 - s_reset)
             m = straight_through(m_e, (coef * m + (DECAY_UNIT - coef) * post) / DECAY_UNIT)
+            s_prev = s
             out.append(s)
         return torch.stack(out)
 

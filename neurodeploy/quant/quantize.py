@@ -70,12 +70,49 @@ bias beyond 13-bit mantissa << 7) raises an error naming the layer and the limit
 the range (percentile scaling) are clipped and counted, never silently. ``exp_caps`` (per stage
 name) bounds e from above: :mod:`neurodeploy.measure.calibrate` lowers a layer's cap until its
 24-bit state neither saturates nor wraps on the user's inputs, or refuses naming layer and count.
+
+Several synapses into one neuron layer (graph stages, :mod:`neurodeploy.quant.graph_stages`: a
+residual sum, SEW's ADD distributed over the next conv, a recurrent self-edge). The layer's
+a_scale = w_scale x_scale 2^e comes from its inline (primary) synapse as above. Each further edge
+with float weights W_e reading a source of x_e integer units per float unit (``input_scale`` for
+the input, 1 for spikes) gets
+
+    e_e     = the smallest exponent in [weight_exp_min, weight_exp_max] (>= 0 for a convolution;
+              the spec's fixed one where it fixes it) with  max|W_e| a_scale / (x_e 2^e_e) <=
+              weight_max
+    w_scale_e = a_scale / (x_e 2^e_e)   so  w_scale_e x_e 2^e_e = a_scale exactly
+    W_int   = 2 round(W_e w_scale_e / 2)
+
+so every edge's (sum W_int x) << e_e is in the layer's a-units and the sum is the float current's
+integer. Error per weight: |W_int / w_scale_e - W_e| <= 1 / w_scale_e = 2^e_e x_e / a_scale (even
+rounding: one integer step of 2 is 2 / w_scale_e, half of it either way), at most one bit above
+the error 1 / w_scale of a lone synapse with the same max|W_e| (e_e is the smallest that fits, so
+max|W_e| w_scale_e > weight_max / 2); a conv edge whose fitting exponent is negative takes e_e = 0
+and fewer levels, as a conv layer does. An edge that would need e_e above weight_exp_max lowers
+the layer's exponent cap by the excess and quantises the layer again (a warning names layer,
+edge and exponent); where the layer cannot go lower (the range, or a fixed exponent) it is
+refused by name. Headroom: each synapse may bring one step of up to 2^headroom_bits thresholds, so
+the threshold rule reserves ceil(log2(number of synapses)) more bits (the sum of the edges' worst
+cases; none for a chain, whose programs are unchanged).
+
+An LI readout with several synapses (graph stages: its LI node reads a sum): for each candidate
+exponent e of the inline synapse (from the top down, as above) every edge is quantised at the
+layer's a_scale as above (e_e, W_int per edge; an e at which an edge would need e_e above the
+range is skipped), and the bound M takes the sum of the edges' worst cases, since a = sum over
+synapses of (sum_j W_int[i, j] x_j) << e_s and a flooring shift rounds each |term| up at most::
+
+    M = max_i (sum over synapses s of ceil(sum_j |W_s,int[i, j]| x_max,s 2^e_s)) << 6 + |bias_i|
+
+(x_max,s: the largest integer input of the synapse's source: the input's payload maximum, 1 for
+spikes; i per neuron when all synapses are dense, else the sum of each synapse's largest row).
+The same argument then keeps |v| < M 4096 / dv <= vth << 6: it cannot fire, saturate or wrap.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -100,10 +137,12 @@ from neurodeploy.neuron.fixedpoint import (
     vth_membrane,
 )
 from neurodeploy.neuron.hardware import LOIHI2, HardwareSpec
+from neurodeploy.nn.graph import is_chain
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.quant.counts import ann_macs
-from neurodeploy.quant.program import READOUT_LI, IntLayer, IntProgram
-from neurodeploy.quant.stages import Stage, model_stages
+from neurodeploy.quant.graph_stages import graph_ann_macs, graph_stages
+from neurodeploy.quant.program import INPUT, READOUT_LI, IntEdge, IntLayer, IntProgram
+from neurodeploy.quant.stages import Stage, StageEdge, model_stages
 from neurodeploy.quant.synapse import Synapse
 
 if TYPE_CHECKING:
@@ -154,12 +193,117 @@ def quantize_stage(
     *,
     exp_cap: int | None = None,
     x_max: int = 1,
+    input_scale: float = 1.0,
+    input_max: int = 1,
+) -> IntLayer:
+    """The integer layer of one stage: :func:`_quantize_primary` for its inline synapse, then,
+    for a graph stage, each ``extra`` edge at the layer's a_scale (module docstring, "Several
+    synapses into one neuron layer"); ``input_scale``, ``input_max``: an edge from the input's
+    x_e and largest integer value. An edge that needs an exponent above the range lowers the
+    layer's exponent (a warning says so). An LI readout's edges join its bound (module
+    docstring, "An LI readout with several synapses")."""
+    if not st.extra:
+        return _quantize_primary(st, x_scale, hw, percentile, exp_cap=exp_cap, x_max=x_max)
+    if st.neuron is None and st.readout_tau is not None:
+        ws = weight_scale(st.synapse.pool_folded().weight, hw, percentile)
+        return _li_readout(
+            st,
+            ws,
+            x_scale=x_scale,
+            x_max=x_max,
+            hw=hw,
+            exp_cap=exp_cap,
+            edge_inputs={INPUT: (input_scale, input_max)},
+        )
+    headroom = math.ceil(math.log2(1 + len(st.extra)))
+    cap = exp_cap
+    while True:
+        layer = _quantize_primary(
+            st, x_scale, hw, percentile, exp_cap=cap, x_max=x_max, edge_bits=headroom
+        )
+        try:
+            layer.extra = [
+                _quantize_edge(
+                    e, layer.a_scale, x_e=input_scale if e.source == INPUT else 1.0, hw=hw
+                )
+                for e in st.extra
+            ]
+            return layer
+        except _EdgeOverRange as over:
+            cap = layer.weight_exp - over.excess
+            if cap < hw.weight_exp_min or hw.fixed_weight_exp is not None:
+                raise QuantizationError(
+                    f"layer {st.name}: edge from {over.source} needs weight exponent "
+                    f"{over.needed} > {hw.weight_exp_max} at the layer's a_scale, and the "
+                    f"layer's exponent cannot go {over.excess} lower (range "
+                    f"[{hw.weight_exp_min}, {hw.weight_exp_max}]"
+                    + (
+                        f", fixed {hw.fixed_weight_exp} on {hw.name}"
+                        if hw.fixed_weight_exp is not None
+                        else ""
+                    )
+                    + ")"
+                ) from None
+            warnings.warn(
+                f"layer {st.name}: edge from {over.source} needs weight exponent {over.needed} "
+                f"> {hw.weight_exp_max}; lowering the layer's weight exponent to at most {cap}",
+                stacklevel=2,
+            )
+
+
+class _EdgeOverRange(Exception):
+    """An edge's weights need an exponent above the range at the layer's a_scale."""
+
+    def __init__(self, source: str, needed: int, excess: int) -> None:
+        super().__init__(source, needed, excess)
+        self.source, self.needed, self.excess = source, needed, excess
+
+
+def _quantize_edge(edge: StageEdge, a_scale: float, *, x_e: float, hw: HardwareSpec) -> IntEdge:
+    """One further synapse into a layer at its ``a_scale`` (module docstring): the smallest
+    exponent e_e in range (>= 0 for a convolution; the spec's fixed one if it has one) with
+    max|W_e| a_scale / (x_e 2^e_e) <= weight_max, W_int = even round(W_e a_scale / (x_e 2^e_e))."""
+    r = float(np.abs(edge.synapse.pool_folded().weight).max(initial=0.0))
+    lo = hw.weight_exp_min if edge.kind == "dense" else max(hw.weight_exp_min, 0)
+    if hw.fixed_weight_exp is not None:
+        candidates = [hw.fixed_weight_exp]
+    else:
+        candidates = list(range(lo, hw.weight_exp_max + 1))
+    found = next((e for e in candidates if r * a_scale / (x_e * 2.0**e) <= hw.weight_max), None)
+    if found is None:
+        needed = math.ceil(math.log2(r * a_scale / (x_e * hw.weight_max)))
+        while r * a_scale / (x_e * 2.0**needed) > hw.weight_max:
+            needed += 1
+        raise _EdgeOverRange(edge.source, needed, needed - candidates[-1])
+    ws = a_scale / (x_e * 2.0**found)
+    w_int, clipped = quantize_weights(edge.synapse.weight, ws, hw)
+    return IntEdge(
+        source=edge.source,
+        synapse=dataclasses.replace(edge.synapse, weight=w_int),
+        weight_exp=found,
+        recurrent=edge.recurrent,
+        w_scale=ws,
+        in_scale=x_e,
+        clipped_weights=clipped * edge.synapse.pool_size,
+    )
+
+
+def _quantize_primary(
+    st: Stage,
+    x_scale: float,
+    hw: HardwareSpec,
+    percentile: float | None,
+    *,
+    exp_cap: int | None = None,
+    x_max: int = 1,
+    edge_bits: int = 0,
 ) -> IntLayer:
     """The integer layer of one stage whose input carries ``x_scale`` integer units per float unit
     (module docstring). ``exp_cap``: the largest weight exponent the search may choose (the
     overflow search of :mod:`neurodeploy.measure.calibrate` lowers it; a cap below the spec's fixed
     or Lava's conv exponent is spent on weight levels, as in the module docstring). ``x_max``: the
-    largest integer input magnitude (1 for spikes; bounds an LI readout's membrane)."""
+    largest integer input magnitude (1 for spikes; bounds an LI readout's membrane).
+    ``edge_bits``: more threshold headroom for a layer with several synapses (module docstring)."""
     # the scale from the deployed kernel: a percentile counts a pooled kernel's entries prod(pool) times
     ws = weight_scale(st.synapse.pool_folded().weight, hw, percentile)
     if st.neuron is None and st.readout_tau is not None:
@@ -212,7 +356,7 @@ def quantize_stage(
         hw=hw,
         bias_full=bias_full,
         exp_cap=exp_cap,
-        current_bits=math.ceil(math.log2(du_to_tau_syn(du))),
+        current_bits=math.ceil(math.log2(du_to_tau_syn(du))) + edge_bits,
     )
     fixed_e = hw.fixed_weight_exp
     if fixed_e is not None and e != fixed_e:
@@ -265,12 +409,31 @@ def quantize_stage(
     )
 
 
+def _row_bounds(synapse: Synapse, weight_exp: int, x_max: int) -> np.ndarray:
+    """Per output (neuron, or channel of a conv), ceil(sum_j |W_int[i, j]| x_max 2^e): the
+    largest |a| this synapse adds (a flooring shift rounds |a| up at most)."""
+    w = np.abs(synapse.pool_folded().weight.astype(np.float64))
+    row_sum = w.reshape(w.shape[0], -1).sum(1) * x_max
+    bound: np.ndarray = np.ceil(row_sum * 2.0**weight_exp)
+    return bound
+
+
 def _li_readout(
-    st: Stage, ws: float, *, x_scale: float, x_max: int, hw: HardwareSpec, exp_cap: int | None
+    st: Stage,
+    ws: float,
+    *,
+    x_scale: float,
+    x_max: int,
+    hw: HardwareSpec,
+    exp_cap: int | None,
+    edge_inputs: Mapping[str, tuple[float, int]] | None = None,
 ) -> IntLayer:
     """The LI readout's integer layer (module docstring, "LI readout"): the largest exponent at
     which the membrane provably stays at or below vth_max << 6. A convolution's negative exponent
-    and a spec's fixed one are spent on weight levels (as for a LIF)."""
+    and a spec's fixed one are spent on weight levels (as for a LIF). A graph stage's ``extra``
+    edges are quantised at each candidate's a_scale and join the bound (module docstring, "An LI
+    readout with several synapses"); ``edge_inputs``: (x_e, x_max) per source other than spikes
+    (the input), (1, 1) for the rest."""
     assert st.readout_tau is not None
     try:
         dv = tau_to_dv(st.readout_tau)
@@ -296,10 +459,30 @@ def _li_readout(
             mant, bexp = bias_to_mant_exp(_bias_full(st), a_scale, hw, exp=hw.fixed_bias_exp)
         except ValueError:
             continue
-        w = np.abs(synapse.pool_folded().weight.astype(np.float64))
-        row_sum = w.reshape(w.shape[0], -1).sum(1) * x_max  # per output (channel)
-        a_max = np.ceil(row_sum * 2.0**e_real)  # a flooring shift rounds |a| up at most
-        b_max = np.abs(bias_value(mant, bexp)).reshape(w.shape[0], -1).max(1, initial=0)
+        try:
+            extra = [
+                _quantize_edge(
+                    edge,
+                    a_scale,
+                    x_e=(edge_inputs or {}).get(edge.source, (1.0, 1))[0],
+                    hw=hw,
+                )
+                for edge in st.extra
+            ]
+        except _EdgeOverRange:
+            continue  # a lower exponent (smaller a_scale) needs smaller edge exponents
+        bounds = [_row_bounds(synapse, e_real, x_max)] + [
+            _row_bounds(x.synapse, x.weight_exp, (edge_inputs or {}).get(x.source, (1.0, 1))[1])
+            for x in extra
+        ]
+        n_out = synapse.weight.shape[0]
+        if all(b.shape == (n_out,) for b in bounds) and all(
+            x.synapse.kind == synapse.kind for x in extra
+        ):
+            a_max = np.sum(bounds, axis=0)  # per output (neuron or channel)
+        else:  # differing layouts: each synapse's largest row
+            a_max = np.full(n_out, sum(float(b.max(initial=0.0)) for b in bounds))
+        b_max = np.abs(bias_value(mant, bexp)).reshape(n_out, -1).max(1, initial=0)
         m = (a_max.astype(np.int64) << ACT_SHIFT) + b_max
         if int(m.max(initial=0)) * DECAY_UNIT > limit:
             continue
@@ -318,6 +501,7 @@ def _li_readout(
             bias_mant=mant,
             bias_exp=bexp,
             a_scale=a_scale,
+            extra=extra,
         )
     raise QuantizationError(
         f"layer {st.name}: LI readout: no weight exponent in [{hw.weight_exp_min}, {top}] keeps "
@@ -423,10 +607,11 @@ def quantize_model(
             "percentile": percentile,
             # what an ANN of the model's own architecture computes per pass; the
             # folded stages above are larger (neurodeploy.measure.profiling reads this)
-            "ann_macs": ann_macs(model),
+            "ann_macs": ann_macs(model) if is_chain(model) else graph_ann_macs(model),
         },
     )
-    return quantize_stages(model_stages(model), header, hw, percentile)
+    stages = model_stages(model) if is_chain(model) else graph_stages(model)
+    return quantize_stages(stages, header, hw, percentile)
 
 
 def quantize_stages(
@@ -444,9 +629,23 @@ def quantize_stages(
     layers = []
     x_scale = header.input_scale
     x_max = 2**header.input_bits - 1 if header.input_kind == "graded" else 1
+    in_max = 2**header.input_bits - 1 if header.input_kind == "graded" else 1
     for st in stages:
+        if st.source is not None:  # a graph stage: its inline synapse's source decides
+            from_input = st.source == INPUT
+            x_scale, x_max = (header.input_scale, in_max) if from_input else (1.0, 1)
         layers.append(
-            quantize_stage(st, x_scale, hw, percentile, exp_cap=caps.get(st.name), x_max=x_max)
+            quantize_stage(
+                st,
+                x_scale,
+                hw,
+                percentile,
+                exp_cap=caps.get(st.name),
+                x_max=x_max,
+                input_scale=header.input_scale,
+                input_max=in_max,
+            )
         )
+        layers[-1].source = st.source
         x_scale, x_max = 1.0, 1  # later stages receive binary spikes
     return dataclasses.replace(header, layers=layers, meta=dict(header.meta))
