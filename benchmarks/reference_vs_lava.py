@@ -256,7 +256,7 @@ def main() -> None:
     except ImportError as e:
         note = f"Lava not available: {e}"
     info = machine()
-    steps = a.T + len(prog.layers)
+    steps = a.T + max(prog.depths().values())  # a chain's: its number of layers
     lines = [
         "# Lava fixed_pt: one runtime per batch vs one per sample; the reference simulator",
         "",

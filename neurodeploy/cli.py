@@ -83,8 +83,9 @@ def _task_options(*, task: str | None = None, T: int | None = None) -> argparse.
 
 
 def _input_options() -> argparse.ArgumentParser:
-    """Where the input comes from (one of --task, --data, --random-input; default: the task the
-    model file records), with --T, --seed and --input-kind (:mod:`neurodeploy.data.inputs`)."""
+    """Where the input comes from (one of --task, --data, --dataset, --config, --random-input;
+    default: the task the model file records), with --T, --seed and --input-kind
+    (:mod:`neurodeploy.data.inputs`)."""
     from neurodeploy.data.inputs import INPUT_KINDS
 
     p = _task_options()
@@ -104,7 +105,18 @@ def _input_options() -> argparse.ArgumentParser:
         "its test split and labels",
     )
     p.add_argument(
-        "--data-root", default=None, metavar="DIR", help="folder of --dataset NAME on disk"
+        "--data-root",
+        default=None,
+        metavar="DIR",
+        help="folder of --dataset NAME on disk (with --config: overrides the recipe's data_root)",
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="TOML",
+        help="a training recipe (recipes/*.toml): the data it names, read as `train --config` "
+        "reads it (task, [data] options, data_root or --data-root), its test split and labels; "
+        "T from the recipe unless --T",
     )
     p.add_argument(
         "--random-input",
@@ -282,6 +294,24 @@ def _add_reproduce_args(p: argparse.ArgumentParser) -> None:
         help="only re-render the report and figures from a saved reproduction.json "
         "(no training)",
     )
+    for opt, metavar, what in (
+        ("--data", "FILE.npz", "the ablation on labelled arrays x, y (the zoo's default model)"),
+        ("--dataset", "NAME", "the ablation on a data set on disk (with --data-root)"),
+        ("--data-root", "DIR", "folder of --dataset, or over a --config recipe's"),
+        ("--config", "TOML", "the ablation on a recipe's data set, model and T"),
+        ("--random-input", "RATE", "refused by name: the ablation needs labels"),
+    ):
+        p.add_argument(opt, default=None, metavar=metavar, help=what)
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run seeds 0..N-1 (default: the plan's)",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=None, metavar="N", help="epochs per run (default: the plan's)"
+    )
     p.add_argument(
         "--refresh-analysis",
         default=None,
@@ -391,10 +421,16 @@ def _add_profile_args(p: argparse.ArgumentParser) -> None:
         help="reference target: run with Lava's one step per synapse (T + depth "
         "steps, = Lava's counts)",
     )
+    _add_overflow_arg(p)
 
 
 def _add_finetune_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="checkpoint.pt written by `neurodeploy train`")
+    p.add_argument(
+        "checkpoint",
+        metavar="model",
+        help="checkpoint.pt written by `neurodeploy train`, or any .nir graph with labelled "
+        "data (--task, --data FILE.npz with y, --dataset + --data-root, --config)",
+    )
     p.add_argument(
         "--stock-neurons",
         action="store_true",
@@ -407,6 +443,7 @@ def _add_finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lr", type=float, default=None, help="learning rate (default: FinetuneConfig's)"
     )
+    _add_overflow_arg(p)
 
 
 def _add_resources_args(p: argparse.ArgumentParser) -> None:
@@ -463,7 +500,19 @@ def _cmd_demo(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
 
 
 def _cmd_reproduce(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
-    from neurodeploy.measure.reproduce import refresh_analysis, reproduce, rewrite_report
+    from neurodeploy.measure.reproduce import (
+        check_sources,
+        data_source,
+        refresh_analysis,
+        reproduce,
+        rewrite_report,
+    )
+
+    given = ("--data", "--dataset", "--config", "--random-input", "--data-root")
+    check_sources([o for o in given if getattr(a, o[2:].replace("-", "_")) is not None])
+    source = None
+    if a.data or a.dataset or a.config or a.data_root:
+        source = data_source(config=a.config, dataset=a.dataset, data_root=a.data_root, data=a.data)
 
     if a.refresh_analysis:
         md = refresh_analysis(a.refresh_analysis, workers=a.workers, progress=not a.no_progress)
@@ -474,7 +523,14 @@ def _cmd_reproduce(a: argparse.Namespace, argv: Sequence[str] | None = None) -> 
         print(f"report: {rewrite_report(a.report_from, out)}")
         return 0
     md = reproduce(
-        quick=a.quick, tasks=a.tasks, out=a.out, workers=a.workers, progress=not a.no_progress
+        quick=a.quick,
+        tasks=a.tasks,
+        out=a.out,
+        workers=a.workers,
+        progress=not a.no_progress,
+        source=source,
+        seeds=a.seeds,
+        epochs=a.epochs,
     )
     print(f"report: {md}")
     return 0
@@ -498,20 +554,65 @@ def _cmd_inspect(a: argparse.Namespace, argv: Sequence[str] | None = None) -> in
     from neurodeploy.converters.nir_import import read_nir
     from neurodeploy.converters.nir_inspect import format_summary
 
-    print(format_summary(read_nir(a.path), a.path, dt=a.dt))
+    print(format_summary(read_nir(a.path), a.path, dt=a.dt, activity=True))
     return 0
+
+
+def _warn_if_silent(model: Any, path: str, a: argparse.Namespace) -> None:
+    """A float model with a layer that never spikes on random input: a warning on stderr naming
+    the layers and, for a NIR graph, the dt that would make them spike (never an error)."""
+    from neurodeploy.converters.nir_inspect import warn_if_silent
+    from neurodeploy.nn.net import SpikingNet
+
+    if isinstance(model, SpikingNet):
+        report = warn_if_silent(model, path, dt=getattr(a, "dt", None))
+        if report.silent:
+            print(f"neurodeploy {a.command}: warning: {report.warning()}", file=sys.stderr)
+
+
+def _check_sources(a: argparse.Namespace) -> None:
+    from neurodeploy.data.inputs import check_sources
+
+    check_sources(
+        task=a.task,
+        data=a.data,
+        dataset=a.dataset,
+        data_root=a.data_root,
+        config=a.config,
+        random_rate=a.random_input,
+    )
+
+
+def _recipe_data(a: argparse.Namespace) -> Any:
+    """The data that ``--config`` names, loaded as ``train --config`` loads it
+    (:func:`neurodeploy.training.recipe.load_recipe`, :func:`neurodeploy.training.loop.load_data`),
+    with --T and --data-root typed here over the recipe's; ``None`` without --config. Loaded once
+    per command (kept on ``a``)."""
+    if not a.config:
+        return None
+    if getattr(a, "_recipe_data", None) is None:
+        from neurodeploy.training.loop import load_data
+        from neurodeploy.training.recipe import load_recipe
+
+        _check_sources(a)
+        over = {k: v for k, v in (("T", a.T), ("data_root", a.data_root)) if v is not None}
+        a._recipe_data = load_data(load_recipe(a.config, over))
+    return a._recipe_data
 
 
 def _load_with_inputs(
     path: str, a: argparse.Namespace, *, programs: bool = False, required: bool = True
 ) -> tuple[Any, Any, int]:
     """(model, :class:`~neurodeploy.data.inputs.Inputs` or None, T) from a model file and the
-    input options (--task, --data, --random-input; else the task the file records). With
+    input options (--task, --data, --dataset, --config, --random-input; else the task the file
+    records). With
     ``required``, no input at all is an error naming the options."""
     from neurodeploy.converters.model_files import load_model_file
     from neurodeploy.data.inputs import resolve_inputs
 
+    _check_sources(a)
     model, task_name, T = load_model_file(path, programs=programs, dt=getattr(a, "dt", None))
+    _warn_if_silent(model, path, a)
     inputs = resolve_inputs(
         tuple(model.input_shape),
         task=a.task,
@@ -519,6 +620,8 @@ def _load_with_inputs(
         random_rate=a.random_input,
         dataset=a.dataset,
         data_root=a.data_root,
+        config=a.config,
+        config_data=_recipe_data(a),
         T=a.T,
         seed=a.seed,
         samples=a.samples,
@@ -530,7 +633,8 @@ def _load_with_inputs(
     if inputs is None and required:
         raise ValueError(
             f"{path}: no inputs: the model records no task; pass --data FILE.npz, "
-            "--dataset NAME --data-root DIR, --random-input RATE --T T, or --task NAME"
+            "--dataset NAME --data-root DIR, --config recipe.toml, --random-input RATE --T T, "
+            "or --task NAME"
         )
     return model, inputs, inputs.T if inputs is not None else a.T or T or DEFAULT_T
 
@@ -596,12 +700,12 @@ def _cmd_deploy(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int
 
 
 def _cmd_verify(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
-    from neurodeploy.measure.calibrate import search_exponents
+    from neurodeploy.measure.calibrate import quantize_checked
     from neurodeploy.measure.verify import verify
     from neurodeploy.neuron.hardware import get_spec
 
     model, inputs, T = _load_with_inputs(a.model, a)
-    checked = search_exponents(
+    checked = quantize_checked(
         model, get_spec(a.hardware), inputs, T=T, allow_overflow=a.allow_overflow
     )
     prog = checked.program
@@ -616,7 +720,7 @@ def _cmd_profile(a: argparse.Namespace, argv: Sequence[str] | None = None) -> in
 
     from neurodeploy.measure.energy import DEFAULT_ENERGY_MODELS, get_energy_model
     from neurodeploy.measure.profiling import profile
-    from neurodeploy.measure.report import fmt, summary_rows, write_report
+    from neurodeploy.measure.report import fmt_value, summary_rows, write_report
 
     energy = [get_energy_model(m) for m in (a.energy_model or DEFAULT_ENERGY_MODELS)]  # fail early
     runs = [(a.model, a.target)]
@@ -641,6 +745,7 @@ def _cmd_profile(a: argparse.Namespace, argv: Sequence[str] | None = None) -> in
                 label=label,
                 latency=a.latency and target == "reference",
                 progress=not a.no_progress,
+                allow_overflow=a.allow_overflow,
             )
         )
     paths = write_report(profiles, a.out)
@@ -648,23 +753,65 @@ def _cmd_profile(a: argparse.Namespace, argv: Sequence[str] | None = None) -> in
     for p in profiles:
         print(
             f"{p.label}: "
-            + ", ".join(
-                f"{k} {'n/a' if k == 'accuracy' and v is None else fmt(v)}"
-                for k, v in summary_rows(p)
-                if k.startswith(shown)
-            )
+            + ", ".join(f"{k} {fmt_value(k, v)}" for k, v in summary_rows(p) if k.startswith(shown))
         )
+        if "overflow" in p.meta:
+            print(f"{p.label}: {p.meta['overflow']}")
     plots = ", ".join(p.name for p in paths.plots.values())
     print(f"report: {paths.markdown} (+ {paths.json.name}, {plots})")
     return 0
+
+
+def _finetune_data(a: argparse.Namespace) -> Any:
+    """The labelled train/test split of ``finetune`` (:func:`neurodeploy.data.inputs.labelled_splits`)
+    from the input options; ``None`` for a checkpoint with none given (its own task, as
+    ``train`` made it)."""
+    from pathlib import Path
+
+    from neurodeploy.converters.model_files import load_model_file
+    from neurodeploy.data.inputs import labelled_splits
+
+    _check_sources(a)
+    given = any(v is not None for v in (a.task, a.data, a.dataset, a.config, a.random_input))
+    if not given and Path(a.checkpoint).suffix == ".pt":
+        return None
+    model, task_name, T = load_model_file(a.checkpoint, programs=False, dt=a.dt)
+    return labelled_splits(
+        tuple(model.input_shape),
+        task=a.task,
+        data=a.data,
+        random_rate=a.random_input,
+        dataset=a.dataset,
+        data_root=a.data_root,
+        config=a.config,
+        config_data=_recipe_data(a),
+        T=a.T,
+        recorded_task=task_name,
+        recorded_T=T,
+        default_T=DEFAULT_T,
+    )
 
 
 def _cmd_finetune(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from neurodeploy.finetune import FinetuneConfig, finetune
 
     over = {k: v for k, v in (("epochs", a.epochs), ("lr", a.lr)) if v is not None}
-    cfg = FinetuneConfig(hardware=a.hardware, stock_neurons=a.stock_neurons, **over)
-    print(finetune(a.checkpoint, out_dir=a.out, config=cfg, progress=not a.no_progress).format())
+    cfg = FinetuneConfig(
+        hardware=a.hardware,
+        stock_neurons=a.stock_neurons,
+        allow_overflow=a.allow_overflow,
+        **over,
+    )
+    data = _finetune_data(a)
+    res = finetune(
+        a.checkpoint,
+        out_dir=a.out,
+        config=cfg,
+        progress=not a.no_progress,
+        data=data,
+        dt=a.dt,
+    )
+    print(res.format())
     return 0
 
 
@@ -737,8 +884,8 @@ COMMANDS: dict[str, Command] = {
         ),
     ),
     "reproduce": Command(
-        "the paper's claims on the offline tasks: ablation, variants, reduced-timestep "
-        "inference, initial states, gradient flow",
+        "the paper's claims on the offline tasks or the user's data (--config, --dataset, "
+        "--data): ablation, variants, reduced-timestep inference, initial states, gradient flow",
         _cmd_reproduce,
         _add_reproduce_args,
         parents=(
@@ -808,12 +955,15 @@ COMMANDS: dict[str, Command] = {
         ),
     ),
     "finetune": Command(
-        "fine-tune a checkpoint through its integer program (quantisation-aware), optionally "
-        "down to stock LIF neurons; writes checkpoint, NIR and integer program",
+        "fine-tune a checkpoint or a NIR graph through its integer program (quantisation-aware) "
+        "on labelled data, optionally down to stock LIF neurons; writes checkpoint (checkpoint "
+        "sources), NIR and integer program",
         _cmd_finetune,
         _add_finetune_args,
         parents=(
             _hardware_options,
+            _input_options,
+            _dt_options,
             partial(_out_options, "folder (checkpoint.pt, model.nir, model.int.npz)"),
             _progress_options,
         ),

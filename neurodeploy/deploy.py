@@ -13,8 +13,8 @@ from neurodeploy.converters.nir_export import export_nir
 from neurodeploy.converters.nir_import import nir_to_model
 from neurodeploy.data import load_task
 from neurodeploy.data.inputs import Inputs, from_task
-from neurodeploy.measure.calibrate import search_exponents
-from neurodeploy.measure.qreport import compare, quantize_for_task
+from neurodeploy.measure.calibrate import quantize_checked
+from neurodeploy.measure.qreport import compare
 from neurodeploy.measure.verify import verify
 from neurodeploy.neuron.hardware import get_spec, netx_variant
 from neurodeploy.nn.net import SpikingNet
@@ -39,9 +39,9 @@ def deploy(
     """Export, quantise, run and compare on ``task_name`` (an offline task's name, or resolved
     :class:`~neurodeploy.data.inputs.Inputs`); writes model.nir, model.int.npz, conformance.json
     and summary.md into ``out_dir`` and returns the per-stage table as text. ``allow_overflow``:
-    ``None`` quantises as :func:`~neurodeploy.measure.qreport.quantize_for_task` (no check);
-    ``False`` searches exponents free of 24-bit overflow on the inputs or refuses
-    (:func:`~neurodeploy.measure.calibrate.search_exponents`); ``True`` accepts and reports it."""
+    ``None`` quantises with the inputs' settings and no check; ``False`` searches exponents free
+    of 24-bit overflow on the inputs or refuses; ``True`` accepts and reports it (all three:
+    :func:`~neurodeploy.measure.calibrate.quantize_checked`, the commands' one quantiser)."""
     if target not in TARGETS:
         raise ValueError(f"target: unknown {target!r}; available: {', '.join(TARGETS)}")
     out = Path(out_dir)
@@ -54,12 +54,8 @@ def deploy(
     hw = get_spec(hardware)
     if target == "netx":  # netx's formats: the spec's netx variant (e.g. loihi2 -> loihi2-netx)
         hw = netx_variant(hw)
-    overflow = None
-    if allow_overflow is None:
-        prog = quantize_for_task(from_nir, task, hw)
-    else:
-        overflow = search_exponents(from_nir, hw, task, T=T, allow_overflow=allow_overflow)
-        prog = overflow.program
+    overflow = quantize_checked(from_nir, hw, task, T=T, allow_overflow=allow_overflow)
+    prog = overflow.program
     if target == "netx":
         from neurodeploy.targets.netx import export_netx
 
@@ -94,14 +90,20 @@ def deploy(
             )
         )
     width = max(len(r[0]) for r in rows)
+    graph = (
+        ""
+        if prog.is_chain
+        else f" (a graph: {sum(len(prog.edges(k)) for k in range(len(prog.layers)))} synapses, "
+        f"depth {max(prog.depths().values())})"
+    )
     lines = [
-        f"deploy {task.name}: {len(prog.layers)} integer layers for {hardware}, "
+        f"deploy {task.name}: {len(prog.layers)} integer layers{graph} for {hardware}, "
         f"{sum(l.neuron == 'mps' for l in prog.layers)} with smoothed neurons; files in {out}",
         f"{'stage':<{width}}  {'accuracy':<22}  {'spike agreement':<40}  time/sample",
     ]
     lines += [f"{a:<{width}}  {b:<22}  {c:<40}  {d}" for a, b, c, d in rows]
     lines.append(f"inputs: {task.description}; calibration: {task.calibration}")
-    if overflow is not None:
+    if overflow.checked:
         lines.append(overflow.format())
     text = "\n".join(lines)
     (out / "summary.md").write_text("```\n" + text + "\n```\n")

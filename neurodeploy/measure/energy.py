@@ -32,6 +32,11 @@ consistent with early silicon)::
   per-operation figures for Loihi 2 are public: Loihi 2 programs are estimated with this Loihi 1
   model and the report says so.
 
+Graphs: a layer's energy sums its synapses' operations (every edge into it,
+:class:`~neurodeploy.quant.counts.EdgeCounts`); the relay stages that Lava adds for latency
+alignment (``Counts.relays``) get rows of their own in ``per_layer_pj`` (named
+``<source>.relay<j>``), are included in the total, and their sum is named in the notes.
+
 User models: any object with a ``name`` and ``estimate(counts) -> EnergyEstimate`` (the
 :class:`EnergyModel` protocol), or a JSON/TOML file read by :func:`load_energy_model`::
 
@@ -119,7 +124,7 @@ class OpEnergyModel:
 
     def estimate(self, counts: Counts) -> EnergyEstimate:
         per_layer, ac, mac = {}, 0.0, 0.0
-        for l in counts.layers:
+        for l in counts.all_layers:
             p = l.per_sample()
             per_layer[l.name] = p["acs"] * self.e_ac_pj + p["macs"] * self.e_mac_pj
             ac += p["acs"] * self.e_ac_pj
@@ -132,7 +137,10 @@ class OpEnergyModel:
             ac + mac,
             ann_total_pj=ann,
             source=self.source,
-            notes=["ANN: the same layers, one pass, every connection a MAC"],
+            notes=[
+                "ANN: the same layers, one pass, every connection a MAC",
+                *_relay_note(counts, per_layer),
+            ],
         )
 
 
@@ -161,7 +169,7 @@ class NeuromorphicEnergyModel:
         per_layer: dict[str, float] = {}
         comp = {"synops": 0.0, "active_updates": 0.0, "inactive_updates": 0.0, "spikes": 0.0}
         t_ns = 0.0
-        for l in counts.layers:
+        for l in counts.all_layers:
             p = l.per_sample()
             parts = {
                 "synops": p["synops"] * self.e_synop_pj,
@@ -188,6 +196,7 @@ class NeuromorphicEnergyModel:
             "an active update and a message",
             "tile-hop costs (3.0/4.0 pJ) depend on placement and are not included",
         ]
+        notes += _relay_note(counts, per_layer)
         if counts.hardware is not None and counts.hardware != "loihi1":
             notes.append(
                 f"{counts.hardware} program estimated with Loihi 1 constants (no public per-op figures)"
@@ -203,6 +212,18 @@ class NeuromorphicEnergyModel:
             notes=notes,
             source=self.source,
         )
+
+
+def _relay_note(counts: Counts, per_layer: dict[str, float]) -> list[str]:
+    """The note naming what Lava's relay stages cost (none without relays)."""
+    if not counts.relays:
+        return []
+    cost = sum(per_layer[r.name] for r in counts.relays)
+    names = ", ".join(r.name for r in counts.relays)
+    return [
+        f"includes {cost:.6g} pJ/sample for {len(counts.relays)} relay stage(s) that Lava adds "
+        f"to align skip edges in time ({names})"
+    ]
 
 
 CMOS45 = OpEnergyModel()

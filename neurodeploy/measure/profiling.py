@@ -18,6 +18,14 @@ copy of the latency-free reference. A Lava profile (and a reference profile with
 ``latency=True``, which reproduces Lava bit for bit) therefore counts all T + depth steps the
 chip runs; synaptic operations are attributed to the step in which the presynaptic spike is sent.
 
+Graphs (residual and recurrent programs, :mod:`neurodeploy.quant.program`): every synapse into
+a layer is counted from its own source's output as sent (:class:`~neurodeploy.quant.counts.
+EdgeCounts`, a layer's row is their sum); a latency record covers T + max depth steps
+(:meth:`IntProgram.depths`); a Lava record adds the relay stages Lava builds for latency
+alignment as rows of their own (``Counts.relays``, named as Lava names them). The float model of
+a graph is counted in the hardware view (its node spikes by name, no membranes); the module view
+(NeuroBench's) takes chains only and refuses a graph by name.
+
 Membrane potentials: per neuron layer and timestep, the state each timestep *starts from*
 (M(t-1) for the reset reading, zero at t = 1), in threshold units (float: / theta; integer:
 / (vth << 6), the value v is compared with) -- the quantity of the paper's Figure 1. At most
@@ -38,6 +46,7 @@ from tqdm.auto import tqdm
 
 from neurodeploy.data import TaskData
 from neurodeploy.data.inputs import Inputs, as_inputs
+from neurodeploy.measure.calibrate import OverflowSearch
 from neurodeploy.measure.energy import (
     DEFAULT_ENERGY_MODELS,
     EnergyEstimate,
@@ -46,10 +55,18 @@ from neurodeploy.measure.energy import (
 )
 from neurodeploy.neuron.fixedpoint import vth_membrane
 from neurodeploy.nn.fold import fold_batchnorm
+from neurodeploy.nn.graph import is_chain, to_graph
 from neurodeploy.nn.net import SpikingNet
-from neurodeploy.quant.counts import Counts, ann_macs, module_synapses
-from neurodeploy.quant.program import IntProgram
-from neurodeploy.quant.stages import model_stages
+from neurodeploy.quant.counts import (
+    Counts,
+    graph_layer_counts,
+    hardware_stages,
+    layer_counts,
+    model_ann_macs,
+    module_synapses,
+    relay_synapse,
+)
+from neurodeploy.quant.program import INPUT, IntProgram
 from neurodeploy.quant.synapse import Synapse
 from neurodeploy.targets import TARGETS, make_target, target_names
 
@@ -64,16 +81,24 @@ WEIGHT_BITS_BYTES = (
 BIAS_BYTES = 2  # integer programs: biases as 13-bit mantissas, stored in 16 bits
 
 
+#: one synapse into a graph layer: (source, synapse, recurrent)
+Edge = tuple[str, Synapse, bool]
+
+
 @dataclass
 class Batch:
     """One recorded batch: per synaptic layer its input (T, B, *in) and its neurons' spikes
     (T, B, *out) or None (readout); per neuron layer the start states (T, B, *out) in threshold
-    units (or None); the predicted classes (B,)."""
+    units (or None); the predicted classes (B,). Graphs: per layer the inputs of its further
+    synapses (``edge_inputs``, the sources' outputs as sent) and the relay stages' (input,
+    spikes) per relay (``relays``, Lava)."""
 
     inputs: list[torch.Tensor]
     spikes: list[torch.Tensor | None]
     starts: list[torch.Tensor] | None
     predictions: np.ndarray
+    edge_inputs: list[list[torch.Tensor]] = field(default_factory=list)
+    relays: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
 
 class Recorder:
@@ -90,14 +115,18 @@ class Recorder:
     hardware: str | None = None
     latency: bool = False
     clipped: int = 0  # graded input values clipped to the payload range (integer programs)
+    #: graphs: per layer every synapse into it (the inline one first); empty for a chain
+    edges: Sequence[list[Edge]] = ()
+    #: Lava graphs: the relay stages (name, neuron shape), in Batch.relays order
+    relays: Sequence[tuple[str, tuple[int, ...]]] = ()
 
     def steps(self, T: int) -> int:
         """Steps recorded for T input timesteps."""
         return T
 
     def empty_counts(self, T: int) -> Counts:
-        """Zero counts of this recorder's layers for ``T`` recorded steps."""
-        return Counts.empty(
+        """Zero counts of this recorder's layers (and relays) for ``T`` recorded steps."""
+        counts = Counts.empty(
             self.source,
             self.view,
             T=T,
@@ -108,6 +137,16 @@ class Recorder:
             footprint_bytes=self.footprint_bytes,
             hardware=self.hardware,
         )
+        if self.edges:
+            counts.layers = [
+                graph_layer_counts(nm, edges, n, T)
+                for nm, edges, n in zip(self.names, self.edges, self.neurons)
+            ]
+        counts.relays = [
+            layer_counts(nm, relay_synapse(shape), _neuron_count(shape), T)
+            for nm, shape in self.relays
+        ]
+        return counts
 
     def record(self, x: torch.Tensor) -> Batch:  # pragma: no cover - interface
         raise NotImplementedError
@@ -133,6 +172,85 @@ def _chain(
     return [x, *spikes][:n_synapses], [*spikes, *([None] * (n_synapses - len(spikes)))]
 
 
+def _graph_inputs(
+    x: torch.Tensor, spikes: dict[str, torch.Tensor], edges: Sequence[list[Edge]]
+) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+    """Per graph layer the input of its inline synapse and of its further ones: the source's
+    output as sent (the network input ``x`` for :data:`INPUT`)."""
+
+    def value(src: str) -> torch.Tensor:
+        return x if src == INPUT else spikes[src]
+
+    return (
+        [value(es[0][0]) for es in edges],
+        [[value(src) for src, _, _ in es[1:]] for es in edges],
+    )
+
+
+def _stage_edges(stages: Sequence[Any], program: IntProgram | None = None) -> list[list[Edge]]:
+    """Every synapse into each stage or program layer (the inline one first, its source
+    resolved), or [] for a chain."""
+    if program is not None:
+        if program.is_chain:
+            return []
+        return [
+            [(e.source, e.synapse, e.recurrent) for e in program.edges(k)]
+            for k in range(len(program.layers))
+        ]
+    if all(st.source is None and not st.extra for st in stages):
+        return []
+    out: list[list[Edge]] = []
+    for k, st in enumerate(stages):
+        src = st.source if st.source is not None else (stages[k - 1].name if k else INPUT)
+        out.append(
+            [(src, st.synapse, False), *[(e.source, e.synapse, e.recurrent) for e in st.extra]]
+        )
+    return out
+
+
+@torch.no_grad()
+def graph_node_spikes(
+    model: SpikingNet, x: torch.Tensor, names: Sequence[str]
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``model(x)`` (the model as a BatchNorm-folded graph, :func:`~neurodeploy.nn.graph.
+    to_graph`) and the spikes (T, B, ...) of the neuron nodes ``names`` (the stage names of
+    :func:`~neurodeploy.quant.graph_stages.graph_stages`), by name."""
+    from neurodeploy.nn.graph import fold_graph, graph_body
+
+    g = to_graph(model).eval()
+    folded = fold_graph(graph_body(g.body))
+    g.body = folded
+    seen: dict[str, torch.Tensor] = {}
+    missing = [n for n in names if n not in folded.nodes]
+    if missing:
+        raise ValueError(f"graph nodes {missing}: not in the model (nodes: {list(folded.nodes)})")
+    hooks = [
+        folded.nodes[n].register_forward_hook(lambda _m, _i, out, n=n: seen.__setitem__(n, out))
+        for n in names
+    ]
+    try:
+        z = g(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return z, seen
+
+
+def float_layer_spikes(
+    model: SpikingNet, x: torch.Tensor, program: IntProgram
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``model(x)`` (BatchNorm folded) and the float spikes of each of ``program``'s neuron
+    layers, in program order: a chain's LIF layers in order, a graph's neuron nodes by name
+    (:func:`graph_node_spikes`; the program's layer names are the graph's node names)."""
+    from neurodeploy.measure.analysis import run_recording_spikes
+
+    if program.is_chain and is_chain(model):
+        return run_recording_spikes(fold_batchnorm(model).eval(), x)
+    names = [l.name for l in program.layers if l.neuron is not None]
+    z, by_name = graph_node_spikes(model, x, names)
+    return z, [by_name[n] for n in names]
+
+
 class TorchHardwareRecorder(Recorder):
     """The float model, counted stage by stage (pooling, BN and flatten folded into synapses)."""
 
@@ -140,20 +258,29 @@ class TorchHardwareRecorder(Recorder):
     view = "hardware"
 
     def __init__(self, model: SpikingNet) -> None:
-        self.model = fold_batchnorm(model).eval()
-        self.stages = model_stages(model)
+        self.chain = is_chain(model)
+        self.orig = model.eval()
+        self.model = fold_batchnorm(model).eval() if self.chain else self.orig
+        self.stages = hardware_stages(model)
         self.names = [st.name for st in self.stages]
         self.synapses = [st.synapse for st in self.stages]
         self.neurons = [
             _neuron_count(st.out_shape) if st.neuron is not None else 0 for st in self.stages
         ]
+        self.edges = [] if self.chain else _stage_edges(self.stages)
         self.parameters, self.footprint_bytes = _torch_sizes(model)
 
     @torch.no_grad()
     def record(self, x: torch.Tensor) -> Batch:
-        spikes, starts, z = _run_recording(self.model, x)
-        inputs, outs = _chain(x, spikes, len(self.synapses))
-        return Batch(inputs, outs, starts, z.mean(0).argmax(-1).numpy())
+        if self.chain:
+            spikes, starts, z = _run_recording(self.model, x)
+            inputs, outs = _chain(x, spikes, len(self.synapses))
+            return Batch(inputs, outs, starts, z.mean(0).argmax(-1).numpy())
+        neurons = [nm for nm, n in zip(self.names, self.neurons) if n > 0]
+        z, by_name = graph_node_spikes(self.orig, x, neurons)
+        inline, further = _graph_inputs(x, by_name, self.edges)
+        outs = [by_name.get(nm) if n > 0 else None for nm, n in zip(self.names, self.neurons)]
+        return Batch(inline, outs, None, z.mean(0).argmax(-1).numpy(), edge_inputs=further)
 
 
 def _run_recording(
@@ -188,6 +315,12 @@ class TorchModuleRecorder(Recorder):
     view = "module"
 
     def __init__(self, model: SpikingNet) -> None:
+        if not is_chain(model):
+            raise ValueError(
+                f"view 'module': model {model.name!r} is a graph (residual or recurrent); the "
+                "module view (NeuroBench's, one row per nn.Linear/Conv fed what the torch graph "
+                "feeds it) is computed for chains only; use view 'hardware' (per synapse edge)"
+            )
         self.model = fold_batchnorm(model).eval()
         self.layers = module_synapses(self.model)
         self.names = [s.name for s in self.layers]
@@ -235,6 +368,8 @@ class ProgramRecorder(Recorder):
             )
         program.validate()
         self.program = program
+        #: the overflow record when the recorder quantised a float model (make_recorder)
+        self.overflow: OverflowSearch | None = None
         self.source = target
         self.membranes = membranes
         self.latency = latency or bool(TARGETS[target].latency)  # None (on request) -> latency
@@ -245,8 +380,26 @@ class ProgramRecorder(Recorder):
         self.neurons = [
             _neuron_count(l.out_shape) if l.neuron is not None else 0 for l in program.layers
         ]
+        self.edges = _stage_edges([], program)
+        self.depths = program.depths()
+        # Lava's relays (targets.lava.build_graph): behind a source whose spikes reach a layer
+        # d = depth(L) - depth(src) - 1 > 0 steps later than Lava's own one step, d relay stages
+        # named "<src>.relay<j>", shared by every edge of the source
+        relay_depth: dict[str, int] = {}
+        if target == "lava":
+            for k, layer in enumerate(program.layers):
+                for e in program.edges(k):
+                    if e.recurrent or e.source == INPUT:
+                        continue
+                    d = self.depths[layer.name] - self.depths[e.source] - 1
+                    relay_depth[e.source] = max(relay_depth.get(e.source, 0), d)
+        shapes = {l.name: tuple(l.out_shape) for l in program.layers}
+        self.relay_of = [
+            (src, j) for src, d in relay_depth.items() for j in range(1, d + 1)
+        ]  # (source, stage j: the source's spikes j steps later)
+        self.relays = [(f"{src}.relay{j}", shapes[src]) for src, j in self.relay_of]
         weights = sum(
-            l.synapse.num_weights for l in program.layers
+            e.synapse.num_weights for k in range(len(program.layers)) for e in program.edges(k)
         )  # pool-folded, as a core stores them
         biases = sum(
             np.asarray(l.bias_mant).size
@@ -260,7 +413,8 @@ class ProgramRecorder(Recorder):
         self._target = make_target(target, program, **opts)
 
     def steps(self, T: int) -> int:
-        return T + len(self.program.layers) if self.latency else T
+        """T, or with latency T + the largest depth (a chain's: its number of layers)."""
+        return T + max(self.depths.values()) if self.latency else T
 
     def _vth(self) -> list[float]:
         """The threshold in membrane units: the neuron fires when v > vth << VTH_SHIFT."""
@@ -284,8 +438,28 @@ class ProgramRecorder(Recorder):
                 starts.append(st)
         x_steps = np.zeros((steps, *xi.shape[1:]), dtype=xi.dtype)
         x_steps[: xi.shape[0]] = xi
-        inputs, outs = _chain(torch.from_numpy(x_steps), spikes, len(self.synapses))
-        return Batch(inputs, outs, starts, np.asarray(preds))
+        x_t = torch.from_numpy(x_steps)
+        if not self.edges:
+            inputs, outs = _chain(x_t, spikes, len(self.synapses))
+            return Batch(inputs, outs, starts, np.asarray(preds))
+        spiking = [nm for nm, n in zip(self.names, self.neurons) if n > 0]
+        by_name = dict(zip(spiking, spikes, strict=True))
+        inline, further = _graph_inputs(x_t, by_name, self.edges)
+        outs = [by_name.get(nm) if n > 0 else None for nm, n in zip(self.names, self.neurons)]
+        relays = [
+            (_shift(by_name[src], j - 1), _shift(by_name[src], j)) for src, j in self.relay_of
+        ]
+        return Batch(inline, outs, starts, np.asarray(preds), edge_inputs=further, relays=relays)
+
+
+def _shift(s: torch.Tensor, d: int) -> torch.Tensor:
+    """Spikes (steps, B, ...) ``d`` steps later (zeros first; the last d steps drop out): what a
+    chain of d relays repeats of them within the sample's steps."""
+    if d == 0:
+        return s
+    out = torch.zeros_like(s)
+    out[d:] = s[:-d]
+    return out
 
 
 @dataclass
@@ -334,9 +508,15 @@ def make_recorder(
     hardware: str = "loihi2",
     membranes: bool = True,
     latency: bool = False,
+    T: int | None = None,
+    allow_overflow: bool | None = None,
 ) -> Recorder:
     """The recorder for ``model`` on ``target``; a float model bound for an integer target is
-    quantised for ``hardware`` first (input settings from ``task``)."""
+    quantised for ``hardware`` first (input settings from ``task``) by
+    :func:`~neurodeploy.measure.calibrate.quantize_checked` with ``allow_overflow`` (``None``:
+    no overflow check; ``False``: search exponents free of 24-bit overflow on the first samples
+    of ``task`` over ``T`` steps, or refuse; ``True``: accept and count), its record kept as the
+    recorder's ``overflow``."""
     if target not in PROFILE_TARGETS:
         raise ValueError(f"target: unknown {target!r}; available: {PROFILE_TARGETS}")
     if isinstance(model, IntProgram):
@@ -355,12 +535,13 @@ def make_recorder(
         raise ValueError(f"view {view!r}: integer targets count in the 'hardware' view only")
     if task is None:
         raise ValueError("quantising for an integer target needs the task (its input range)")
-    from neurodeploy.measure.qreport import quantize_for_task
+    from neurodeploy.measure.calibrate import quantize_checked
     from neurodeploy.neuron.hardware import get_spec
 
-    return ProgramRecorder(
-        quantize_for_task(model, task, get_spec(hardware)), target, membranes, latency
-    )
+    checked = quantize_checked(model, get_spec(hardware), task, T=T, allow_overflow=allow_overflow)
+    rec = ProgramRecorder(checked.program, target, membranes, latency)
+    rec.overflow = checked
+    return rec
 
 
 def check_task_fits(
@@ -388,10 +569,15 @@ def profile(
     membranes: bool = True,
     latency: bool = False,
     progress: bool = True,
+    allow_overflow: bool | None = None,
 ) -> Profile:
     """Run ``samples`` test samples of ``task`` (all with None) through ``model`` on ``target``
     and count everything; energy under each of ``energy_models`` (names, files or objects).
-    ``latency`` (reference target): run with Lava's one step per synapse, T + depth steps."""
+    ``latency`` (reference target): run with Lava's one step per synapse, T + depth steps.
+    A float model on an integer target is quantised with ``allow_overflow`` as in
+    :func:`make_recorder` (the CLI passes ``False`` unless ``--allow-overflow``); the overflow
+    record goes to ``meta["overflow"]`` (text) and ``meta["overflow_counts"]`` (per layer
+    saturations and wraps of the program profiled) when it was checked."""
     models = [get_energy_model(m) for m in energy_models]  # fail before any work on a bad name
     check_task_fits(model, task)
     if latency and target == "torch":
@@ -406,6 +592,8 @@ def profile(
         hardware=hardware,
         membranes=membranes,
         latency=latency,
+        T=T,
+        allow_overflow=allow_overflow,
     )
     steps = rec.steps(T)
     src = as_inputs(task)  # an offline task, the user's data or random spikes; labels optional
@@ -419,12 +607,13 @@ def profile(
         counts.ann_macs = float(sum(syn.dense_ops() for syn in rec.synapses))  # = ann_macs(model)
     else:
         assert isinstance(model, SpikingNet)  # an integer program is recorded by ProgramRecorder
-        counts.ann_macs = ann_macs(model)
+        counts.ann_macs = model_ann_macs(model)
     neuron_names = [name for name, k in zip(rec.names, rec.neurons) if k > 0]
     membranes_acc: dict[str, list[list[np.ndarray]]] = {
         nm: [[] for _ in range(steps)] for nm in neuron_names
     }
     raster: dict[str, np.ndarray] = {}
+    relay_syns = [relay_synapse(shape) for _, shape in rec.relays]
     correct = 0
     bar = tqdm(total=n, desc=f"profile {label or rec.source}", unit="sample", disable=not progress)
     try:
@@ -436,6 +625,10 @@ def profile(
                 correct += int((b.predictions == src.y[i:j].numpy()).sum())
             for lc, syn, xin, s in zip(counts.layers, rec.synapses, b.inputs, b.spikes):
                 lc.add(xin, s, syn)
+            for lc, edges, xs in zip(counts.layers, rec.edges, b.edge_inputs):
+                lc.add_edges(xs, [syn for _, syn, _ in edges[1:]])
+            for rc, rsyn, (xin, s) in zip(counts.relays, relay_syns, b.relays):
+                rc.add(xin, s, rsyn)
             for k, nm in enumerate(neuron_names):
                 s = b.spikes[k]
                 assert s is not None  # neuron layers come first; only the readout has none
@@ -479,6 +672,13 @@ def profile(
         meta["hardware"] = rec.hardware
     if rec.clipped:  # graded input values beyond the payload range (counted, not hidden)
         meta["input_values_clipped"] = rec.clipped
+    overflow = rec.overflow if isinstance(rec, ProgramRecorder) else None
+    if overflow is not None and overflow.checked:
+        meta["overflow"] = overflow.format()
+        meta["overflow_counts"] = {
+            l.name: {"saturations": l.after.saturations, "wraps": l.after.wraps}
+            for l in overflow.layers
+        }
     return Profile(
         label or rec.source,
         target,

@@ -11,14 +11,13 @@ import torch
 
 from neurodeploy.data import TaskData
 from neurodeploy.data.inputs import Inputs, as_inputs
-from neurodeploy.measure.analysis import run_recording_spikes
+from neurodeploy.measure.profiling import float_layer_spikes
 from neurodeploy.neuron.fixedpoint import vth_to_theta
 from neurodeploy.neuron.hardware import HardwareSpec
-from neurodeploy.nn.fold import fold_batchnorm
 from neurodeploy.nn.net import SpikingNet
+from neurodeploy.quant.counts import hardware_stages
 from neurodeploy.quant.program import IntProgram
 from neurodeploy.quant.quantize import quantize_model
-from neurodeploy.quant.stages import model_stages
 from neurodeploy.targets.reference import ReferenceTarget
 
 
@@ -91,8 +90,7 @@ def compare(
     """Per-layer errors, spike agreement and (with labels) accuracy of ``program`` against
     ``model`` on the first ``n`` samples of ``task`` (all with ``None``)."""
     src = as_inputs(task)
-    folded = fold_batchnorm(model).eval()
-    stages = model_stages(model)
+    stages = hardware_stages(model)
     n = len(src) if n is None else min(n, len(src))
     sim = ReferenceTarget(program, device="cpu")
     agree = np.zeros(len(program.layers))
@@ -105,7 +103,7 @@ def compare(
     for i in range(0, n, batch_size):
         x = src.encode(src.x[i : min(i + batch_size, n)], T)
         y = None if src.y is None else src.y[i : min(i + batch_size, n)].numpy()
-        z, rec = run_recording_spikes(folded, x)
+        z, rec = float_layer_spikes(model, x, program)
         if y is not None:
             correct_f += int((z.mean(0).argmax(-1).numpy() == y).sum())
         xi, c = program.quantize_input(x.numpy())

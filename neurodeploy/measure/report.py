@@ -46,6 +46,16 @@ def fmt(v: float | int | None) -> str:
     return f"{v:.6g}"
 
 
+#: what a missing accuracy reads as (inputs without labels), in every printed table
+NO_ACCURACY = "n/a"
+ACCURACY_ROW = "accuracy"
+
+
+def fmt_value(label: str, v: float | int | None) -> str:
+    """:func:`fmt`, except that a missing accuracy (no labels) reads :data:`NO_ACCURACY`."""
+    return NO_ACCURACY if label == ACCURACY_ROW and v is None else fmt(v)
+
+
 @dataclass
 class ReportPaths:
     json: Path
@@ -70,7 +80,7 @@ def _versions() -> dict[str, str]:
 def summary_rows(p: Profile) -> list[tuple[str, float | None]]:
     """(label, value) rows of the totals table for one profile."""
     t = p.counts.totals()
-    rows: list[tuple[str, float | None]] = [("accuracy", p.accuracy)]
+    rows: list[tuple[str, float | None]] = [(ACCURACY_ROW, p.accuracy)]
     rows += [(label, t[key]) for label, key in TOTAL_ROWS]
     for e in p.energy:
         rows.append((f"energy [{e.model}] pJ / sample", e.total_pj))
@@ -99,6 +109,7 @@ def _markdown(profiles: Sequence[Profile], meta: dict[str, Any], plots: dict[str
             if m.get("input_values_clipped")
             else ""
         )
+        extra += f"; {m['overflow']}" if "overflow" in m else ""
         lines.append(
             f"- **{p.label}**: target `{p.target}`, {m['view']} view, task `{m['task']}`, T = {m['T']}, "
             f"{m['samples']} test samples{extra}"
@@ -134,11 +145,12 @@ def _markdown(profiles: Sequence[Profile], meta: dict[str, Any], plots: dict[str
     labels = [r[0] for r in rows[0]]
     for label in labels:
         vals = [dict(r).get(label) for r in rows]
-        cells = [fmt(v) for v in vals]
+        cells = [fmt_value(label, v) for v in vals]
         if len(profiles) > 1:
             base = vals[0]
+            missing = NO_ACCURACY if label == ACCURACY_ROW else "-"
             cells += [
-                fmt(v / base) if (v is not None and base is not None and base != 0) else "-"
+                fmt(v / base) if (v is not None and base is not None and base != 0) else missing
                 for v in vals[1:]
             ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -150,7 +162,7 @@ def _markdown(profiles: Sequence[Profile], meta: dict[str, Any], plots: dict[str
             + " | ".join(f"energy share [{m}]" for m in emodels)
         )
         lines += [head.rstrip(" |") + " |", "|---" * (9 + len(emodels)) + "|"]
-        for l in p.counts.layers:
+        for l in p.counts.all_layers:  # relay stages (Lava, graphs) last, named <src>.relay<j>
             s = l.per_sample()
             shares = [
                 e.per_layer_pj.get(l.name, 0.0) / e.total_pj if e.total_pj else float("nan")
@@ -169,6 +181,26 @@ def _markdown(profiles: Sequence[Profile], meta: dict[str, Any], plots: dict[str
                 *[f"{100 * x:.1f} %" for x in shares],
             ]
             lines.append("| " + " | ".join(cells) + " |")
+        graph = [l for l in p.counts.layers if l.edges]
+        if graph:
+            lines += [
+                "",
+                f"### Per synapse edge: {p.label}",
+                "",
+                "Synaptic operations per sample of every synapse into a layer (the spikes its "
+                "source sends times their fan-out through it); a layer's row above is their sum.",
+                "",
+                "| layer | from | edge | synapse | fan-in | synops / sample | ACs | MACs |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            for l in graph:
+                for edge in l.edges:
+                    d = edge.to_dict(l.samples)
+                    lines.append(
+                        f"| {l.name} | {edge.source} | {edge.kind} | {edge.synapse_kind} | "
+                        f"{edge.fan_in} | "
+                        f"{fmt(d['synops'])} | {fmt(d['acs'])} | {fmt(d['macs'])} |"
+                    )
     if plots:
         lines += ["", "## Plots", ""]
         for name, path in plots.items():

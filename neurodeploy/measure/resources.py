@@ -13,6 +13,19 @@ convolution as the pool-folded convolution a core stores, :meth:`Synapse.pool_fo
     cores      C = max(ceil(N / neurons_per_core), ceil(M / memory_per_core),
                        ceil(S / synapses_per_core) where the spec gives it)
 
+Graphs (residual and recurrent stages, :mod:`neurodeploy.quant.graph_stages`; graph programs,
+:mod:`neurodeploy.quant.program`): a layer's neurons receive every synapse into it, so
+
+    F = sum over the synapses e into the layer of F_e       (exact for dense edges; for
+                                                           convolutions an upper bound: each
+                                                           edge's busiest neuron may differ)
+    S = sum over e of S_e,   M = S * synapse_bits / 8 + N * neuron_state_bytes
+
+(every edge's weights are stored, a recurrent self-loop's too). The relay stages that Lava's
+latency alignment adds (``targets.lava``: ``depth(L) - depth(src) - 1`` identity stages behind a
+source) are listed apart (``relays``): N neurons and N synapses each; they are not in the totals,
+since a chip can hold the same delays in its synapses (Loihi 2's synaptic delays) instead.
+
 Each layer gets cores of its own (no sharing between layers: an upper bound the Lava compiler
 may beat). A model is refused (:class:`ResourceError`, naming the layer and the limit) when one
 neuron's synapses and state cannot fit in one core's memory (its fan-in is too large), or when
@@ -26,12 +39,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from neurodeploy.neuron.hardware import HardwareSpec
 from neurodeploy.nn.net import SpikingNet
-from neurodeploy.quant.program import IntLayer, IntProgram
-from neurodeploy.quant.stages import Stage, model_stages
+from neurodeploy.quant.counts import hardware_stages
+from neurodeploy.quant.program import INPUT, IntLayer, IntProgram
+from neurodeploy.quant.stages import Stage
 
 
 class ResourceError(ValueError):
@@ -48,6 +62,7 @@ class LayerResources:
     memory_bytes: int
     cores: int
     binding: str  # which limit sets the core count: "neurons", "memory" or "synapses"
+    edges: int = 1  # synapses into the layer (graphs: the inline one and every extra edge)
 
 
 @dataclass
@@ -56,6 +71,7 @@ class ResourceReport:
     layers: list[LayerResources]
     chip_cores: int
     problems: list[str]
+    relays: list[LayerResources] = field(default_factory=list)  # Lava's, apart (module doc)
 
     @property
     def neurons(self) -> int:
@@ -84,30 +100,44 @@ class ResourceReport:
 
     def format(self) -> str:
         verdict = "fits" if self.fits else "DOES NOT FIT"
+        w = max([12, *(len(l.name) + 2 for l in [*self.layers, *self.relays])])
         lines = [
             f"{self.hardware}: {verdict} -- {self.cores} of {self.chip_cores} cores",
-            f"{'layer':<12}{'kind':<8}{'neurons':>9}{'fan-in':>8}{'synapses':>11}"
+            f"{'layer':<{w}}{'kind':<8}{'neurons':>9}{'fan-in':>8}{'synapses':>11}"
             f"{'memory KiB':>12}{'cores':>7}  binding",
         ]
         lines.extend(
-            f"{l.name:<12}{l.kind:<8}{l.neurons:>9}{l.fan_in:>8}{l.synapses:>11}"
+            f"{l.name:<{w}}{l.kind:<8}{l.neurons:>9}{l.fan_in:>8}{l.synapses:>11}"
             f"{l.memory_bytes / 1024:>12.1f}{l.cores:>7}  {l.binding}"
+            + (f" ({l.edges} synapses in)" if l.edges > 1 else "")
             for l in self.layers
         )
         lines.append(
-            f"{'total':<20}{self.neurons:>9}{'':>8}{self.synapses:>11}{self.memory_bytes / 1024:>12.1f}"
-            f"{self.cores:>7}"
+            f"{'total':<{w + 8}}{self.neurons:>9}{'':>8}{self.synapses:>11}"
+            f"{self.memory_bytes / 1024:>12.1f}{self.cores:>7}"
         )
+        if self.relays:
+            lines.append(
+                f"Lava relays (latency alignment of skip edges; not in the totals): "
+                f"{sum(r.neurons for r in self.relays)} neurons"
+            )
+            lines.extend(
+                f"{r.name:<{w}}{r.kind:<8}{r.neurons:>9}{r.fan_in:>8}{r.synapses:>11}"
+                f"{r.memory_bytes / 1024:>12.1f}{r.cores:>7}  {r.binding}"
+                for r in self.relays
+            )
         lines += [f"problem: {p}" for p in self.problems]
         return "\n".join(lines)
 
 
 def layer_resources(layer: Stage | IntLayer, hw: HardwareSpec) -> tuple[LayerResources, list[str]]:
-    """One stage's needs on ``hw`` (module docstring) and the limits it breaks, if any."""
-    syn = layer.synapse  # counted pool-folded: the convolution a core stores (quant.synapse)
-    neurons = syn.neurons_out
-    fan_in = syn.max_fan_in()
-    synapses = syn.dense_ops()
+    """One stage's needs on ``hw`` (module docstring; a graph stage's over all its synapses)
+    and the limits it breaks, if any."""
+    # counted pool-folded: the convolution a core stores (quant.synapse)
+    syns = [layer.synapse, *(e.synapse for e in layer.extra)]
+    neurons = layer.synapse.neurons_out
+    fan_in = sum(s.max_fan_in() for s in syns)
+    synapses = sum(s.dense_ops() for s in syns)
     syn_bytes = math.ceil(synapses * hw.synapse_bits / 8)
     memory = syn_bytes + neurons * hw.neuron_state_bytes
     need = {"neurons": math.ceil(neurons / hw.neurons_per_core)}
@@ -126,8 +156,44 @@ def layer_resources(layer: Stage | IntLayer, hw: HardwareSpec) -> tuple[LayerRes
         need["synapses"] = math.ceil(synapses / hw.synapses_per_core)
     binding = max(need, key=lambda k: need[k])
     return LayerResources(
-        layer.name, layer.kind, neurons, fan_in, synapses, memory, max(1, need[binding]), binding
+        layer.name,
+        layer.kind,
+        neurons,
+        fan_in,
+        synapses,
+        memory,
+        max(1, need[binding]),
+        binding,
+        edges=len(syns),
     ), problems
+
+
+def relay_resources(program: IntProgram, hw: HardwareSpec) -> list[LayerResources]:
+    """The relay stages Lava adds to ``program`` (module docstring), one row each, named as
+    Lava names them (``<source>.relay<j>``): N neurons, fan-in 1, N identity synapses."""
+    if program.is_chain:
+        return []
+    depth = program.depths()
+    need: dict[str, int] = {}
+    for k, layer in enumerate(program.layers):
+        for e in program.edges(k):
+            if not e.recurrent and e.source != INPUT:
+                d = depth[layer.name] - depth[e.source] - 1
+                need[e.source] = max(need.get(e.source, 0), d)
+    shapes = {l.name: tuple(l.out_shape) for l in program.layers}
+    rows = []
+    for src, d in need.items():
+        n = math.prod(shapes[src])
+        memory = math.ceil(n * hw.synapse_bits / 8) + n * hw.neuron_state_bytes
+        cores = {"neurons": math.ceil(n / hw.neurons_per_core)}
+        if hw.synapse_memory_bytes_per_core is not None:
+            cores["memory"] = math.ceil(memory / hw.synapse_memory_bytes_per_core)
+        binding = max(cores, key=lambda k: cores[k])
+        rows += [
+            LayerResources(f"{src}.relay{j}", "relay", n, 1, n, memory, cores[binding], binding)
+            for j in range(1, d + 1)
+        ]
+    return rows
 
 
 def resource_report(
@@ -136,7 +202,7 @@ def resource_report(
     """The mapping report of a model (its hardware stages), an integer program or a list of stages."""
     layers: Sequence[Stage | IntLayer]
     if isinstance(model, SpikingNet):
-        layers = model_stages(model)
+        layers = hardware_stages(model)
     elif isinstance(model, IntProgram):
         layers = model.layers
     else:
@@ -159,7 +225,8 @@ def resource_report(
                 else ""
             )
         )
-    return ResourceReport(hw.name, rows, hw.cores, problems)
+    relays = relay_resources(model, hw) if isinstance(model, IntProgram) else []
+    return ResourceReport(hw.name, rows, hw.cores, problems, relays)
 
 
 DEFAULT_SPECS = ("loihi1", "loihi2")
@@ -176,6 +243,6 @@ def report_for_path(
     from neurodeploy.converters.model_files import load_model_file
 
     target = load_model_file(path, dt=dt)[0]  # dt: seconds per timestep of a NIR graph
-    stages = model_stages(target) if isinstance(target, SpikingNet) else target
+    stages = hardware_stages(target) if isinstance(target, SpikingNet) else target
     reports = [resource_report(stages, hw) for hw in specs]
     return "\n\n".join(r.format() for r in reports), all(r.fits for r in reports)

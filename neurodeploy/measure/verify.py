@@ -5,8 +5,14 @@ Pairs compared, per neuron layer (fraction of (step, sample, neuron) spikes that
 predicted class:
 - float torch (BatchNorm folded) vs reference simulator: what quantisation changes;
 - reference simulator with Lava's pipeline latency vs Lava fixed_pt: must be identical (1.0);
-- float torch vs Lava fixed_pt, Lava's layer k shifted back by its k+1 steps of latency (close,
-  not exact: quantisation, and biases integrate alone during the latency steps).
+- float torch vs Lava fixed_pt, Lava's layer L shifted back by its depth(L) steps of latency
+  (:meth:`IntProgram.depths`: k + 1 for a chain's layer k; 1 + the deepest feed-forward source
+  in a graph) (close, not exact: quantisation, and biases integrate alone during the latency
+  steps).
+
+Graph programs (residual, recurrent) compare layer by layer by name: the float spikes of each
+neuron node of the graph model (:func:`~neurodeploy.measure.profiling.float_layer_spikes`)
+against the program layer of the same name.
 """
 
 from __future__ import annotations
@@ -19,8 +25,7 @@ import torch
 
 from neurodeploy.data import TaskData
 from neurodeploy.data.inputs import Inputs, as_inputs
-from neurodeploy.measure.analysis import run_recording_spikes
-from neurodeploy.nn.fold import fold_batchnorm
+from neurodeploy.measure.profiling import float_layer_spikes
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.quant.program import IntProgram
 from neurodeploy.targets import make_target
@@ -91,7 +96,7 @@ def verify(
     src = as_inputs(task)
     n = len(src) if n is None else min(n, len(src))
     x = src.encode(src.x[:n], T)
-    z, float_spikes = run_recording_spikes(fold_batchnorm(model).eval(), x)
+    z, float_spikes = float_layer_spikes(model, x, program)
     z_float = z.mean(0).argmax(-1).numpy()
     x_int, _ = program.quantize_input(x.numpy())
     t0 = time.perf_counter()
@@ -116,11 +121,13 @@ def verify(
     out.ref_vs_lava = [
         float((sl == sr).mean()) for sl, sr in zip(r.spikes, ref_lat.spikes, strict=True)
     ]
-    # layer k sees the input k+1 steps late in Lava (biases integrate alone meanwhile, so this
-    # pair is close, not exact)
+    # layer L sees the input depth(L) steps late in Lava (biases integrate alone meanwhile,
+    # so this pair is close, not exact)
+    depth = program.depths()
+    shifts = [depth[l.name] for l in program.layers if l.neuron is not None]
     out.float_vs_lava = [
-        float((sl[k + 1 : k + 1 + T] == fs.numpy().astype(np.uint8)).mean())
-        for k, (sl, fs) in enumerate(zip(r.spikes, float_spikes, strict=True))
+        float((sl[d : d + T] == fs.numpy().astype(np.uint8)).mean())
+        for d, sl, fs in zip(shifts, r.spikes, float_spikes, strict=True)
     ]
     if r.output is not None or r.spike_output:  # netx: hidden layers only
         out.pred_ref_vs_lava = float((r.predictions() == ref_lat.predictions()).mean())

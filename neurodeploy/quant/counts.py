@@ -34,6 +34,24 @@ Two views of one model:
   The reference simulator and Lava count in this view; the float model can be counted in it
   too, so float and integer compare row by row.
 
+Graphs (:mod:`neurodeploy.quant.program`: several synapses into one neuron layer, recurrent
+self-loops): a layer's row sums the operations of every synapse into it, and its ``edges`` list
+them one by one (:class:`EdgeCounts`: source, kind "feed-forward" or "recurrent")::
+
+    SynOps_e(t) = sum_j sum_i [s_src,i(t) != 0] [W_e,ji != 0]    (the spikes src sends at step t
+                                                                 times their fan-out through e)
+    SynOps_L(t) = sum over the synapses e into L of SynOps_e(t)
+
+Operations are attributed to the step in which the source sends (a recurrent edge's spikes of
+step t arrive at t + 1). A chain's rows carry no ``edges`` (one synapse each, the row itself).
+Lava's latency alignment adds *relay* stages (``targets.lava``: an identity synapse of weight 2
+into a stock LIF that repeats its input's spikes one step later, ``depth(L) - depth(src) - 1``
+of them behind a source ``src`` whose spikes reach a deeper layer ``L``); a Lava record lists
+them in :attr:`Counts.relays`, each a row of its own named ``<src>.relay<d>`` (synops = the
+spikes it receives, one weight each; neuron updates = its neurons every step; spikes = its
+input's, one step later), included in the totals and the energy, so that their cost is shown.
+Delays of the network input are a second host source, not chip neurons, and cost nothing here.
+
 The equivalent ANN (:func:`ann_macs`) is counted on the module view: MACs of one pass of the
 torch graph's own layers, every connection once.
 
@@ -52,11 +70,52 @@ import torch
 from torch import nn
 
 from neurodeploy.nn.fold import fold_batchnorm
+from neurodeploy.nn.graph import is_chain
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.nn.walk import layer_groups
+from neurodeploy.quant.graph_stages import graph_ann_macs, graph_stages
+from neurodeploy.quant.stages import Stage, model_stages
 from neurodeploy.quant.synapse import Synapse, conv_synapse
 
 VIEWS = ("module", "hardware")
+EDGE_FEEDFORWARD = "feed-forward"
+EDGE_RECURRENT = "recurrent"
+RELAY_WEIGHT = 2  # a relay's identity weight (targets.lava.RELAY_WEIGHT; non-zero is what counts)
+
+
+def hardware_stages(model: SpikingNet) -> list[Stage]:
+    """The hardware stages of any model: :func:`~neurodeploy.quant.stages.model_stages` for a
+    chain, :func:`~neurodeploy.quant.graph_stages.graph_stages` for a graph (residual blocks,
+    recurrent cells, a :class:`~neurodeploy.nn.graph.GraphBody`)."""
+    return model_stages(model) if is_chain(model) else graph_stages(model)
+
+
+def model_ann_macs(model: SpikingNet) -> float:
+    """:func:`ann_macs` of a chain, :func:`~neurodeploy.quant.graph_stages.graph_ann_macs` of a
+    graph."""
+    return ann_macs(model) if is_chain(model) else graph_ann_macs(model)
+
+
+def relay_synapse(shape: tuple[int, ...]) -> Synapse:
+    """The identity synapse of one Lava relay stage on a layer of ``shape`` (targets.lava
+    ``_relay``): a diagonal dense map for a flat layer, a depthwise 1 x 1 convolution for a
+    (C, *spatial) one; one non-zero weight per neuron either way."""
+    if len(shape) == 1:
+        n = shape[0]
+        return Synapse("dense", RELAY_WEIGHT * np.eye(n), shape, shape, where="relay")
+    c = shape[0]
+    kind = {2: "conv1d", 3: "conv2d"}[len(shape)]
+    k = (1,) * (len(shape) - 1)
+    return Synapse(
+        kind,
+        np.full((c, 1, *k), float(RELAY_WEIGHT)),
+        shape,
+        shape,
+        stride=k,
+        padding=(0,) * len(k),
+        groups=c,
+        where="relay",
+    )
 
 
 def module_synapse(
@@ -119,6 +178,45 @@ def ann_macs(model: SpikingNet) -> float:
 
 
 @dataclass
+class EdgeCounts:
+    """The synaptic operations of one synapse into a graph layer, per step, summed over samples
+    (module docstring)."""
+
+    source: str
+    kind: str  # EDGE_FEEDFORWARD or EDGE_RECURRENT
+    synapse_kind: str  # "dense", "conv1d", "conv2d"
+    fan_in: int
+    weights: int
+    nonzero_weights: int
+    connections: int
+    T: int
+    input_spiking: bool = True
+    synops: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        if self.synops.size == 0:
+            self.synops = np.zeros(self.T)
+
+    def to_dict(self, samples: int) -> dict[str, Any]:
+        n = max(samples, 1)
+        syn = float(self.synops.sum()) / n
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "synapse_kind": self.synapse_kind,
+            "fan_in": self.fan_in,
+            "weights": self.weights,
+            "nonzero_weights": self.nonzero_weights,
+            "connections": self.connections,
+            "input_spiking": self.input_spiking,
+            "synops": syn,
+            "acs": syn if self.input_spiking else 0.0,
+            "macs": 0.0 if self.input_spiking else syn,
+            "synops_per_step": (self.synops / n).tolist(),
+        }
+
+
+@dataclass
 class LayerCounts:
     """Counts of one synaptic layer and the neuron layer it drives (``neurons == 0`` for a readout).
 
@@ -137,6 +235,8 @@ class LayerCounts:
     input_spiking: bool = True
     synops: np.ndarray = field(default_factory=lambda: np.zeros(0))
     spikes: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # graphs: every synapse into the layer (the inline one first); empty for a chain's layer
+    edges: list[EdgeCounts] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.synops.size == 0:
@@ -144,22 +244,32 @@ class LayerCounts:
         if self.spikes.size == 0:
             self.spikes = np.zeros(self.T)
 
+    def add_edges(self, inputs: list[torch.Tensor], synapses: list[Synapse]) -> None:
+        """Accumulate one batch's operations of the layer's further synapses ``edges[1:]``:
+        per edge its source's output (T, B, *in_shape) as sent; :meth:`add` counts the inline
+        synapse (``edges[0]``) and the samples."""
+        if len(inputs) != len(self.edges) - 1 or len(synapses) != len(inputs):
+            raise ValueError(
+                f"layer {self.name}: {len(inputs)} edge inputs for {len(self.edges) - 1} "
+                "further synapses"
+            )
+        for e, x, syn in zip(self.edges[1:], inputs, synapses):
+            ops, spiking = _edge_ops(f"layer {self.name}: edge from {e.source}", x, syn, self.T)
+            e.synops += ops
+            e.input_spiking &= spiking
+            self.synops += ops
+            self.input_spiking &= spiking
+
     def add(self, x: torch.Tensor, spikes: torch.Tensor | None, syn: Synapse) -> None:
         """Accumulate one batch: synapse input ``x`` (T, B, *in_shape), neuron output ``spikes``
         (T, B, *out_shape) or None for a readout."""
         T, B = x.shape[:2]
-        if T != self.T:
-            raise ValueError(
-                f"layer {self.name}: {T} timesteps recorded, counts were set up for {self.T}"
-            )
-        if tuple(x.shape[2:]) != syn.in_shape:
-            raise ValueError(
-                f"layer {self.name}: input shape {tuple(x.shape[2:])} does not match the layer's "
-                f"{syn.in_shape}"
-            )
-        xf = x.to(torch.float64)
-        self.input_spiking &= bool(((xf == 0) | (xf == 1) | (xf == -1)).all())
-        self.synops += syn.ops(xf.flatten(0, 1)).view(T, B).sum(1).numpy()
+        ops, spiking = _edge_ops(f"layer {self.name}", x, syn, self.T)
+        self.input_spiking &= spiking
+        self.synops += ops
+        if self.edges:
+            self.edges[0].synops += ops
+            self.edges[0].input_spiking &= spiking
         if spikes is not None:
             if tuple(spikes.shape[:2]) != (T, B) or math.prod(spikes.shape[2:]) != self.neurons:
                 raise ValueError(
@@ -193,6 +303,7 @@ class LayerCounts:
         return d
 
     def to_dict(self) -> dict[str, Any]:
+        edges = {"edges": [e.to_dict(self.samples) for e in self.edges]} if self.edges else {}
         return {
             "name": self.name,
             "kind": self.kind,
@@ -208,7 +319,72 @@ class LayerCounts:
             "synops_per_step": (self.synops / max(self.samples, 1)).tolist(),
             "spikes_per_step": (self.spikes / max(self.samples, 1)).tolist(),
             **self.per_sample(),
+            **edges,
         }
+
+
+def _edge_ops(where: str, x: torch.Tensor, syn: Synapse, T: int) -> tuple[np.ndarray, bool]:
+    """Per step, the operations of ``syn`` fed ``x`` (T, B, *in_shape), summed over the batch,
+    and whether every input value is in {-1, 0, 1}."""
+    if x.shape[0] != T:
+        raise ValueError(f"{where}: {x.shape[0]} timesteps recorded, counts were set up for {T}")
+    if tuple(x.shape[2:]) != syn.in_shape:
+        raise ValueError(
+            f"{where}: input shape {tuple(x.shape[2:])} does not match the layer's {syn.in_shape}"
+        )
+    xf = x.to(torch.float64)
+    spiking = bool(((xf == 0) | (xf == 1) | (xf == -1)).all())
+    return syn.ops(xf.flatten(0, 1)).view(T, x.shape[1]).sum(1).numpy(), spiking
+
+
+def edge_counts(source: str, syn: Synapse, *, recurrent: bool, T: int) -> EdgeCounts:
+    """Zero counts of one synapse into a graph layer."""
+    return EdgeCounts(
+        source,
+        EDGE_RECURRENT if recurrent else EDGE_FEEDFORWARD,
+        syn.kind,
+        syn.fan_in,
+        syn.num_weights,
+        syn.nonzero_weights,
+        syn.connections(),
+        T,
+    )
+
+
+def graph_layer_counts(
+    name: str, edges: list[tuple[str, Synapse, bool]], neurons: int, T: int
+) -> LayerCounts:
+    """Zero counts of a graph layer fed by ``edges`` (source, synapse, recurrent; the inline
+    synapse first): its static figures (fan-in, weights, connections, dense operations) are
+    sums over the edges, and each edge gets its :class:`EdgeCounts`."""
+    syns = [syn for _, syn, _ in edges]
+    return LayerCounts(
+        name,
+        syns[0].kind,
+        neurons,
+        sum(s.fan_in for s in syns),
+        sum(s.num_weights for s in syns),
+        sum(s.nonzero_weights for s in syns),
+        sum(s.connections() for s in syns),
+        sum(s.dense_ops() for s in syns),
+        T,
+        edges=[edge_counts(src, syn, recurrent=rec, T=T) for src, syn, rec in edges],
+    )
+
+
+def layer_counts(name: str, syn: Synapse, neurons: int, T: int) -> LayerCounts:
+    """Zero counts of one layer: ``syn`` driving ``neurons`` neurons (0: a readout)."""
+    return LayerCounts(
+        name,
+        syn.kind,
+        neurons,
+        syn.fan_in,
+        syn.num_weights,
+        syn.nonzero_weights,
+        syn.connections(),
+        syn.dense_ops(),
+        T,
+    )
 
 
 @dataclass
@@ -226,6 +402,13 @@ class Counts:
     # model is known: the hardware view's folded synapses (pooling composed into convolutions)
     # are larger than the layers an ANN of the same architecture would compute.
     ann_macs: float | None = None
+    # Lava records of graphs: the relay stages Lava adds for latency alignment (module docstring)
+    relays: list[LayerCounts] = field(default_factory=list)
+
+    @property
+    def all_layers(self) -> list[LayerCounts]:
+        """The program's layers, then the relay stages (what the chip runs)."""
+        return [*self.layers, *self.relays]
 
     @classmethod
     def empty(
@@ -250,20 +433,7 @@ class Counts:
                 f"counts: {len(names)} names, {len(synapses)} synapses and {len(neurons)} neuron "
                 "counts; expected one of each per layer"
             )
-        layers = [
-            LayerCounts(
-                name,
-                s.kind,
-                n,
-                s.fan_in,
-                s.num_weights,
-                s.nonzero_weights,
-                s.connections(),
-                s.dense_ops(),
-                T,
-            )
-            for name, s, n in zip(names, synapses, neurons)
-        ]
+        layers = [layer_counts(name, s, n, T) for name, s, n in zip(names, synapses, neurons)]
         return cls(source, view, T, layers, parameters, footprint_bytes, hardware)
 
     @property
@@ -271,7 +441,8 @@ class Counts:
         return self.layers[0].samples if self.layers else 0
 
     def totals(self) -> dict[str, float]:
-        per = [l.per_sample() for l in self.layers]
+        """Per-sample totals over every layer and relay stage (:attr:`all_layers`)."""
+        per = [l.per_sample() for l in self.all_layers]
         keys = (
             "synops",
             "acs",
@@ -286,14 +457,16 @@ class Counts:
         updates = t["neuron_updates"]
         t["firing_rate"] = t["spikes"] / updates if updates else float("nan")
         t["activation_sparsity"] = 1.0 - t["firing_rate"] if updates else float("nan")
-        weights = sum(l.weights for l in self.layers)
+        weights = sum(l.weights for l in self.all_layers)
         t["connection_sparsity"] = (
-            1.0 - sum(l.nonzero_weights for l in self.layers) / weights if weights else float("nan")
+            1.0 - sum(l.nonzero_weights for l in self.all_layers) / weights
+            if weights
+            else float("nan")
         )
         t["parameters"] = float(self.parameters)
         t["footprint_bytes"] = float(self.footprint_bytes)
-        t["connections"] = float(sum(l.connections for l in self.layers))
-        t["neurons"] = float(sum(l.neurons for l in self.layers))
+        t["connections"] = float(sum(l.connections for l in self.all_layers))
+        t["neurons"] = float(sum(l.neurons for l in self.all_layers))
         # the equivalent ANN: same layers, one pass, every connection a MAC
         t["ann_macs"] = float(
             self.ann_macs
@@ -313,5 +486,6 @@ class Counts:
             if self.ann_macs is not None
             else "these layers",
             "layers": [l.to_dict() for l in self.layers],
+            **({"relays": [l.to_dict() for l in self.relays]} if self.relays else {}),
             "totals": self.totals(),
         }
