@@ -13,12 +13,18 @@ NIR_SUFFIXES = (".nir", ".h5", ".hdf5")
 
 
 def load_model_file(
-    path: str | os.PathLike[str], programs: bool = True, *, dt: float | None = None
+    path: str | os.PathLike[str],
+    programs: bool = True,
+    *,
+    dt: float | None = None,
+    reset: str = "nir",
 ) -> tuple[SpikingNet | IntProgram, str | None, int | None]:
     """(model or integer program, task, T). With ``programs=False`` an integer program is refused
     (the caller needs the float model). Anything else is an error naming the file. ``dt``
     (seconds per timestep) reads a NIR graph with that dt instead of the one it records (or the
-    default); other files have no dt and ignore it."""
+    default); other files have no dt and ignore it. ``reset`` ("nir" or "snntorch", snnTorch's
+    delayed reset: see :func:`~neurodeploy.converters.nir_import.nir_to_model`) likewise applies
+    to NIR graphs only."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -42,7 +48,7 @@ def load_model_file(
         meta = graph.metadata if isinstance(graph.metadata, dict) else {}
         task, T = meta.get("task"), meta.get("T")
         return (
-            nir_to_model(graph, dt=dt),
+            nir_to_model(graph, dt=dt, reset=reset),
             (str(task) if task is not None else None),
             (int(T) if T is not None else None),
         )

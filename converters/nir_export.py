@@ -227,6 +227,8 @@ def lif_node(layer: LIF, shape: Shape, dt: float) -> nir.LIF:
     }
     if layer.a is not None:  # the logit itself, so that a round trip restores alpha bit for bit
         meta["mps_logit"] = float(layer.a.detach())
+    if p.reset_delay:  # snnTorch's delayed reset (one refractory step); read back by nir_import
+        meta["reset_delay"] = True
     return nir.LIF(
         tau=full(tau),
         r=full(tau / dt),

@@ -39,7 +39,8 @@ A cycle through two or more neuron nodes is refused by name: Loihi delays every 
 step, so a k-layer loop takes k steps there and one in the producers' semantics.
 
 Where the producers' semantics differ (measured in tests/test_nir_import_graph.py):
-- reset: NIR's (and ours) resets v to 0 right after the spike and integrates the next input;
+- reset: NIR's (and ours) resets v to 0 right after the spike and integrates the next input
+  (``reset="snntorch"`` reads snnTorch's delayed reset exactly instead: see nir_to_model);
   snnTorch's RSynaptic (reset_delay=True, its default and the only mode that runs in snnTorch
   1.0) zeroes v at the step after the spike, dropping that step's input. Spike for spike equal to
   snnTorch with the reset at the spiking step (Synaptic/RLeaky reset_delay=False); the NIR
@@ -83,6 +84,7 @@ from .nir_common import (
 )
 
 Modules = list[nn.Module]
+RESET_READINGS = ("nir", "snntorch")  # nir_to_model(reset=...): NIR's reset, snnTorch's delayed
 GAIN_RTOL = 1e-6  # |gain - 1| below this is taken as exactly 1 (float32 storage of tau and r)
 
 
@@ -279,9 +281,12 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
 
 
 class _Ctx:
-    def __init__(self, dt: float, ignore_metadata: bool = False) -> None:
+    def __init__(
+        self, dt: float, ignore_metadata: bool = False, delayed: frozenset[str] = frozenset()
+    ) -> None:
         self.dt = dt
         self.ignore_metadata = ignore_metadata
+        self.delayed = delayed  # neuron nodes read with snnTorch's delayed reset (reset_delay)
 
     def meta(self, node: nir.NIRNode) -> dict[str, Any]:
         md = getattr(node, "metadata", None)
@@ -472,6 +477,10 @@ def _lif_kwargs(
                 kw[k] = meta[k].item() if hasattr(meta[k], "item") else meta[k]
         kw["detach_reset"] = bool(kw.get("detach_reset", True))
         kw["surrogate"] = str(kw.get("surrogate", "rectangular"))
+        if bool(meta.get("reset_delay", False)):
+            kw["reset_delay"] = True
+    if name in ctx.delayed:
+        kw["reset_delay"] = True
     return kw, float(meta.get("mps_logit", math.nan)) if meta else math.nan
 
 
@@ -521,7 +530,8 @@ def _cuba_lif(name: str, node: nir.CubaLIF, shape: tuple[int, ...], ctx: _Ctx) -
     """CubaLIF = a synaptic current I(t) = alpha_syn I(t-1) + g_syn x(t) (our LI) feeding a LIF:
     tau_syn dI/dt = -I + w_in x, tau_mem dv/dt = (v_leak - v) + r I, Euler at dt, so
     g_syn = w_in dt/tau_syn and the membrane gain is r dt/tau_mem (both 1 in snntorch's export).
-    Spike for spike this is snntorch's Synaptic with reset_mechanism="zero", reset_delay=False."""
+    Spike for spike this is snntorch's Synaptic with reset_mechanism="zero", reset_delay=False
+    (with ``reset="snntorch"``: reset_delay=True, the LIF gets one refractory step)."""
     _neuron_shape(name, "v_threshold", _arr(name, node, "v_threshold"), shape)
     tau_syn = _uniform(name, "tau_syn", _arr(name, node, "tau_syn"))
     tau_mem = _uniform(name, "tau_mem", _arr(name, node, "tau_mem"))
@@ -1054,8 +1064,18 @@ def nir_to_model(
     dt: float | None = None,
     name: str | None = None,
     ignore_metadata: bool = False,
+    *,
+    reset: str = "nir",
 ) -> SpikingNet:
     """Build our torch model from a NIR graph (or a .nir file).
+
+    ``reset``: "nir" (default) resets v to 0 at the spiking step and integrates the next input
+    (NIR's LIF). "snntorch" reads the graph as snnTorch trained it (reset_mechanism="zero",
+    reset_delay=True, its default): every CubaLIF (Synaptic, RSynaptic) and every neuron in a
+    recurrent loop (RLeaky, RSynaptic) gets ``LIF(reset_delay=True)``, one refractory step after
+    each spike (:mod:`neurodeploy.neuron.lif`); a feed-forward LIF/IF (Leaky) keeps the plain
+    reset, which is what Leaky's delayed reset computes. Our own export records the option per
+    node (metadata ``reset_delay``), so round trips need no option.
 
     ``dt`` (seconds per timestep) overrides the graph's ``metadata["dt"]``; a graph without one
     is read with 1e-4 and a :class:`~neurodeploy.converters.nir_common.NIRDtWarning` naming that
@@ -1069,7 +1089,9 @@ def nir_to_model(
         graph = read_nir(graph)
     graph = flatten_graph(graph)
     meta = graph.metadata if isinstance(graph.metadata, dict) else {}
-    ctx = _Ctx(resolve_dt(meta, dt).dt, ignore_metadata)
+    if reset not in RESET_READINGS:
+        raise ValueError(f"reset must be one of {RESET_READINGS}, got {reset!r}")
+    ctx = _Ctx(resolve_dt(meta, dt).dt, ignore_metadata, _delayed_nodes(graph, reset))
     if not is_chain_graph(graph):
         return _graph_model(graph, ctx, name or str(meta.get("model", "nir")))
     order = _chain(graph)
@@ -1104,6 +1126,17 @@ def nir_to_model(
     n_out = int(np.prod(shape))
     model_name = name or str(meta.get("model", "nir"))
     return SpikingNet(model_name, nn.Sequential(*modules), in_shape, n_out).eval()
+
+
+def _delayed_nodes(graph: nir.NIRGraph, reset: str) -> frozenset[str]:
+    """The neuron nodes that ``reset="snntorch"`` reads with the delayed reset: CubaLIF nodes and
+    LIF/IF nodes closed by a recurrent loop (see :func:`nir_to_model`)."""
+    if reset != "snntorch":
+        return frozenset()
+    cuba = {n for n, v in graph.nodes.items() if isinstance(v, nir.CubaLIF)}
+    loops = set() if is_chain_graph(graph) else set(_recurrent_loops(graph))
+    spiking = {n for n, v in graph.nodes.items() if isinstance(v, (nir.LIF, nir.IF))}
+    return frozenset(cuba | (loops & spiking))
 
 
 def graph_dt(graph: nir.NIRGraph, dt: float | None = None, *, warn: bool = False) -> DtChoice:

@@ -13,7 +13,10 @@ Mapping (verified against Lava 0.10 in tests/test_lava_reference.py):
 - neuron: stock ``LIFReset(du, dv, vth, bias_mant, bias_exp)`` (Lava's LIF plus a periodic state
   reset) where the smoothing coefficient is 0, our
   :class:`~neurodeploy.targets.mps_lif.process.SmoothedLIF` process elsewhere (its fixed_pt
-  model calls the same integer functions as the reference simulator);
+  model calls the same integer functions as the reference simulator); a ``reset_delay`` layer
+  (snnTorch's delayed reset) runs our
+  :class:`~neurodeploy.targets.refractory.process.RefractoryLIF` (the LIF plus one refractory
+  step, fixed_pt only);
 - readout: the last Dense's output; the readout bias is added on reading; an LI readout
   (``readout_kind`` "li"): the Dense feeds a ``LIFReset`` whose threshold it cannot reach (the
   quantiser's bound) and whose ``v`` a ``VarWire`` reads every step as the output;
@@ -262,6 +265,7 @@ class LavaNeuron:
     du: float = 0
     coef: float = 0
     readout: bool = False  # the last layer: a non-spiking LI readout, its ``v`` read every step
+    refractory: bool = False  # reset_delay: our RefractoryLIF (one refractory step), fixed_pt only
 
 
 @dataclass
@@ -328,6 +332,20 @@ def _neuron_process(n: LavaNeuron, name: str, out_shape: tuple[int, ...], interv
             dv=int(n.dv),
             vth=n.vth,
             coef=int(n.coef),
+            bias_mant=bias,
+            bias_exp=int(n.bias_exp),
+            reset_interval=interval,
+            reset_offset=RESET_OFFSET,
+            name=name,
+        )
+    if n.refractory:
+        from neurodeploy.targets.refractory.process import RefractoryLIF
+
+        return RefractoryLIF(  # integers: the bit-accurate model only (IntLayer.reset_delay)
+            shape=shape,
+            du=int(n.du),
+            dv=int(n.dv),
+            vth=int(n.vth),
             bias_mant=bias,
             bias_exp=int(n.bias_exp),
             reset_interval=interval,
@@ -803,6 +821,7 @@ def _int_neuron(layer: IntLayer) -> LavaNeuron:
         bias_mant=np.asarray(layer.bias_mant, dtype=np.int32),
         bias_exp=int(layer.bias_exp),
         readout=layer.li_readout,
+        refractory=layer.reset_delay,
     )
 
 

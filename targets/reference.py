@@ -243,6 +243,9 @@ class _Run:
                 counters=counters,
                 may_wrap=d.may_wrap,
                 may_saturate=d.may_saturate,
+                refractory=(
+                    self.spikes[k_neuron][t - 1].bool() if layer.reset_delay and t > 0 else None
+                ),
             )
         self.state[k_neuron] = (u, v)
         self.spikes[k_neuron][t] = s.to(torch.uint8)

@@ -10,7 +10,16 @@ Per step, all integers (int64 here; the chip's widths are enforced explicitly):
     v <- 0 where s                                     hard reset (u is not reset)
 
 With du = 4095 the current has no memory (u = a_in << 6): a plain LIF, which is what our float
-LIF maps to. The smoothed-reset neuron (MPS) keeps the smoothed state m instead of v and a
+LIF maps to.
+
+One refractory step (snnTorch's delayed zero reset, ``reset_delay`` in :mod:`neurodeploy.neuron.lif`;
+a Loihi refractory period of 1): where the neuron spiked at the previous step, r = s(t-1),
+
+    u <- wrap24(decay(u, du + 1) + (a_in << 6))       the current keeps integrating
+    v <- 0 where r, else sat24(decay(v, dv) + u + bias)   the membrane is held at 0 (its input
+    s  = v > (vth << 6)  (false where r: vth >= 0)        and bias dropped), no spike
+
+The smoothed-reset neuron (MPS) keeps the smoothed state m instead of v and a
 12-bit coefficient c = round(4096 * alpha):
 
     h  = sat24(decay(m, dv) + (a_in << 6) + bias);   s = h > (vth << 6);   U = 0 where s else h
@@ -138,8 +147,12 @@ def lif_int_step(
     counters: Counters | None = None,
     may_wrap: bool = True,
     may_saturate: bool = True,
+    refractory: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of Lava's bit-accurate LIF (int64 or integer-valued float64). Returns (spikes bool, u, v).
+
+    ``refractory`` (bool, like ``v``): the previous step's spikes of a ``reset_delay`` layer; where
+    set, this step is refractory (module docstring): v is held at 0 and cannot spike.
 
     ``may_wrap=False`` / ``may_saturate=False`` skip the range checks where a caller has proved
     they cannot trigger (:func:`state_bounds`); the result is the same, only faster."""
@@ -153,6 +166,8 @@ def lif_int_step(
     if may_wrap:
         u, wrapped = wrap24(u)
     v = decay(v, dv + VOLTAGE_DECAY_OFFSET) + u + bias
+    if refractory is not None:
+        v = v.masked_fill(refractory, 0)
     sat = None
     if may_saturate:
         v, sat = sat24(v)

@@ -23,6 +23,20 @@ Reading ``"charge"`` (smooth the charged potential and fire on it)::
     U(t) = M(t) * (1 - S(t))   |   M(t) - theta * S(t)
 
 alpha = 0 gives the plain (vanilla) LIF in both readings: M = U (resp. M = H).
+
+Delayed reset (``reset_delay``; vanilla hard-reset neurons only): snnTorch's reset_mechanism="zero"
+with reset_delay=True (its default) as its Synaptic, RLeaky and RSynaptic compute it (read from
+snntorch 1.0 ``_base_zero``): R(t) = Heaviside(V(t-1) - theta), V(t) = (1 - R(t)) * (beta V(t-1)
++ I(t)), S(t) = Heaviside(V(t) - theta), V not reset at the spiking step. Spike for spike this is
+the hard reset above plus a one-step refractory period::
+
+    H(t) = (1 - S(t-1)) * (beta * U(t-1) + I(t))   the step after a spike holds the membrane at 0
+    S(t) = Heaviside(H(t) - theta)                 (its input is dropped; theta > 0: no spike)
+    U(t) = H(t) * (1 - S(t))
+
+(A CubaLIF's synaptic current is a separate LI in front of the LIF: it keeps integrating, as in
+snnTorch.) snnTorch's Leaky computes V(t) = beta (1 - R(t)) V(t-1) + I(t): the input is kept, which
+is exactly the plain hard reset, so Leaky needs no option. S(t-1) is detached like the reset.
 In the backward pass dS/dH is a surrogate (:mod:`neurodeploy.neuron.surrogate`); with
 ``detach_reset`` the S inside the reset is detached (default), so gradients reach earlier
 timesteps only through the leak beta*M and, with MPS, the smoothing path alpha*M.
@@ -55,6 +69,7 @@ class LIFParams:
     mps_mode: str = "reset"
     detach_reset: bool = True
     surrogate: Surrogate = field(default_factory=Surrogate)
+    reset_delay: bool = False  # snnTorch's delayed zero reset: one refractory step (docstring)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.tau, (int, float)) and self.tau > 1):  # NaN fails too; inf is IF
@@ -70,6 +85,11 @@ class LIFParams:
             raise ValueError(f"reset must be one of {RESETS}, got {self.reset!r}")
         if self.mps_mode not in MPS_MODES:
             raise ValueError(f"mps_mode must be one of {MPS_MODES}, got {self.mps_mode!r}")
+        if self.reset_delay and self.reset != "hard":
+            raise ValueError(
+                f"reset_delay (snnTorch's delayed zero reset) needs reset='hard', got "
+                f"reset={self.reset!r}"
+            )
 
     @property
     def beta(self) -> float:
@@ -78,10 +98,12 @@ class LIFParams:
 
 
 class LIFState(NamedTuple):
-    """State carried between timesteps: U(t) post-reset potential, M(t) smoothed state."""
+    """State carried between timesteps: U(t) post-reset potential, M(t) smoothed state, and
+    S(t) the spikes (``reset_delay`` only: the next step is refractory where S = 1; None: none)."""
 
     u: torch.Tensor
     m: torch.Tensor
+    s: torch.Tensor | None = None
 
 
 class LIFTrace(NamedTuple):
@@ -109,6 +131,18 @@ def lif_step(
     i_t: torch.Tensor, state: LIFState, alpha: torch.Tensor | float | None, p: LIFParams
 ) -> tuple[torch.Tensor, LIFState, torch.Tensor]:
     """One timestep of the equations above. Returns (S(t), new state, H(t))."""
+    if p.reset_delay:
+        if alpha is not None:
+            raise ValueError(
+                "reset_delay (snnTorch's delayed zero reset) is defined for vanilla neurons; "
+                "membrane potential smoothing (alpha) with it is not supported"
+            )
+        h = p.beta * state.u + i_t
+        if state.s is not None:
+            h = h * (1 - state.s.detach())  # refractory step: membrane held at 0, input dropped
+        s = p.surrogate(h - p.theta)
+        u = _reset(h, s, p)
+        return s, LIFState(u, u, s), h
     if p.mps_mode == "reset":
         h = p.beta * state.m + i_t
         s = p.surrogate(h - p.theta)

@@ -40,6 +40,11 @@ class LIF(nn.Module):
             cannot run) or "reference" (always the pure-PyTorch
             :func:`~neurodeploy.neuron.lif.lif_multistep`).
             Same spikes either way (bit for bit in float32/float64); gradients agree to rounding.
+        reset_delay: snnTorch's delayed zero reset (reset_mechanism="zero", reset_delay=True, as
+            its Synaptic, RLeaky and RSynaptic run it): hard reset plus one refractory step whose
+            input is dropped (equations in :mod:`neurodeploy.neuron.lif`). Vanilla hard-reset
+            neurons only (``mps=True`` with it is refused). The fused kernels do not implement
+            it: such a layer runs the reference step loop (``kernel="fused"`` is refused).
     """
 
     def __init__(
@@ -56,10 +61,21 @@ class LIF(nn.Module):
         surrogate_width: float | None = None,
         detach_reset: bool = True,
         kernel: str = "auto",
+        reset_delay: bool = False,
     ) -> None:
         super().__init__()
         if kernel not in KERNELS:
             raise ValueError(f"LIF: kernel must be one of {KERNELS}, got {kernel!r}")
+        if reset_delay and mps:
+            raise ValueError(
+                "LIF: reset_delay (snnTorch's delayed zero reset) is defined for vanilla neurons; "
+                "membrane potential smoothing with it (mps=True) is not supported"
+            )
+        if reset_delay and kernel == "fused":
+            raise ValueError(
+                "LIF(kernel='fused'): the fused kernels do not implement reset_delay; "
+                "use kernel='auto' or 'reference'"
+            )
         self.kernel = kernel
         self.params = LIFParams(
             tau=tau,
@@ -68,6 +84,7 @@ class LIF(nn.Module):
             mps_mode=mps_mode,
             detach_reset=detach_reset,
             surrogate=Surrogate(surrogate, surrogate_width),
+            reset_delay=bool(reset_delay),
         )
         self.mps = bool(mps)
         self.a: torch.Tensor | None
@@ -92,6 +109,8 @@ class LIF(nn.Module):
         return 0.0 if a is None else float(a.detach())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.params.reset_delay:  # no fused kernel for it: the reference step loop
+            return lif_multistep(x, self.alpha, self.params)
         if self.kernel != "reference" and isinstance(x, torch.Tensor):
             why = unavailable_reason(x)
             if why is None:
@@ -113,7 +132,11 @@ class LIF(nn.Module):
     def extra_repr(self) -> str:
         p = self.params
         mps = f"mps={p.mps_mode}, alpha={self.alpha_value():.3f}" if self.mps else "mps=off"
-        return f"tau={p.tau}, theta={p.theta}, reset={p.reset}, {mps}, surrogate={p.surrogate.kind}"
+        delay = ", reset_delay" if p.reset_delay else ""
+        return (
+            f"tau={p.tau}, theta={p.theta}, reset={p.reset}{delay}, {mps}, "
+            f"surrogate={p.surrogate.kind}"
+        )
 
 
 class PerStep(nn.Module):
@@ -149,6 +172,7 @@ class LIFOptions(TypedDict, total=False):
     surrogate_width: float | None
     detach_reset: bool
     kernel: str
+    reset_delay: bool
 
 
 class NeuronConfig:

@@ -122,6 +122,10 @@ class IntLayer(HoldsSynapse):
     # input for the first layer: a chain) and the further synapses into this layer (IntEdge)
     source: str | None = None
     extra: list[IntEdge] = field(default_factory=list)
+    # snnTorch's delayed zero reset (neuron "lif" only): the step after a spike is refractory,
+    # v held at 0, u integrating (fixedpoint.lif_int_step's ``refractory``). Format v3 key
+    # ``reset_delay``; files without it load with False.
+    reset_delay: bool = False
 
     @property
     def li_readout(self) -> bool:
@@ -301,6 +305,11 @@ class IntProgram:
             where = f"layer {layer.name}"
             for j, e in enumerate(self.edges(k)):
                 _check_synapse_ints(where if j == 0 else f"{where}: edge from {e.source}", e, hw)
+            if layer.reset_delay and layer.neuron != "lif":
+                raise ValueError(
+                    f"{where}: reset_delay (one refractory step) needs neuron 'lif', got "
+                    f"{layer.neuron!r}"
+                )
             if layer.neuron is None and layer.readout_kind not in (READOUT_SYNAPTIC, READOUT_LI):
                 raise ValueError(f"{where}: readout_kind {layer.readout_kind!r} unknown")
             if layer.neuron is not None or layer.readout_kind == READOUT_LI:
