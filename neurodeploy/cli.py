@@ -179,6 +179,15 @@ def _dt_options() -> argparse.ArgumentParser:
         help="seconds per timestep of a NIR graph; default: the graph's recorded dt, else "
         f"{DEFAULT_DT:g} with a warning ({PRODUCER_NOTES})",
     )
+    p.add_argument(
+        "--reset",
+        choices=("nir", "snntorch"),
+        default="nir",
+        help="reset timing to read a NIR graph with: 'nir' (default; v to 0 at the spiking step, "
+        "NIR's LIF) or 'snntorch' (snnTorch's default delayed zero reset, reset_delay=True, as "
+        "its Synaptic/RLeaky/RSynaptic train: the step after a spike is refractory; use it for "
+        "graphs exported by snnTorch, e.g. the NIR paper's Braille SRNN)",
+    )
     return p
 
 
@@ -359,6 +368,16 @@ def _add_overflow_arg(p: argparse.ArgumentParser) -> None:
         help="accept saturation/wrap of the 24-bit state on the inputs (counts reported); "
         "default: lower the offending layer's weight exponent until none, else refuse naming "
         "the layer and the count",
+    )
+    p.add_argument(
+        "--weight-split",
+        type=int,
+        default=1,
+        metavar="K",
+        help="write each synapse as K 8-bit parts at weight exponents 7 apart (about 7 more "
+        "bits of weight precision per part, bounded by the exponent range [-8, 7], e >= 0 for "
+        "convolutions); costs K times the synapses, synaptic memory and synaptic operations "
+        "(default 1: no split)",
     )
 
 
@@ -611,7 +630,9 @@ def _load_with_inputs(
     from neurodeploy.data.inputs import resolve_inputs
 
     _check_sources(a)
-    model, task_name, T = load_model_file(path, programs=programs, dt=getattr(a, "dt", None))
+    model, task_name, T = load_model_file(
+        path, programs=programs, dt=getattr(a, "dt", None), reset=getattr(a, "reset", "nir")
+    )
     _warn_if_silent(model, path, a)
     inputs = resolve_inputs(
         tuple(model.input_shape),
@@ -656,6 +677,7 @@ def _cmd_quantize(a: argparse.Namespace, argv: Sequence[str] | None = None) -> i
         percentile=a.percentile,
         allow_overflow=a.allow_overflow,
         settings=weights_only_settings(a.input_kind).as_kwargs(),
+        weight_split=a.weight_split,
     )
     prog = checked.program
     prog.meta.update(T=T, **({"task": inputs.task} if inputs is not None and inputs.task else {}))
@@ -694,6 +716,7 @@ def _cmd_deploy(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int
             target=a.target,
             lava_samples=a.samples,
             allow_overflow=a.allow_overflow,
+            weight_split=a.weight_split,
         )
     )
     return 0
@@ -706,7 +729,12 @@ def _cmd_verify(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int
 
     model, inputs, T = _load_with_inputs(a.model, a)
     checked = quantize_checked(
-        model, get_spec(a.hardware), inputs, T=T, allow_overflow=a.allow_overflow
+        model,
+        get_spec(a.hardware),
+        inputs,
+        T=T,
+        allow_overflow=a.allow_overflow,
+        weight_split=a.weight_split,
     )
     prog = checked.program
     print(verify(model, prog, task=inputs, T=T, n=a.samples, lava=not a.no_lava).format())
@@ -746,6 +774,7 @@ def _cmd_profile(a: argparse.Namespace, argv: Sequence[str] | None = None) -> in
                 latency=a.latency and target == "reference",
                 progress=not a.no_progress,
                 allow_overflow=a.allow_overflow,
+                weight_split=a.weight_split,
             )
         )
     paths = write_report(profiles, a.out)
@@ -775,7 +804,9 @@ def _finetune_data(a: argparse.Namespace) -> Any:
     given = any(v is not None for v in (a.task, a.data, a.dataset, a.config, a.random_input))
     if not given and Path(a.checkpoint).suffix == ".pt":
         return None
-    model, task_name, T = load_model_file(a.checkpoint, programs=False, dt=a.dt)
+    model, task_name, T = load_model_file(
+        a.checkpoint, programs=False, dt=a.dt, reset=getattr(a, "reset", "nir")
+    )
     return labelled_splits(
         tuple(model.input_shape),
         task=a.task,
@@ -795,11 +826,14 @@ def _finetune_data(a: argparse.Namespace) -> Any:
 def _cmd_finetune(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from neurodeploy.finetune import FinetuneConfig, finetune
 
+    if getattr(a, "reset", "nir") != "nir":  # finetune's own model load takes dt only (so far)
+        raise SystemExit("finetune: --reset snntorch is not supported yet (quantize/verify do)")
     over = {k: v for k, v in (("epochs", a.epochs), ("lr", a.lr)) if v is not None}
     cfg = FinetuneConfig(
         hardware=a.hardware,
         stock_neurons=a.stock_neurons,
         allow_overflow=a.allow_overflow,
+        weight_split=a.weight_split,
         **over,
     )
     data = _finetune_data(a)

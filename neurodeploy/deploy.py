@@ -35,6 +35,7 @@ def deploy(
     target: str = "lava",
     lava_samples: int = 10,
     allow_overflow: bool | None = None,
+    weight_split: int = 1,
 ) -> str:
     """Export, quantise, run and compare on ``task_name`` (an offline task's name, or resolved
     :class:`~neurodeploy.data.inputs.Inputs`); writes model.nir, model.int.npz, conformance.json
@@ -54,7 +55,9 @@ def deploy(
     hw = get_spec(hardware)
     if target == "netx":  # netx's formats: the spec's netx variant (e.g. loihi2 -> loihi2-netx)
         hw = netx_variant(hw)
-    overflow = quantize_checked(from_nir, hw, task, T=T, allow_overflow=allow_overflow)
+    overflow = quantize_checked(  # weight_split: neurodeploy.quant.split
+        from_nir, hw, task, T=T, allow_overflow=allow_overflow, weight_split=weight_split
+    )
     prog = overflow.program
     if target == "netx":
         from neurodeploy.targets.netx import export_netx

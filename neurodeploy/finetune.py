@@ -82,6 +82,7 @@ class FinetuneConfig:
     # the final program's 24-bit overflow on the training split: False searches exponents free
     # of it or refuses (measure.calibrate.quantize_checked); True accepts and reports the counts
     allow_overflow: bool = False
+    weight_split: int = 1  # each synapse as K 8-bit parts (neurodeploy.quant.split); K x synapses
     select: str = "best-train"  # "best-train" or "last" (module docstring)
     seed: int = 0
     device: str = "cpu"
@@ -305,7 +306,7 @@ def finetune(
             f"{checkpoint}: the model has {model.num_classes} outputs but the data ({task.name}) has labels "
             f"up to {task.num_classes - 1}"
         )
-    qkw = dict(**input_settings(task), percentile=cfg.percentile)
+    qkw = dict(**input_settings(task), percentile=cfg.percentile, weight_split=cfg.weight_split)
     dev = torch.device(cfg.device)
     x_test, y_test = _encode_all(task, "test", T)
     x_train, y_train = _encode_all(task, "train", T)
@@ -407,6 +408,7 @@ def finetune(
         T=T,
         percentile=cfg.percentile,
         allow_overflow=cfg.allow_overflow,
+        weight_split=cfg.weight_split,
     )
     prog = overflow.program
     res = FinetuneResult(

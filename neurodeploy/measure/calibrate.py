@@ -45,6 +45,7 @@ from neurodeploy.nn.net import SpikingNet
 from neurodeploy.quant.graph_stages import graph_stages
 from neurodeploy.quant.program import IntLayer, IntProgram
 from neurodeploy.quant.quantize import QuantizationError, quantize_model, quantize_stages
+from neurodeploy.quant.split import WeightSplit
 from neurodeploy.quant.stages import model_stages
 from neurodeploy.targets.reference import ReferenceTarget
 
@@ -185,6 +186,7 @@ def search_exponents(
     n: int | None = CALIBRATION_SAMPLES,
     percentile: float | None = None,
     allow_overflow: bool = False,
+    weight_split: WeightSplit = 1,
 ) -> OverflowSearch:
     """The integer program of ``model`` for ``hw`` whose neuron layers neither saturate nor wrap
     their 24-bit state on the first ``n`` samples of ``inputs`` (T steps), found by lowering the
@@ -194,7 +196,9 @@ def search_exponents(
     and its counts recorded."""
     src = as_inputs(inputs)
     settings = src.settings.as_kwargs()
-    header = quantize_model(model, hw, percentile=percentile, **settings)
+    header = quantize_model(
+        model, hw, percentile=percentile, weight_split=weight_split, **settings
+    )  # its meta carries the weight split (neurodeploy.quant.split) into every build
     stages = model_stages(model) if is_chain(model) else graph_stages(model)
     steps = T or src.T
     used = min(len(src), n) if n is not None else len(src)
@@ -273,6 +277,7 @@ def quantize_checked(
     percentile: float | None = None,
     allow_overflow: bool | None = False,
     settings: dict[str, Any] | None = None,
+    weight_split: WeightSplit = 1,
 ) -> OverflowSearch:
     """The one way the commands (quantize, verify, deploy, profile, finetune) quantise a float
     model: :func:`search_exponents` on ``inputs`` (``allow_overflow=False``: search or refuse;
@@ -282,13 +287,19 @@ def quantize_checked(
     input settings, no simulator run: what API callers got before the check existed)."""
     if inputs is None or allow_overflow is None:
         kw = (settings or {}) if inputs is None else as_inputs(inputs).settings.as_kwargs()
-        prog = quantize_model(model, hw, percentile=percentile, **kw)
+        prog = quantize_model(model, hw, percentile=percentile, weight_split=weight_split, **kw)
         why = NO_INPUTS if inputs is None else NOT_ASKED
         return OverflowSearch(
             prog, [], 0, T or 0, "", allowed=bool(allow_overflow), checked=False, unchecked=why
         )
     return search_exponents(
-        model, hw, inputs, T=T, percentile=percentile, allow_overflow=allow_overflow
+        model,
+        hw,
+        inputs,
+        T=T,
+        percentile=percentile,
+        allow_overflow=allow_overflow,
+        weight_split=weight_split,
     )
 
 

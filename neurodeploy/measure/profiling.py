@@ -510,6 +510,7 @@ def make_recorder(
     latency: bool = False,
     T: int | None = None,
     allow_overflow: bool | None = None,
+    weight_split: int = 1,
 ) -> Recorder:
     """The recorder for ``model`` on ``target``; a float model bound for an integer target is
     quantised for ``hardware`` first (input settings from ``task``) by
@@ -538,7 +539,14 @@ def make_recorder(
     from neurodeploy.measure.calibrate import quantize_checked
     from neurodeploy.neuron.hardware import get_spec
 
-    checked = quantize_checked(model, get_spec(hardware), task, T=T, allow_overflow=allow_overflow)
+    checked = quantize_checked(  # weight_split: neurodeploy.quant.split (edges counted each)
+        model,
+        get_spec(hardware),
+        task,
+        T=T,
+        allow_overflow=allow_overflow,
+        weight_split=weight_split,
+    )
     rec = ProgramRecorder(checked.program, target, membranes, latency)
     rec.overflow = checked
     return rec
@@ -570,6 +578,7 @@ def profile(
     latency: bool = False,
     progress: bool = True,
     allow_overflow: bool | None = None,
+    weight_split: int = 1,
 ) -> Profile:
     """Run ``samples`` test samples of ``task`` (all with None) through ``model`` on ``target``
     and count everything; energy under each of ``energy_models`` (names, files or objects).
@@ -594,6 +603,7 @@ def profile(
         latency=latency,
         T=T,
         allow_overflow=allow_overflow,
+        weight_split=weight_split,
     )
     steps = rec.steps(T)
     src = as_inputs(task)  # an offline task, the user's data or random spikes; labels optional

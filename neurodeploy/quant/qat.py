@@ -96,6 +96,7 @@ from neurodeploy.quant.graph_stages import graph_stages, is_neuron_node, neuron_
 from neurodeploy.quant.prepared import STATE_DTYPE, PreparedLayer, PreparedSynapse, prepare
 from neurodeploy.quant.program import INPUT, IntLayer, IntProgram
 from neurodeploy.quant.quantize import quantize_model, quantize_stages
+from neurodeploy.quant.split import WeightSplit
 from neurodeploy.quant.stages import model_stages
 
 
@@ -217,7 +218,7 @@ class _RecEdge:
     needs: the float model's ``rec`` map, rec(0) (its bias, part of the layer's bias), the
     CubaLIF gains and the layer's a_scale."""
 
-    synapse: PreparedSynapse
+    synapses: tuple[PreparedSynapse, ...]  # several: a split synapse's parts
     rec: nn.Module
     r0: torch.Tensor
     gains: list[Scale]
@@ -270,8 +271,10 @@ class QATNet(nn.Module):
     Args:
         model: the float model; its parameters are the ones trained (BatchNorm statistics frozen).
         hw: hardware spec (a netx variant, e.g. ``LOIHI2_NETX``, trains in netx's formats);
-            input_kind, input_range, input_signed, percentile: as
-            :func:`~neurodeploy.quant.quantize.quantize_model`.
+            input_kind, input_range, input_signed, percentile, weight_split: as
+            :func:`~neurodeploy.quant.quantize.quantize_model` (a split synapse's parts are
+            summed exactly like a graph's edges; train mode's programs split alike, from the
+            header's meta).
     """
 
     def __init__(
@@ -283,6 +286,7 @@ class QATNet(nn.Module):
         input_range: float = 1.0,
         input_signed: bool = False,
         percentile: float | None = None,
+        weight_split: WeightSplit = 1,
     ) -> None:
         super().__init__()
         self.model = model.eval()
@@ -293,6 +297,7 @@ class QATNet(nn.Module):
             input_range=input_range,
             input_signed=input_signed,
             percentile=percentile,
+            weight_split=weight_split,
         )
         self._exact_cache: tuple[tuple[int, ...], IntProgram] | None = None
         self._chain = is_chain(model)  # else a graph model (module docstring, "Graphs")
@@ -358,7 +363,8 @@ class QATNet(nn.Module):
         for d, group in zip(prepared, groups):
             layer: IntLayer = d.layer
             T, B = cur.shape[:2]
-            a_flat, wraps = d.synapse(cur.detach().flatten(0, 1))
+            flat = cur.detach().flatten(0, 1)  # a split synapse's parts all read it
+            a_flat, wraps = d.current([flat] * len(d.synapses))
             a_exact = a_flat.unflatten(0, (T, B))
             chain = nn.Sequential(  # the float modules, BatchNorm unfolded; a CubaLIF's current
                 *[  # (LI) is not one: _neuron runs it as the integer current u
@@ -445,14 +451,15 @@ class QATNet(nn.Module):
             node = body.output if readout else layer.name
             a_exact = torch.zeros((T, B, *layer.out_shape), dtype=STATE_DTYPE, device=device)
             wraps = 0
-            rec_syn: PreparedSynapse | None = None
+            rec_syn: list[PreparedSynapse] = []  # the self-edge (its split parts: several)
             for e, syn in zip(prog.edges(k), d.synapses):
                 if e.recurrent:
-                    if rec_syn is not None or e.source != layer.name:
+                    if e.source != layer.name:
                         raise ValueError(
-                            f"QAT: layer {layer.name}: only one recurrent self-edge is supported"
+                            f"QAT: layer {layer.name}: a recurrent edge from {e.source} (only "
+                            "self-edges are supported)"
                         )
-                    rec_syn = syn
+                    rec_syn.append(syn)
                     continue
                 a_e, w_e = syn.apply(exact[e.source].flatten(0, 1))
                 a_exact, wraps = a_exact + a_e.unflatten(0, (T, B)), wraps + w_e
@@ -500,10 +507,10 @@ class QATNet(nn.Module):
             if rmod is not None:
                 r0 = rmod(torch.zeros((1, *layer.out_shape), dtype=pdtype, device=device))
             rec = None
-            if rec_syn is not None:
+            if rec_syn:
                 if rmod is None or r0 is None:
                     raise ValueError(f"QAT: layer {layer.name}: a recurrent edge with no rec map")
-                rec = _RecEdge(rec_syn, rmod, r0, gains, layer.a_scale)
+                rec = _RecEdge(tuple(rec_syn), rmod, r0, gains, layer.a_scale)
             if drive is not None and c0_drive is not None:
                 c0 = c0_drive[0, 0]
                 if r0 is not None:
@@ -589,8 +596,11 @@ class QATNet(nn.Module):
             a_t = a[t]
             if rec is not None:  # the exact sum of all synapses, as PreparedLayer.current
                 with torch.no_grad():
-                    a_rec, wraps = rec.synapse.apply(s_prev.detach())
-                counters.add_count(wraps=wraps)
+                    a_rec = torch.zeros_like(a_t, dtype=STATE_DTYPE)
+                    for syn in rec.synapses:
+                        a_s, wraps = syn.apply(s_prev.detach())
+                        a_rec = a_rec + a_s
+                        counters.add_count(wraps=wraps)
                 a_t = (
                     straight_through(a_t.detach() + a_rec, a_t + rec.proxy(s_prev))
                     if grad
@@ -617,6 +627,7 @@ class QATNet(nn.Module):
                         vth=layer.vth,
                         bias=bias_e,
                         counters=counters,
+                        refractory=s_prev.detach() > 0 if layer.reset_delay else None,
                     )
             s_e = s_e.to(STATE_DTYPE)
             if not grad:
@@ -628,6 +639,8 @@ class QATNet(nn.Module):
             else:  # the current's proxy (exact value u): u_p = beta_u u_p + a << 6
                 u_p = straight_through(u, u_p * keep_u + act_in(a_t))
             h_p = m * keep + u_p + bias
+            if layer.reset_delay:  # refractory step after a spike: v held at 0 (lif.py)
+                h_p = h_p * (1 - s_prev.detach())
             assert lif is not None  # grad: the layer's float LIF gives the surrogate
             s = straight_through(s_e, lif.params.surrogate((h_p - vth64) / layer.v_scale))
             s_reset = s.detach() if lif.params.detach_reset else s

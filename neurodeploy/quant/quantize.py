@@ -106,6 +106,11 @@ synapses of (sum_j W_int[i, j] x_j) << e_s and a flooring shift rounds each |ter
 (x_max,s: the largest integer input of the synapse's source: the input's payload maximum, 1 for
 spikes; i per neuron when all synapses are dense, else the sum of each synapse's largest row).
 The same argument then keeps |v| < M 4096 / dv <= vth << 6: it cannot fire, saturate or wrap.
+
+Weight precision beyond 8 bits (``weight_split`` K, opt-in): after a layer is quantised as above,
+each of its synapses is written as K 8-bit parts at exponents e_k = max(e_{k-1} - 7, floor), all
+in the layer's a-units, weight error <= 2^(e_{K-1} - e_0) / w_scale; the rule, the bound on K from
+the exponent range and the cost are in :mod:`neurodeploy.quant.split`.
 """
 
 from __future__ import annotations
@@ -142,6 +147,8 @@ from neurodeploy.nn.net import SpikingNet
 from neurodeploy.quant.counts import ann_macs
 from neurodeploy.quant.graph_stages import graph_ann_macs, graph_stages
 from neurodeploy.quant.program import INPUT, READOUT_LI, IntEdge, IntLayer, IntProgram
+from neurodeploy.quant.split import META_KEY as SPLIT_META_KEY
+from neurodeploy.quant.split import WeightSplit, check_split, split_program, splits_nothing
 from neurodeploy.quant.stages import Stage, StageEdge, model_stages
 from neurodeploy.quant.synapse import Synapse
 
@@ -406,6 +413,7 @@ def _quantize_primary(
         bias_exp=bexp,
         coef=alpha_to_coef(alpha),
         a_scale=a_scale,
+        reset_delay=p.reset_delay,  # snnTorch's delayed reset: one refractory step (lif.py)
     )
 
 
@@ -572,12 +580,17 @@ def quantize_model(
     input_range: float = 1.0,
     input_signed: bool = False,
     percentile: float | None = None,
+    weight_split: WeightSplit = 1,
 ) -> IntProgram:
     """The integer program of ``model`` for ``hw``. ``input_kind`` "binary" (event spikes) or
     "graded" (analog input as ``hw.graded_spike_bits``-bit payloads; ``input_range`` = the largest
     |x| expected, mapped to the largest payload; ``input_signed`` for inputs below zero).
     ``hw = LOIHI2_NETX`` (``neurodeploy.neuron.hardware.netx_variant``) restricts the program to
-    what lava-dl netx HDF5 expresses: weight exponent 0 and bias exponent 6 in every layer."""
+    what lava-dl netx HDF5 expresses: weight exponent 0 and bias exponent 6 in every layer.
+    ``weight_split`` K (an int, or per layer name): each synapse as K 8-bit parts at exponents
+    7 apart (:mod:`neurodeploy.quant.split`: ~7 more bits of weight precision per part, at K
+    times the synaptic memory and operations); 1, the default, splits nothing."""
+    check_split(weight_split, hw)
     if input_kind not in ("binary", "graded"):
         raise ValueError(f"input_kind must be 'binary' or 'graded', got {input_kind!r}")
     if percentile is not None and not (0 < percentile <= 100):
@@ -610,6 +623,10 @@ def quantize_model(
             "ann_macs": ann_macs(model) if is_chain(model) else graph_ann_macs(model),
         },
     )
+    if not splits_nothing(weight_split):  # read by quantize_stages
+        header.meta[SPLIT_META_KEY] = (
+            dict(weight_split) if isinstance(weight_split, Mapping) else int(weight_split)
+        )
     stages = model_stages(model) if is_chain(model) else graph_stages(model)
     return quantize_stages(stages, header, hw, percentile)
 
@@ -624,7 +641,9 @@ def quantize_stages(
 ) -> IntProgram:
     """The integer program of ``stages`` with ``header``'s input settings and meta (its layers are
     ignored). The first stage receives the input at ``header.input_scale``, later ones binary spikes.
-    ``exp_caps``: per stage name, the largest weight exponent allowed (:func:`quantize_stage`)."""
+    ``exp_caps``: per stage name, the largest weight exponent allowed (:func:`quantize_stage`).
+    A ``weight_split`` in ``header.meta`` (:func:`quantize_model`) splits every layer's synapses
+    after it is quantised (:func:`neurodeploy.quant.split.split_program`)."""
     caps = exp_caps or {}
     layers = []
     x_scale = header.input_scale
@@ -648,4 +667,8 @@ def quantize_stages(
         )
         layers[-1].source = st.source
         x_scale, x_max = 1.0, 1  # later stages receive binary spikes
-    return dataclasses.replace(header, layers=layers, meta=dict(header.meta))
+    program = dataclasses.replace(header, layers=layers, meta=dict(header.meta))
+    split = header.meta.get(SPLIT_META_KEY, 1)
+    if not splits_nothing(split):
+        program = split_program(program, stages, split, hw)
+    return program
