@@ -126,13 +126,20 @@ def _time_constants(node: nir.NIRNode) -> dict[str, float]:
 
 
 def format_summary(
-    graph: nir.NIRGraph, source: str = "", dt: float | None = None, *, activity: bool = False
+    graph: nir.NIRGraph,
+    source: str = "",
+    dt: float | None = None,
+    *,
+    activity: bool = False,
+    reset: str = "nir",
 ) -> str:
     """The summary text; ``dt`` (seconds per timestep, e.g. ``--dt``) overrides the graph's. It
     prints the dt the graph is read with and where it came from (metadata / --dt / default),
     and each neuron's time constants in timesteps (tau/dt). With ``activity`` it ends with the
     :func:`silence_check` (every spiking layer's rate on random input, silent layers named with
-    the dt that would make them spike)."""
+    the dt that would make them spike), the float model read with ``reset`` ("nir" or
+    "snntorch": :func:`~.nir_import.nir_to_model`; the delayed reset's refractory step lowers
+    the rates)."""
     from .nir_import import flatten_graph
 
     graph = flatten_graph(graph)  # nested subgraphs as 'sub.node'
@@ -170,7 +177,7 @@ def format_summary(
     ]
     lines += graph_structure_lines(graph)
     if activity:
-        lines.append(_activity_text(graph, dt))
+        lines.append(_activity_text(graph, dt, reset))
     return "\n".join(lines)
 
 
@@ -198,16 +205,16 @@ def graph_structure_lines(graph: nir.NIRGraph) -> list[str]:
     ]
 
 
-def _activity_text(graph: nir.NIRGraph, dt: float | None) -> str:
+def _activity_text(graph: nir.NIRGraph, dt: float | None, reset: str = "nir") -> str:
     from .nir_import import nir_to_model
 
     try:
         with warnings.catch_warnings():  # the summary states the dt; the report names the cause
             warnings.simplefilter("ignore", NIRDtWarning)
-            model = nir_to_model(graph, dt=dt)
+            model = nir_to_model(graph, dt=dt, reset=reset)
     except ValueError as e:  # NIRConversionError names node and field
         return f"spike rates: not checked (the graph does not import: {e})"
-    return silence_check(model, graph, dt=dt).format()
+    return silence_check(model, graph, dt=dt, reset=reset).format()
 
 
 @dataclass(frozen=True)
@@ -228,10 +235,12 @@ class LayerActivity:
 class SilenceReport:
     """What :func:`silence_check` found: per spiking layer its rate at the dt the model was read
     with (``dt``; ``None``: not a NIR graph), and for a NIR graph, per other producer dt, the
-    layers silent there (``None``: the graph does not import at that dt)."""
+    layers silent there (``None``: the graph does not import at that dt); ``reset``: the reset
+    reading of a NIR graph (``nir_to_model(reset=...)``)."""
 
     layers: list[LayerActivity]
     dt: DtChoice | None = None
+    reset: str | None = None
     others: dict[float, list[str] | None] = field(default_factory=dict)
     rate: float = SILENCE_RATE
     T: int = SILENCE_T
@@ -259,6 +268,8 @@ class SilenceReport:
         head = f"spike rates of the float import on {self.input_text}"
         if self.dt is not None:
             head += f" at dt = {self.dt.dt:g} s"
+        if self.reset is not None:
+            head += f", reset read as '{self.reset}'"
         rows = [f"  {l.label}: {l.rate:.4g} spikes/neuron/step" for l in self.layers]
         return "\n".join([head + ":", *rows] + ([self.warning()] if self.silent else []))
 
@@ -341,6 +352,23 @@ def layer_activity(
     ]
 
 
+def layer_nodes(model: SpikingNet, graph: nir.NIRGraph) -> list[str]:
+    """The NIR node of each spiking layer of ``model`` (``model.lif_layers()`` order) read from
+    ``graph``: for a graph model by its GraphBody node name (``body.nodes.<name>...``, NIR's
+    '.' as '_'), else (a chain) :func:`spiking_nodes`' order."""
+    from .nir_import import _node_names
+
+    lifs = [name.split(".") for name, _ in model.lif_layers()]
+    if not all(len(p) > 2 and p[:2] == ["body", "nodes"] for p in lifs):
+        return spiking_nodes(graph)
+    try:
+        by_key = {v: k for k, v in _node_names(graph).items()}
+    except ValueError:
+        return spiking_nodes(graph)
+    found = [by_key.get(p[2]) for p in lifs]
+    return [n for n in found if n is not None] if None not in found else spiking_nodes(graph)
+
+
 def spiking_nodes(graph: nir.NIRGraph) -> list[str]:
     """The graph's spiking neuron nodes (LIF, IF, CubaLIF) in chain order (insertion order when
     the graph is not a chain)."""
@@ -358,20 +386,24 @@ def silence_check(
     graph: nir.NIRGraph | str | os.PathLike[str] | None = None,
     *,
     dt: float | None = None,
+    reset: str = "nir",
     **kw: Any,
 ) -> SilenceReport:
     """:func:`layer_activity` of ``model`` (read from ``graph`` with ``dt``, if a graph); when a
     layer is silent and there is a graph, the graph is read again at each other producer dt
-    (:data:`~.nir_common.PRODUCER_DT`, warnings muted) and its silent layers listed per dt.
+    (:data:`~.nir_common.PRODUCER_DT`, warnings muted, with the same ``reset`` reading as
+    ``model``) and its silent layers listed per dt.
     ``kw``: rate, T, samples, seed of :func:`layer_activity`."""
     if graph is None:
         return SilenceReport(layer_activity(model, **kw), **_settings(kw))
     from .nir_import import nir_to_model, read_nir
 
     g = graph if isinstance(graph, nir.NIRGraph) else read_nir(graph)
-    nodes = spiking_nodes(g)
+    nodes = layer_nodes(model, g)
     choice = resolve_dt(g.metadata, dt, warn=False)
-    rep = SilenceReport(layer_activity(model, nodes=nodes, **kw), dt=choice, **_settings(kw))
+    rep = SilenceReport(
+        layer_activity(model, nodes=nodes, **kw), dt=choice, reset=reset, **_settings(kw)
+    )
     if not rep.silent:
         return rep
     for other in PRODUCERS_BY_DT:
@@ -380,11 +412,11 @@ def silence_check(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                m = nir_to_model(g, dt=other)
+                m = nir_to_model(g, dt=other, reset=reset)
         except ValueError:  # NIRConversionError: tau/dt <= 1 at this dt, say
             rep.others[other] = None
             continue
-        acts = layer_activity(m, nodes=nodes, **kw)
+        acts = layer_activity(m, nodes=layer_nodes(m, g), **kw)
         rep.others[other] = [a.label for a in acts if a.rate == 0]
     return rep
 
@@ -394,7 +426,11 @@ def _settings(kw: dict[str, Any]) -> dict[str, Any]:
 
 
 def warn_if_silent(
-    model: SpikingNet, path: str | os.PathLike[str], *, dt: float | None = None
+    model: SpikingNet,
+    path: str | os.PathLike[str],
+    *,
+    dt: float | None = None,
+    reset: str = "nir",
 ) -> SilenceReport:
     """The deployment commands' check of a float model read from ``path``: :func:`silence_check`
     (a NIR graph: with the dt advice; other files: rates only); returns the report, whose
@@ -402,4 +438,4 @@ def warn_if_silent(
     from .model_files import NIR_SUFFIXES
 
     graph = path if os.fspath(path).endswith(NIR_SUFFIXES) else None
-    return silence_check(model, graph, dt=dt)
+    return silence_check(model, graph, dt=dt, reset=reset)

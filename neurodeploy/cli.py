@@ -165,9 +165,11 @@ def _out_options(
     return p
 
 
-def _dt_options() -> argparse.ArgumentParser:
+def _dt_options(*, reset_used: bool = True) -> argparse.ArgumentParser:
     """``--dt``: seconds per timestep to read a NIR graph with (NIR's tau are in seconds),
-    overriding the graph's ``metadata["dt"]``; other model files ignore it."""
+    overriding the graph's ``metadata["dt"]``; other model files ignore it. ``--reset``: the
+    reset timing to read it with; ``reset_used=False`` (a command whose result does not depend
+    on it, e.g. resources: neurons and synapses are the same) accepts it and says it is ignored."""
     from neurodeploy.converters.nir_common import DEFAULT_DT, PRODUCER_NOTES
 
     p = _parent()
@@ -183,10 +185,15 @@ def _dt_options() -> argparse.ArgumentParser:
         "--reset",
         choices=("nir", "snntorch"),
         default="nir",
-        help="reset timing to read a NIR graph with: 'nir' (default; v to 0 at the spiking step, "
-        "NIR's LIF) or 'snntorch' (snnTorch's default delayed zero reset, reset_delay=True, as "
-        "its Synaptic/RLeaky/RSynaptic train: the step after a spike is refractory; use it for "
-        "graphs exported by snnTorch, e.g. the NIR paper's Braille SRNN)",
+        help=(
+            "reset timing to read a NIR graph with: 'nir' (default; v to 0 at the spiking step, "
+            "NIR's LIF) or 'snntorch' (snnTorch's default delayed zero reset, reset_delay=True, "
+            "as its Synaptic/RLeaky/RSynaptic train: the step after a spike is refractory; use it "
+            "for graphs exported by snnTorch, e.g. the NIR paper's Braille SRNN)"
+            if reset_used
+            else "accepted for a uniform command line and ignored: neurons, synapses, memory "
+            "and cores do not depend on the reset timing"
+        ),
     )
     return p
 
@@ -573,7 +580,7 @@ def _cmd_inspect(a: argparse.Namespace, argv: Sequence[str] | None = None) -> in
     from neurodeploy.converters.nir_import import read_nir
     from neurodeploy.converters.nir_inspect import format_summary
 
-    print(format_summary(read_nir(a.path), a.path, dt=a.dt, activity=True))
+    print(format_summary(read_nir(a.path), a.path, dt=a.dt, activity=True, reset=a.reset))
     return 0
 
 
@@ -584,7 +591,9 @@ def _warn_if_silent(model: Any, path: str, a: argparse.Namespace) -> None:
     from neurodeploy.nn.net import SpikingNet
 
     if isinstance(model, SpikingNet):
-        report = warn_if_silent(model, path, dt=getattr(a, "dt", None))
+        report = warn_if_silent(
+            model, path, dt=getattr(a, "dt", None), reset=getattr(a, "reset", "nir")
+        )
         if report.silent:
             print(f"neurodeploy {a.command}: warning: {report.warning()}", file=sys.stderr)
 
@@ -826,8 +835,6 @@ def _finetune_data(a: argparse.Namespace) -> Any:
 def _cmd_finetune(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from neurodeploy.finetune import FinetuneConfig, finetune
 
-    if getattr(a, "reset", "nir") != "nir":  # finetune's own model load takes dt only (so far)
-        raise SystemExit("finetune: --reset snntorch is not supported yet (quantize/verify do)")
     over = {k: v for k, v in (("epochs", a.epochs), ("lr", a.lr)) if v is not None}
     cfg = FinetuneConfig(
         hardware=a.hardware,
@@ -844,6 +851,7 @@ def _cmd_finetune(a: argparse.Namespace, argv: Sequence[str] | None = None) -> i
         progress=not a.no_progress,
         data=data,
         dt=a.dt,
+        reset=a.reset,
     )
     print(res.format())
     return 0
@@ -1006,7 +1014,7 @@ COMMANDS: dict[str, Command] = {
         "mapping report: neurons, fan-in, synapses, memory and cores per layer",
         _cmd_resources,
         _add_resources_args,
-        parents=(_MANY_HARDWARE, _dt_options),
+        parents=(_MANY_HARDWARE, partial(_dt_options, reset_used=False)),
     ),
     "tasks": Command("list the offline tasks", _cmd_tasks),
 }

@@ -20,12 +20,16 @@ Sources: a ``checkpoint.pt`` written by ``train`` (its task's data, or the label
 was trained on, unless ``data`` is given; chains and graph models alike: residual and recurrent
 checkpoints such as ``resnet19``, ``sew_resnet`` and ``srnn`` train through their graph programs,
 :mod:`neurodeploy.quant.qat` "Graphs"), or
-any NIR graph (``.nir``, read as every command reads it, ``dt`` included) with labelled ``data``
+any NIR graph (``.nir``, read as every command reads it, ``dt`` and ``reset`` included: with
+``reset="snntorch"`` snnTorch's delayed reset, one refractory step after a spike, see
+:func:`neurodeploy.converters.nir_import.nir_to_model`) with labelled ``data``
 (:func:`neurodeploy.data.inputs.labelled_splits`: --task, --data, --dataset, --config), else the
 task its metadata records. A NIR source is trained with the cross-entropy of the time-averaged
 output, CE(mean_t z_t, y) (no guidance: a foreign graph has no training recipe), and written as
 ``model.nir`` (our exporter keeps the source's node types: Affine, Conv2d, pooling, Flatten,
-LIF / CubaLIF / LI, with the dt it was read with), ``model.int.npz`` and ``finetune.json``; it
+LIF / CubaLIF / LI, with the dt it was read with; a delayed-reset neuron keeps metadata
+``reset_delay``, so the other commands read ``model.nir`` right without ``--reset``),
+``model.int.npz`` and ``finetune.json``; it
 has no ``checkpoint.pt`` (its architecture lives in the graph, not in our zoo): ``model.nir`` is
 the model file the other commands read.
 """
@@ -229,10 +233,15 @@ def _program_accuracy(
 
 
 def _load_source(
-    path: str | os.PathLike[str], data: TaskData | None, dt: float | None, device: str
+    path: str | os.PathLike[str],
+    data: TaskData | None,
+    dt: float | None,
+    device: str,
+    *,
+    reset: str = "nir",
 ) -> tuple[SpikingNet, TrainConfig | None, dict[str, Any] | None, TaskData, float | None]:
     """(model, training config or None, checkpoint dict or None, labelled data, NIR dt) of a
-    checkpoint or a NIR graph (module docstring)."""
+    checkpoint or a NIR graph (module docstring; ``dt`` and ``reset`` apply to a graph only)."""
     p = Path(path)
     if p.suffix == ".pt":
         model, tcfg = load_model(p, device=device)
@@ -249,7 +258,7 @@ def _load_source(
 
     if p.suffix not in NIR_SUFFIXES:
         raise ValueError(f"{path}: finetune reads a checkpoint.pt or a NIR graph (.nir)")
-    net, recorded, _ = load_model_file(p, programs=False, dt=dt)
+    net, recorded, _ = load_model_file(p, programs=False, dt=dt, reset=reset)
     assert isinstance(net, SpikingNet)
     if data is None:
         if not recorded:
@@ -274,10 +283,13 @@ def finetune(
     progress: bool = True,
     data: TaskData | None = None,
     dt: float | None = None,
+    reset: str = "nir",
     **overrides: Any,
 ) -> FinetuneResult:
     """Fine-tune the model in ``checkpoint`` (a ``checkpoint.pt`` or a NIR graph, read with
-    ``dt`` seconds per timestep if given) through its integer program for ``hardware``, on
+    ``dt`` seconds per timestep if given and the ``reset`` reading, "nir" or "snntorch", of
+    :func:`~neurodeploy.converters.nir_import.nir_to_model`) through its integer program for
+    ``hardware``, on
     ``data`` (train and test split with labels; default: the checkpoint's task, or the task a
     graph records).
 
@@ -299,7 +311,7 @@ def finetune(
                 "(nothing was overwritten)"
             )
     hw = cfg.spec()
-    model, tcfg, source, task, used_dt = _load_source(checkpoint, data, dt, cfg.device)
+    model, tcfg, source, task, used_dt = _load_source(checkpoint, data, dt, cfg.device, reset=reset)
     T = task.T if (data is not None or tcfg is None) else tcfg.T
     if task.num_classes > model.num_classes:
         raise ValueError(

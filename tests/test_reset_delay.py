@@ -282,7 +282,8 @@ def test_reference_qat_and_lava_bit_exact_with_reset_delay():
 
 def test_cli_reset_option(tmp_path, capsys):
     """``quantize --reset snntorch`` on the Braille graph writes a program whose neuron layers
-    carry reset_delay; the default reading does not; finetune refuses the option by name."""
+    carry reset_delay; the default reading does not (finetune --reset snntorch:
+    tests/test_options_everywhere.py)."""
     from neurodeploy.cli import main
     from neurodeploy.quant.program import IntProgram
 
@@ -295,9 +296,6 @@ def test_cli_reset_option(tmp_path, capsys):
             assert main(["quantize", *base, "--reset", reset, "-o", str(out)]) == 0
         prog = IntProgram.load(out)
         assert [l.reset_delay for l in prog.layers if l.neuron] == [want, want]
-    capsys.readouterr()
-    with pytest.raises(SystemExit, match="finetune: --reset snntorch"):
-        main(["finetune", BRAILLE, "--reset", "snntorch", "--out", str(tmp_path / "f")])
 
 
 def test_export_records_reset_delay_for_round_trips():

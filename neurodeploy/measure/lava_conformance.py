@@ -25,6 +25,14 @@ current in the model) becomes its steady state b tau_syn', as the quantiser maps
 and time constants the 12-bit decays hold exactly the torch side is the imported model's own
 float CubaLIF (tests/test_lava_conformance_cuba.py). A CubaLIF with membrane smoothing has no
 Lava model (SmoothedLIF has no current) and is refused by name.
+
+A LIF with snnTorch's delayed reset (``reset_delay``: one refractory step after a spike, v held
+at 0, :mod:`neurodeploy.neuron.lif`) is refused by name as well: Lava has no float model of it
+(its stock LIF resets at the spiking step and integrates the next input, which is the reading
+``reset="nir"``), and ours, targets/refractory RefractoryLIF, is bit-accurate only. A float twin
+written here would compare our float core with a copy of itself, not with Lava; the delayed
+reset is checked where Lava computes it, in fixed point (``verify``: reference == Lava
+RefractoryLIF spike for spike), and against snnTorch itself (tests/test_reset_delay*.py).
 """
 
 from __future__ import annotations
@@ -52,6 +60,19 @@ from neurodeploy.targets.lava import (
     run_graph,
     stream_data,
 )
+
+
+def check_float_lava(stages: list[Stage]) -> None:
+    """Refuse, naming the stage, a neuron the float Lava check has no model for: snnTorch's
+    delayed reset (``reset_delay``; module docstring)."""
+    for st in stages:
+        if st.neuron is not None and st.neuron.params.reset_delay:
+            raise ValueError(
+                f"stage {st.name}: snnTorch's delayed reset (reset_delay, one refractory step) "
+                "has no float Lava model (Lava's float LIF resets at the spiking step; "
+                "RefractoryLIF is bit-accurate only): check it in fixed point with verify, or "
+                "read the graph with --reset nir"
+            )
 
 
 def _coef(st: Stage) -> int:
@@ -89,6 +110,7 @@ def _bias_full(st: Stage) -> torch.Tensor:
 def torch_with_latency(stages: list[Stage], x: np.ndarray, steps: int) -> list[np.ndarray]:
     """Float torch run of the stages for one sample (T, *shape) with one step of latency per synapse;
     spikes per neuron layer (steps, *shape)."""
+    check_float_lava(stages)
     cur_in = [torch.zeros((1, *st.in_shape), dtype=torch.float64) for st in stages]
     states: list[LIFState | None] = [None] * len(stages)
     currents: list[torch.Tensor | float] = [0.0] * len(stages)  # CubaLIF stages: u per stage
@@ -128,6 +150,7 @@ def float_graph_layers(
     """The float stages as :func:`neurodeploy.targets.lava.build_graph` takes them (floating_pt):
     float weights (pooling folded into the kernel, Lava's Conv does not pool), graded input as
     8-bit messages into the first synapse."""
+    check_float_lava(stages)
     layers: list[tuple[LavaSynapse, LavaNeuron | None]] = []
     for k, st in enumerate(stages):
         syn = LavaSynapse(

@@ -18,6 +18,8 @@ from neurodeploy.nn.net import SpikingNet
 from neurodeploy.quant.counts import hardware_stages
 from neurodeploy.quant.program import IntProgram
 from neurodeploy.quant.quantize import quantize_model
+from neurodeploy.quant.stages import Stage
+from neurodeploy.quant.synapse import Synapse
 from neurodeploy.targets.reference import ReferenceTarget
 
 
@@ -78,6 +80,34 @@ class QuantReport:
 
 
 @torch.no_grad()
+def _synapse_key(syn: Synapse, *, recurrent: bool) -> tuple[object, ...]:
+    """Synapses with this key act on the same positions: a layer's parts of one synapse
+    (``--weight-split``) and the float synapse they stand for share it."""
+    return (syn.kind, syn.weight.shape, syn.stride, syn.padding, syn.groups, syn.pool, recurrent)
+
+
+def _weight_error(st: Stage, program: IntProgram, k: int) -> float:
+    """Relative weight error of layer ``k``: ||W_eff - W|| / ||W|| over every synapse into it,
+    in the deployed (pool-folded) kernels, where W_eff sums the float values W_int / w_scale of all
+    integer synapses with the same geometry (a split synapse's K parts; graph edges alike), so
+    the error is what the neuron receives, not the first part's alone."""
+    ints: dict[tuple[object, ...], np.ndarray] = {}
+    for e in program.edges(k):
+        syn = e.synapse.pool_folded()
+        key = _synapse_key(syn, recurrent=e.recurrent)
+        ints[key] = ints.get(key, 0.0) + syn.weight.astype(np.float64) / e.w_scale
+    floats: dict[tuple[object, ...], np.ndarray] = {}
+    for syn, rec in [(st.synapse, False), *[(x.synapse, x.recurrent) for x in st.extra]]:
+        f = syn.pool_folded()
+        key = _synapse_key(f, recurrent=rec)
+        floats[key] = floats.get(key, 0.0) + np.asarray(f.weight, dtype=np.float64)
+    diff = sum(float(np.sum((ints.get(key, 0.0) - w) ** 2)) for key, w in floats.items()) + sum(
+        float(np.sum(w**2)) for key, w in ints.items() if key not in floats
+    )
+    norm = sum(float(np.sum(w**2)) for w in floats.values())
+    return float(np.sqrt(diff) / max(np.sqrt(norm), 1e-30))
+
+
 def compare(
     model: SpikingNet,
     program: IntProgram,
@@ -122,11 +152,7 @@ def compare(
             wraps[k] += r.counters[k].wraps
     layers = []
     for k, (st, il) in enumerate(zip(stages, program.layers)):
-        w_int, w = (
-            il.synapse.pool_folded().weight,
-            st.synapse.pool_folded().weight,
-        )  # the deployed kernels
-        w_err = float(np.linalg.norm(w_int / il.w_scale - w) / max(float(np.linalg.norm(w)), 1e-30))
+        w_err = _weight_error(st, program, k)
         th_err = (
             abs(vth_to_theta(il.vth, il.a_scale) - st.neuron.params.theta) / st.neuron.params.theta
             if st.neuron
