@@ -16,7 +16,9 @@ Mapping (verified against Lava 0.10 in tests/test_lava_reference.py):
   model calls the same integer functions as the reference simulator); a ``reset_delay`` layer
   (snnTorch's delayed reset) runs our
   :class:`~neurodeploy.targets.refractory.process.RefractoryLIF` (the LIF plus one refractory
-  step, fixed_pt only);
+  step, fixed_pt only), and so does a ``u_init_bias`` layer (a CubaLIF whose current starts at
+  -bias, at t = 0 and at each sample boundary, where LIFReset would zero it; with
+  ``refractory=False`` it is Lava's LIF bit for bit otherwise);
 - readout: the last Dense's output; the readout bias is added on reading; an LI readout
   (``readout_kind`` "li"): the Dense feeds a ``LIFReset`` whose threshold it cannot reach (the
   quantiser's bound) and whose ``v`` a ``VarWire`` reads every step as the output;
@@ -266,6 +268,9 @@ class LavaNeuron:
     coef: float = 0
     readout: bool = False  # the last layer: a non-spiking LI readout, its ``v`` read every step
     refractory: bool = False  # reset_delay: our RefractoryLIF (one refractory step), fixed_pt only
+    # IntLayer.u_init_bias: the current starts at -(bias_mant << bias_exp), at t = 0 and at every
+    # sample boundary (Lava's LIFReset would zero it there): our RefractoryLIF, fixed_pt only
+    u_init_bias: bool = False
 
 
 @dataclass
@@ -338,11 +343,13 @@ def _neuron_process(n: LavaNeuron, name: str, out_shape: tuple[int, ...], interv
             reset_offset=RESET_OFFSET,
             name=name,
         )
-    if n.refractory:
+    if n.refractory or n.u_init_bias:
         from neurodeploy.targets.refractory.process import RefractoryLIF
 
         return RefractoryLIF(  # integers: the bit-accurate model only (IntLayer.reset_delay)
             shape=shape,
+            refractory=n.refractory,
+            u_init_bias=n.u_init_bias,
             du=int(n.du),
             dv=int(n.dv),
             vth=int(n.vth),
@@ -822,6 +829,7 @@ def _int_neuron(layer: IntLayer) -> LavaNeuron:
         bias_exp=int(layer.bias_exp),
         readout=layer.li_readout,
         refractory=layer.reset_delay,
+        u_init_bias=layer.u_init_bias,
     )
 
 

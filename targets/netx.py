@@ -67,6 +67,12 @@ def export_netx(program: IntProgram, path: str | os.PathLike[str]) -> Path:
                 "fine-tune the smoothing coefficient to 0 (stock-neuron option of the fine-tuning "
                 "step) and quantise again"
             )
+        if layer.u_init_bias:
+            raise ValueError(
+                f"{where}: the current starts at -bias (u_init_bias, a CubaLIF's exact bias); "
+                "netx's HDF5 has no initial current: quantise for the netx variant of the spec "
+                "(loihi2-netx), which keeps the bias's steady state from step 0"
+            )
         if layer.weight_exp != 0:
             raise ValueError(
                 f"{where}: weight_exp {layer.weight_exp}; netx derives exponents from the weights: "

@@ -178,9 +178,14 @@ class _Run:
         def zeros(layer: IntLayer, *lead: int) -> torch.Tensor:
             return torch.zeros((*lead, batch, *layer.out_shape), dtype=STATE_DTYPE, device=device)
 
+        def u_start(d: PreparedLayer) -> torch.Tensor:
+            """u(-1): 0, or -bias where the current starts at -bias (IntLayer.u_init_bias)."""
+            u = zeros(d.layer)
+            return u - d.bias if d.layer.u_init_bias else u
+
         readout = layers[-1].layer if layers[-1].layer.neuron is None else None
         return cls(
-            state=[(zeros(layer), zeros(layer)) for layer in neurons],
+            state=[(u_start(d), zeros(d.layer)) for d in layers if d.layer.neuron is not None],
             counters=[Counters() for _ in neurons],
             spikes=[
                 torch.zeros((steps, batch, *l.out_shape), dtype=torch.uint8, device=device)

@@ -263,12 +263,12 @@ def test_braille_graph_quantises_reference_vs_float_per_layer() -> None:
     """The NIR paper's Braille SRNN (fc1 -> lif1 CubaLIF with w_rec -> fc2 -> lif2 CubaLIF,
     spiking output) on seeded random spike trains at rate 0.1, T = 256, batch 16.
 
-    Measured: lif1 0.9934, lif2 0.7047 per-(step, neuron) agreement. lif2's loss is the 8-bit
+    Measured: lif1 0.9938, lif2 0.7265 per-(step, neuron) agreement. lif2's loss is the 8-bit
     weights, not the mapping: its float model moves to 0.913 under a weight jitter of +-1/w_scale
     (fc2's max|W| = 6.9 gives a weight step of 0.055 thresholds), and fed the reference's lif1
-    spikes, the float lif2 with the integer weights (W_int / w_scale) and the bias at the
-    current's steady state (as Lava adds it to v) equals the integer lif2 in 0.9996 of
-    (step, neuron) -- asserted below -- while the bias mapping alone costs 0.987."""
+    spikes, the float lif2 with the integer weights (W_int / w_scale) and the bias in the
+    current (the quantiser starts the chip's current at -bias, so the bias in v ramps up as the
+    float current does: ``IntLayer.u_init_bias``) equals the integer lif2 -- asserted below."""
     net = _braille()
     prog = quantize_model(net)
     assert [l.name for l in prog.layers] == ["lif1_lif", "lif2"]
@@ -280,7 +280,7 @@ def test_braille_graph_quantises_reference_vs_float_per_layer() -> None:
     agree = {nm: float((fl[nm] == s).mean()) for nm, s in zip(ref.layer_names, ref.spikes)}
     print("Braille float vs integer per layer:", {k: round(v, 4) for k, v in agree.items()})
     assert agree["lif1_lif"] >= 0.99
-    assert agree["lif2"] >= 0.65  # measured 0.7047 (docstring: 8-bit weights)
+    assert agree["lif2"] >= 0.70  # measured 0.7265 (docstring: 8-bit weights)
     # lif2's integer mapping itself, on the reference's lif1 spikes
     body = normal_graph(graph_body(net.body))
     fc2 = body.nodes["fc2"].module
@@ -292,13 +292,13 @@ def test_braille_graph_quantises_reference_vs_float_per_layer() -> None:
     beta_s, beta_m = 1 - 1 / li.tau, 1 - 1 / lif.params.tau
     cur, v, out = torch.zeros(B, 7, dtype=torch.float64), torch.zeros(B, 7, dtype=torch.float64), []
     for t in range(T):
-        cur = beta_s * cur + s1[t] @ wq.T
-        h = beta_m * v + cur + b * li.tau
+        cur = beta_s * cur + s1[t] @ wq.T + b  # the bias in the current: u starts at -bias
+        h = beta_m * v + cur
         s = (h > lif.params.theta).double()
         v = h * (1 - s)
         out.append(s)
     mapped = float((torch.stack(out).numpy() == ref.spikes[1]).mean())
-    print(f"Braille lif2 with integer weights and steady-state bias vs integer: {mapped:.4f}")
+    print(f"Braille lif2 with integer weights and the bias in the current vs integer: {mapped:.4f}")
     assert mapped >= 0.999
 
 

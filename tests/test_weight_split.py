@@ -187,14 +187,15 @@ def _braille_agreement(parts: int, T: int = 256) -> tuple[list[str], list[float]
 @pytest.mark.skipif(not BRAILLE.exists(), reason="NIR paper fixture not present")
 def test_braille_agreement_with_split_weights() -> None:
     """The NIR paper's Braille SRNN (dt 1e-4, Bernoulli rate 0.1, T 256, 16 samples): float vs
-    integer spike agreement per layer, K = 1 and 2 (measured: lif1 0.9935 -> 0.9969, lif2
-    0.694 -> 0.839); the synapse count and memory double (resources)."""
+    integer spike agreement per layer, K = 1 and 2 (measured with the CubaLIF currents starting
+    at -bias, IntLayer.u_init_bias: lif1 0.9940 -> 0.9990, lif2 0.717 -> 0.950; before it
+    0.9935 -> 0.9969 and 0.694 -> 0.839); the synapse count and memory double (resources)."""
     from neurodeploy.measure.resources import resource_report
 
     names, one, p1 = _braille_agreement(1)
     _, two, p2 = _braille_agreement(2)
     print("braille K=1", dict(zip(names, one)), "K=2", dict(zip(names, two)))
-    assert two[0] >= 0.996 and two[1] >= 0.83  # the floors measured (see docstring)
+    assert two[0] >= 0.998 and two[1] >= 0.94  # the floors measured (see docstring)
     assert all(b >= a for a, b in zip(one, two))
     r1, r2 = resource_report(p1, LOIHI2), resource_report(p2, LOIHI2)
     print("synapses", r1.synapses, "->", r2.synapses, "memory", r1.memory_bytes, r2.memory_bytes)

@@ -205,13 +205,20 @@ def mps_int_step(
     return s, m_new, h
 
 
-def state_bounds(max_abs_a: float, max_abs_bias: float, du: int, dv: int) -> tuple[bool, bool]:
+def state_bounds(
+    max_abs_a: float, max_abs_bias: float, du: int, dv: int, *, u_init_bias: bool = False
+) -> tuple[bool, bool]:
     """(may_wrap, may_saturate) for a layer whose synaptic input never exceeds ``max_abs_a`` and
     bias ``max_abs_bias`` in magnitude. Decays shrink magnitudes (rounding toward zero), so
-    |u| <= A * 4096 / (du + 1) and |v| <= (|u|max + B) * 4096 / dv, with A = max_abs_a << 6."""
+    |u| <= A * 4096 / (du + 1) and |v| <= (|u|max + B) * 4096 / dv, with A = max_abs_a << 6.
+
+    ``u_init_bias`` (the current starts at u(-1) = -bias, IntLayer.u_init_bias): decay is
+    monotone and shrinks magnitudes, so by induction (bias B >= 0; B < 0 mirrors it) u(t) lies in
+    [-B r^(t+1) - U, U], U = A 4096 / (du + 1), r = 1 - (du + 1) / 4096: |u| <= U + B, and
+    u + B lies in [-U, U + B], so v's bound is unchanged."""
     a = max_abs_a * (1 << ACT_SHIFT)
     u_max = a * DECAY_UNIT / (du + CURRENT_DECAY_OFFSET)
-    may_wrap = u_max > STATE_LIMIT - 1
+    may_wrap = u_max + (max_abs_bias if u_init_bias else 0.0) > STATE_LIMIT - 1
     if dv + VOLTAGE_DECAY_OFFSET == 0:
         return may_wrap, True
     v_max = (u_max + max_abs_bias) * DECAY_UNIT / (dv + VOLTAGE_DECAY_OFFSET)

@@ -164,7 +164,11 @@ class PreparedLayer:
         max_a = sum(s.max_a for s in synapses)
         b = bias_value(layer.bias_mant, layer.bias_exp)  # mant << exp, membrane units (int64)
         may_wrap, may_saturate = state_bounds(
-            max_a, float(np.abs(b).max(initial=0)), layer.du, layer.dv
+            max_a,
+            float(np.abs(b).max(initial=0)),
+            layer.du,
+            layer.dv,
+            u_init_bias=layer.u_init_bias,
         )
         bias = torch.as_tensor(b, device=device).to(STATE_DTYPE)
         return cls(

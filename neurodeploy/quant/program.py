@@ -27,7 +27,8 @@ delays (:meth:`IntProgram.edge_delays`) depend on the schedule:
   depth(L); T + max depth steps drain the pipeline. For a chain depth(layer k) = k + 1.
 
 Saved as a single ``.npz`` file (numpy, no pickle): arrays per layer plus a JSON header.
-Format version 3 adds each layer's ``source`` and ``extra`` edges (their weights as
+Format version 3 (optional keys ``reset_delay`` and ``u_init_bias``, False when absent) adds each
+layer's ``source`` and ``extra`` edges (their weights as
 ``l{i}.extra{j}.weight``, their geometry, exponent, flag and scales in the header; versions 1 and
 2 load as chains). Version 2 stores a pooled convolution as its synapse is held (small kernel, the conv's
 own stride and padding, ``pool``); version 1 stored the pool-folded kernel (k-fold repeated
@@ -45,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from neurodeploy.neuron.fixedpoint import membrane_scale
+from neurodeploy.neuron.fixedpoint import DU_NO_CURRENT_MEMORY, membrane_scale
 from neurodeploy.quant.synapse import HoldsSynapse, Synapse
 
 if TYPE_CHECKING:
@@ -126,6 +127,13 @@ class IntLayer(HoldsSynapse):
     # v held at 0, u integrating (fixedpoint.lif_int_step's ``refractory``). Format v3 key
     # ``reset_delay``; files without it load with False.
     reset_delay: bool = False
+    # a CubaLIF's bias carried exactly (quantize.py, "CubaLIF"): the current u starts at
+    # u(-1) = -(bias_mant << bias_exp) (membrane units) instead of 0, at t = 0 and at every
+    # sample boundary, so that u_b(t) + bias = bias (1 - r^(t+1)), r = 1 - (du + 1) / 4096: v
+    # receives the float current's ramp b tau_syn (1 - beta_syn^(t+1)), not its steady state from
+    # step 0 (neuron "lif" with du < 4095 only). Format v3 key ``u_init_bias``; files without it
+    # load with False (the bias's steady state from step 0, as before).
+    u_init_bias: bool = False
 
     @property
     def li_readout(self) -> bool:
@@ -309,6 +317,12 @@ class IntProgram:
                 raise ValueError(
                     f"{where}: reset_delay (one refractory step) needs neuron 'lif', got "
                     f"{layer.neuron!r}"
+                )
+            if layer.u_init_bias and (layer.neuron != "lif" or layer.du >= DU_NO_CURRENT_MEMORY):
+                raise ValueError(
+                    f"{where}: u_init_bias (the current starts at -bias) needs neuron 'lif' with "
+                    f"a current (du < {DU_NO_CURRENT_MEMORY}), got neuron {layer.neuron!r}, "
+                    f"du {layer.du}"
                 )
             if layer.neuron is None and layer.readout_kind not in (READOUT_SYNAPTIC, READOUT_LI):
                 raise ValueError(f"{where}: readout_kind {layer.readout_kind!r} unknown")

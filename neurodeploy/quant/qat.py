@@ -163,6 +163,8 @@ def programs_equal(a: IntProgram, b: IntProgram) -> bool:
             ) or not np.array_equal(sx.weight, sy.weight):
                 return False
     for la, lb in zip(a.layers, b.layers):
+        if (la.u_init_bias, la.reset_delay) != (lb.u_init_bias, lb.reset_delay):
+            return False
         if (la.weight_exp, la.vth, la.dv, la.du, la.coef, la.bias_exp, la.neuron) != (
             lb.weight_exp,
             lb.vth,
@@ -583,6 +585,9 @@ class QATNet(nn.Module):
         keep = dv_to_beta(layer.dv)
         keep_u = du_to_beta(layer.du)  # a CubaLIF current's decay; 0 without current (du 4095)
         u_p = torch.zeros_like(m)
+        if layer.u_init_bias:  # the current starts at -bias (IntLayer.u_init_bias): exact and
+            u = u - bias.detach()  # proxy, whose u_p + bias then ramps as the float current's
+            u_p = u_p - bias  # bias b tau_syn (1 - beta_syn^(t+1)) does
         vth64 = float(vth_membrane(layer.vth))
         coef: torch.Tensor | float = float(layer.coef)
         if grad and lif is not None and lif.alpha is not None:

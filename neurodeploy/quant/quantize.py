@@ -35,10 +35,22 @@ Loihi's CUBA neuron, u in membrane units (u ~ I * v_scale, v ~ H * v_scale, v_sc
             tau_syn' steps of input, so vth << 6 <= 2^(23 - headroom_bits - ceil(log2 tau_syn'))
     bias    = round(b * tau_syn' * a_scale * 64),  tau_syn' = 4096 / (du + 1) (du_to_tau_syn)
 
-Lava adds the bias to v, not to u, so a float bias b (which enters the current) becomes the
-current's steady state b tau_syn': exact from the moment the float current has settled, and off by
-b tau_syn beta_syn^t in step t before it (an extra, stated error of the mapping; none when b = 0).
-With du = 4095 (no current) tau_syn' = 1 and this is the LIF mapping above.
+Lava adds the bias to v, not to u, so a float bias b (which enters the current) goes to v as the
+current's steady state B = bias_mant << bias_exp ~ b tau_syn' v_scale, and the current starts at
+u(-1) = -B instead of 0 (``IntLayer.u_init_bias``, Lava LIF's initial ``u``; at every sample
+boundary too). Without input the current is then u_b(t) = decay^(t+1)(-B), and v receives
+
+    u_b(t) + B = B (1 - r^(t+1)),   r = 1 - (du + 1) / 4096 = 1 - 1 / tau_syn'
+
+in exact arithmetic: the float current's bias part b tau_syn (1 - beta_syn^(t+1)) (at the chip's
+tau_syn', B's rounding aside), ramping up as the float one does. Lava's decay rounds toward
+zero, so each step's decay of u_b leaves it at most one unit (membrane units) nearer zero:
+0 <= u_b,int(t) - u_b(t) < 1 + r + ... + r^t < min(t + 1, tau_syn') units, i.e. below
+tau_syn' / v_scale float units. (With u(-1) = 0, as before this flag, the bias is fully on from
+step 0 while the float current ramps: off by b tau_syn beta_syn^(t+1) in step t, which a
+chaotic layer never forgets: benchmarks/results/graphs.md.) The netx variant (``*-netx``) keeps
+u(-1) = 0 and that error: netx's HDF5 has no initial current. With du = 4095 (no current)
+tau_syn' = 1, no flag, and this is the LIF mapping above.
 
 LI readout (a stage with ``readout_tau``: NIR LI, snnTorch membrane readouts, norse ``LICell``).
 Float, per step, x = W s + b and the model's output V(t) = beta V(t-1) + x(t), beta = 1 - 1/tau;
@@ -141,7 +153,7 @@ from neurodeploy.neuron.fixedpoint import (
     to_synaptic_units,
     vth_membrane,
 )
-from neurodeploy.neuron.hardware import LOIHI2, HardwareSpec
+from neurodeploy.neuron.hardware import LOIHI2, NETX_SUFFIX, HardwareSpec
 from neurodeploy.nn.graph import is_chain
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.quant.counts import ann_macs
@@ -414,6 +426,11 @@ def _quantize_primary(
         coef=alpha_to_coef(alpha),
         a_scale=a_scale,
         reset_delay=p.reset_delay,  # snnTorch's delayed reset: one refractory step (lif.py)
+        # a CubaLIF's bias carried exactly: the current starts at -bias (module docstring);
+        # netx's HDF5 has no initial current, its variant keeps the steady state from step 0
+        u_init_bias=bool(
+            du < DU_NO_CURRENT_MEMORY and np.any(bias_mant) and not hw.name.endswith(NETX_SUFFIX)
+        ),
     )
 
 

@@ -39,11 +39,12 @@ class PyRefractoryLIFModelFixed(PyLoihiProcessModel):
 
     def run_spk(self) -> None:
         a = torch.from_numpy(np.asarray(self.a_in.recv(), dtype=np.int64))
-        if reset_due(self.time_step, self.proc_params):  # sample boundary: start from 0
-            self.u[:] = 0
+        bias_np = bias_value(self.bias_mant, self.bias_exp)
+        if reset_due(self.time_step, self.proc_params):  # sample boundary: start again
+            self.u[:] = -bias_np if self.proc_params["u_init_bias"] else 0
             self.v[:] = 0
             self.refr[:] = 0
-        bias = torch.from_numpy(bias_value(self.bias_mant, self.bias_exp))
+        bias = torch.from_numpy(bias_np)
         s, u, v = lif_int_step(
             a,
             torch.from_numpy(self.u.astype(np.int64)),
@@ -56,5 +57,5 @@ class PyRefractoryLIFModelFixed(PyLoihiProcessModel):
         )
         self.u[:] = u.numpy()
         self.v[:] = v.numpy()
-        self.refr[:] = s.numpy()
+        self.refr[:] = s.numpy() if self.proc_params["refractory"] else 0
         self.s_out.send(s.numpy().astype(np.int32))

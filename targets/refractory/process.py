@@ -9,7 +9,12 @@ integers, r = the previous step's spikes (var ``refr``, 0 or 1):
     v <- 0 where r, else sat24(decay(v, dv) + u + (bias_mant << bias_exp))
     s  = v > (vth << 6)   (never where r);   v <- 0 where s;   refr <- s
 
-With no spike ever followed by a refractory step this is Lava's LIF bit for bit. Loihi 1
+With no spike ever followed by a refractory step this is Lava's LIF bit for bit.
+
+``refractory=False``: no refractory step (refr stays 0): Lava's LIF bit for bit. ``u_init_bias``
+(``IntLayer.u_init_bias``, a CubaLIF's bias carried exactly: quantize.py, "CubaLIF"): the
+current starts at u = -(bias_mant << bias_exp) instead of 0, at t = 0 (the var's initial value,
+as Lava's LIF takes ``u=``) and at every sample boundary (where LIFReset would zero it). Loihi 1
 compartments and Loihi 2 microcode both have refractory periods; this model is the CPU
 reference of that behaviour. ``reset_interval``/``reset_offset`` zero u, v and refr at sample
 boundaries as Lava's LIFReset does (neurodeploy.targets.lava_reset).
@@ -22,12 +27,13 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess, LogConfig
 from lava.magma.core.process.variable import Var
 
-from neurodeploy.neuron.fixedpoint import DECAY_MAX
+from neurodeploy.neuron.fixedpoint import DECAY_MAX, bias_value
 from neurodeploy.neuron.hardware import LOIHI2
 
 
 class RefractoryLIF(AbstractProcess):
-    """LIF neurons with one refractory step after each spike: ports ``a_in``, ``s_out``; vars
+    """LIF neurons with one refractory step after each spike (unless ``refractory=False``), the
+    current starting at 0 or at -bias (``u_init_bias``; module docstring): ports ``a_in``, ``s_out``; vars
     ``u``, ``v``, ``refr`` (per neuron), ``du``, ``dv``, ``vth`` (shared, integers),
     ``bias_mant``, ``bias_exp`` (per neuron). Only a fixed_pt (bit-accurate) model exists."""
 
@@ -42,6 +48,8 @@ class RefractoryLIF(AbstractProcess):
         bias_exp: int | np.ndarray = 0,
         reset_interval: int = 0,
         reset_offset: int = 0,
+        refractory: bool = True,
+        u_init_bias: bool = False,
         name: str | None = None,
         log_config: LogConfig | None = None,
     ) -> None:
@@ -75,7 +83,9 @@ class RefractoryLIF(AbstractProcess):
             )
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
-        self.u = Var(shape=shape, init=0)
+        # u(-1): 0, or -bias (u_init_bias); the model restores it at every sample boundary
+        u0 = -bias_value(np.broadcast_to(bias_mant, shape), np.broadcast_to(bias_exp, shape))
+        self.u = Var(shape=shape, init=u0 if u_init_bias else 0)
         self.v = Var(shape=shape, init=0)
         self.refr = Var(shape=shape, init=0)
         self.du = Var(shape=(1,), init=du)
@@ -85,3 +95,5 @@ class RefractoryLIF(AbstractProcess):
         self.bias_exp = Var(shape=shape, init=bias_exp)
         self.proc_params["reset_interval"] = int(reset_interval)
         self.proc_params["reset_offset"] = int(reset_offset)
+        self.proc_params["refractory"] = bool(refractory)
+        self.proc_params["u_init_bias"] = bool(u_init_bias)
