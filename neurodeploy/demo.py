@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from neurodeploy.data import load_task
+from neurodeploy.files import RunLock
 from neurodeploy.measure.analysis import run_recording_spikes
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.training.config import TrainConfig, TrainResult
@@ -63,7 +64,30 @@ def run_demo(
     profile_models: bool = True,
 ) -> list[tuple[str, TrainResult]]:
     """Train the demo configuration (and, with ``compare``, the vanilla baseline) into ``out_dir``,
-    then take the MPS model through NIR, quantisation, the reference simulator and Lava."""
+    then take the MPS model through NIR, quantisation, the reference simulator and Lava.
+    ``out_dir`` is locked for the run (:class:`neurodeploy.files.RunLock`)."""
+    with RunLock(out_dir, what="demo output folder"):
+        return _run_demo(
+            out_dir,
+            epochs=epochs,
+            compare=compare,
+            progress=progress,
+            deploy_chain=deploy_chain,
+            lava_samples=lava_samples,
+            profile_models=profile_models,
+        )
+
+
+def _run_demo(
+    out_dir: str | Path,
+    *,
+    epochs: int | None,
+    compare: bool,
+    progress: bool,
+    deploy_chain: bool,
+    lava_samples: int,
+    profile_models: bool,
+) -> list[tuple[str, TrainResult]]:
     cfg = DEMO_CONFIG if epochs is None else dataclasses.replace(DEMO_CONFIG, epochs=epochs)
     runs = [("MPS + guidance", cfg)]
     if compare:

@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 
 from neurodeploy.data import TaskData, load_task
 from neurodeploy.data.inputs import Inputs, from_task
+from neurodeploy.files import RunLock, check_not_input
 from neurodeploy.measure.calibrate import OverflowSearch, quantize_checked
 from neurodeploy.neuron.hardware import HardwareSpec, get_spec, netx_variant
 from neurodeploy.nn.net import SpikingNet
@@ -297,7 +298,36 @@ def finetune(
     the result is written there: ``checkpoint.pt`` (checkpoint sources; loads with
     :func:`neurodeploy.training.load_model`), ``model.nir`` (the NIR export), ``model.int.npz``
     (the integer program trained against) and ``finetune.json`` (accuracies, history). An existing
-    checkpoint or ``model.nir`` there is never overwritten."""
+    checkpoint or ``model.nir`` there is never overwritten, ``out_dir`` is locked for the run
+    (:class:`neurodeploy.files.RunLock`), and an output that is ``checkpoint`` itself is refused
+    before any work."""
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        names = (CHECKPOINT_NAME, NIR_NAME, PROGRAM_NAME, SUMMARY_NAME)
+        for name in names:
+            check_not_input(out / name, [checkpoint], option="--out (out_dir)")
+    kwargs = dict(
+        out_dir=out, config=config, progress=progress, data=data, dt=dt, reset=reset, **overrides
+    )
+    if out is None:
+        return _finetune_unlocked(checkpoint, hardware, **kwargs)
+    with RunLock(out, what="finetune output folder"):
+        return _finetune_unlocked(checkpoint, hardware, **kwargs)
+
+
+def _finetune_unlocked(
+    checkpoint: str | os.PathLike[str],
+    hardware: str | None = None,
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    config: FinetuneConfig | None = None,
+    progress: bool = True,
+    data: TaskData | None = None,
+    dt: float | None = None,
+    reset: str = "nir",
+    **overrides: Any,
+) -> FinetuneResult:
+    """:func:`finetune` without the lock on ``out_dir``."""
     cfg = config or FinetuneConfig()
     if hardware is not None:
         overrides["hardware"] = hardware
@@ -449,6 +479,7 @@ def finetune(
 def _write(res: FinetuneResult, source: dict[str, Any] | None, out: Path) -> None:
     from neurodeploy.converters.nir_common import DEFAULT_DT
     from neurodeploy.converters.nir_export import export_nir
+    from neurodeploy.files import atomic_write_text  # every file whole or not at all
 
     out.mkdir(parents=True, exist_ok=True)
     from neurodeploy.data import list_tasks
@@ -466,7 +497,7 @@ def _write(res: FinetuneResult, source: dict[str, Any] | None, out: Path) -> Non
         export_nir(res.model, out / NIR_NAME, dt=res.dt or DEFAULT_DT, extra_metadata=meta)
         res.program.meta.update(T=res.T, **task)
         res.program.save(out / PROGRAM_NAME)
-        (out / SUMMARY_NAME).write_text(json.dumps(res.summary(), indent=1))
+        atomic_write_text(out / SUMMARY_NAME, json.dumps(res.summary(), indent=1))
         return
     save_checkpoint(
         {
@@ -484,4 +515,4 @@ def _write(res: FinetuneResult, source: dict[str, Any] | None, out: Path) -> Non
     # a .npz source has no task the commands can reload by name
     res.program.meta.update(T=c.T, **({"task": c.task} if c.task != NPZ_TASK else {}))
     res.program.save(out / PROGRAM_NAME)
-    (out / SUMMARY_NAME).write_text(json.dumps(res.summary(), indent=1))
+    atomic_write_text(out / SUMMARY_NAME, json.dumps(res.summary(), indent=1))

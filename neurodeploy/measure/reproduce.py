@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 from neurodeploy.data import TaskData, list_tasks, load_task
 from neurodeploy.data.inputs import Inputs, from_loaded
 from neurodeploy.data.real import list_datasets
+from neurodeploy.files import RunLock, atomic_write_text
 from neurodeploy.measure.analysis import accuracy_by_timesteps, gradient_flow, initial_state_stats
 from neurodeploy.training.config import DEFAULT_MODEL, NPZ_TASK, TrainConfig
 from neurodeploy.training.loop import load_data, train
@@ -583,8 +584,9 @@ def write_report(records: list[dict[str, Any]], plan: Plan, out: Path, wall_s: f
             + " |"
         )
     md = out / "reproduction.md"
-    md.write_text("\n".join(L) + "\n")
-    (out / "reproduction.json").write_text(
+    atomic_write_text(md, "\n".join(L) + "\n")  # whole or not at all
+    atomic_write_text(
+        out / "reproduction.json",
         json.dumps(
             {
                 "plan": dataclasses.asdict(plan),
@@ -595,7 +597,7 @@ def write_report(records: list[dict[str, Any]], plan: Plan, out: Path, wall_s: f
                 "runs": records,
             },
             indent=1,
-        )
+        ),
     )
     return md
 
@@ -652,7 +654,7 @@ def refresh_analysis(json_path: str | Path, workers: int = 1, progress: bool = T
         records[i] = rec
     data = json.loads(json_path.read_text())
     data["runs"] = records
-    json_path.write_text(json.dumps(data, indent=1))
+    atomic_write_text(json_path, json.dumps(data, indent=1))
     return write_report(records, plan, json_path.parent, wall_s)
 
 
@@ -692,5 +694,6 @@ def reproduce(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     t0 = time.time()
-    records = run_plan(plan, workers=workers, progress=progress)
-    return write_report(records, plan, Path(out), time.time() - t0)
+    with RunLock(out, what="reproduce output folder"):  # one writer for the whole plan
+        records = run_plan(plan, workers=workers, progress=progress)
+        return write_report(records, plan, Path(out), time.time() - t0)

@@ -7,7 +7,9 @@ A checkpoint is a dict of plain types and tensors::
      "rng": torch CPU RNG state, "history": [per-epoch metrics]}
 
 Writing goes to a temporary file in the same folder, flushed and fsync'ed, then renamed over
-the target, so a crash never leaves a half-written checkpoint under the real name.
+the target (:func:`neurodeploy.files.atomic_write`), so a crash never leaves a half-written
+checkpoint under the real name; a ``kill -9`` may leave the hidden temporary, which the next
+``train`` in that folder removes (:func:`neurodeploy.files.clean_temporaries`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import torch
 
+from neurodeploy.files import atomic_write
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.nn.zoo import build_model
 from neurodeploy.training.config import DEFAULT_MODEL, TrainConfig
@@ -37,18 +40,8 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike[str]) -> Pa
     """Atomically write ``payload`` (plus the format tag) to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     data = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **payload}
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write(path, lambda f: torch.save(data, f))
 
 
 def load_checkpoint(
@@ -67,7 +60,13 @@ def load_checkpoint(
         zipfile.BadZipFile,
         ValueError,
         OSError,
-    ) as e:
+        TypeError,
+        KeyError,
+        AttributeError,
+        IndexError,
+        NotImplementedError,
+        MemoryError,
+    ) as e:  # a damaged pickle stream surfaces as any of these inside torch.load
         first_line = str(e).splitlines()[0] if str(e) else ""
         raise CheckpointError(
             f"checkpoint {path}: cannot be read as a torch checkpoint (truncated, corrupt, or a "
@@ -90,20 +89,52 @@ def load_checkpoint(
 
 
 def load_model(path: str | os.PathLike[str], device: str = "cpu") -> tuple[SpikingNet, TrainConfig]:
-    """Rebuild the trained model stored in a checkpoint (evaluation mode)."""
+    """Rebuild the trained model stored in a checkpoint (evaluation mode).
+
+    The config, the input shape, the class count and the weights' names and shapes are checked
+    before any weight is allocated (the model is first built on torch's "meta" device, which
+    holds shapes only, so a damaged size cannot allocate terabytes); every mismatch is a
+    :class:`CheckpointError` naming the file and the field."""
     state = load_checkpoint(path, map_location=device)
-    cfg = TrainConfig.from_dict(state["config"])
-    model = build_model(
-        cfg.model or DEFAULT_MODEL[cfg.task],
-        state["input_shape"],
-        state["num_classes"],
-        cfg.neuron_config(),
-        **cfg.arch,
-    )
+    where = f"checkpoint {path}"
     try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
+        config = state["config"]
+        if not isinstance(config, dict):
+            raise TypeError(f"'config' must be a dict, got {type(config).__name__}")
+        cfg = TrainConfig.from_dict(config)
+        input_shape = _shape_field(state["input_shape"], "input_shape")
+        num_classes = _shape_field([state["num_classes"]], "num_classes")[0]
+        arch = dict(cfg.arch)
+        name = cfg.model or DEFAULT_MODEL[cfg.task]
+        with torch.device("meta"):  # shapes only: nothing allocated
+            skeleton = build_model(name, input_shape, num_classes, cfg.neuron_config(), **arch)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RuntimeError) as e:
+        raise CheckpointError(f"{where}: config cannot build the model: {e}") from e
+    weights = state["model"]
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, torch.Tensor) for v in weights.values()
+    ):
+        raise CheckpointError(f"{where}: 'model' is not a state dict of tensors")
+    want = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in weights.items()}
+    if want != got:
+        bad = sorted(set(want) ^ set(got)) or [k for k in want if want[k] != got[k]]
         raise CheckpointError(
-            f"checkpoint {path}: weights do not fit model {cfg.model!r}: {e}"
-        ) from e
+            f"{where}: weights do not fit model {name!r}: {bad[:4]} "
+            + ", ".join(f"{k}: {got.get(k)} vs {want.get(k)}" for k in bad[:4])
+        )
+    try:
+        model = build_model(name, input_shape, num_classes, cfg.neuron_config(), **arch)
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: weights do not fit model {name!r}: {e}") from e
     return model.to(device).eval(), cfg
+
+
+def _shape_field(v: object, field: str) -> list[int]:
+    """``v`` as a list of ints >= 1, or TypeError naming ``field``."""
+    if not isinstance(v, (list, tuple)) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in v
+    ):
+        raise TypeError(f"{field!r} must be integer(s) >= 1, got {v!r:.60}")
+    return list(v)

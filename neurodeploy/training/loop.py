@@ -15,10 +15,12 @@ global batch, rank 0 writes the run folder); ``amp`` turns on mixed precision on
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from tqdm.auto import tqdm
 
 from neurodeploy.data import TaskData, load_task
 from neurodeploy.data.real import RealDataset, load_dataset
+from neurodeploy.files import RunLock, atomic_write_text, clean_temporaries
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.nn.zoo import build_model
 from neurodeploy.training import distributed as D
@@ -249,12 +252,20 @@ def train(
 
     Started by torchrun (WORLD_SIZE > 1), the call joins the process group and trains
     data-parallel (neurodeploy/training/distributed.py); only rank 0 writes to ``out_dir``.
+
+    ``out_dir`` is locked for the whole call (:class:`neurodeploy.files.RunLock`): a second
+    writer is refused naming this process's PID; a lock left by a killed process is taken over
+    (said on stderr). Temporaries a killed checkpoint write left are removed on start, and on
+    ``resume`` a torn last line of ``metrics.jsonl`` is dropped (said on stderr).
     """
     ctx = D.init_from_env(cfg.device)
+    # one writer per run folder: held before the "already exists" check (no check-then-act)
+    lock = RunLock(out_dir) if out_dir is not None and ctx.is_main else None
     try:
-        return _train(
-            cfg, ctx, out_dir=out_dir, resume=resume, progress=progress, stop_after=stop_after
-        )
+        with lock if lock is not None else contextlib.nullcontext():
+            return _train(
+                cfg, ctx, out_dir=out_dir, resume=resume, progress=progress, stop_after=stop_after
+            )
     finally:
         D.shutdown(ctx)
 
@@ -271,6 +282,13 @@ def _train(
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / CHECKPOINT_NAME if out else None
     state = None
+    if out is not None and ctx.is_main:
+        left = clean_temporaries(out)
+        if left:
+            _say(
+                f"{out}: removed {len(left)} temporary file(s) a killed write left "
+                f"({', '.join(p.name for p in left)})"
+            )
     if resume:
         if ckpt_path is None:
             raise ValueError("resume needs out_dir (the run folder holding checkpoint.pt)")
@@ -322,7 +340,7 @@ def _train(
         start_epoch = int(state["epoch"])
     if out is not None and ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
         _truncate_metrics(out / METRICS_NAME, start_epoch)
     net = D.wrap_model(model, ctx, device, cfg.sync_bn)
     loss_fn = cfg.loss_fn()
@@ -405,10 +423,35 @@ def _train(
     return TrainResult(model, cfg, history)
 
 
+def _say(message: str) -> None:
+    print(f"neurodeploy: {message}", file=sys.stderr, flush=True)
+
+
 def _truncate_metrics(path: Path, epochs_done: int) -> None:
-    """Keep only metric lines of epochs the checkpoint covers (a crash may leave one more)."""
+    """Keep only metric lines of epochs the checkpoint covers (a crash may leave one more).
+
+    A last line that is not JSON (a writer killed mid-line) is dropped and said so; a torn
+    line before the last is corruption, refused naming the file and line."""
     if not path.exists():
         return
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    keep = [ln for ln in lines if json.loads(ln).get("epoch", 0) <= epochs_done]
-    path.write_text("".join(ln + "\n" for ln in keep))
+    lines = [(i, ln) for i, ln in enumerate(path.read_text().splitlines(), 1) if ln.strip()]
+    keep = []
+    for k, (i, ln) in enumerate(lines):
+        try:
+            record = json.loads(ln)
+            if not isinstance(record, dict):
+                raise ValueError(f"a JSON {type(record).__name__}, not an object")
+        except ValueError as e:
+            if k == len(lines) - 1:
+                _say(
+                    f"{path}: dropped a torn last line (line {i}, {len(ln)} characters, not "
+                    f"JSON: {e}); the checkpoint covers epoch {epochs_done}"
+                )
+                break
+            raise ValueError(
+                f"{path}: line {i} is not a JSON object ({e}); only a torn last line is "
+                "repaired: fix or remove that line, then --resume"
+            ) from None
+        if record.get("epoch", 0) <= epochs_done:
+            keep.append(ln)
+    atomic_write_text(path, "".join(ln + "\n" for ln in keep))
