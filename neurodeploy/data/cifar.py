@@ -16,6 +16,12 @@ statistics of the training sets (``CIFAR10_MEAN`` ...). Training augmentation (`
 horizontally with probability 1/2, ``cutout`` zeroes a 16x16 square (DeVries & Taylor 2017)
 centred at a random pixel; applied in that order, after normalisation (so padding is 0 =
 the channel mean, as with torchvision's ``RandomCrop`` on normalised tensors).
+
+Batches are read through a restricted unpickler (:class:`SafeUnpickler`): a pickle may build
+dicts, lists, tuples, bytes, str and numbers, and numpy arrays / dtypes / scalars through the
+few numpy globals listed in ``ALLOWED_GLOBALS``; any other global (``os.system``,
+``builtins.eval``, ...) is refused with :class:`UnsafePickleError` naming the file and the
+global, before anything is called. Every other malformation is a ``ValueError`` naming the file.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -34,6 +41,21 @@ CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 CROP_PAD = 4
 CUTOUT_SIDE = 16
 IMAGE_SHAPE = (3, 32, 32)
+PIXELS = 3072  # 3 * 32 * 32 values per stored image row
+UINT8_MAX = 255
+# (module, name) a CIFAR pickle may reference: numpy arrays as numpy 1.x / 2.x pickle them
+# (protocol 2-4: _reconstruct + ndarray + dtype; protocol 5: _frombuffer), numpy scalars, and
+# _codecs.encode, through which Python 3 writes bytes at protocol <= 2 (a pure text -> bytes
+# transform, it calls nothing else).
+ALLOWED_GLOBALS = frozenset(
+    (module, name)
+    for core in ("numpy.core", "numpy._core")
+    for module, name in (
+        (f"{core}.multiarray", "_reconstruct"),
+        (f"{core}.multiarray", "scalar"),
+        (f"{core}.numeric", "_frombuffer"),
+    )
+) | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 AUGMENTATIONS = ("crop", "flip", "cutout")
 HOW = (
     "Obtain the python version of the data set (cifar-10-python.tar.gz / cifar-100-python.tar.gz from "
@@ -41,12 +63,74 @@ HOW = (
 )
 
 
+class UnsafePickleError(ValueError):
+    """A pickle references a global outside :data:`ALLOWED_GLOBALS`; nothing was executed."""
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """``pickle.Unpickler`` whose ``find_class`` admits only :data:`ALLOWED_GLOBALS`."""
+
+    def __init__(self, file: BinaryIO, path: Path) -> None:
+        super().__init__(file, encoding="bytes")
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in ALLOWED_GLOBALS:
+            raise UnsafePickleError(
+                f"{self.path}: refused to unpickle global {module}.{name} (a CIFAR batch holds "
+                f"only dicts, lists, bytes, str, numbers and numpy arrays); the file was not "
+                f"loaded and nothing in it was executed"
+            )
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
+    """The dict pickled in ``path``, through :class:`SafeUnpickler`."""
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+            d = SafeUnpickler(f, path).load()
+    except UnsafePickleError:
+        raise
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read ({e.strerror or e})") from e
+    except Exception as e:  # any malformation of untrusted bytes: named, never a traceback
         raise ValueError(f"{path}: not a CIFAR python pickle ({type(e).__name__}: {e})") from e
+    if not isinstance(d, dict):
+        raise ValueError(
+            f"{path}: pickle holds a {type(d).__name__}, not a dict (not a CIFAR file?)"
+        )
+    return d
+
+
+def _pixels(path: Path, value: Any) -> np.ndarray:
+    """``value`` as (N, 3072) uint8; integers outside 0..255 are refused, never wrapped."""
+    try:
+        a = np.asarray(value)
+    except Exception as e:
+        raise ValueError(f"{path}: data is not an array ({type(e).__name__}: {e})") from e
+    if a.ndim != 2 or a.shape[1] != PIXELS:
+        raise ValueError(f"{path}: data has shape {a.shape}, expected (N, {PIXELS})")
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype.kind not in "iu":
+        raise ValueError(f"{path}: data has dtype {a.dtype}, expected uint8 pixels")
+    if a.size and (a.min() < 0 or a.max() > UINT8_MAX):
+        raise ValueError(
+            f"{path}: data has values {a.min()}..{a.max()} outside 0..{UINT8_MAX} (not clipped)"
+        )
+    return a.astype(np.uint8)
+
+
+def _labels(path: Path, key: bytes, value: Any) -> np.ndarray:
+    try:
+        y = np.asarray(value)
+    except Exception as e:
+        raise ValueError(f"{path}: {key!r} is not a list of labels ({e})") from e
+    if y.ndim != 1 or (y.size and y.dtype.kind not in "iu"):
+        raise ValueError(
+            f"{path}: {key!r} must be a 1-D list of integers, got shape {y.shape} dtype {y.dtype}"
+        )
+    return y.astype(np.int64)
 
 
 def read_batches(paths: Sequence[Path], label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -56,11 +140,12 @@ def read_batches(paths: Sequence[Path], label_key: bytes) -> tuple[np.ndarray, n
         d = _unpickle(p)
         if b"data" not in d or label_key not in d:
             raise ValueError(f"{p}: pickle lacks {b'data'!r} or {label_key!r} (not a CIFAR batch?)")
-        data = np.asarray(d[b"data"], dtype=np.uint8)
-        if data.ndim != 2 or data.shape[1] != 3072:
-            raise ValueError(f"{p}: data has shape {data.shape}, expected (N, 3072)")
+        data = _pixels(p, d[b"data"])
+        labels = _labels(p, label_key, d[label_key])
+        if len(labels) != len(data):
+            raise ValueError(f"{p}: {len(data)} images but {len(labels)} labels")
         xs.append(data.reshape(-1, *IMAGE_SHAPE))
-        ys.append(np.asarray(d[label_key], dtype=np.int64))
+        ys.append(labels)
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -136,12 +221,18 @@ def _load(
         )
     x_tr, y_tr = read_batches([base / f for f in train_files], label_key)
     x_te, y_te = read_batches([base / f for f in test_files], label_key)
-    classes = tuple(
-        c.decode() if isinstance(c, bytes) else str(c) for c in _unpickle(base / meta)[meta_key]
-    )
+    names = _unpickle(base / meta).get(meta_key)
+    if not isinstance(names, list) or not all(isinstance(c, (bytes, str)) for c in names):
+        raise ValueError(f"{base / meta}: {meta_key!r} must be a list of class names")
+    try:
+        classes = tuple(c.decode() if isinstance(c, bytes) else c for c in names)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{base / meta}: a class name is not UTF-8 ({e})") from e
     for split, y in (("train", y_tr), ("test", y_te)):
+        if len(y) == 0:
+            raise ValueError(f"{name}: the {split} batches in {base} hold no images")
         if y.min() < 0 or y.max() >= num_classes:
-            raise ValueError(f"{name}: {split} labels outside 0..{num_classes - 1}")
+            raise ValueError(f"{name}: {split} labels outside 0..{num_classes - 1} in {base}")
     return RealDataset(
         name,
         CifarImages(x_tr, y_tr, mean, std, augment=augment, seed=seed),

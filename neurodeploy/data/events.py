@@ -283,14 +283,66 @@ class EventFrames(SampleDataset):
 
 # ---------------------------------------------------------------------------------- readers
 _XYTP = np.dtype([("x", int), ("y", int), ("t", int), ("p", int)])
+NMNIST_EVENT_BYTES = 5  # N-MNIST / N-Caltech101 .bin: 40 bits per event
+AEDAT2_EVENT_BYTES = 8  # AEDAT 2.0: big-endian u32 address + u32 timestamp
+# what a malformed binary file makes numpy / zipfile / tonic raise; turned into a named ValueError
+_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, IndexError, TypeError, NameError)
+
+
+def _ints(path: Path | str, field: str, a: np.ndarray) -> np.ndarray:
+    """``a`` as a 1-D int64 array; floats must be finite whole numbers (never truncated)."""
+    a = np.asarray(a)
+    if a.ndim != 1:
+        raise ValueError(f"{path}: field {field!r} has shape {a.shape}, expected 1-D")
+    if a.dtype.kind in "biu":
+        return a.astype(np.int64)
+    if a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
+            raise ValueError(f"{path}: field {field!r} has non-finite or fractional values")
+        return a.astype(np.int64)
+    raise ValueError(f"{path}: field {field!r} has dtype {a.dtype}, expected integers")
+
+
+def checked_events(path: Path | str, ev: Events) -> Events:
+    """``ev`` after checking that t, x, y, p are 1-D, of one length, and t is finite."""
+    n = len(ev.t)
+    for name, v in zip(Events._fields, ev):
+        if np.ndim(v) != 1 or len(v) != n:
+            raise ValueError(
+                f"{path}: field {name!r} has shape {np.shape(v)}, expected ({n},) like 't'"
+            )
+    if np.asarray(ev.t).dtype.kind == "f" and not np.all(np.isfinite(ev.t)):
+        raise ValueError(f"{path}: field 't' has non-finite (NaN/inf) times")
+    return ev
+
+
+def _np_load(path: Path) -> np.ndarray | dict[str, np.ndarray]:
+    """The array (.npy) or arrays (.npz) in ``path``; pickled objects are never loaded."""
+    try:
+        z = np.load(path, allow_pickle=False)
+        if isinstance(z, np.lib.npyio.NpzFile):
+            with z:
+                return {k: z[k] for k in z.files}
+        return np.asarray(z)
+    except Exception as e:  # untrusted bytes: numpy's header parser raises even TokenError
+        raise ValueError(f"{path}: unreadable .npy/.npz ({type(e).__name__}: {e})") from e
 
 
 def read_bin(path: str | Path) -> Events:
     """N-MNIST / N-Caltech101 ``.bin`` (5 bytes per event), through ``tonic.io.read_mnist_file``."""
     from tonic.io import read_mnist_file
 
-    ev = read_mnist_file(str(path), dtype=_XYTP)
-    return Events(ev["t"], ev["x"], ev["y"], ev["p"])
+    try:
+        size = Path(path).stat().st_size
+        if size % NMNIST_EVENT_BYTES:
+            raise ValueError(
+                f"{path}: {size} bytes is not a whole number of {NMNIST_EVENT_BYTES}-byte events "
+                f"(truncated?)"
+            )
+        ev = read_mnist_file(str(path), dtype=_XYTP)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read ({e})") from e
+    return checked_events(path, Events(ev["t"], ev["x"], ev["y"], ev["p"]))
 
 
 def read_cifar10_dvs(path: str | Path) -> Events:
@@ -298,18 +350,15 @@ def read_cifar10_dvs(path: str | Path) -> Events:
     t, x, y, p) or ``.aedat4`` (tonic's; needs the ``aedat`` package)."""
     path = Path(path)
     if path.suffix == ".npz":
-        with np.load(path) as z:
-            missing = [k for k in "txyp" if k not in z]
-            if missing:
-                raise ValueError(
-                    f"{path}: .npz lacks array(s) {missing} (spikingjelly's events_np has t, x, y, p)"
-                )
-            return Events(
-                z["t"].astype(np.int64),
-                z["x"].astype(np.int64),
-                z["y"].astype(np.int64),
-                z["p"].astype(np.int64),
+        z = _np_load(path)
+        if not isinstance(z, dict):
+            raise ValueError(f"{path}: a .npy array, not a .npz archive of t, x, y, p")
+        missing = [k for k in "txyp" if k not in z]
+        if missing:
+            raise ValueError(
+                f"{path}: .npz lacks array(s) {missing} (spikingjelly's events_np has t, x, y, p)"
             )
+        return checked_events(path, Events(*(_ints(path, k, z[k]) for k in "txyp")))
     if path.suffix == ".aedat4":
         try:
             import aedat  # noqa: F401  (tonic.io.read_aedat4 imports it)
@@ -329,15 +378,25 @@ def read_cifar10_dvs(path: str | Path) -> Events:
         )
     from tonic.io import get_aer_events_from_file, read_aedat_header_from_file
 
-    try:
+    try:  # tonic raises NameError (UnboundLocalError) when no '!AER-DAT' line is there
         version, start, _ = read_aedat_header_from_file(str(path))
-    except ValueError as e:
+    except _READ_ERRORS as e:
         raise ValueError(
-            f"{path}: unreadable AEDAT header ({e}); expected '#!AER-DAT2.0' lines ending in CR LF"
+            f"{path}: unreadable AEDAT header ({type(e).__name__}: {e}); expected '#!AER-DAT2.0' "
+            f"lines ending in CR LF"
         ) from e
     if not 2 <= version < 3:
         raise ValueError(f"{path}: AEDAT version {version} is not CIFAR10-DVS's 2.0 format")
-    raw = get_aer_events_from_file(str(path), version, start)
+    try:
+        payload = path.stat().st_size - start
+        if payload % AEDAT2_EVENT_BYTES:
+            raise ValueError(
+                f"{path}: {payload} bytes after the header is not a whole number of "
+                f"{AEDAT2_EVENT_BYTES}-byte events (truncated?)"
+            )
+        raw = get_aer_events_from_file(str(path), version, start)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read ({e})") from e
     addr = raw["address"].astype(np.int64)
     x_raw = (addr & C10DVS_X_MASK) >> C10DVS_X_SHIFT
     y_raw = (addr & C10DVS_Y_MASK) >> C10DVS_Y_SHIFT
@@ -348,13 +407,14 @@ def read_cifar10_dvs(path: str | Path) -> Events:
 
 def read_gesture_npy(path: str | Path) -> Events:
     """tonic's preprocessed DVS128 Gesture sample: an (N, 4) array of x, y, p, t (ms)."""
-    a = np.load(path)
-    if a.ndim != 2 or a.shape[1] != 4:
+    a = _np_load(Path(path))
+    if isinstance(a, dict) or a.ndim != 2 or a.shape[1] != 4:
         raise ValueError(
-            f"{path}: expected an (N, 4) array of x, y, p, t[ms] (tonic's DVSGesture), got {a.shape}"
+            f"{path}: expected an (N, 4) array of x, y, p, t[ms] (tonic's DVSGesture), got "
+            f"{'an .npz archive' if isinstance(a, dict) else a.shape}"
         )
-    a = a.astype(np.int64)
-    return Events(a[:, 3] * 1000, a[:, 0], a[:, 1], a[:, 2])
+    x, y, p, t = (_ints(path, k, a[:, i]) for i, k in enumerate("xypt"))
+    return checked_events(path, Events(t * 1000, x, y, p))
 
 
 class FileReader:
@@ -694,6 +754,52 @@ class _SHDReader:
         return Events(t, x, np.zeros_like(x), np.zeros_like(x))
 
 
+def _read_shd(path: Path, how: str) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
+    """Labels, spike times (s) and units of every sample of one SHD file, checked: as many
+    labels as samples, integer labels and units, finite times >= 0, one unit per time."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise ValueError(f"SHD: {path} is not an HDF5 file or cannot be read ({e})") from e
+    try:
+        with f:
+            for key in ("spikes/times", "spikes/units", "labels"):
+                if (
+                    key not in f
+                ):  # the file is there but is not SHD's: a bad file, not a missing one
+                    raise ValueError(f"SHD: {path} lacks dataset {key!r} (not an SHD file?). {how}")
+            raw_labels = np.asarray(f["labels"][()])
+            times = [np.asarray(t) for t in f["spikes/times"]]
+            units = [np.asarray(u) for u in f["spikes/units"]]
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        if isinstance(e, ValueError) and str(path) in str(e):
+            raise
+        raise ValueError(f"SHD: {path}: unreadable HDF5 content ({type(e).__name__}: {e})") from e
+    labels = _ints(path, "labels", raw_labels.reshape(-1)).tolist()
+    if raw_labels.ndim != 1 or len(labels) != len(times) or len(units) != len(times):
+        raise ValueError(
+            f"SHD: {path} has {len(labels)} labels but {len(times)} samples of spikes/times and "
+            f"{len(units)} of spikes/units"
+        )
+    for i, (t, u) in enumerate(zip(times, units)):
+        if t.ndim != 1 or t.dtype.kind not in "fiu":
+            raise ValueError(f"SHD: {path} sample {i}: field 'spikes/times' is not 1-D numbers")
+        if not np.all(np.isfinite(t)):
+            raise ValueError(
+                f"SHD: {path} sample {i}: field 'spikes/times' has non-finite (NaN/inf) values"
+            )
+        if len(t) and t.min() < 0:
+            raise ValueError(
+                f"SHD: {path} sample {i}: field 'spikes/times' has negative times ({t.min():g} s)"
+            )
+        units[i] = _ints(f"SHD: {path} sample {i}", "spikes/units", u)
+        if len(u) != len(t):
+            raise ValueError(f"SHD: {path} sample {i}: {len(t)} spike times but {len(u)} units")
+    return labels, times, units
+
+
 def load_shd(
     root: str | Path,
     T: int = 100,
@@ -713,8 +819,6 @@ def load_shd(
         )
     if channel_factor < 1 or SHD_CHANNELS % channel_factor:
         raise ValueError(f"channel_factor must divide {SHD_CHANNELS}, got {channel_factor}")
-    import h5py
-
     root = Path(root)
     base = first_existing(root, ["SHD", "hsd", ""])
     how = (
@@ -738,15 +842,7 @@ def load_shd(
                 f"SHD: file {path} not found; expected <root>/shd_train.h5 and "
                 f"<root>/shd_test.h5. {how}"
             )
-        with h5py.File(path, "r") as f:
-            for key in ("spikes/times", "spikes/units", "labels"):
-                if key not in f:
-                    raise DatasetNotFoundError(
-                        f"SHD: {path} lacks dataset {key!r} (not an SHD file?). {how}"
-                    )
-            labels = [int(v) for v in f["labels"][()]]
-            times = [np.asarray(t) for t in f["spikes/times"]]
-            units = [np.asarray(u) for u in f["spikes/units"]]
+        labels, times, units = _read_shd(path, how)
         t_max = max((float(np.max(t)) for t in times if len(t)), default=0.0)
         if t_max >= duration:
             raise ValueError(

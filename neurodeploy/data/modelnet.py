@@ -51,7 +51,10 @@ HOW = (
 
 def read_off(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Vertices (V, 3) float64 and triangles (F, 3) int64 of an OFF mesh (polygons fanned)."""
-    text = Path(path).read_text()
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read as an OFF text file ({e})") from e
     tokens = text.split()
     if not tokens or not tokens[0].startswith("OFF"):
         raise ValueError(f"{path}: not an OFF file (first token {tokens[:1]})")
@@ -61,11 +64,15 @@ def read_off(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         rest = [head, *rest]
     try:
         nv, nf = int(rest[0]), int(rest[1])
+        if nv < 1 or nf < 1:
+            raise ValueError(f"counts {nv} vertices, {nf} faces must be >= 1")
         vals = rest[3:]
         verts = np.asarray(vals[: 3 * nv], dtype=np.float64).reshape(nv, 3)
         faces_tok = np.asarray(vals[3 * nv :], dtype=np.int64)
-    except (ValueError, IndexError) as e:
+    except (ValueError, IndexError, OverflowError) as e:
         raise ValueError(f"{path}: malformed OFF counts or vertices ({e})") from e
+    if not np.all(np.isfinite(verts)):
+        raise ValueError(f"{path}: vertices hold non-finite (NaN/inf) coordinates")
     if len(faces_tok) >= 4 * nf and np.all(faces_tok[: 4 * nf : 4] == 3):
         tris = faces_tok[: 4 * nf].reshape(nf, 4)[:, 1:]
     else:
@@ -133,13 +140,20 @@ class PointClouds(SampleDataset):
             pts = sample_surface(*read_off(path), self.num_points, rng)
         else:
             # only the first num_points rows are used: parse no more (files hold 10 000)
-            a = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2, max_rows=self.num_points)
+            try:
+                a = np.loadtxt(
+                    path, delimiter=",", dtype=np.float64, ndmin=2, max_rows=self.num_points
+                )
+            except (OSError, ValueError) as e:
+                raise ValueError(f"{path}: not rows of x,y,z[,nx,ny,nz] numbers ({e})") from e
             if a.shape[1] < 3 or len(a) < self.num_points:
                 raise ValueError(
                     f"{path}: {a.shape[0]} points x {a.shape[1]} values; need >= {self.num_points} "
                     f"points of x,y,z[,nx,ny,nz]"
                 )
             pts = a[: self.num_points, :3]
+            if not np.all(np.isfinite(pts)):
+                raise ValueError(f"{path}: points hold non-finite (NaN/inf) coordinates")
         return torch.from_numpy(normalise(pts).T.astype(np.float32)).contiguous()
 
     def augment(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
