@@ -33,6 +33,7 @@ Anything else is refused with an error naming the layer. Conventions: converters
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 import os
@@ -44,6 +45,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurodeploy.checks import describe_nonfinite
+from neurodeploy.files import atomic_write
 from neurodeploy.nn.fold import fold_batchnorm
 from neurodeploy.nn.graph import INPUT, GraphBody, Recurrent, fold_graph, is_chain, to_graph
 from neurodeploy.nn.layers import LI, LIF, GlobalPool, PerStep, Scale
@@ -403,6 +406,19 @@ def _graph_nodes(
     return nodes, edges, shapes[body.output][1]
 
 
+def check_finite_model(model: nn.Module) -> None:
+    """ValueError naming the first parameter or buffer of ``model`` that holds NaN or inf: a NIR
+    graph of it would carry them to every tool (and our importer refuses it)."""
+    for kind, named in (("parameter", model.named_parameters()), ("buffer", model.named_buffers())):
+        for name, t in named:
+            bad = describe_nonfinite(t.detach().cpu().numpy())
+            if bad is not None:
+                raise ValueError(
+                    f"export: {kind} {name!r} has {bad}; the model's numbers must be finite "
+                    "(was training diverging?)"
+                )
+
+
 def model_to_nir(
     model: SpikingNet, dt: float = DEFAULT_DT, extra_metadata: dict | None = None
 ) -> nir.NIRGraph:
@@ -413,6 +429,7 @@ def model_to_nir(
     from neurodeploy import __version__
 
     dt = check_dt(dt)
+    check_finite_model(model)
     if not is_chain(model):
         g_nodes, g_edges, out_shape = _graph_nodes(model, dt)
         g_nodes["output"] = nir.Output(output_type=np.array(out_shape))
@@ -472,5 +489,8 @@ def export_nir(
     """Write ``model`` as a NIR file (HDF5, via ``nir.write``); returns the graph.
     ``extra_metadata`` (e.g. the training task and T) goes into the graph's metadata."""
     graph = model_to_nir(model, dt, extra_metadata)
-    nir.write(str(path), graph)
+    buf = io.BytesIO()  # h5py reads back while writing: build the file in memory first,
+    nir.write(buf, graph)
+    data = buf.getvalue()
+    atomic_write(path, lambda f: f.write(data))  # then write it whole or not at all (issue 17)
     return graph

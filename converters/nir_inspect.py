@@ -22,12 +22,15 @@ import nir
 import numpy as np
 import torch
 
+from neurodeploy.checks import nonfinite_counts
 from neurodeploy.data.inputs import random_inputs
 from neurodeploy.nn.graph import Recurrent
 from neurodeploy.nn.net import SpikingNet
 
 from .nir_common import METADATA_KEY, PRODUCER_DT, DtChoice, NIRDtWarning, resolve_dt
 
+#: the range (min, max) of a field without finite values
+NAN = float("nan")
 #: Bernoulli spike probability per input and step of the silence check
 SILENCE_RATE = 0.15
 #: timesteps of the silence check
@@ -68,7 +71,9 @@ class NodeSummary:
     output_shape: tuple[int, ...] | None
     params: dict[str, tuple[float, float, tuple[int, ...]]] = field(
         default_factory=dict
-    )  # field: (min, max, shape)
+    )  # field: (min, max, shape) of the finite values (NaN, NaN when none is finite)
+    #: field: (number of NaN, number of +-inf) for the fields that hold any
+    nonfinite: dict[str, tuple[int, int]] = field(default_factory=dict)
     neurons: int = 0
     weights: int = 0
     connections: int = 0
@@ -97,7 +102,12 @@ def summarize(graph: nir.NIRGraph) -> list[NodeSummary]:
                 continue
             a = np.asarray(v, dtype=np.float64)
             if a.size:
-                s.params[f] = (float(np.nanmin(a)), float(np.nanmax(a)), tuple(a.shape))
+                finite = a[np.isfinite(a)]
+                lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (NAN, NAN)
+                s.params[f] = (lo, hi, tuple(a.shape))
+                nan, inf = nonfinite_counts(a)
+                if nan or inf:
+                    s.nonfinite[f] = (nan, inf)
         if isinstance(node, NEURON_TYPES) and s.output_shape:
             s.neurons = int(np.prod(s.output_shape))
         w = getattr(node, "weight", None)
@@ -123,6 +133,17 @@ def _time_constants(node: nir.NIRNode) -> dict[str, float]:
         if v is not None and not isinstance(v, str) and np.asarray(v).size:
             out[f] = float(np.asarray(v, dtype=np.float64).flat[0])
     return out
+
+
+def _param_text(r: NodeSummary, k: str) -> str:
+    """``"weight -0.25..1"`` (min..max), or with NaN/inf ``"weight 2 NaN, 1 inf of 6, finite
+    -0.25..1"``: a range never hides them."""
+    lo, hi, shape = r.params[k]
+    span = f"{lo:.4g}..{hi:.4g}" if np.isfinite(lo) else "none"
+    if k not in r.nonfinite:
+        return f"{k} {span}"
+    nan, inf = r.nonfinite[k]
+    return f"{k} {nan} NaN, {inf} inf of {int(np.prod(shape))}, finite {span}"
 
 
 def format_summary(
@@ -155,7 +176,7 @@ def format_summary(
         f"{'node':<24}{'type':<11}{'input':<16}{'output':<16}parameters (min..max)",
     ]
     for r in rows:
-        params = ", ".join(f"{k} {lo:.4g}..{hi:.4g}" for k, (lo, hi, _) in r.params.items())
+        params = ", ".join(_param_text(r, k) for k in r.params)
         lines.append(
             f"{r.name:<24}{r.type:<11}{r.input_shape or '-'!s:<16}{r.output_shape or '-'!s:<16}{params}"
         )
@@ -169,7 +190,14 @@ def format_summary(
     weights = sum(r.weights for r in rows)
     conns = sum(r.connections for r in rows)
     smoothed = [r.name for r in rows if float(r.metadata.get("mps_alpha", 0) or 0) > 0]
+    bad = [
+        f"{r.name}.{k} ({nan} NaN, {inf} inf)"
+        for r in rows
+        for k, (nan, inf) in r.nonfinite.items()
+    ]
     lines += [
+        f"non-finite values: {', '.join(bad) if bad else 'none'}"
+        + (" -- the graph cannot run or quantise until they are replaced" if bad else ""),
         f"edges: {len(graph.edges)}; neurons: {neurons}; synaptic weights: {weights}; "
         f"synaptic connections: {conns}",
         f"smoothed (MPS) neurons in: {', '.join(smoothed) if smoothed else 'none'}"

@@ -9,10 +9,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from neurodeploy.checks import check_count
 from neurodeploy.converters.nir_export import export_nir
 from neurodeploy.converters.nir_import import nir_to_model
 from neurodeploy.data import load_task
 from neurodeploy.data.inputs import Inputs, from_task
+from neurodeploy.files import atomic_write_text
 from neurodeploy.measure.calibrate import quantize_checked
 from neurodeploy.measure.qreport import compare
 from neurodeploy.measure.verify import verify
@@ -45,6 +47,8 @@ def deploy(
     :func:`~neurodeploy.measure.calibrate.quantize_checked`, the commands' one quantiser)."""
     if target not in TARGETS:
         raise ValueError(f"target: unknown {target!r}; available: {', '.join(TARGETS)}")
+    T = check_count("T", T)  # before anything is written
+    lava_samples = check_count("lava_samples", lava_samples)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     task = task_name if isinstance(task_name, Inputs) else from_task(load_task(task_name, T=T))
@@ -109,8 +113,9 @@ def deploy(
     if overflow.checked:
         lines.append(overflow.format())
     text = "\n".join(lines)
-    (out / "summary.md").write_text("```\n" + text + "\n```\n")
-    (out / "conformance.json").write_text(
+    atomic_write_text(out / "summary.md", "```\n" + text + "\n```\n")  # whole or not at all
+    atomic_write_text(
+        out / "conformance.json",
         json.dumps(
             {
                 "task": task.name,
@@ -126,6 +131,6 @@ def deploy(
                 "seconds": time.perf_counter() - t0,
             },
             indent=1,
-        )
+        ),
     )
     return text

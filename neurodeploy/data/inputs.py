@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from neurodeploy.checks import check_count, check_optional_count
 from neurodeploy.data.base import TaskData, encode_time_major, load_task
 
 if TYPE_CHECKING:
@@ -174,14 +175,17 @@ def load_npz_inputs(
     (``keys``: the arrays read as x and y, e.g. ``x_train``/``y_train``).
     ``T`` (--T) repeats static data over T steps and must match a sequence's frames; errors name
     the file and the shapes."""
+    T = check_optional_count("T", T)  # 0 is refused, not read as "the default"
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"--data {path}: no such file")
     try:
         with np.load(p, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-        raise ValueError(f"--data {path}: not a readable .npz file ({e})") from e
+    except Exception as e:  # untrusted bytes: zipfile/numpy raise BadZipFile, EOFError, ...
+        raise ValueError(
+            f"--data {path}: not a readable .npz file ({type(e).__name__}: {e})"
+        ) from e
     xk, yk = keys
     if xk not in arrays:
         raise ValueError(
@@ -415,6 +419,9 @@ def resolve_inputs(
         config=config,
         random_rate=random_rate,
     )
+    T = check_optional_count("T", T)  # 0 is refused, not read as "the default"
+    samples = check_optional_count("samples", samples)
+    seed = check_count("seed", seed, minimum=0)
     steps = T or recorded_T or default_T
     if config:
         if config_data is None:
@@ -545,6 +552,7 @@ def labelled_splits(
             "--data FILE.npz (with y), --dataset NAME --data-root DIR, --config recipe.toml "
             "or --task NAME"
         )
+    T = check_optional_count("T", T)  # 0 is refused, not read as "the default"
     steps = T or recorded_T or default_T
     out: TaskData
     if config:

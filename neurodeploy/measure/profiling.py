@@ -44,6 +44,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from neurodeploy.checks import check_count, check_optional_count
 from neurodeploy.data import TaskData
 from neurodeploy.data.inputs import Inputs, as_inputs
 from neurodeploy.measure.calibrate import OverflowSearch
@@ -588,6 +589,9 @@ def profile(
     record goes to ``meta["overflow"]`` (text) and ``meta["overflow_counts"]`` (per layer
     saturations and wraps of the program profiled) when it was checked."""
     models = [get_energy_model(m) for m in energy_models]  # fail before any work on a bad name
+    T = check_count("T", T)
+    samples = check_optional_count("samples", samples)
+    batch_size = check_count("batch_size", batch_size)
     check_task_fits(model, task)
     if latency and target == "torch":
         raise ValueError(
@@ -607,7 +611,7 @@ def profile(
     )
     steps = rec.steps(T)
     src = as_inputs(task)  # an offline task, the user's data or random spikes; labels optional
-    n = len(src) if samples is None else min(int(samples), len(src))
+    n = len(src) if samples is None else min(samples, len(src))
     if n < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     counts = rec.empty_counts(steps)

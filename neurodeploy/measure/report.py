@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from neurodeploy.files import atomic_write_text
 from neurodeploy.measure.profiling import Profile
 
 # (row label in profile.md, key in counts totals); energies are added per model below
@@ -208,6 +209,33 @@ def _markdown(profiles: Sequence[Profile], meta: dict[str, Any], plots: dict[str
     return "\n".join(lines) + "\n"
 
 
+def distinct_labels(runs: Sequence[tuple[str, str]]) -> list[str]:
+    """A column label per (model file, target) run: ``"stem (target)"``, with as many parent
+    folders as it takes to tell apart runs whose labels would be equal (``a/checkpoint (torch)``
+    vs ``b/checkpoint (torch)``); the same file on the same target twice is numbered ``#k``."""
+
+    def label(path: str, target: str, depth: int) -> str:
+        p = Path(path)
+        parts = [*p.parent.parts[len(p.parent.parts) - depth :], p.stem] if depth else [p.stem]
+        return f"{Path(*parts).as_posix()} ({target})"
+
+    out = [label(path, target, 0) for path, target in runs]
+    deepest = max((len(Path(path).parent.parts) for path, _ in runs), default=0)
+    for depth in range(1, deepest + 1):
+        clash = [i for i, lab in enumerate(out) if out.count(lab) > 1]
+        if not clash:
+            break
+        for i in clash:
+            out[i] = label(*runs[i], depth)
+    repeated = {lab for lab in out if out.count(lab) > 1}
+    seen: dict[str, int] = {}
+    for i, lab in enumerate(out):
+        if lab in repeated:
+            seen[lab] = seen.get(lab, 0) + 1
+            out[i] = f"{lab} #{seen[lab]}"
+    return out
+
+
 def write_report(
     profiles: Sequence[Profile], out_dir: str | Path, plots: bool = True
 ) -> ReportPaths:
@@ -217,6 +245,13 @@ def write_report(
 
     if not profiles:
         raise ValueError("no profiles to report")
+    labels = [p.label for p in profiles]
+    equal = sorted({lab for lab in labels if labels.count(lab) > 1})
+    if equal:  # the report's columns and plot legends are keyed by label
+        raise ValueError(
+            f"profiles: labels must be distinct (one column each), got {', '.join(map(repr, equal))} "
+            "more than once; see distinct_labels"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -238,7 +273,7 @@ def write_report(
         "plots": {k: v.name for k, v in paths.items()},
     }
     js = out / "profile.json"
-    js.write_text(json.dumps(doc, indent=1, default=float))
+    atomic_write_text(js, json.dumps(doc, indent=1, default=float))  # whole or not at all
     md = out / "profile.md"
-    md.write_text(_markdown(profiles, meta, paths))
+    atomic_write_text(md, _markdown(profiles, meta, paths))
     return ReportPaths(js, md, paths)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from neurodeploy.checks import check_count, check_optional_count
 from neurodeploy.data import TaskData
 from neurodeploy.data.inputs import Inputs, as_inputs
 from neurodeploy.measure.profiling import float_layer_spikes
@@ -93,8 +94,12 @@ def verify(
     ("lava": our process graph; "netx": the exported netx HDF5 network) on the first ``n`` test
     samples of ``task`` (an offline task or resolved inputs, labels not needed; all with
     ``None``), T timesteps; the Lava target runs the whole batch in one runtime."""
+    T = check_count("T", T)
+    n = check_optional_count("n (samples)", n)
     src = as_inputs(task)
     n = len(src) if n is None else min(n, len(src))
+    if n < 1:
+        raise ValueError(f"{src.description}: no samples to verify on")
     x = src.encode(src.x[:n], T)
     z, float_spikes = float_layer_spikes(model, x, program)
     z_float = z.mean(0).argmax(-1).numpy()

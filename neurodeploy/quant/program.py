@@ -40,12 +40,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from neurodeploy.checks import describe_nonfinite
+from neurodeploy.files import atomic_write
 from neurodeploy.neuron.fixedpoint import DU_NO_CURRENT_MEMORY, membrane_scale
 from neurodeploy.quant.synapse import HoldsSynapse, Synapse
 
@@ -359,6 +363,9 @@ class IntProgram:
             raise ValueError(
                 f"input: expected (T, B, {', '.join(map(str, self.input_shape))}), got {x.shape}"
             )
+        bad = describe_nonfinite(x)  # NaN would cast to INT64_MIN, inf clip silently
+        if bad is not None:
+            raise ValueError(f"input: {bad}; the integer program takes finite values only")
         if self.input_kind == "binary":
             if not np.isin(x, (0, 1)).all():
                 raise ValueError(
@@ -402,33 +409,82 @@ class IntProgram:
                     {**_geometry(e.synapse), **{k: getattr(e, k) for k in EDGE_FIELDS}}
                 )
             header["layers"].append(d)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.npz")
-        np.savez_compressed(
-            tmp, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays
-        )
-        os.replace(tmp, path)
-        return path
+        head = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+        # whole or not at all: a temporary in the same folder, renamed over path (issue 17)
+        return atomic_write(path, lambda f: np.savez_compressed(f, header=head, **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> IntProgram:
-        """Read a program written by :meth:`save` (format versions :data:`READABLE_VERSIONS`)."""
+        """Read a program written by :meth:`save` (format versions :data:`READABLE_VERSIONS`).
+
+        Anything else is a :class:`ProgramFileError` naming the file (and the layer and field
+        where there is one): a file that is not a readable ``.npz`` (truncated, corrupt zip or
+        compressed data, a failed CRC), a header that is not JSON, a missing key or a value of
+        the wrong type (:data:`HEADER_TYPES`, :data:`LAYER_TYPES`), a weight array that is not
+        integer, or a graph whose shapes do not fit (:meth:`check_shapes`). Hardware ranges are
+        checked by :meth:`validate`, which every target runs."""
         path = Path(path)
         if not path.is_file():
-            raise ValueError(f"{path}: no such integer program file")
+            raise ProgramFileError(f"{path}: no such integer program file")
         try:
             with np.load(path, allow_pickle=False) as z:
                 header = json.loads(bytes(z["header"]).decode())
                 arrays = {k: z[k] for k in z.files if k != "header"}
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
-            raise ValueError(
+        except (
+            OSError,
+            EOFError,
+            ValueError,
+            KeyError,
+            zipfile.BadZipFile,
+            zlib.error,
+            NotImplementedError,
+        ) as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ProgramFileError(
                 f"{path}: not a readable integer program (.npz): {type(e).__name__}: {e}"
             ) from e
+        if not isinstance(header, dict):
+            raise ProgramFileError(f"{path}: the header is {type(header).__name__}, not an object")
         version = header.get("version")
         if header.get("format") != FORMAT or version not in READABLE_VERSIONS:
-            raise ValueError(
+            raise ProgramFileError(
                 f"{path}: not a neurodeploy integer program of version {READABLE_VERSIONS} "
                 f"(format {header.get('format')!r}, version {version!r})"
             )
+        _check_entry(f"{path}", header, HEADER_TYPES, required=HEADER_REQUIRED)
+        if not header["layers"]:
+            raise ProgramFileError(f"{path}: 'layers': empty, a program has at least one layer")
+        for i, d in enumerate(header["layers"]):
+            name = d.get("name") if isinstance(d, dict) else None
+            where = f"{path}: layer {i}" + (f" ({name})" if name is not None else "")
+            if not isinstance(d, dict):
+                raise ProgramFileError(f"{where}: not an object ({type(d).__name__})")
+            _check_entry(where, d, LAYER_TYPES, required=("name",))
+            for j, entry in enumerate(d.get("extra", [])):
+                if not isinstance(entry, dict):
+                    raise ProgramFileError(f"{where}: edge {j}: not an object")
+                _check_entry(f"{where}: edge {j}", entry, EDGE_TYPES, required=("source",))
+        for key, a in arrays.items():
+            if a.dtype.kind not in "iu":
+                raise ProgramFileError(
+                    f"{path}: array {key!r} has dtype {a.dtype}, expected integers"
+                )
+        try:
+            prog = cls._from_header(path, header, arrays, version)
+        except ProgramFileError:
+            raise
+        except (ValueError, TypeError) as e:  # Synapse and IntLayer refusals name the layer
+            raise ProgramFileError(f"{path}: {e}") from e
+        try:
+            prog.check_shapes()
+        except ValueError as e:
+            raise ProgramFileError(f"{path}: {e}") from e
+        return prog
+
+    @classmethod
+    def _from_header(
+        cls, path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray], version: int
+    ) -> IntProgram:
+        """The program of a type-checked header and its arrays (:meth:`load`)."""
         layers = []
         for i, d in enumerate(header.pop("layers")):
             where = f"{path}: layer {d.get('name')}"
@@ -437,16 +493,23 @@ class IntProgram:
             for j, entry in enumerate(d.pop("extra", [])):
                 key = f"extra{j}.weight"
                 if key not in own:
-                    raise ValueError(f"{where}: no weight array (l{i}.{key}) for its edge {j}")
+                    raise ProgramFileError(
+                        f"{where}: no weight array (l{i}.{key}) for its edge {j}"
+                    )
                 e_where = f"{where}: edge from {entry.get('source')}"
                 geometry = _pop_geometry(entry)
                 syn = Synapse(weight=own.pop(key), **geometry, where=e_where)
                 extra.append(IntEdge(synapse=syn, **entry))
+            unknown = sorted(k for k in own if not k.startswith("extra") and k not in LAYER_ARRAYS)
+            if unknown:
+                raise ProgramFileError(
+                    f"{where}: unknown array(s) {[f'l{i}.{k}' for k in unknown]}"
+                )
             d.update({k: v for k, v in own.items() if not k.startswith("extra")})
             geometry = _pop_geometry(d)
             weight = d.pop("weight", None)
             if weight is None:
-                raise ValueError(f"{where}: no weight array (l{i}.weight)")
+                raise ProgramFileError(f"{where}: no weight array (l{i}.weight)")
             if version == 1 and geometry["pool"]:
                 weight, geometry = _unfold_version1(weight, geometry, where)
             syn = Synapse(weight=weight, **geometry, where=where)
@@ -454,6 +517,113 @@ class IntProgram:
         header.pop("format"), header.pop("version")
         header["input_shape"] = tuple(header["input_shape"])
         return cls(layers=layers, **header)
+
+
+class ProgramFileError(ValueError):
+    """An integer program file is unreadable or malformed; the message names the file (and the
+    layer and field)."""
+
+
+# the JSON header's value types (:meth:`IntProgram.load`): a tuple of admitted types, or a kind
+_INT, _NUM, _STR, _BOOL = "int", "number", "str", "bool"
+_SHAPE, _INTS = "shape", "ints"  # a list of ints >= 1; a list of ints >= 0
+MAX_DIM = 2**31 - 1  # one axis of a shape (int32, as the synapse stores its weights)
+HEADER_TYPES: dict[str, Any] = {
+    "format": _STR,
+    "version": _INT,
+    "hardware": _STR,
+    "input_kind": _STR,
+    "input_scale": _NUM,
+    "input_bits": _INT,
+    "input_shape": _SHAPE,
+    "input_signed": _BOOL,
+    "num_classes": _INT,
+    "meta": (dict,),
+    "layers": (list,),
+}
+HEADER_REQUIRED = tuple(k for k in HEADER_TYPES if k != "meta")
+_SYNAPSE_TYPES: dict[str, Any] = {
+    "kind": _STR,
+    "in_shape": _SHAPE,
+    "out_shape": _SHAPE,
+    "stride": _INTS,
+    "padding": _INTS,
+    "groups": _INT,
+    "pool": _INTS,
+    "weight_exp": _INT,
+    "w_scale": _NUM,
+    "in_scale": _NUM,
+    "clipped_weights": _INT,
+}
+EDGE_TYPES: dict[str, Any] = {**_SYNAPSE_TYPES, "source": _STR, "recurrent": _BOOL}
+LAYER_TYPES: dict[str, Any] = {
+    **_SYNAPSE_TYPES,
+    "name": _STR,
+    "neuron": (str, type(None)),
+    "du": _INT,
+    "dv": _INT,
+    "vth": _INT,
+    "bias_exp": _INT,
+    "coef": _INT,
+    "readout_kind": _STR,
+    "a_scale": _NUM,
+    "source": (str, type(None)),
+    "extra": (list,),
+    "reset_delay": _BOOL,
+    "u_init_bias": _BOOL,
+}
+LAYER_ARRAYS = ("weight", "bias_mant", "readout_bias")  # l{i}.<name> arrays besides the edges'
+
+
+def _type_ok(v: Any, kind: Any) -> bool:
+    if isinstance(kind, tuple):
+        return isinstance(v, kind)
+    if kind == _BOOL:
+        return isinstance(v, bool)
+    if kind == _STR:
+        return isinstance(v, str)
+    if isinstance(v, bool):
+        return False
+    if kind == _INT:
+        return isinstance(v, int) and abs(v) <= 2**63 - 1
+    if kind == _NUM:
+        return isinstance(v, (int, float)) and math.isfinite(v)
+    low = 1 if kind == _SHAPE else 0
+    return isinstance(v, list) and all(
+        isinstance(n, int) and not isinstance(n, bool) and low <= n <= MAX_DIM for n in v
+    )
+
+
+_KIND_WORDS = {
+    _INT: "an integer",
+    _NUM: "a finite number",
+    _STR: "a string",
+    _BOOL: "true or false",
+    _SHAPE: "a list of integers >= 1",
+    _INTS: "a list of integers >= 0",
+}
+
+
+def _check_entry(
+    where: str, d: dict[str, Any], types: dict[str, Any], *, required: tuple[str, ...]
+) -> None:
+    """Refuse a missing required key, an unknown key, or a value of the wrong type, naming
+    ``where`` and the key."""
+    missing = [k for k in required if k not in d]
+    if missing:
+        raise ProgramFileError(f"{where}: missing key(s) {missing}")
+    unknown = sorted(set(d) - set(types))
+    if unknown:
+        raise ProgramFileError(f"{where}: unknown key(s) {unknown}")
+    for k, v in d.items():
+        kind = types[k]
+        if not _type_ok(v, kind):
+            want = (
+                " or ".join("null" if t is type(None) else t.__name__ for t in kind)
+                if isinstance(kind, tuple)
+                else _KIND_WORDS[kind]
+            )
+            raise ProgramFileError(f"{where}: {k!r} must be {want}, got {v!r:.60}")
 
 
 def _geometry(syn: Synapse) -> dict[str, Any]:

@@ -4,12 +4,15 @@ checkpoint), :class:`TrainResult`, and the run folder's file names."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from neurodeploy.checks import check_count, check_nonnegative
 from neurodeploy.data import list_tasks
-from neurodeploy.data.real import list_datasets
+from neurodeploy.data.real import dataset_loader, list_datasets
 from neurodeploy.nn.layers import NeuronConfig
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.nn.zoo import MODELS
@@ -36,6 +39,10 @@ SCHEDULES = ("cosine", "step")
 #: TrainConfig.task of a run on the user's labelled arrays: ``data = {"file": PATH.npz,
 #: "input_shape": [...]}`` (read by :func:`neurodeploy.data.inputs.labelled_splits`); needs ``model``
 NPZ_TASK = "npz"
+#: the builder parameters that TrainConfig fills (not ``arch`` options)
+ARCH_POSITIONAL = ("input_shape", "num_classes", "neuron")
+#: the loader parameters that TrainConfig fills (not ``data`` options)
+DATA_POSITIONAL = ("root", "T", "seed")
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
 
@@ -114,6 +121,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        check_nonnegative("weight_decay", self.weight_decay)
+        check_count("seed", self.seed, minimum=0)
+        check_count("data_seed", self.data_seed, minimum=0)
+        self._check_options()
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
@@ -130,6 +141,30 @@ class TrainConfig:
             raise ValueError(f"amp must be one of {D.AMP_MODES}, got {self.amp!r}")
         self.neuron_config()  # validates tau, theta, reset, surrogate, alpha_init ...
         self.loss_fn()  # validates loss, lam, tau_kd, p_drop, direction
+
+    def _check_options(self) -> None:
+        """``arch`` keys against the model builder's keyword options, ``data`` keys against the
+        data set loader's: an unknown key names itself and the allowed ones (a misspelt option
+        would otherwise fail deep in model building, or be ignored)."""
+        assert self.model is not None
+        checks: list[tuple[str, Any, str, Callable[..., object], tuple[str, ...]]] = [
+            ("arch", self.arch, f"model {self.model!r}", MODELS[self.model], ARCH_POSITIONAL)
+        ]
+        if self.task in list_datasets():
+            loader = dataset_loader(self.task)
+            checks.append(("data", self.data, f"data set {self.task!r}", loader, DATA_POSITIONAL))
+        for table, given, whose, fn, positional in checks:
+            if not isinstance(given, dict):
+                raise ValueError(f"{table} must be a table (dict), got {type(given).__name__}")
+            params = inspect.signature(fn).parameters
+            if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+                continue
+            allowed = sorted(set(params) - set(positional))
+            unknown = sorted(set(given) - set(allowed))
+            if unknown:
+                raise ValueError(
+                    f"{table}: unknown key(s) {unknown}; allowed for {whose}: {allowed}"
+                )
 
     def _check_npz(self) -> None:
         """task "npz": ``data`` names the file and the per-timestep input shape; no default model."""

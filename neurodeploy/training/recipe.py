@@ -39,9 +39,9 @@ def read_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"recipe {path}: no such file")
     try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"recipe {path}: not valid TOML: {e}") from e
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"recipe {path}: not valid TOML (UTF-8 text): {e}") from e
     raw.pop(ABOUT_TABLE, None)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(raw) - fields)
@@ -65,7 +65,7 @@ def load_recipe(
     fields = {**read_recipe(path), **(overrides or {})}
     try:
         return TrainConfig(**fields)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
         raise ValueError(f"recipe {path}: {e}") from e
 
 
