@@ -13,22 +13,135 @@ defaults (``--samples`` is 10 for ``verify``, 256 for ``profile``).
 from __future__ import annotations
 
 import argparse
+import errno
+import math
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
-
-from neurodeploy.training.checkpoint import CheckpointError
 
 BOOL = argparse.BooleanOptionalAction
 DEFAULT_HARDWARE = "loihi2"
 #: timesteps when neither --T nor the model file says
 DEFAULT_T = 4
 REPRODUCE_OUT = "runs/reproduce"
+#: exit status of a refused command (argparse's own for a bad option) and of Ctrl-C (128 + SIGINT)
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+#: ``NEURODEPLOY_DEBUG=1`` (anything but empty or 0): tracebacks, as ``--debug``
+DEBUG_ENV = "NEURODEPLOY_DEBUG"
 Handler = Callable[[argparse.Namespace, Sequence[str] | None], int]
+
+
+# ---------------------------------------------------------------------------------------------
+# option types: every numeric option checked where it is parsed (argparse names the option)
+# ---------------------------------------------------------------------------------------------
+def _count(minimum: int = 1) -> Callable[[str], int]:
+    """An integer >= ``minimum`` (counts: samples, epochs, T, batch size, threads, ...)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer >= {minimum}, got {text!r}"
+            ) from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {v}")
+        return v
+
+    return parse
+
+
+def _real(text: str) -> float:
+    """A finite float (NaN and inf refused)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return v
+
+
+def _positive(text: str) -> float:
+    """A finite float > 0 (dt in seconds, learning rates, temperatures)."""
+    v = _real(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return v
+
+
+def _non_negative(text: str) -> float:
+    """A finite float >= 0 (weight decay, loss weights)."""
+    v = _real(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return v
+
+
+def _rate(text: str) -> float:
+    """A probability in [0, 1] (``--random-input``; train's ``--p-drop`` is TrainConfig's)."""
+    v = _real(text)
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"must be a rate in [0, 1], got {text!r}")
+    return v
+
+
+def _percentile(text: str) -> float:
+    """A percentile in (0, 100]."""
+    v = _real(text)
+    if not 0 < v <= 100:
+        raise argparse.ArgumentTypeError(f"must be a percentile in (0, 100], got {text!r}")
+    return v
+
+
+def _device(text: str) -> str:
+    """A torch device that exists here: auto, cpu, cuda, cuda:N (N < the GPUs visible), mps."""
+    if text in ("auto", "cpu"):
+        return text
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"unknown device {text!r}; use auto, cpu, cuda, cuda:N or mps"
+        ) from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: no CUDA GPU is visible to torch here (torch.cuda.is_available() is "
+                "False); use --device cpu, or auto (CUDA when present)"
+            )
+        if dev.index is not None and dev.index >= n:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: {n} CUDA GPU(s) visible here (cuda:0 .. cuda:{n - 1})"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: no Apple MPS device here; use cpu or auto")
+    elif dev.type not in ("cuda", "mps", "cpu"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: device type {dev.type!r} is not supported; use auto, cpu, cuda[:N], mps"
+        )
+    return text
+
+
+POSITIVE = _count(1)
+NON_NEGATIVE = _count(0)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``neurodeploy <cmd>: error: argument --X: ...`` and a
+    pointer to ``--help`` (instead of the usage block), exit 2."""
+
+    def error(self, message: str) -> Any:  # argparse's signature: NoReturn
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,7 +187,7 @@ def _task_options(*, task: str | None = None, T: int | None = None) -> argparse.
     )
     p.add_argument(
         "--T",
-        type=int,
+        type=POSITIVE,
         default=T,
         help="timesteps; default: "
         + ("%(default)s" if T is not None else f"the model's, else {DEFAULT_T}"),
@@ -120,14 +233,14 @@ def _input_options() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--random-input",
-        type=float,
+        type=_rate,
         default=None,
         metavar="RATE",
         help="no data: Bernoulli spikes with probability RATE per input and step (--T steps, "
         "--samples samples, --seed); no labels, calibration from the weights alone",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="seed of --random-input (default: %(default)s)"
+        "--seed", type=NON_NEGATIVE, default=0, help="seed of --random-input (default: %(default)s)"
     )
     p.add_argument(
         "--input-kind",
@@ -144,7 +257,7 @@ def _samples_options(default: int | None) -> argparse.ArgumentParser:
     p = _parent()
     p.add_argument(
         "--samples",
-        type=int,
+        type=POSITIVE,
         default=default,
         metavar="N",
         help="test samples to run; default: " + ("%(default)s" if default is not None else "all"),
@@ -175,7 +288,7 @@ def _dt_options(*, reset_used: bool = True) -> argparse.ArgumentParser:
     p = _parent()
     p.add_argument(
         "--dt",
-        type=float,
+        type=_positive,
         default=None,
         metavar="SECONDS",
         help="seconds per timestep of a NIR graph; default: the graph's recorded dt, else "
@@ -217,11 +330,11 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="zoo model; default: the task's own")
     p.add_argument("--mps", action=BOOL, default=d["mps"], help="membrane potential smoothing")
     p.add_argument("--mps-mode", choices=("reset", "charge"), default=d["mps_mode"])
-    p.add_argument("--alpha-init", type=float, default=d["alpha_init"])
+    p.add_argument("--alpha-init", type=_real, default=d["alpha_init"])
     p.add_argument(
-        "--tau", type=float, default=d["tau"], help="membrane time constant (> 1), timesteps"
+        "--tau", type=_positive, default=d["tau"], help="membrane time constant (> 1), timesteps"
     )
-    p.add_argument("--theta", type=float, default=d["theta"], help="threshold")
+    p.add_argument("--theta", type=_positive, default=d["theta"], help="threshold")
     p.add_argument("--reset", choices=("hard", "soft"), default=d["reset"])
     p.add_argument("--surrogate", choices=SURROGATES, default=d["surrogate"])
     p.add_argument("--detach-reset", action=BOOL, default=d["detach_reset"])
@@ -229,21 +342,24 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--guidance", action=BOOL, default=d["guidance"], help="adjacent-timestep guidance"
     )
-    p.add_argument("--lam", type=float, default=d["lam"], help="guidance weight")
-    p.add_argument("--tau-kd", type=float, default=d["tau_kd"], help="distillation temperature")
+    p.add_argument("--lam", type=_non_negative, default=d["lam"], help="guidance weight")
+    p.add_argument("--tau-kd", type=_positive, default=d["tau_kd"], help="distillation temperature")
     p.add_argument(
         "--p-drop", type=float, default=d["p_drop"], help="probability of dropping a guidance term"
     )
     p.add_argument("--direction", choices=DIRECTIONS, default=d["direction"])
-    p.add_argument("--epochs", type=int, default=d["epochs"])
-    p.add_argument("--batch-size", type=int, default=d["batch_size"])
-    p.add_argument("--lr", type=float, default=d["lr"])
-    p.add_argument("--weight-decay", type=float, default=d["weight_decay"])
+    p.add_argument("--epochs", type=POSITIVE, default=d["epochs"])
+    p.add_argument("--batch-size", type=POSITIVE, default=d["batch_size"])
+    p.add_argument("--lr", type=_positive, default=d["lr"])
+    p.add_argument("--weight-decay", type=_non_negative, default=d["weight_decay"])
     p.add_argument("--optimizer", choices=("adam", "sgd"), default=d["optimizer"])
-    p.add_argument("--seed", type=int, default=d["seed"])
-    p.add_argument("--data-seed", type=int, default=d["data_seed"])
+    p.add_argument("--seed", type=NON_NEGATIVE, default=d["seed"])
+    p.add_argument("--data-seed", type=NON_NEGATIVE, default=d["data_seed"])
     p.add_argument(
-        "--device", default=d["device"], help="auto (CUDA when present), cpu, cuda, cuda:1 ..."
+        "--device",
+        type=_device,
+        default=d["device"],
+        help="auto (CUDA when present), cpu, cuda, cuda:1 ...",
     )
     p.add_argument(
         "--kernel",
@@ -268,7 +384,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         "(docs/real-data.md)",
     )
     p.add_argument(
-        "--workers", type=int, default=0, help="DataLoader worker processes (data sets on disk)"
+        "--workers",
+        type=NON_NEGATIVE,
+        default=0,
+        help="DataLoader worker processes (data sets on disk)",
     )
     p.add_argument(
         "--amp", choices=("off", "bf16", "fp16"), default="off", help="mixed precision (CUDA only)"
@@ -276,7 +395,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--epochs", type=POSITIVE, default=None)
     p.add_argument(
         "--no-deploy", action="store_true", help="stop after training (no NIR/quantise/Lava)"
     )
@@ -301,7 +420,10 @@ def _add_reproduce_args(p: argparse.ArgumentParser) -> None:
         "--tasks", nargs="+", default=None, help="subset of the offline tasks (default: all)"
     )
     p.add_argument(
-        "--workers", type=int, default=1, help="parallel training processes (1 torch thread each)"
+        "--workers",
+        type=POSITIVE,
+        default=1,
+        help="parallel training processes (1 torch thread each)",
     )
     p.add_argument(
         "--report-from",
@@ -320,13 +442,17 @@ def _add_reproduce_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(opt, default=None, metavar=metavar, help=what)
     p.add_argument(
         "--seeds",
-        type=int,
+        type=POSITIVE,
         default=None,
         metavar="N",
         help="run seeds 0..N-1 (default: the plan's)",
     )
     p.add_argument(
-        "--epochs", type=int, default=None, metavar="N", help="epochs per run (default: the plan's)"
+        "--epochs",
+        type=POSITIVE,
+        default=None,
+        metavar="N",
+        help="epochs per run (default: the plan's)",
     )
     p.add_argument(
         "--refresh-analysis",
@@ -342,7 +468,7 @@ def _add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint.pt written by `neurodeploy train`")
     p.add_argument(
         "--dt",
-        type=float,
+        type=_positive,
         default=None,
         help="seconds per timestep in the NIR graph (default 1e-4)",
     )
@@ -360,7 +486,7 @@ def _add_quantize_args(p: argparse.ArgumentParser) -> None:
     _add_model_arg(p, ".nir file (written by `neurodeploy export`) or a checkpoint.pt")
     p.add_argument(
         "--percentile",
-        type=float,
+        type=_percentile,
         default=None,
         help="scale weights to this percentile of |w| instead of the max (outliers "
         "clipped, counted)",
@@ -378,7 +504,7 @@ def _add_overflow_arg(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--weight-split",
-        type=int,
+        type=POSITIVE,
         default=1,
         metavar="K",
         help="write each synapse as K 8-bit parts at weight exponents 7 apart (about 7 more "
@@ -464,10 +590,13 @@ def _add_finetune_args(p: argparse.ArgumentParser) -> None:
         "(netx, snntorch)",
     )
     p.add_argument(
-        "--epochs", type=int, default=None, help="fine-tuning epochs (default: FinetuneConfig's)"
+        "--epochs",
+        type=POSITIVE,
+        default=None,
+        help="fine-tuning epochs (default: FinetuneConfig's)",
     )
     p.add_argument(
-        "--lr", type=float, default=None, help="learning rate (default: FinetuneConfig's)"
+        "--lr", type=_positive, default=None, help="learning rate (default: FinetuneConfig's)"
     )
     _add_overflow_arg(p)
 
@@ -562,12 +691,23 @@ def _cmd_reproduce(a: argparse.Namespace, argv: Sequence[str] | None = None) -> 
     return 0
 
 
+def _refuse_output_over_inputs(a: argparse.Namespace, outputs: Sequence[Any]) -> None:
+    """Refuse, before any work, an output file that is one of the command's input files
+    (``export ck.pt -o ck.pt``; ``deploy out/model.nir -o out``), naming the option."""
+    from neurodeploy.files import check_not_input
+
+    inputs = [getattr(a, k, None) for k in ("checkpoint", "model", "data", "config")]
+    for out in outputs:
+        check_not_input(out, [i for i in inputs if isinstance(i, str)], option="--out/-o")
+
+
 def _cmd_export(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from neurodeploy.converters.nir_common import DEFAULT_DT
     from neurodeploy.converters.nir_export import export_nir
     from neurodeploy.converters.nir_inspect import format_summary
     from neurodeploy.training.checkpoint import load_model
 
+    _refuse_output_over_inputs(a, [a.out])
     model, cfg = load_model(a.checkpoint)
     graph = export_nir(
         model, a.out, dt=a.dt or DEFAULT_DT, extra_metadata={"task": cfg.task, "T": cfg.T}
@@ -675,6 +815,7 @@ def _cmd_quantize(a: argparse.Namespace, argv: Sequence[str] | None = None) -> i
     from neurodeploy.measure.qreport import compare
     from neurodeploy.neuron.hardware import get_spec
 
+    _refuse_output_over_inputs(a, [a.out])
     model, inputs, T = _load_with_inputs(a.model, a, required=False)
     hw = get_spec(a.hardware)
     # no data at all: the weights alone (overflow not checked); else the overflow search
@@ -712,8 +853,12 @@ def _cmd_quantize(a: argparse.Namespace, argv: Sequence[str] | None = None) -> i
 
 
 def _cmd_deploy(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    from pathlib import Path
+
     from neurodeploy.deploy import deploy
 
+    names = ("model.nir", "model.int.npz", "model.netx.h5", "summary.md", "conformance.json")
+    _refuse_output_over_inputs(a, [Path(a.out) / n for n in names])
     model, inputs, T = _load_with_inputs(a.model, a)
     print(
         deploy(
@@ -753,11 +898,14 @@ def _cmd_verify(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int
 
 
 def _cmd_profile(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
-    from pathlib import Path
-
     from neurodeploy.measure.energy import DEFAULT_ENERGY_MODELS, get_energy_model
     from neurodeploy.measure.profiling import profile
-    from neurodeploy.measure.report import fmt_value, summary_rows, write_report
+    from neurodeploy.measure.report import (
+        distinct_labels,
+        fmt_value,
+        summary_rows,
+        write_report,
+    )
 
     energy = [get_energy_model(m) for m in (a.energy_model or DEFAULT_ENERGY_MODELS)]  # fail early
     runs = [(a.model, a.target)]
@@ -766,9 +914,8 @@ def _cmd_profile(a: argparse.Namespace, argv: Sequence[str] | None = None) -> in
     # each file read once
     loaded = {path: _load_with_inputs(path, a, programs=True) for path, _ in runs}
     profiles = []
-    for path, target in runs:
+    for (path, target), label in zip(runs, distinct_labels(runs), strict=True):
         subject, inputs, T = loaded[path]
-        label = f"{Path(path).stem} ({target})"
         profiles.append(
             profile(
                 subject,
@@ -1020,8 +1167,17 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _debug_option(p: argparse.ArgumentParser, *, default: Any) -> None:
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help=f"on an error, show the Python traceback too (or set {DEBUG_ENV}=1)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = _Parser(  # its sub-commands are _Parsers too
         prog="neurodeploy",
         description=(
             "Spiking networks from training to Loihi-style execution. Run `neurodeploy demo` for the "
@@ -1029,24 +1185,70 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: torch's)"
+        "--threads", type=POSITIVE, default=None, help="torch CPU threads (default: torch's)"
     )
+    _debug_option(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, cmd in COMMANDS.items():
         parents = [make() for make in cmd.parents]
         p = sub.add_parser(name, help=cmd.help, description=cmd.help, parents=parents)
         cmd.arguments(p)
+        _debug_option(p, default=argparse.SUPPRESS)  # also after the command's name
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.threads is not None:
-        import torch
+def describe_error(e: BaseException) -> str:
+    """One line for an error a user can cause: the message of a ValueError (the project's named
+    errors name their file, option or layer); for an OSError the file(s) and the system's reason,
+    with what to do for the common ones (permissions, a full disk)."""
+    if isinstance(e, OSError) and e.strerror:
+        where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+        text = f"{where}: {e.strerror}" if where else e.strerror
+        if e.errno == errno.ENOSPC:
+            text += " (disk full: free space or write elsewhere; no partial output was left)"
+        elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            text += " (no permission: check the folder's permissions or write elsewhere)"
+        return text
+    if isinstance(e, MemoryError):
+        return f"out of memory{f': {e}' if str(e) else ''} (try a smaller --batch-size/--samples)"
+    return str(e) or type(e).__name__
 
-        torch.set_num_threads(args.threads)
+
+#: the failures a user can cause (bad values, files, the OS, memory); anything else is a bug
+#: and keeps its traceback. The project's named errors (CheckpointError, NIRFileError,
+#: QuantizationError, ResourceError, RunLockError, ...) are ValueErrors, DatasetNotFoundError
+#: a FileNotFoundError.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, MemoryError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the command; the one error boundary of the command line.
+
+    A failure a user can cause (:data:`USER_ERRORS`) ends in one line on stderr,
+    ``neurodeploy <cmd>: error: <what, naming the file, option or layer>``, exit status 2;
+    Ctrl-C in ``neurodeploy <cmd>: interrupted (Ctrl-C)``, exit 130. With ``--debug`` (before
+    or after the command's name) or ``NEURODEPLOY_DEBUG=1`` the traceback comes first. A bad
+    option is refused by argparse in one line naming it, exit 2, before anything runs.
+    """
     try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a refused option (2): argparse printed it
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_ERROR)
+    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    prefix = f"neurodeploy {args.command}"
+    try:
+        if args.threads is not None:
+            import torch
+
+            torch.set_num_threads(args.threads)
         return COMMANDS[args.command].run(args, argv)
-    except (ValueError, FileExistsError, CheckpointError, FileNotFoundError) as e:
-        print(f"neurodeploy {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print(f"{prefix}: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except USER_ERRORS as e:
+        if debug:
+            traceback.print_exc()
+        print(f"{prefix}: error: {describe_error(e)}", file=sys.stderr)
+        return EXIT_ERROR

@@ -100,6 +100,19 @@ def device_for(ctx: DistContext, device: str) -> torch.device:
     """``auto``: CUDA (this rank's GPU under torchrun) when present, else CPU."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(
+            f"device: unknown device {device!r}; use auto, cpu, cuda[:N], mps"
+        ) from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0 or (dev.index is not None and dev.index >= n):
+            raise ValueError(
+                f"device {device!r}: {n} CUDA GPU(s) visible to torch here; use device "
+                "'cpu', or 'auto' (CUDA when present)"
+            )
     if device == "cuda" and ctx.enabled:
         return torch.device("cuda", ctx.local_rank)
     return torch.device(device)
