@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from neurodeploy.nn.net import SpikingNet
 from neurodeploy.quant.program import IntProgram
 
@@ -34,23 +36,44 @@ def load_model_file(
                 f"{path}: an integer program; this command needs the float model (.nir or .pt)"
             )
         prog = IntProgram.load(p)
-        T = prog.meta.get("T")
-        return prog, prog.meta.get("task"), int(T) if T is not None else None
+        T, task = prog.meta.get("T"), prog.meta.get("task")
+        return prog, (str(task) if task is not None else None), _T(T, path, "meta 'T'")
     if p.suffix == ".pt":
         from neurodeploy.training.checkpoint import load_model
 
         model, cfg = load_model(p)
         return model, cfg.task, cfg.T
     if p.suffix in NIR_SUFFIXES:
-        from neurodeploy.converters.nir_import import nir_to_model, read_nir
+        from neurodeploy.converters.nir_import import NIRFileError, in_file, nir_to_model, read_nir
 
         graph = read_nir(p)
         meta = graph.metadata if isinstance(graph.metadata, dict) else {}
         task, T = meta.get("task"), meta.get("T")
-        return (
-            nir_to_model(graph, dt=dt, reset=reset),
-            (str(task) if task is not None else None),
-            (int(T) if T is not None else None),
-        )
+        try:
+            model = nir_to_model(graph, dt=dt, reset=reset)
+        except ValueError as e:  # NIRConversionError names the node and field
+            in_file(e, p)
+            raise
+        except (TypeError, AttributeError, IndexError, KeyError) as e:  # a field of a wrong type
+            raise NIRFileError(f"{path}: malformed graph: {type(e).__name__}: {e}") from e
+        return model, (_str(task) if task is not None else None), _T(T, path, "metadata 'T'")
     kinds = "a .nir graph, a checkpoint .pt" + (" or an integer program .npz" if programs else "")
     raise ValueError(f"{path}: not a model file this command reads (expected {kinds})")
+
+
+def _str(v: object) -> str:
+    return v.decode("utf8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def _T(v: object, path: str | os.PathLike[str], field: str) -> int | None:
+    """The number of timesteps a file records (None if it records none): an integer >= 1, else
+    a ValueError naming the file and the field."""
+    if v is None:
+        return None
+    if isinstance(v, np.ndarray) and v.size == 1:  # HDF5 metadata reads back as numpy
+        v = v.item()
+    if isinstance(v, np.integer):
+        v = int(v)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise ValueError(f"{path}: {field} = {v!r:.60} is not a number of timesteps (integer >= 1)")
+    return v

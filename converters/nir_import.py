@@ -125,14 +125,18 @@ def read_nir(path: str | os.PathLike[str]) -> nir.NIRGraph:
             f"{str(e).splitlines()[0] if str(e) else ''}"
         ) from e
     if (
-        data.get("type") != "NIRGraph"
+        _str(data.get("type")) != "NIRGraph"
         or not isinstance(data.get("nodes"), dict)
         or "edges" not in data
     ):
         raise NIRFileError(
             f"{path}: the top node is {data.get('type')!r}, not a NIRGraph with nodes and edges"
         )
-    nodes = {name: _read_node(name, d) for name, d in data["nodes"].items()}
+    try:
+        nodes = {name: _read_node(name, d) for name, d in data["nodes"].items()}
+    except NIRConversionError as e:
+        in_file(e, path)
+        raise
     try:
         edges = [(_str(a), _str(b)) for a, b in np.asarray(data["edges"]).reshape(-1, 2)]
     except (ValueError, TypeError) as e:
@@ -143,6 +147,12 @@ def read_nir(path: str | os.PathLike[str]) -> nir.NIRGraph:
     return nir.NIRGraph(
         nodes=nodes, edges=edges, metadata=meta if isinstance(meta, dict) else {}, type_check=False
     )
+
+
+def in_file(e: ValueError, path: str | os.PathLike[str]) -> None:
+    """Prefix the message of ``e`` (kept as it is, e.g. a :class:`NIRConversionError` naming the
+    node and field) with the file it came from; the caller re-raises it."""
+    e.args = (f"{path}: {e}", *e.args[1:])
 
 
 def _str(v: Any) -> str:
@@ -183,7 +193,7 @@ def _read_node(name: str, d: Any) -> nir.NIRNode:
     except TypeError as e:
         missing = re.findall(r"'(\w+)'", str(e))
         raise NIRConversionError(name, missing[-1] if missing else None, f"{kind} node: {e}") from e
-    except (AssertionError, ValueError, IndexError) as e:
+    except (AssertionError, ValueError, IndexError, AttributeError) as e:
         raise NIRConversionError(
             name, None, f"{kind} node is malformed: {e or type(e).__name__}"
         ) from e
