@@ -55,17 +55,25 @@ latency layer k integrates its bias alone for its first k + 1 steps, as the refe
 reset staggered by layer depth, as lava-dl netx's ``reset_interval`` does, gives a different
 timeline.) Each sample then runs exactly as alone in a fresh runtime; build, compile and stop
 are paid once per batch. The runtime is always stopped (try/finally), also on errors and
-KeyboardInterrupt.
+KeyboardInterrupt, and a run leaves nothing behind (tests/test_lava_soak.py): its worker
+processes are started ignoring SIGINT (:func:`sigint_to_caller_only`: a terminal's Ctrl-C
+interrupts the caller, which stops them in order), its extractors' receiving threads are
+joined (:func:`close_extractor`), VarWires' shared-memory managers stopped
+(:func:`close_var_wire`), and its processes dropped from Lava's global registries with the
+logging handlers Lava added (:class:`LavaLedger`, :func:`forget_processes`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing as mp
+import os
+import signal
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -180,21 +188,24 @@ def dense_weight_to_lava(w: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray
 
 def stop_runtime(
     proc: Any, started_before: set[Any] | None = None, timeout: float = STOP_TIMEOUT_S
-) -> None:
+) -> bool:
     """``proc.stop()``, but never hang and never leak: after an exception inside a run Lava's
     stop() can wait forever on a dead child, and a runtime that was created but never started
     leaves its system processes behind. Worker processes started since ``started_before`` that
-    are still alive after stop (and a short grace period) are killed, with a warning."""
+    are still alive after stop (and a short grace period) are killed, with a warning. Returns
+    whether stop() returned (or there was no runtime): False leaves the runtime half stopped."""
+    stopped = True
     if getattr(proc, "runtime", None) is not None:
         t = threading.Thread(target=proc.stop, daemon=True)
         t.start()
         t.join(timeout)
         if t.is_alive():
+            stopped = False
             warnings.warn(
                 f"Lava's stop() did not return within {timeout:g} s", RuntimeWarning, stacklevel=2
             )
     if started_before is None:
-        return
+        return stopped
 
     def alive_(c: Any) -> bool:
         try:
@@ -219,6 +230,114 @@ def stop_runtime(
             RuntimeWarning,
             stacklevel=2,
         )
+    return stopped
+
+
+_FORKING_WORKERS = False  # True while sigint_to_caller_only() is active (forked children see it)
+
+
+def _ignore_sigint_in_worker() -> None:
+    """At-fork hook (in the child): a Lava worker forked by :func:`sigint_to_caller_only`
+    ignores SIGINT (kept across a spawn's exec, where Python then installs no handler)."""
+    if _FORKING_WORKERS:
+        with contextlib.suppress(ValueError):  # not the main thread: leave it
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ignore_sigint_in_worker)
+
+
+@contextlib.contextmanager
+def sigint_to_caller_only() -> Iterator[None]:
+    """Start Lava's worker processes ignoring SIGINT, so that a terminal's Ctrl-C (sent to
+    the whole process group) interrupts only the calling process: its ``KeyboardInterrupt``
+    then stops the runtime in order (:func:`run_graph`'s ``finally``). Without it every worker
+    dies of its own ``KeyboardInterrupt``, Lava's ``stop()`` waits on them until
+    :data:`STOP_TIMEOUT_S` and the shared-memory manager is killed with its segments and its
+    socket folder left behind. Only children forked while the context is active ignore it
+    (an at-fork hook); the caller's own handler is untouched, so its Ctrl-C is never lost.
+    (Blocking SIGINT in the caller while forking would not do: a process-directed signal then
+    goes to another of its threads and Python may raise it inside an at-fork hook, where it is
+    printed and dropped.)"""
+    global _FORKING_WORKERS
+    _FORKING_WORKERS = True
+    try:
+        yield
+    finally:
+        _FORKING_WORKERS = False
+
+
+def close_extractor(tap: Any, timeout: float = STOP_TIMEOUT_S) -> None:
+    """Stop an ``Extractor``'s host side: the thread its channel's receiving port runs (Lava
+    starts one per external pipe and never joins it: each run would leave one thread per
+    extractor blocked for good, with the channel's buffers). Safe to call twice, and on an
+    extractor that never ran."""
+    port = getattr(getattr(tap, "out_port", None), "external_pipe_csp_recv_port", None)
+    if port is None:
+        return
+    with contextlib.suppress(Exception):
+        port.join()  # sets its done flag and wakes the thread
+    thread = getattr(port, "thread", None)
+    if thread is not None and thread is not threading.current_thread():
+        thread.join(timeout)
+
+
+# Lava keeps, for the life of the interpreter, every process ever built (``ProcessServer``'s
+# list, and ``VarServer``'s list of every Var, which holds its process: with them each runtime's
+# channels and their shared-memory mappings, about 0.4 MiB a run) and adds a logging handler to
+# the root logger per process and to the compiler's logger per compile (each message then
+# printed once per handler): both are undone per graph.
+LAVA_LOGGERS = ("", "lava.magma.compiler.compiler")  # the loggers Lava 0.10 adds handlers to
+
+
+@dataclass
+class LavaLedger:
+    """What Lava registers globally from now on (:meth:`open`): the processes it builds and the
+    logging handlers it adds."""
+
+    processes_before: set[int]
+    handlers_before: set[int]
+
+    @classmethod
+    def open(cls) -> LavaLedger:
+        from lava.magma.core.process.process import ProcessServer
+
+        return cls(
+            {id(q) for q in ProcessServer().processes},
+            {id(h) for name in LAVA_LOGGERS for h in logging.getLogger(name).handlers},
+        )
+
+    def new_processes(self) -> list[Any]:
+        from lava.magma.core.process.process import ProcessServer
+
+        return [q for q in ProcessServer().processes if id(q) not in self.processes_before]
+
+    def drop_handlers(self) -> None:
+        """Remove the handlers Lava added since :meth:`open`."""
+        for name in LAVA_LOGGERS:
+            logger = logging.getLogger(name)
+            for h in list(logger.handlers):
+                if id(h) not in self.handlers_before:
+                    logger.removeHandler(h)
+
+
+def forget_processes(processes: Sequence[Any]) -> None:
+    """Drop stopped processes from Lava's ``ProcessServer`` and from their runtime, so that the
+    garbage collector frees them (and their runtime's channels) once the caller lets go; a
+    process's ``__del__`` then has no runtime to stop. Only for a runtime whose ``stop()``
+    returned: one still running would block ``__del__`` forever (:func:`run_graph` keeps those
+    registered)."""
+    from lava.magma.core.process.process import ProcessServer
+    from lava.magma.core.process.variable import VarServer
+
+    gone = {id(q) for q in processes}
+    server = ProcessServer()
+    server.processes = [q for q in server.processes if id(q) not in gone]
+    var_server = VarServer()  # each Var holds its process
+    var_server.vars = [v for v in var_server.vars if id(getattr(v, "process", None)) not in gone]
+    for q in processes:
+        q.runtime = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,6 +408,7 @@ class LavaGraph:
     steps: int  # per sample
     seconds: dict[str, float] = field(default_factory=dict)
     relays: list[Any] = field(default_factory=list)  # delay stages of graph edges (build_graph)
+    processes: list[Any] = field(default_factory=list)  # every Lava process it built
 
 
 def _synapse_process(
@@ -519,6 +639,43 @@ def build_graph(
     layer's state (LIF ``v``, SmoothedLIF ``m``). ``conv`` selects the fixed_pt Conv's
     arithmetic (:class:`LavaTarget`). Relays are fixed_pt neurons: a graph that needs them is
     built for ``fixed_pt`` only."""
+    ledger = LavaLedger.open()
+    try:
+        graph = _build_graph(
+            input_shape,
+            layers,
+            data,
+            samples=samples,
+            steps=steps,
+            record_states=record_states,
+            conv=conv,
+            extra=extra,
+        )
+    except BaseException:
+        built = ledger.new_processes()
+        for q in built:  # VarWires start a shared-memory manager when connected
+            if hasattr(q, "connect_var"):
+                close_var_wire(q)
+        forget_processes(built)
+        raise
+    finally:
+        ledger.drop_handlers()
+    graph.processes = ledger.new_processes()
+    return graph
+
+
+def _build_graph(
+    input_shape: tuple[int, ...],
+    layers: Sequence[tuple[LavaSynapse, LavaNeuron | None]],
+    data: np.ndarray,
+    *,
+    samples: int,
+    steps: int,
+    record_states: bool = False,
+    conv: str = CONV_EXACT,
+    extra: Mapping[str, Sequence[LavaSynapse]] | None = None,
+) -> LavaGraph:
+    """:func:`build_graph`'s processes (the caller forgets them on an error)."""
     from lava.proc.io.extractor import Extractor, VarWire
     from lava.proc.io.source import RingBuffer as Source
 
@@ -669,15 +826,6 @@ def run_graph(graph: LavaGraph, *, tag: str = FIXED_PT) -> GraphRecord:
     from lava.magma.core.run_configs import Loihi2SimCfg
 
     integer = tag == FIXED_PT
-    if graph.relays and not integer:
-        raise ValueError(
-            f"{graph.relays[1].name}: relay neurons (a skip edge's delay, build_graph) are "
-            f"fixed_pt LIF parameters; this graph cannot run under {tag!r}"
-        )
-    if integer:  # refuse before Lava starts: a process model that raises hangs the runtime
-        for neuron in graph.neurons:
-            if hasattr(neuron, "check_fixed_pt"):
-                neuron.check_fixed_pt()
     sec = dict(graph.seconds)
     B, src, total = graph.samples, graph.source, graph.samples * graph.steps
     extractors = [
@@ -686,10 +834,25 @@ def run_graph(graph: LavaGraph, *, tag: str = FIXED_PT) -> GraphRecord:
     ]
     before = set(mp.active_children())
     t0 = time.perf_counter()
-    try:
+    stopped = False
+    try:  # refusals too: the graph's VarWires are closed and its processes forgotten below
+        if graph.relays and not integer:
+            raise ValueError(
+                f"{graph.relays[1].name}: relay neurons (a skip edge's delay, build_graph) are "
+                f"fixed_pt LIF parameters; this graph cannot run under {tag!r}"
+            )
+        if integer:  # refuse before Lava starts: a process model that raises hangs the runtime
+            for neuron in graph.neurons:
+                if hasattr(neuron, "check_fixed_pt"):
+                    neuron.check_fixed_pt()
         cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map=extractor_models())
-        exe = src.compile(run_cfg=cfg)
-        src.create_runtime(executable=exe)
+        ledger = LavaLedger.open()
+        try:
+            exe = src.compile(run_cfg=cfg)
+        finally:
+            ledger.drop_handlers()
+        with sigint_to_caller_only():  # the workers fork here
+            src.create_runtime(executable=exe)
         sec["compile"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         # spikes (0/1) straight into uint8, the readout into int64 (exact: float64 integers)
@@ -719,10 +882,14 @@ def run_graph(graph: LavaGraph, *, tag: str = FIXED_PT) -> GraphRecord:
         sec["read"] = time.perf_counter() - t0
     finally:
         t0 = time.perf_counter()
-        stop_runtime(src, before)
-        for tap in [*(graph.state_taps or []), graph.readout_tap]:
-            if hasattr(tap, "connect_var"):  # VarWires (an LI readout's too), not Extractors
+        stopped = stop_runtime(src, before)
+        for tap in [*graph.spike_taps, *(graph.state_taps or []), graph.readout_tap]:
+            if hasattr(tap, "connect_var"):  # VarWires (an LI readout's too)
                 close_var_wire(tap)
+            elif tap is not None:
+                close_extractor(tap)
+        if stopped:  # a runtime whose stop() hung stays registered: its __del__ would hang
+            forget_processes(graph.processes)
         sec["stop"] = time.perf_counter() - t0
     return GraphRecord(spikes, out, states, sec)
 
