@@ -82,6 +82,7 @@ from .nir_common import (
     check_tau_steps,
     resolve_dt,
 )
+from .nir_file import global_heap_damage
 
 Modules = list[nn.Module]
 RESET_READINGS = ("nir", "snntorch")  # nir_to_model(reset=...): NIR's reset, snnTorch's delayed
@@ -96,7 +97,9 @@ def read_nir(path: str | os.PathLike[str]) -> nir.NIRGraph:
     """Read a NIR file node by node, so that a broken node is named with its field.
 
     Errors: :class:`NIRFileError` (naming the file) for a missing file, a directory, a file
-    that is not HDF5, a truncated file or one without a NIR graph; :class:`NIRConversionError`
+    that is not HDF5, a truncated file, one whose string heap would hang libhdf5
+    (:func:`~neurodeploy.converters.nir_file.global_heap_damage`) or one without a NIR
+    graph; :class:`NIRConversionError`
     (naming the node and field) for a node of unknown type or with a missing or bad field.
     Shapes between nodes are checked by :func:`nir_to_model`, which names the node.
     """
@@ -114,6 +117,10 @@ def read_nir(path: str | os.PathLike[str]) -> nir.NIRGraph:
         with h5py.File(str(path), "r") as f:
             if "node" not in f:
                 raise NIRFileError(f"{path}: HDF5 file without a NIR graph (no 'node' group)")
+            # before any string is read: a damaged string heap hangs libhdf5 (nir_file.py)
+            damage = global_heap_damage(path, f.id.get_create_plist().get_sizes()[1])
+            if damage is not None:
+                raise NIRFileError(f"{path}: damaged HDF5 file: {damage}")
             data = hdf2dict(f["node"])
     except NIRFileError:
         raise
