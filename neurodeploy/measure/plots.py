@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from neurodeploy.files import atomic_write
+
 ARM_STYLE = {
     "vanilla": dict(color="tab:gray", ls="--", marker="o"),
     "+MPS": dict(color="tab:blue", ls="-", marker="s"),
@@ -42,7 +44,7 @@ def plot_initial_state(
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_gradient_flow(
@@ -63,7 +65,7 @@ def plot_gradient_flow(
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reduced_timesteps(
@@ -83,12 +85,16 @@ def plot_reduced_timesteps(
     axes[0][0].set_ylabel("test accuracy (trained at T=4)")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` atomically (:func:`neurodeploy.files.atomic_write`: whole
+    or not at all) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
     return path

@@ -9,20 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodeploy.measure.plots import plt
+from neurodeploy.measure.plots import plt, save_figure
 from neurodeploy.measure.profiling import Profile
 
 MAX_TIMESTEP_PANELS = 8
 MAX_MEMBRANE_LAYERS = 4
 COLORS = ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def plot_raster(profiles: Sequence[Profile], path: str | Path) -> Path:
@@ -54,7 +46,7 @@ def plot_raster(profiles: Sequence[Profile], path: str | Path) -> Path:
         "spike raster, first test sample (up to 256 neurons per layer, evenly spaced)", fontsize=9
     )
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _grouped_bars(
@@ -85,7 +77,7 @@ def plot_firing_rates(profiles: Sequence[Profile], path: str | Path) -> Path:
     ax.set_ylabel("firing rate (spikes / neuron / step)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_membranes(profiles: Sequence[Profile], path: str | Path) -> Path:
@@ -128,7 +120,7 @@ def plot_membranes(profiles: Sequence[Profile], path: str | Path) -> Path:
     axes[0][-1].legend(fontsize=7)
     fig.suptitle("membrane state each timestep starts from (t = 1 starts at 0)", fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_energy(profiles: Sequence[Profile], path: str | Path) -> Path:
@@ -155,4 +147,4 @@ def plot_energy(profiles: Sequence[Profile], path: str | Path) -> Path:
         ax.set_ylabel("pJ per sample (dynamic)")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
