@@ -26,14 +26,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from neurodeploy.neuron.hardware import NETX_BIAS_EXP
+from neurodeploy.neuron.hardware import NETX_BIAS_EXP, NETX_IDECAY_OFFSET
 from neurodeploy.quant.program import IntLayer, IntProgram
 from neurodeploy.quant.synapse import Synapse
 
-#: netx's bias exponent for CUBA neurons (``get_neuron_params``: ``bias_exp = 6``)
-NETX_NEURON_BIAS_EXP = NETX_BIAS_EXP
-#: netx maps ``du = iDecay - 1`` (hdf5.py ``get_neuron_params``)
-NETX_IDECAY_OFFSET = 1
 #: Loihi mixed-sign synapse: 8 weight bits, the positive side one less (127 / -128 before shift)
 MIXED_POS_MAX = 127
 MIXED_NEG_MIN = -128
@@ -130,7 +126,7 @@ def netx_to_program(path: str | os.PathLike[str]) -> IntProgram:
                     dv=int(n["vDecay"][()]),
                     vth=int(n["vThMant"][()]),
                     bias_mant=np.round(bias).astype(np.int32).reshape(out_n),
-                    bias_exp=NETX_NEURON_BIAS_EXP,
+                    bias_exp=NETX_BIAS_EXP,
                 )
             )
     if not layers or in_shape is None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from neurodeploy.neuron.hardware import NETX_BIAS_EXP
+from neurodeploy.neuron.hardware import NETX_BIAS_EXP, NETX_IDECAY_OFFSET
 from neurodeploy.quant.program import INPUT, IntLayer, IntProgram
 from neurodeploy.targets.base import TargetResult, check_input
 from neurodeploy.targets.lava import EXTRACT_BUFFER
@@ -125,7 +125,7 @@ def export_netx(program: IntProgram, path: str | os.PathLike[str]) -> Path:
                 )
                 n = g.create_group("neuron")
                 n.create_dataset("type", (1,), "S10", [b"CUBA"])
-                n.create_dataset("iDecay", data=int(layer.du) + 1)
+                n.create_dataset("iDecay", data=int(layer.du) + NETX_IDECAY_OFFSET)
                 n.create_dataset("vDecay", data=int(layer.dv))
                 n.create_dataset("vThMant", data=int(layer.vth))
                 n.create_dataset("refDelay", data=1)

@@ -53,6 +53,7 @@ NETX_WEIGHT_EXP = (
     0  # netx derives each synapse's exponent from its stored 8-bit weights: 0 for ours
 )
 NETX_BIAS_EXP = 6  # netx builds every neuron with bias_exp = 6 (netx/hdf5.py, get_neuron_params)
+NETX_IDECAY_OFFSET = 1  # netx stores a CUBA current decay as iDecay = du + 1 (get_neuron_params)
 
 
 @dataclass(frozen=True)
