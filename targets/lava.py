@@ -359,6 +359,9 @@ class LavaSynapse:
     # INPUT: the network input) and whether it reads the previous step's spikes of its own layer
     source: str | None = None
     recurrent: bool = False
+    # per-synapse delays of a dense synapse (IntLayer.delay, torch layout like ``synapse.weight``):
+    # built as Lava's DelayDense (our ResetDelayDense); None: a plain Dense
+    delay: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.synapse.pool:
@@ -420,6 +423,18 @@ def _synapse_process(
 
     reset = {"reset_interval": interval, "reset_offset": RESET_OFFSET}
     syn = layer.synapse
+    if syn.kind == "dense" and layer.delay is not None:  # Lava's DelayDense: delay[i, j] steps more
+        from neurodeploy.targets.lava_reset.process import ResetDelayDense
+
+        delay = dense_weight_to_lava(np.asarray(layer.delay), syn.in_shape).astype(int)
+        return ResetDelayDense(
+            weights=dense_weight_to_lava(syn.weight, syn.in_shape),
+            delays=delay,
+            max_delay=int(delay.max()),
+            weight_exp=int(layer.weight_exp),
+            num_message_bits=layer.num_message_bits,
+            **reset,
+        )
     if syn.kind == "dense":
         return ResetDense(
             weights=dense_weight_to_lava(syn.weight, syn.in_shape),
@@ -973,6 +988,11 @@ def _int_synapse(
             num_message_bits=bits,
             source=source,
             recurrent=recurrent,
+            delay=(
+                np.asarray(layer.delay)
+                if isinstance(layer, IntLayer) and layer.has_delays
+                else None
+            ),
         )
     if layer.weight_exp < 0:
         raise ValueError(

@@ -61,6 +61,11 @@ def export_netx(program: IntProgram, path: str | os.PathLike[str]) -> Path:
     program.validate()
     for layer in program.layers:
         where = f"layer {layer.name}"
+        if layer.has_delays:
+            raise ValueError(
+                f"{where}: synaptic delays are not exported to netx (the netx target runs "
+                "Lava's DelayDense without sample resets); use the lava or reference target"
+            )
         if layer.neuron == "mps" and layer.coef != 0:
             raise ValueError(
                 f"{where}: smoothed-reset neurons (coefficient {layer.coef}) have no netx form; "
@@ -260,3 +265,50 @@ class NetxTarget:
         return TargetResult(
             spikes=spikes, output=None, layer_names=[l.name for l in neuron_layers], seconds=sec
         )
+
+
+def run_netx_file(
+    path: str | os.PathLike[str], x: np.ndarray, steps: int, *, graded: bool
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Run any netx ``.net`` file with lava-dl's own ``hdf5.Network`` in Lava fixed_pt (one
+    sample, no resets): the yardstick for :func:`neurodeploy.converters.netx_import.netx_to_program`.
+
+    ``x`` (T, *input_shape) is in our (C, H, W) order (Lava holds (W, H, C)). With ``graded``
+    the network has an ``input`` layer, whose input port netx leaves open: x(t) goes straight to
+    the input neuron's ``a_in`` at step t + 1, which is where the imported program's one-to-one
+    input synapse delivers it; otherwise x(t) goes to ``net.inp`` at step t. Returns, per netx
+    block, its neuron's spikes (steps, *shape in our order) and its final voltage ``v`` (shape
+    in our order; the read-out of a non-spiking integrator such as PilotNet's last layer)."""
+    from lava.lib.dl.netx.hdf5 import Network
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    def ours(a: np.ndarray) -> np.ndarray:  # (*lava shape[, steps]) -> reversed lava axes
+        n = a.ndim
+        return np.transpose(a, tuple(range(n - 1, -1, -1)))
+
+    x = np.asarray(x)
+    net = Network(net_config=str(path))
+    data = np.zeros((*x.shape[1:][::-1], steps), dtype=np.int32)
+    first = 1 if graded else 0
+    if first + x.shape[0] > steps:
+        raise ValueError(f"run_netx_file: {x.shape[0]} input steps do not fit in {steps} steps")
+    data[..., first : first + x.shape[0]] = ours(x)  # (T, C, H, W) -> (W, H, C, T)
+    src = Source(data=data)
+    src.s_out.connect(net.in_layer.neuron.a_in if graded else net.inp)
+    sinks = []
+    for block in net.layers:
+        sink = Sink(shape=block.neuron.s_out.shape, buffer=steps)
+        block.neuron.s_out.connect(sink.a_in)
+        sinks.append(sink)
+    try:
+        net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        spikes = [np.asarray(s.data.get()) for s in sinks]
+        volts = [np.asarray(block.neuron.v.get()) for block in net.layers]
+    finally:
+        net.stop()
+    # sink data (*lava shape, steps) -> (steps, *our shape)
+    spikes = [np.transpose(s, (s.ndim - 1, *range(s.ndim - 2, -1, -1))) for s in spikes]
+    return spikes, [ours(v) for v in volts]

@@ -17,19 +17,33 @@ over its synapses (:meth:`PreparedLayer.current`), synapse e reading its source'
 t - delay_e (:meth:`IntProgram.edge_delays`: 0 feed-forward, 1 recurrent; with ``latency``
 depth(layer) - depth(source) feed-forward, so every layer runs its own time t - depth(layer)),
 zero before step 0; T + max depth steps drain the latency schedule. Chains keep their own loop.
+
+Per-synapse delays (``IntLayer.delay``, a dense inline synapse; Lava's ``DelayDense``): with
+x(t) what the synapse reads at step t under the timing above, and delay values v, the layer
+receives
+
+    a(t) = sum over v of  (sum over (i, j) with delay[i, j] = v of W[i, j] x_j(t - v)) << weight_exp
+
+each delay value's sum shifted on its own (a flooring right shift for negative exponents), as
+Lava's ``PyDelayDenseModelBitAcc`` shifts each delay column of its buffer: a delay of 0 is the
+plain synapse's timing (DelayDense, like Dense, delivers at t + 1 in Lava). Computed as one
+product with the stacked matrix [W_v1; W_v2; ...] (W_v: W where delay = v, else 0) per step,
+each block added into a ring of max(delay) + 1 pending currents, v steps ahead
+(:class:`_DelayLine`). Layers without delays run exactly as before.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from neurodeploy.neuron.fixedpoint import Counters, lif_int_step, mps_int_step
-from neurodeploy.quant.prepared import STATE_DTYPE, PreparedLayer, prepare
+from neurodeploy.quant.prepared import STATE_DTYPE, PreparedLayer, PreparedSynapse, prepare
 from neurodeploy.quant.program import INPUT, IntLayer, IntProgram
+from neurodeploy.quant.synapse import Synapse
 from neurodeploy.targets.base import TargetResult, check_input
 
 
@@ -49,6 +63,12 @@ class ReferenceTarget:
         self.latency = latency
         # per layer: the IntLayer and its tensors (neurodeploy.quant.qat runs the same prepared layers)
         self.layers: list[PreparedLayer] = prepare(program, self.device)
+        # a delayed layer's |a| may exceed the plain synapse's bound by one per delay value (each
+        # value's sum floors on its own): its neuron keeps every range check
+        self.layers = [
+            replace(d, may_wrap=True, may_saturate=True) if d.layer.has_delays else d
+            for d in self.layers
+        ]
 
     @torch.no_grad()
     def run(
@@ -68,15 +88,21 @@ class ReferenceTarget:
         T, B = check_input(self.program.input_shape, tuple(x.shape))
         chain = self.program.is_chain
         depth = len(self.layers) if chain else max(self.program.depths().values())
-        steps = steps if steps is not None else T + (depth if self.latency else 0)
+        if steps is None:  # the last input step's effect needs the pipeline and every delay
+            steps = T + (depth if self.latency else 0) + self.program.max_delay_path
         run = _Run.start(
             self.layers, steps=steps, batch=B, device=self.device, record=record_states
         )
         zero_in = torch.zeros((B, *self.program.input_shape), dtype=STATE_DTYPE, device=self.device)
+        lines = {
+            k: _DelayLine.start(d, batch=B, device=self.device)
+            for k, d in enumerate(self.layers)
+            if d.layer.has_delays
+        }
         if chain:
-            self._run_chain(run, x, zero_in, T=T, steps=steps)
+            self._run_chain(run, x, zero_in, T=T, steps=steps, lines=lines)
         else:
-            self._run_graph(run, x, zero_in, T=T, steps=steps)
+            self._run_graph(run, x, zero_in, T=T, steps=steps, lines=lines)
         neurons = [d for d in self.layers if d.layer.neuron is not None]
         return TargetResult(
             spikes=[s.cpu().numpy() for s in run.spikes],
@@ -91,7 +117,14 @@ class ReferenceTarget:
         )  # evaluated last: incl. the copies
 
     def _run_chain(
-        self, run: _Run, x: torch.Tensor, zero_in: torch.Tensor, *, T: int, steps: int
+        self,
+        run: _Run,
+        x: torch.Tensor,
+        zero_in: torch.Tensor,
+        *,
+        T: int,
+        steps: int,
+        lines: dict[int, _DelayLine],
     ) -> None:
         """A chain: layer k reads layer k-1's spikes (with ``latency``, of the step before)."""
         n = len(self.layers)
@@ -107,7 +140,10 @@ class ReferenceTarget:
                         inp = torch.zeros_like(cur)
                 else:
                     inp = cur
-                a, wraps = d.synapse(inp)
+                if lines and k in lines:
+                    a, wraps = lines[k].step(inp, t), 0
+                else:
+                    a, wraps = d.synapse(inp)
                 s = run.step(d, k_neuron, a, wraps=wraps, t=t)
                 if s is None:
                     continue
@@ -115,7 +151,14 @@ class ReferenceTarget:
                 k_neuron += 1
 
     def _run_graph(
-        self, run: _Run, x: torch.Tensor, zero_in: torch.Tensor, *, T: int, steps: int
+        self,
+        run: _Run,
+        x: torch.Tensor,
+        zero_in: torch.Tensor,
+        *,
+        T: int,
+        steps: int,
+        lines: dict[int, _DelayLine],
     ) -> None:
         """A graph (module docstring): each step, every layer in program order sums its synapses,
         synapse e reading its source's value of step t - delay_e from a ring buffer of the last
@@ -142,13 +185,72 @@ class ReferenceTarget:
                 ring[INPUT][t % size[INPUT]] = x[t] if t < T else zero_in
             k_neuron = 0
             for k, d in enumerate(self.layers):
-                a, wraps = d.current([value(src, t - dl) for src, dl in zip(sources[k], delays[k])])
+                inputs = [value(src, t - dl) for src, dl in zip(sources[k], delays[k])]
+                if lines and k in lines:  # the delayed inline synapse, then the extra edges
+                    a, wraps = lines[k].step(inputs[0], t), 0
+                    for syn, xe in zip(d.synapses[1:], inputs[1:]):
+                        a_e, w_e = syn.apply(xe)
+                        a, wraps = a + a_e, wraps + w_e
+                else:
+                    a, wraps = d.current(inputs)
                 s = run.step(d, k_neuron, a, wraps=wraps, t=t)
                 if s is None:
                     continue
                 if d.layer.name in ring:
                     ring[d.layer.name][t % size[d.layer.name]] = s
                 k_neuron += 1
+
+
+@dataclass
+class _DelayLine:
+    """A dense synapse with per-synapse delays during one run (module docstring): ``stacked``
+    maps the input to one block of currents per delay value (``values``), each block already
+    shifted by the exponent; ``pending[(t + v) % R]`` collects what arrives at step t + v,
+    R = max(values) + 1."""
+
+    stacked: PreparedSynapse
+    values: tuple[int, ...]
+    pending: torch.Tensor  # (R, B, n_out) STATE_DTYPE
+
+    @classmethod
+    def start(cls, d: PreparedLayer, *, batch: int, device: torch.device) -> _DelayLine:
+        """The delay line of ``d``'s inline synapse, empty (nothing pending before step 0)."""
+        layer = d.layer
+        w = np.asarray(layer.synapse.weight)
+        delay = np.asarray(layer.delay)
+        values = tuple(int(v) for v in np.unique(delay))
+        stacked = np.concatenate([np.where(delay == v, w, 0) for v in values])
+        syn = Synapse(
+            "dense",
+            stacked,
+            layer.synapse.in_shape,
+            (stacked.shape[0],),
+            where=f"layer {layer.name} (delays)",
+        )
+        inline = d.synapses[0]  # each block's rows are rows of W: the same exact dtype serves
+        prepared = PreparedSynapse(
+            syn,
+            layer.weight_exp,
+            inline.dtype,
+            torch.as_tensor(stacked.astype(np.float64), dtype=inline.dtype, device=device),
+            inline.bound,
+        )
+        pending = torch.zeros(
+            (max(values) + 1, batch, w.shape[0]), dtype=STATE_DTYPE, device=device
+        )
+        return cls(prepared, values, pending)
+
+    def step(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        """Send ``x`` (what the synapse reads at step t) down the line; the current that arrives
+        at step t (B, n_out)."""
+        y, _ = self.stacked.apply(x)  # (B, len(values) * n_out), each block shifted on its own
+        size, n_out = self.pending.shape[0], self.pending.shape[2]
+        blocks = y.reshape(y.shape[0], len(self.values), n_out)
+        for k, v in enumerate(self.values):
+            self.pending[(t + v) % size] += blocks[:, k]
+        a = self.pending[t % size].clone()
+        self.pending[t % size] = 0
+        return a
 
 
 @dataclass

@@ -76,6 +76,12 @@ GEOMETRY = (
 #: the source name of the network input (an :class:`IntEdge` or :attr:`IntLayer.source` reading it)
 INPUT = "input"
 
+#: the largest per-synapse delay (steps beyond the synapse's own timing) a dense synapse may hold:
+#: lava-dl netx builds every delayed dense layer as Lava's ``DelayDense`` with ``max_delay=62``
+#: (its buffer holds delays 0..62; netx ``hdf5.py`` clips larger delays to 62), below the 63 that
+#: Loihi 2's 6-bit synaptic delay field and Lava's bit-accurate DelayDense model accept
+MAX_SYNAPTIC_DELAY = 62
+
 
 @dataclass
 class IntEdge(HoldsSynapse):
@@ -138,6 +144,17 @@ class IntLayer(HoldsSynapse):
     # step 0 (neuron "lif" with du < 4095 only). Format v3 key ``u_init_bias``; files without it
     # load with False (the bias's steady state from step 0, as before).
     u_init_bias: bool = False
+    # per-synapse integer delays of a dense inline synapse (Lava's DelayDense), shape
+    # (prod(out_shape), prod(in_shape)) like its weight, 0..MAX_SYNAPTIC_DELAY; empty: none.
+    # Synapse (i, j) delivers W[i, j] s_j(t) delay[i, j] steps after the synapse's own timing;
+    # each step's sum of the synapses of one delay value is shifted by weight_exp on its own,
+    # as DelayDense does. Format v3 array ``l{i}.delay``; files without it load with none.
+    delay: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+
+    @property
+    def has_delays(self) -> bool:
+        """True when the inline synapse carries per-synapse delays (:attr:`delay`)."""
+        return np.asarray(self.delay).size > 0
 
     @property
     def li_readout(self) -> bool:
@@ -208,6 +225,12 @@ class IntProgram:
         for k, layer in enumerate(self.layers):
             depth[layer.name] = 1 + max(depth[e.source] for e in self.edges(k) if not e.recurrent)
         return depth
+
+    @property
+    def max_delay_path(self) -> int:
+        """The most steps per-synapse delays (:attr:`IntLayer.delay`) add along any path: the sum
+        of every delayed layer's largest delay (an upper bound; 0 without delays)."""
+        return sum(int(np.asarray(l.delay).max()) for l in self.layers if l.has_delays)
 
     def edge_delays(self, k: int, *, latency: bool) -> list[int]:
         """Per synapse of layer ``k`` (:meth:`edges` order), the steps between a source's spikes
@@ -303,6 +326,8 @@ class IntProgram:
                     "convolutional (sources: neurodeploy.quant.stages)"
                 )
         self.check_graph()
+        for layer in self.layers:
+            _check_delays(layer)
 
     def validate(self, hw: HardwareSpec | None = None) -> None:
         """Refuse a program that a target cannot run exactly: inconsistent shapes or graph
@@ -398,6 +423,8 @@ class IntProgram:
                 if f.name in ("synapse", "extra"):
                     continue
                 v = getattr(layer, f.name)
+                if f.name == "delay" and not layer.has_delays:
+                    continue  # optional key: absent means no delays
                 if isinstance(v, np.ndarray):
                     arrays[f"l{i}.{f.name}"] = v
                 else:
@@ -572,7 +599,8 @@ LAYER_TYPES: dict[str, Any] = {
     "reset_delay": _BOOL,
     "u_init_bias": _BOOL,
 }
-LAYER_ARRAYS = ("weight", "bias_mant", "readout_bias")  # l{i}.<name> arrays besides the edges'
+# l{i}.<name> arrays besides the edges'
+LAYER_ARRAYS = ("weight", "bias_mant", "readout_bias", "delay")
 
 
 def _type_ok(v: Any, kind: Any) -> bool:
@@ -637,6 +665,32 @@ def _pop_geometry(d: dict[str, Any]) -> dict[str, Any]:
     for k in ("in_shape", "out_shape", "stride", "padding", "pool"):
         geometry[k] = tuple(geometry.get(k, ()))
     return geometry
+
+
+def _check_delays(layer: IntLayer) -> None:
+    """Refuse per-synapse delays that no target runs: on a synapse that is not dense (Lava's
+    DelayDense is the only delayed synapse), of another shape than the weight, not integer, or
+    outside 0..:data:`MAX_SYNAPTIC_DELAY`. The error names the layer and the field."""
+    if not layer.has_delays:
+        return
+    where = f"layer {layer.name}: delay"
+    d = np.asarray(layer.delay)
+    if layer.kind != "dense":
+        raise ValueError(
+            f"{where}: per-synapse delays on a {layer.kind} synapse; only dense synapses hold "
+            "delays (Lava's DelayDense)"
+        )
+    if d.shape != np.shape(layer.synapse.weight):
+        raise ValueError(
+            f"{where}: shape {d.shape}, expected the weight's {layer.synapse.weight.shape}"
+        )
+    if d.dtype.kind not in "iu":
+        raise ValueError(f"{where}: dtype {d.dtype}, expected integers")
+    if d.min() < 0 or d.max() > MAX_SYNAPTIC_DELAY:
+        raise ValueError(
+            f"{where}: values in [{d.min()}, {d.max()}] outside 0..{MAX_SYNAPTIC_DELAY} "
+            "(MAX_SYNAPTIC_DELAY)"
+        )
 
 
 def _check_synapse_ints(where: str, edge: IntEdge, hw: HardwareSpec) -> None:

@@ -16,11 +16,22 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.conv import utils as conv_utils
 from lava.proc.conv.models import AbstractPyConvModel
-from lava.proc.dense.models import AbstractPyDenseModelBitAcc, AbstractPyDenseModelFloat
+from lava.proc.dense.models import (
+    AbstractPyDelayDenseModel,
+    AbstractPyDenseModelBitAcc,
+    AbstractPyDenseModelFloat,
+    PyDelayDenseModelBitAcc,
+    PyDelayDenseModelFloat,
+)
 
 # absolute import: Lava loads this file as a top-level module named "models"
 from neurodeploy.targets.lava_reset.exact_conv import CONV_EXACT, CONV_LAVA, conv_exact
-from neurodeploy.targets.lava_reset.process import ResetConv, ResetDense, reset_due
+from neurodeploy.targets.lava_reset.process import (
+    ResetConv,
+    ResetDelayDense,
+    ResetDense,
+    reset_due,
+)
 
 
 @implements(proc=ResetDense, protocol=LoihiProtocol)
@@ -45,6 +56,50 @@ class PyResetDenseModelFloat(AbstractPyDenseModelFloat):
         if reset_due(self.time_step, self.proc_params):
             self.a_buff = np.zeros_like(self.a_buff)
         super().run_spk()
+
+
+@implements(proc=ResetDelayDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_accurate_loihi", "fixed_pt")
+class PyResetDelayDenseModelBitAcc(AbstractPyDelayDenseModel):
+    """Lava's PyDelayDenseModelBitAcc (same port and var types; its ``run_spk`` is called, not
+    copied: Lava's decorators forbid subclassing a model that implements another process) with
+    the reset: the whole delay buffer cleared."""
+
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=16)
+    a_buff: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
+    weights: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=8)
+    delays: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=6)
+    num_message_bits: np.ndarray = LavaPyType(np.ndarray, int, precision=5)
+
+    def __init__(self, proc_params: dict[str, object]) -> None:
+        super().__init__(proc_params)
+        self.weights_set = False  # as PyDelayDenseModelBitAcc.__init__
+
+    def run_spk(self) -> None:
+        if reset_due(self.time_step, self.proc_params):
+            self.a_buff = np.zeros_like(self.a_buff)
+        PyDelayDenseModelBitAcc.run_spk(self)
+
+
+@implements(proc=ResetDelayDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyResetDelayDenseModelFloat(AbstractPyDelayDenseModel):
+    """Lava's PyDelayDenseModelFloat with the reset (the whole delay buffer cleared)."""
+
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    a_buff: np.ndarray = LavaPyType(np.ndarray, float)
+    weights: np.ndarray = LavaPyType(np.ndarray, float)
+    delays: np.ndarray = LavaPyType(np.ndarray, int)
+    num_message_bits: np.ndarray = LavaPyType(np.ndarray, int, precision=5)
+
+    def run_spk(self) -> None:
+        if reset_due(self.time_step, self.proc_params):
+            self.a_buff = np.zeros_like(self.a_buff)
+        PyDelayDenseModelFloat.run_spk(self)
 
 
 @implements(proc=ResetConv, protocol=LoihiProtocol)

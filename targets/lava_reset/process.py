@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from lava.proc.conv.process import Conv
-from lava.proc.dense.process import Dense
+from lava.proc.dense.process import DelayDense, Dense
 
 from neurodeploy.targets.lava_reset.exact_conv import CONV_EXACT, check_conv
 
@@ -43,6 +43,18 @@ def _check(reset_interval: int, reset_offset: int) -> None:
 
 class ResetDense(Dense):
     """Lava's Dense; its buffer is sent as zeros every ``reset_interval`` steps."""
+
+    def __init__(self, *, reset_interval: int = 0, reset_offset: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # first: Lava's __del__ needs a built process
+        _check(reset_interval, reset_offset)
+        self.proc_params["reset_interval"] = int(reset_interval)
+        self.proc_params["reset_offset"] = int(reset_offset)
+
+
+class ResetDelayDense(DelayDense):
+    """Lava's DelayDense (per-synapse delays); at a reset its whole buffer (every pending delay
+    column, not only the one sent) is cleared and zeros are sent, so that no delayed current of
+    one sample reaches the next."""
 
     def __init__(self, *, reset_interval: int = 0, reset_offset: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # first: Lava's __del__ needs a built process
