@@ -1,5 +1,6 @@
 """Model files the commands accept, read in one place: a NIR graph (.nir), a training checkpoint
-(.pt) or an integer program (.npz), each with the task and T recorded in it (if any)."""
+(.pt), an integer program (.npz) or a lava-dl netx network (.net, or an .h5/.hdf5 with a netx
+layout; read as an integer program), each with the task and T recorded in it (if any)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,58 @@ from neurodeploy.nn.net import SpikingNet
 from neurodeploy.quant.program import IntProgram
 
 NIR_SUFFIXES = (".nir", ".h5", ".hdf5")
+#: lava-dl netx networks (an HDF5 ``.h5``/``.hdf5`` with a netx layout is one too: is_netx_file)
+NETX_SUFFIXES = (".net",)
+NETX_FLOAT_REFUSAL = (
+    "a netx network holds integers only; this command needs the float model: run it with "
+    "verify/deploy/profile/resources, or export it to NIR first (neurodeploy export FILE.net "
+    "-o model.nir)"
+)
+
+
+def is_netx_file(path: str | os.PathLike[str]) -> bool:
+    """An HDF5 file laid out as a netx network: a top-level ``layer`` group and no NIR graph
+    (``node`` group). False for anything else, including files h5py cannot open."""
+    import h5py
+
+    try:
+        if not h5py.is_hdf5(str(path)):
+            return False
+        with h5py.File(str(path), "r") as f:
+            return isinstance(f.get("layer"), h5py.Group) and "node" not in f
+    except (OSError, KeyError, RuntimeError, ValueError):
+        return False
+
+
+def is_netx_path(path: str | os.PathLike[str]) -> bool:
+    """A ``.net`` file, or an ``.h5``/``.hdf5`` with a netx layout (:func:`is_netx_file`)."""
+    p = Path(path)
+    return p.suffix in NETX_SUFFIXES or (p.suffix in NIR_SUFFIXES and is_netx_file(p))
+
+
+def load_netx(path: str | os.PathLike[str]) -> tuple[IntProgram, int | None]:
+    """(integer program, T) of a lava-dl netx file:
+    :func:`~neurodeploy.converters.netx_import.netx_to_program` (T from the file's
+    ``simulation/tSample``, None when absent). A file that is not HDF5, is damaged or has no
+    ``layer`` group: a ValueError naming the file."""
+    from neurodeploy.converters.netx_import import netx_to_program
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if p.is_dir():
+        raise ValueError(f"{path}: is a directory, expected a netx network (.net, HDF5)")
+    try:
+        prog = netx_to_program(p)
+    except ValueError as e:
+        named = str(path) in str(e) or p.name in str(e)
+        raise ValueError(str(e) if named else f"{path}: {e}") from e
+    except (OSError, KeyError, RuntimeError, TypeError, IndexError) as e:  # h5py on damage
+        raise ValueError(
+            f"{path}: cannot be read as a netx network (truncated or corrupt HDF5): "
+            f"{type(e).__name__}: {e}"
+        ) from e
+    return prog, _T(prog.meta.get("T"), path, "simulation/tSample")
 
 
 def load_model_file(
@@ -43,6 +96,11 @@ def load_model_file(
 
         model, cfg = load_model(p)
         return model, cfg.task, cfg.T
+    if is_netx_path(p):
+        if not programs:
+            raise ValueError(f"{path}: {NETX_FLOAT_REFUSAL}")
+        prog, T = load_netx(p)
+        return prog, None, T
     if p.suffix in NIR_SUFFIXES:
         from neurodeploy.converters.nir_import import NIRFileError, in_file, nir_to_model, read_nir
 
@@ -57,7 +115,9 @@ def load_model_file(
         except (TypeError, AttributeError, IndexError, KeyError) as e:  # a field of a wrong type
             raise NIRFileError(f"{path}: malformed graph: {type(e).__name__}: {e}") from e
         return model, (_str(task) if task is not None else None), _T(T, path, "metadata 'T'")
-    kinds = "a .nir graph, a checkpoint .pt" + (" or an integer program .npz" if programs else "")
+    kinds = "a .nir graph, a checkpoint .pt" + (
+        ", an integer program .npz or a lava-dl netx .net" if programs else ""
+    )
     raise ValueError(f"{path}: not a model file this command reads (expected {kinds})")
 
 

@@ -489,8 +489,13 @@ def export_nir(
     """Write ``model`` as a NIR file (HDF5, via ``nir.write``); returns the graph.
     ``extra_metadata`` (e.g. the training task and T) goes into the graph's metadata."""
     graph = model_to_nir(model, dt, extra_metadata)
+    write_graph(graph, path)
+    return graph
+
+
+def write_graph(graph: nir.NIRGraph, path: str | os.PathLike[str]) -> None:
+    """Write ``graph`` to ``path`` with ``nir.write``, atomically (whole or not at all)."""
     buf = io.BytesIO()  # h5py reads back while writing: build the file in memory first,
     nir.write(buf, graph)
     data = buf.getvalue()
     atomic_write(path, lambda f: f.write(data))  # then write it whole or not at all (issue 17)
-    return graph

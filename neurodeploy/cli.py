@@ -237,7 +237,9 @@ def _input_options() -> argparse.ArgumentParser:
         default=None,
         metavar="RATE",
         help="no data: Bernoulli spikes with probability RATE per input and step (--T steps, "
-        "--samples samples, --seed); no labels, calibration from the weights alone",
+        "--samples samples, --seed); no labels, calibration from the weights alone. A netx "
+        "network with an input layer gets graded pixels x = weight (2 s - 1) + bias from those "
+        "spikes s and its file's input transform",
     )
     p.add_argument(
         "--seed", type=NON_NEGATIVE, default=0, help="seed of --random-input (default: %(default)s)"
@@ -465,7 +467,12 @@ def _add_reproduce_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_export_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="checkpoint.pt written by `neurodeploy train`")
+    p.add_argument(
+        "checkpoint",
+        metavar="model",
+        help="checkpoint.pt written by `neurodeploy train`, or a lava-dl netx network (.net): "
+        "its CUBA neurons as NIR CubaLIF, the float reading of its integers",
+    )
     p.add_argument(
         "--dt",
         type=_positive,
@@ -475,7 +482,13 @@ def _add_export_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_inspect_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", help=".nir file")
+    p.add_argument("path", help=".nir file, or a lava-dl netx .net (summarised as its NIR graph)")
+
+
+#: the model argument of verify / deploy
+NETX_MODELS = (
+    ".nir file, checkpoint.pt, or a lava-dl netx .net (run as its integers, no quantisation)"
+)
 
 
 def _add_model_arg(p: argparse.ArgumentParser, what: str = ".nir file or checkpoint.pt") -> None:
@@ -528,19 +541,19 @@ def _profile_target_help() -> str:
 
 
 def _add_deploy_args(p: argparse.ArgumentParser) -> None:
-    _add_model_arg(p)
+    _add_model_arg(p, NETX_MODELS)
     p.add_argument("--target", default="lava", help=_target_help() + "; default: %(default)s")
     _add_overflow_arg(p)
 
 
 def _add_verify_args(p: argparse.ArgumentParser) -> None:
-    _add_model_arg(p)
+    _add_model_arg(p, NETX_MODELS)
     p.add_argument("--no-lava", action="store_true", help="compare float and reference only")
     _add_overflow_arg(p)
 
 
 def _add_profile_args(p: argparse.ArgumentParser) -> None:
-    _add_model_arg(p, ".nir graph, checkpoint.pt or integer program .npz")
+    _add_model_arg(p, ".nir graph, checkpoint.pt, integer program .npz or lava-dl netx .net")
     p.add_argument("--target", default="torch", help=_profile_target_help())
     p.add_argument(
         "--compare",
@@ -602,7 +615,7 @@ def _add_finetune_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_resources_args(p: argparse.ArgumentParser) -> None:
-    _add_model_arg(p, ".nir file, checkpoint.pt or integer program (.int.npz)")
+    _add_model_arg(p, ".nir file, checkpoint.pt, integer program (.int.npz) or lava-dl netx .net")
 
 
 def _no_args(_: argparse.ArgumentParser) -> None:
@@ -708,6 +721,13 @@ def _cmd_export(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int
     from neurodeploy.training.checkpoint import load_model
 
     _refuse_output_over_inputs(a, [a.out])
+    from neurodeploy.converters.model_files import is_netx_path
+
+    if is_netx_path(a.checkpoint):
+        from neurodeploy.converters.netx_nir import export_netx_nir
+
+        print(format_summary(export_netx_nir(a.checkpoint, a.out, dt=a.dt or DEFAULT_DT), a.out))
+        return 0
     model, cfg = load_model(a.checkpoint)
     graph = export_nir(
         model, a.out, dt=a.dt or DEFAULT_DT, extra_metadata={"task": cfg.task, "T": cfg.T}
@@ -717,9 +737,27 @@ def _cmd_export(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int
 
 
 def _cmd_inspect(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    from neurodeploy.converters.model_files import is_netx_path
     from neurodeploy.converters.nir_import import read_nir
     from neurodeploy.converters.nir_inspect import format_summary
 
+    if is_netx_path(a.path):
+        import warnings
+
+        from neurodeploy.converters.netx_nir import netx_to_nir
+        from neurodeploy.converters.nir_common import DEFAULT_DT, NIRDtWarning
+
+        graph = netx_to_nir(a.path, dt=a.dt or DEFAULT_DT)
+        binary = graph.metadata.get("input_kind") != "graded"  # random 0/1 spikes fit binary input
+        with warnings.catch_warnings():  # dv = 0 is written as a leak below the chip's decay
+            warnings.simplefilter("ignore", NIRDtWarning)
+            print(format_summary(graph, a.path, dt=a.dt, activity=binary, reset=a.reset))
+        if not binary:
+            print(
+                "spike rates: not estimated here (graded input); run `neurodeploy profile "
+                f"{a.path} --target reference --random-input RATE` (the file's input transform)"
+            )
+        return 0
     print(format_summary(read_nir(a.path), a.path, dt=a.dt, activity=True, reset=a.reset))
     return 0
 
@@ -806,7 +844,52 @@ def _load_with_inputs(
             "--dataset NAME --data-root DIR, --config recipe.toml, --random-input RATE --T T, "
             "or --task NAME"
         )
+    if inputs is not None and a.random_input is not None:
+        inputs = _netx_random_pixels(model, inputs)
     return model, inputs, inputs.T if inputs is not None else a.T or T or DEFAULT_T
+
+
+def _netx_random_pixels(model: Any, inputs: Any) -> Any:
+    """--random-input for a netx network with graded input (its ``input`` layer): the Bernoulli
+    spikes s are read as pixels p in {0, 1} and sent as lava-dl's PilotNet tutorial sends frames,
+    x = weight (2 p - 1) + bias with the file's input transform (off pixels below the input
+    neurons' threshold, on pixels above it), so RATE sets the input layer's activity; any other
+    input is returned as it is."""
+    import dataclasses
+
+    from neurodeploy.data.inputs import InputSettings
+    from neurodeploy.quant.program import IntProgram
+
+    tr = model.meta.get("netx_input_transform") if isinstance(model, IntProgram) else None
+    if tr is None or model.input_kind != "graded":
+        return inputs
+    w, b = int(tr["weight"]), int(tr["bias"])
+    x = w * (2 * inputs.x - 1) + b
+    top = float(x.abs().max()) if x.numel() else 1.0
+    return dataclasses.replace(
+        inputs,
+        x=x,
+        settings=InputSettings("graded", top or 1.0, bool((x < 0).any())),
+        description=inputs.description
+        + f"; graded pixels x = {w} (2 s - 1) + {b} (the file's input transform)",
+    )
+
+
+def _netx_program(model: Any, path: str, a: argparse.Namespace) -> Any:
+    """``model`` if it is a netx network's integer program (verify / deploy run it as the file
+    holds it), ``None`` for a float model; any other integer program is refused by name."""
+    from neurodeploy.quant.program import IntProgram
+
+    if not isinstance(model, IntProgram):
+        return None
+    if model.meta.get("format") != "netx":
+        raise ValueError(
+            f"{path}: an integer program; this command needs the float model (.nir or .pt) or "
+            "a lava-dl netx network (.net)"
+        )
+    if a.weight_split != 1:
+        raise ValueError(f"--weight-split {a.weight_split}: {path} holds fixed netx integers")
+    return model
 
 
 def _cmd_quantize(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
@@ -859,7 +942,16 @@ def _cmd_deploy(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int
 
     names = ("model.nir", "model.int.npz", "model.netx.h5", "summary.md", "conformance.json")
     _refuse_output_over_inputs(a, [Path(a.out) / n for n in names])
-    model, inputs, T = _load_with_inputs(a.model, a)
+    model, inputs, T = _load_with_inputs(a.model, a, programs=True)
+    program = _netx_program(model, a.model, a)
+    if program is not None:
+        from neurodeploy.deploy import deploy_program
+
+        out = deploy_program(
+            program, inputs, T=T, out_dir=a.out, target=a.target, lava_samples=a.samples
+        )
+        print(out)
+        return 0
     print(
         deploy(
             model,
@@ -881,7 +973,20 @@ def _cmd_verify(a: argparse.Namespace, argv: Sequence[str] | None = None) -> int
     from neurodeploy.measure.verify import verify
     from neurodeploy.neuron.hardware import get_spec
 
-    model, inputs, T = _load_with_inputs(a.model, a)
+    model, inputs, T = _load_with_inputs(a.model, a, programs=True)
+    program = _netx_program(model, a.model, a)
+    if program is not None:  # a netx network: its integers as they are, float = their reading
+        from neurodeploy.converters.netx_nir import netx_float_model
+
+        conf = verify(
+            netx_float_model(program), program, task=inputs, T=T, n=a.samples, lava=not a.no_lava
+        )
+        print(conf.format())
+        print(
+            f"inputs: {inputs.description}; {a.model}: netx integers as the file holds them "
+            "(no quantisation); float = their NIR CubaLIF reading"
+        )
+        return 0
     checked = quantize_checked(
         model,
         get_spec(a.hardware),
@@ -1088,13 +1193,14 @@ COMMANDS: dict[str, Command] = {
         ),
     ),
     "export": Command(
-        "export a trained checkpoint as a NIR graph",
+        "export a trained checkpoint or a lava-dl netx network (.net) as a NIR graph",
         _cmd_export,
         _add_export_args,
         parents=(partial(_out_options, ".nir file"),),
     ),
     "inspect": Command(
-        "summarise a NIR graph: nodes, shapes, parameter ranges, counts",
+        "summarise a NIR graph (or a netx .net as its graph): nodes, shapes, parameter ranges, "
+        "counts",
         _cmd_inspect,
         _add_inspect_args,
         parents=(_dt_options,),

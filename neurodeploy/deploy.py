@@ -20,6 +20,7 @@ from neurodeploy.measure.qreport import compare
 from neurodeploy.measure.verify import verify
 from neurodeploy.neuron.hardware import get_spec, netx_variant
 from neurodeploy.nn.net import SpikingNet
+from neurodeploy.quant.program import IntProgram
 from neurodeploy.targets import TARGETS
 
 
@@ -127,6 +128,71 @@ def deploy(
                 "float_acc": rep.float_acc,
                 "int_acc": rep.int_acc,
                 "quantization": [asdict(l) for l in rep.layers],
+                "conformance": asdict(conf),
+                "seconds": time.perf_counter() - t0,
+            },
+            indent=1,
+        ),
+    )
+    return text
+
+
+def deploy_program(
+    program: IntProgram,
+    inputs: Inputs,
+    *,
+    T: int,
+    out_dir: str | Path,
+    target: str = "lava",
+    lava_samples: int = 10,
+) -> str:
+    """``neurodeploy deploy`` of an integer program that comes as integers (a lava-dl netx
+    network): no quantisation. Writes model.nir (its float reading,
+    :func:`~neurodeploy.converters.netx_nir.program_to_nir`), model.int.npz, conformance.json
+    and summary.md into ``out_dir``; compares that float reading, the reference simulator and
+    (unless ``target`` is "reference") the Lava target on the first ``lava_samples`` inputs."""
+    from neurodeploy.converters.netx_nir import netx_float_model, program_to_nir
+    from neurodeploy.converters.nir_export import write_graph
+
+    if target not in TARGETS:
+        raise ValueError(f"target: unknown {target!r}; available: {', '.join(TARGETS)}")
+    T = check_count("T", T)
+    lava_samples = check_count("lava_samples", lava_samples)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    write_graph(program_to_nir(program, T=T), out / "model.nir")
+    program.meta.update(T=T)
+    program.save(out / "model.int.npz")
+    conf = verify(
+        netx_float_model(program),
+        program,
+        inputs,
+        T,
+        n=lava_samples,
+        lava=target != "reference",
+        target=target,
+    )
+    source = program.meta.get("source", "the program")
+    lines = [
+        f"deploy {source}: {len(program.layers)} integer layers as the file holds them "
+        f"(no quantisation), target {target}; files in {out}",
+        conf.format(),
+        "float: the NIR CubaLIF reading of the integers (model.nir); "
+        + ("reference only" if conf.ref_vs_lava is None else "ref~lava must be 1.0000"),
+        f"inputs: {inputs.description}",
+    ]
+    text = "\n".join(lines)
+    atomic_write_text(out / "summary.md", "```\n" + text + "\n```\n")
+    atomic_write_text(
+        out / "conformance.json",
+        json.dumps(
+            {
+                "source": str(source),
+                "inputs": inputs.description,
+                "T": T,
+                "hardware": program.hardware,
+                "target": target,
                 "conformance": asdict(conf),
                 "seconds": time.perf_counter() - t0,
             },
