@@ -11,6 +11,13 @@
 #   5. python scripts/patch_lava.py  (the three source edits for Python 3.11 and this project to the installed lava)
 #   6. pip install --no-deps -e .     (the project, editable)
 #
+# Before all of this, every run: the Debian packages the offline tasks read (SYSTEM_PKGS:
+# dataset-fashion-mnist, the Fashion-MNIST IDX files under /usr/share/datasets/fashion-mnist,
+# for `fashion-mnist` and `event-fashion`; espeak-ng, the speech synthesiser behind
+# `spoken-digits`). Installed with apt-get when missing and we run as root on a Debian-like
+# system; otherwise the script says what it skipped and the tasks (and their tests) name the
+# missing package. Under CI=true a missing package is an error. NEURODEPLOY_SKIP_APT=1 skips it.
+#
 # Idempotent: a stamp file in .venv records a hash of the inputs (this script, the
 # requirements file, patch_lava.py, pyproject.toml, the interpreter version). When nothing
 # changed, a re-run only checks the stamp and exits (well under 2 s). Any change re-runs
@@ -35,6 +42,45 @@ die() { printf '[setup_env] ERROR: %s\n' "$*" >&2; exit 1; }
 for f in "$REQ_FILE" "$NODEPS_FILE" "$PATCH_SCRIPT" "pyproject.toml"; do
     [[ -f "$f" ]] || die "missing $REPO_ROOT/$f"
 done
+
+# --- system packages (every run; cheap when present) ------------------------------------------
+SYSTEM_PKGS=("dataset-fashion-mnist" "espeak-ng")
+
+missing_system_pkgs() {
+    local p
+    for p in "${SYSTEM_PKGS[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+            || printf '%s ' "$p"
+    done
+}
+
+system_packages() {
+    [[ "${NEURODEPLOY_SKIP_APT:-0}" == "1" ]] && { log "system packages: skipped (NEURODEPLOY_SKIP_APT=1)"; return 0; }
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        log "system packages: not a Debian-like system; skipped ${SYSTEM_PKGS[*]} (the tasks fashion-mnist, event-fashion and spoken-digits need them: see README 'Offline tasks')"
+        [[ "${CI:-}" == "true" ]] && die "CI=true: ${SYSTEM_PKGS[*]} are required"
+        return 0
+    fi
+    local missing
+    missing="$(missing_system_pkgs)"
+    if [[ -z "$missing" ]]; then
+        log "system packages: present (${SYSTEM_PKGS[*]})"
+        return 0
+    fi
+    if [[ "$(id -u)" != "0" ]] || ! command -v apt-get >/dev/null 2>&1; then
+        log "system packages: missing $missing; not root (or no apt-get), so not installed: run 'sudo apt-get install $missing' for the tasks fashion-mnist, event-fashion and spoken-digits"
+        [[ "${CI:-}" == "true" ]] && die "CI=true: missing system packages $missing"
+        return 0
+    fi
+    log "system packages: installing $missing (apt-get)"
+    # shellcheck disable=SC2086
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing; } >/dev/null; then
+        [[ "${CI:-}" == "true" ]] && die "CI=true: apt-get install $missing failed"
+        log "system packages: apt-get install $missing failed; the tasks that need them will say so"
+    fi
+}
+system_packages
 
 # Hash of everything that determines the environment.
 inputs_hash() {
