@@ -56,6 +56,9 @@ class Case:
     program: object | None = None  # IntProgram for netx
     graph: nir.NIRGraph | None = None  # in memory, when nir.write cannot store it
     latency_reference: bool = False  # netx's spikes are in Lava's latency schedule
+    # how our consumers read the graph's reset, as the README tells users to: snnTorch graphs
+    # with ``--reset snntorch`` (its delayed zero reset), every other producer with NIR's
+    reset: str = "nir"
     note: str = ""
     nir_error: str = ""
 
@@ -254,7 +257,7 @@ def produce_snntorch(arch: str, tmp: Path) -> Case:
         ref = _snn_run(net, x)
     with _quiet():
         graph = export_to_nir(net, torch.zeros(1, *shape), ignore_dims=[0])
-    return Case(arch, x, ref, nir_path=_write(graph, tmp, f"snntorch-{arch}"))
+    return Case(arch, x, ref, nir_path=_write(graph, tmp, f"snntorch-{arch}"), reset="snntorch")
 
 
 def _snn_run_recurrent(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
@@ -264,8 +267,11 @@ def _snn_run_recurrent(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
         st1 = net.r1.init_rleaky()  # type: ignore[union-attr,operator]
         st2 = net.r2.init_rleaky()  # type: ignore[union-attr,operator]
         for t in range(x.shape[0]):
-            a, *st1 = net.r1(net.fc1(x[t]), *st1)  # type: ignore[operator]
-            b, *st2 = net.r2(net.fc2(a), *st2)  # type: ignore[operator]
+            # RLeaky.forward(input, spk, mem) -> (spk, mem): both are the next step's state
+            st1 = list(net.r1(net.fc1(x[t]), *st1))  # type: ignore[operator]
+            a = st1[0]
+            st2 = list(net.r2(net.fc2(a), *st2))  # type: ignore[operator]
+            b = st2[0]
             s1.append(a)
             s2.append(b)
     return [torch.stack(s1).float(), torch.stack(s2).float()]
@@ -381,7 +387,10 @@ def produce_netx(arch: str, tmp: Path) -> Case:
     from neurodeploy.converters.netx_import import netx_to_program
 
     if arch not in NETX_FILES:
-        raise NotImplementedError("none of the three netx fixtures is recurrent (dense_rec)")
+        raise NotImplementedError(
+            "none of the three netx fixtures is recurrent; dense_rec itself imports bit-exact "
+            "with netx in Lava (tests/test_netx_import.py, a net written in netx's layout)"
+        )
     path = NETX_FILES[arch]
     if not path.is_file():
         raise FileNotFoundError(f"{path} not present")
@@ -422,7 +431,7 @@ def _float_model(case: Case) -> nn.Module:
     from neurodeploy.converters.nir_import import nir_to_model
 
     with _quiet():
-        return nir_to_model(_graph(case), dt=case.dt).eval()
+        return nir_to_model(_graph(case), dt=case.dt, reset=case.reset).eval()
 
 
 def consume_float(case: Case) -> list[torch.Tensor]:
@@ -612,8 +621,11 @@ REASONS: dict[tuple[str, str, str], str] = {
     ("netx", "*", "nirtorch"): NETX_FLOAT,
     ("snntorch", "recurrent", "*"): (
         "snnTorch's delayed reset (RLeaky reset_delay=True zeroes v the step after a spike; NIR"
-        " and the consumers reset in the spiking step)"
+        " and this consumer reset in the spiking step; our consumers read it with --reset"
+        " snntorch)"
     ),
+    ("snntorch", "recurrent", "nd-int"): QUANT,
+    ("snntorch", "recurrent", "lava"): QUANT + "; " + LATENCY,
     ("snntorch", "recurrent", "nirtorch"): (
         "snnTorch's delayed reset (as above), and nirtorch feeds a cycle zeros at t = 0 where"
         " snnTorch feeds the recurrent Linear's bias"
