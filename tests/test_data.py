@@ -28,8 +28,9 @@ T = 4
 
 
 def test_registry_lists_all_tasks() -> None:
-    assert list_tasks() == list(EXPECTED)
-    assert set(TASKS) == set(EXPECTED)
+    # the tasks of issue 19 (fashion-mnist, ...) come after these and have test files of their own
+    assert list_tasks()[: len(EXPECTED)] == list(EXPECTED)
+    assert set(EXPECTED) <= set(TASKS)
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))

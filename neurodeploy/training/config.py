@@ -24,6 +24,7 @@ DEFAULT_MODEL = {
     "event-digits": "vgg",
     "seq1d": "conv1d",
     "shapes3d": "pointnet",
+    "fashion-mnist": "vgg",
     "cifar10-dvs": "vggsnn",
     "dvs-gesture": "vggsnn",
     "n-caltech101": "vggsnn",
@@ -109,7 +110,9 @@ class TrainConfig:
             )
         if self.task not in real and self.task != NPZ_TASK and (self.data_root or self.data):
             raise ValueError(
-                f"data_root/data: task {self.task!r} is an offline task and reads no folder"
+                f"data_root/data: task {self.task!r} is an offline task and reads no folder "
+                f"(the Fashion-MNIST tasks read the folder in $NEURODEPLOY_FASHION_ROOT, default "
+                f"/usr/share/datasets/fashion-mnist)"
             )
         if self.model is None:
             self.model = DEFAULT_MODEL[self.task]
