@@ -19,7 +19,15 @@ from typing import Any
 
 import torch
 
-from neurodeploy.data import digits, event_digits, seq1d, shapes3d
+from neurodeploy.data import (
+    digits,
+    event_digits,
+    event_fashion,
+    fashion,
+    seq1d,
+    shapes3d,
+    spoken_digits,
+)
 
 CACHE_SIZE = 8
 Split = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -114,6 +122,9 @@ class TaskSpec:
     temporal: bool
     description: str
     stands_in_for: str
+    # the Debian package whose files the task reads or whose tool builds it ("" for the
+    # in-package synthetic tasks); such tasks are built on first use and cached on disk
+    requires: str = ""
 
     @classmethod
     def from_module(cls, module: ModuleType) -> TaskSpec:
@@ -125,6 +136,7 @@ class TaskSpec:
             module.TEMPORAL,
             module.DESCRIPTION,
             module.STANDS_IN_FOR,
+            getattr(module, "REQUIRES", ""),
         )
 
     def build(self, T: int = 4, seed: int = 0) -> TaskData:
@@ -147,7 +159,8 @@ class TaskSpec:
 
 
 TASKS: dict[str, TaskSpec] = {
-    m.NAME: TaskSpec.from_module(m) for m in (digits, event_digits, seq1d, shapes3d)
+    m.NAME: TaskSpec.from_module(m)
+    for m in (digits, event_digits, seq1d, shapes3d, fashion, event_fashion, spoken_digits)
 }
 
 
