@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurodeploy.converters.netx_import import netx_to_program
+from neurodeploy.converters.netx_import import netx_pixels, netx_to_program
 from neurodeploy.targets.netx import run_netx_file
 from neurodeploy.targets.reference import ReferenceTarget
 
@@ -42,9 +42,7 @@ def inputs(prog, rng: np.random.Generator) -> np.ndarray:  # type: ignore[no-unt
     """(T_IN, *input_shape) integers as the file's network expects them."""
     if prog.input_kind == "binary":
         return (rng.random((T_IN, *prog.input_shape)) < RATE).astype(np.int32)
-    tf = prog.meta["netx_input_transform"]
-    p = rng.random((T_IN, *prog.input_shape))
-    return np.trunc(2 * tf["weight"] * p - tf["weight"] + tf["bias"]).astype(np.int32)
+    return netx_pixels(rng.random((T_IN, *prog.input_shape)), prog.meta["netx_input_transform"])
 
 
 def check(name: str) -> dict[str, object]:

@@ -54,7 +54,7 @@ import h5py
 import numpy as np
 import torch
 
-from neurodeploy.converters.netx_import import netx_to_program
+from neurodeploy.converters.netx_import import netx_pixels, netx_to_program
 from neurodeploy.data.inputs import Inputs, InputSettings
 from neurodeploy.measure.energy import PJ
 from neurodeploy.measure.profiling import profile
@@ -124,7 +124,7 @@ class InputLayer:
 
     def x(self, p: np.ndarray) -> np.ndarray:
         """Pixels p in [0, 1] -> the tutorial's integers ``trunc(2 w p - w + b)``."""
-        return (2 * self.weight * p - self.weight + self.bias).astype(np.int32)
+        return netx_pixels(p, {"weight": self.weight, "bias": self.bias})
 
     def rate(self, x: int, steps: int = STEPS) -> float:
         """Spikes per step of the input neuron fed the constant current ``x << 6`` for ``steps``

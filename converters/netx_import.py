@@ -93,6 +93,14 @@ REFUSED = {
 }
 
 
+def netx_pixels(p: np.ndarray, transform: dict[str, int]) -> np.ndarray:
+    """Pixels p in [0, 1] -> the graded input integers of a netx ``input`` layer, as lava-dl's
+    PilotNet tutorial makes them (``dataset.py``): ``x = trunc(2 w p - w + b)`` with the file's
+    input transform ``w`` = weight, ``b`` = bias (``meta["netx_input_transform"]``)."""
+    w, b = int(transform["weight"]), int(transform["bias"])
+    return np.trunc(2 * w * np.asarray(p, dtype=np.float64) - w + b).astype(np.int32)
+
+
 def _text(value: object) -> str:
     v = value[()] if isinstance(value, h5py.Dataset) else value
     if isinstance(v, np.ndarray):

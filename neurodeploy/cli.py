@@ -857,6 +857,9 @@ def _netx_random_pixels(model: Any, inputs: Any) -> Any:
     input is returned as it is."""
     import dataclasses
 
+    import torch
+
+    from neurodeploy.converters.netx_import import netx_pixels
     from neurodeploy.data.inputs import InputSettings
     from neurodeploy.quant.program import IntProgram
 
@@ -864,7 +867,7 @@ def _netx_random_pixels(model: Any, inputs: Any) -> Any:
     if tr is None or model.input_kind != "graded":
         return inputs
     w, b = int(tr["weight"]), int(tr["bias"])
-    x = w * (2 * inputs.x - 1) + b
+    x = torch.from_numpy(netx_pixels(inputs.x.numpy(), tr)).to(inputs.x.dtype)
     top = float(x.abs().max()) if x.numel() else 1.0
     return dataclasses.replace(
         inputs,
