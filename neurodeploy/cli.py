@@ -419,7 +419,11 @@ def _add_reproduce_args(p: argparse.ArgumentParser) -> None:
         help="small size for CI (minutes); default: full (~35 min on 2 cores with " "--workers 2)",
     )
     p.add_argument(
-        "--tasks", nargs="+", default=None, help="subset of the offline tasks (default: all)"
+        "--tasks",
+        nargs="+",
+        default=None,
+        help="offline tasks (default: digits event-digits seq1d shapes3d; name fashion-mnist, "
+        "event-fashion, ... to run them)",
     )
     p.add_argument(
         "--workers",

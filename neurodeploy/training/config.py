@@ -25,6 +25,8 @@ DEFAULT_MODEL = {
     "seq1d": "conv1d",
     "shapes3d": "pointnet",
     "fashion-mnist": "vgg",
+    "event-fashion": "vgg",
+    "spoken-digits": "srnn",  # as shd; the reproduction and the recipe use a feed-forward mlp
     "cifar10-dvs": "vggsnn",
     "dvs-gesture": "vggsnn",
     "n-caltech101": "vggsnn",
