@@ -32,14 +32,13 @@ the saccade jitter, the threshold mismatch and the noise events.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 
 from neurodeploy.data import digits
+from neurodeploy.data.dvs import single_threaded
 
 Split = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -98,21 +97,6 @@ def translate(canvas: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(canvas, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-@contextlib.contextmanager
-def _single_threaded() -> Iterator[None]:
-    """Run torch ops on one intra-op thread, restoring the caller's setting afterwards.
-
-    The per-micro-step tensors are small, so thread synchronisation costs more than it gains:
-    on a busy 2-core machine the 2-thread loop ran ~10x slower (results are identical).
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def simulate_events(
     canvas: torch.Tensor,
     T: int,
@@ -134,7 +118,7 @@ def simulate_events(
     mismatch = 1.0 + THRESHOLD_MISMATCH * torch.randn(n, 1, h, w, generator=gen)
     threshold = CONTRAST_THRESHOLD * mismatch.clamp(min=MIN_THRESHOLD_FRACTION)
     frames = torch.zeros(n, T, NUM_POLARITIES, h, w, dtype=torch.bool)
-    with _single_threaded():
+    with single_threaded():  # the per-micro-step tensors are small: 1 thread is faster
         reference = torch.log(translate(canvas, path[:, 0]) + LOG_EPS)
         for m in range(MICRO_STEPS):
             current = torch.log(translate(canvas, path[:, m + 1]) + LOG_EPS)
