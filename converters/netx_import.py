@@ -255,7 +255,7 @@ def _delay(g: h5py.Group, w_shape: tuple[int, int], where: str, notes: list[str]
     if d.max() > MAX_SYNAPTIC_DELAY:
         raise ValueError(
             f"{where}: delay {d.max()} > {MAX_SYNAPTIC_DELAY}, the largest netx builds (netx "
-            "would clip it to 62 with a warning, moving spikes in time; refused here)"
+            "would clip it to that with a warning, moving spikes in time; refused here)"
         )
     return d.astype(np.int32)
 
