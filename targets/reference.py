@@ -11,12 +11,18 @@ the same prepared layers.
 is what layer k-1 sent at step t-1), so that results line up with Lava step for step; run for
 T + (number of layers) steps to drain it. Runs on CPU (torch over numpy buffers) or CUDA.
 
-Graph programs (:mod:`neurodeploy.quant.program`: layers with named sources, ``extra`` edges,
-recurrent self-loops) run layer by layer in program order each step; a layer's current is the sum
-over its synapses (:meth:`PreparedLayer.current`), synapse e reading its source's value of step
-t - delay_e (:meth:`IntProgram.edge_delays`: 0 feed-forward, 1 recurrent; with ``latency``
+Layer-major (:mod:`neurodeploy.quant.scan`): layers run one after the other in program order,
+each over all steps at once. Synapse e of layer k reads its source's whole sequence delayed by
+delay_e steps (:meth:`IntProgram.edge_delays`: 0 feed-forward, 1 recurrent; with ``latency``
 depth(layer) - depth(source) feed-forward, so every layer runs its own time t - depth(layer)),
-zero before step 0; T + max depth steps drain the latency schedule. Chains keep their own loop.
+zeros before step 0: one matrix product or convolution over (steps x B) samples, then the
+neurons over the steps in one compiled loop (numba on CPU; the integer core stepped in torch on
+CUDA or with ``kernel="torch"``). Program order is topological over feed-forward edges and the
+only cycles are recurrent self-loops, so every source's sequence is complete when a layer runs;
+a layer with a recurrent self-edge adds that current step by step. This is the step-by-step
+schedule (every layer at step t, then t + 1) reordered, bit for bit: a neuron at step t sees
+the same current, and its state is the same recurrence. T + max depth steps drain the latency
+schedule. Chains are graphs whose layers read the layer before.
 
 Per-synapse delays (``IntLayer.delay``, a dense inline synapse; Lava's ``DelayDense``): with
 x(t) what the synapse reads at step t under the timing above, and delay values v, the layer
@@ -29,7 +35,7 @@ Lava's ``PyDelayDenseModelBitAcc`` shifts each delay column of its buffer: a del
 plain synapse's timing (DelayDense, like Dense, delivers at t + 1 in Lava). Computed as one
 product with the stacked matrix [W_v1; W_v2; ...] (W_v: W where delay = v, else 0) per step,
 each block added into a ring of max(delay) + 1 pending currents, v steps ahead
-(:class:`_DelayLine`). Layers without delays run exactly as before.
+(:class:`_DelayLine`, the one synapse that runs step by step).
 """
 
 from __future__ import annotations
@@ -40,9 +46,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from neurodeploy.neuron.fixedpoint import Counters, lif_int_step, mps_int_step
+from neurodeploy.neuron.fixedpoint import Counters
 from neurodeploy.quant.prepared import STATE_DTYPE, PreparedLayer, PreparedSynapse, prepare
-from neurodeploy.quant.program import INPUT, IntLayer, IntProgram
+from neurodeploy.quant.program import INPUT, IntProgram
+from neurodeploy.quant.scan import LayerRun, kernel_for, run_layer
 from neurodeploy.quant.synapse import Synapse
 from neurodeploy.targets.base import TargetResult, check_input
 
@@ -52,7 +59,13 @@ class ReferenceTarget:
 
     name = "reference"
 
-    def __init__(self, program: IntProgram, device: str = "auto", latency: bool = False) -> None:
+    def __init__(
+        self,
+        program: IntProgram,
+        device: str = "auto",
+        latency: bool = False,
+        kernel: str = "auto",
+    ) -> None:
         program.check_shapes()  # a named error before torch sees a mismatched state
         self.program = program
         self.device = torch.device(
@@ -61,6 +74,7 @@ class ReferenceTarget:
             else ("cpu" if device == "auto" else device)
         )
         self.latency = latency
+        self.kernel = kernel  # the neuron back end (neurodeploy.quant.scan): auto, numba, torch
         # per layer: the IntLayer and its tensors (neurodeploy.quant.qat runs the same prepared layers)
         self.layers: list[PreparedLayer] = prepare(program, self.device)
         # a delayed layer's |a| may exceed the plain synapse's bound by one per delay value (each
@@ -69,6 +83,8 @@ class ReferenceTarget:
             replace(d, may_wrap=True, may_saturate=True) if d.layer.has_delays else d
             for d in self.layers
         ]
+        for d in self.layers:  # an unknown kernel, or numba where it cannot run: named now
+            kernel_for(d, self.device, kernel)
 
     @torch.no_grad()
     def run(
@@ -85,120 +101,96 @@ class ReferenceTarget:
         x = torch.as_tensor(
             np.asarray(x_int) if not isinstance(x_int, torch.Tensor) else x_int, device=self.device
         ).to(STATE_DTYPE)
-        T, B = check_input(self.program.input_shape, tuple(x.shape))
-        chain = self.program.is_chain
-        depth = len(self.layers) if chain else max(self.program.depths().values())
+        T, _ = check_input(self.program.input_shape, tuple(x.shape))
+        depth = max(self.program.depths().values())  # a chain's: its number of layers
         if steps is None:  # the last input step's effect needs the pipeline and every delay
             steps = T + (depth if self.latency else 0) + self.program.max_delay_path
-        run = _Run.start(
-            self.layers, steps=steps, batch=B, device=self.device, record=record_states
-        )
-        zero_in = torch.zeros((B, *self.program.input_shape), dtype=STATE_DTYPE, device=self.device)
-        lines = {
-            k: _DelayLine.start(d, batch=B, device=self.device)
-            for k, d in enumerate(self.layers)
-            if d.layer.has_delays
-        }
-        if chain:
-            self._run_chain(run, x, zero_in, T=T, steps=steps, lines=lines)
-        else:
-            self._run_graph(run, x, zero_in, T=T, steps=steps, lines=lines)
-        neurons = [d for d in self.layers if d.layer.neuron is not None]
+        if steps > T:
+            x = torch.cat([x, x.new_zeros((steps - T, *x.shape[1:]))])
+        runs = self._run_layers(x[:steps], steps=steps, record=record_states)
+        neurons = [(d, r) for d, r in zip(self.layers, runs) if d.layer.neuron is not None]
+        counters = []
+        for _, r in neurons:
+            c = Counters()
+            c.add_count(wraps=r.wraps, saturations=r.saturations)
+            counters.append(c)
+        readout = runs[-1].out if self.layers[-1].layer.neuron is None else None
         return TargetResult(
-            spikes=[s.cpu().numpy() for s in run.spikes],
-            output=run.out.cpu().numpy().astype(np.int64) if run.out is not None else None,
-            counters=run.counters,
-            states=[s.cpu().numpy().astype(np.int64) for s in run.states]
-            if run.states is not None
+            spikes=[r.spikes.cpu().numpy() for _, r in neurons if r.spikes is not None],
+            output=readout.cpu().numpy().astype(np.int64) if readout is not None else None,
+            counters=counters,
+            states=[r.v.cpu().numpy().astype(np.int64) for _, r in neurons if r.v is not None]
+            if record_states
             else None,
-            layer_names=[d.layer.name for d in neurons],
+            layer_names=[d.layer.name for d, _ in neurons],
             seconds={"run": time.perf_counter() - t_start},
             spike_output=self.program.layers[-1].neuron is not None,
         )  # evaluated last: incl. the copies
 
-    def _run_chain(
-        self,
-        run: _Run,
-        x: torch.Tensor,
-        zero_in: torch.Tensor,
-        *,
-        T: int,
-        steps: int,
-        lines: dict[int, _DelayLine],
-    ) -> None:
-        """A chain: layer k reads layer k-1's spikes (with ``latency``, of the step before)."""
-        n = len(self.layers)
-        # with latency, pending[k] holds what layer k receives next step
-        pending: list[torch.Tensor | None] = [None] * n
-        for t in range(steps):
-            cur = x[t] if t < T else zero_in
-            k_neuron = 0
-            for k, d in enumerate(self.layers):
-                if self.latency:
-                    inp, pending[k] = pending[k], cur
-                    if inp is None:
-                        inp = torch.zeros_like(cur)
-                else:
-                    inp = cur
-                if lines and k in lines:
-                    a, wraps = lines[k].step(inp, t), 0
-                else:
-                    a, wraps = d.synapse(inp)
-                s = run.step(d, k_neuron, a, wraps=wraps, t=t)
-                if s is None:
-                    continue
-                cur = s
-                k_neuron += 1
-
-    def _run_graph(
-        self,
-        run: _Run,
-        x: torch.Tensor,
-        zero_in: torch.Tensor,
-        *,
-        T: int,
-        steps: int,
-        lines: dict[int, _DelayLine],
-    ) -> None:
-        """A graph (module docstring): each step, every layer in program order sums its synapses,
-        synapse e reading its source's value of step t - delay_e from a ring buffer of the last
-        max(delay) + 1 values per source (zeros before step 0)."""
+    def _run_layers(self, x: torch.Tensor, *, steps: int, record: bool) -> list[LayerRun]:
+        """Every layer over all ``steps`` in program order (module docstring, "Layer-major"):
+        synapse e of layer k reads its source's whole sequence shifted by its delay (zeros before
+        step 0); a recurrent self-edge is added step by step inside the layer's run."""
         prog = self.program
-        sources = [prog.sources(k) for k in range(len(self.layers))]
-        delays = [prog.edge_delays(k, latency=self.latency) for k in range(len(self.layers))]
-        size: dict[str, int] = {}
-        for srcs, dls in zip(sources, delays):
-            for src, dl in zip(srcs, dls):
-                size[src] = max(size.get(src, 1), dl + 1)
-        zeros = {INPUT: zero_in}
-        for d in self.layers:
-            zeros[d.layer.name] = torch.zeros(
-                (zero_in.shape[0], *d.layer.out_shape), dtype=STATE_DTYPE, device=self.device
-            )
-        ring: dict[str, list[torch.Tensor]] = {src: [zeros[src]] * n for src, n in size.items()}
+        seqs: dict[str, torch.Tensor] = {INPUT: x}
+        runs: list[LayerRun] = []
+        for k, d in enumerate(self.layers):
+            edges = prog.edges(k)
+            delays = prog.edge_delays(k, latency=self.latency)
+            ff = [_shifted(seqs[e.source], dl) for e, dl in zip(edges, delays) if not e.recurrent]
+            rec = [syn for syn, e in zip(d.synapses, edges) if e.recurrent]
+            if d.layer.has_delays or rec:  # the current first: a delay line, or ff edges only
+                ff_syn = [syn for syn, e in zip(d.synapses, edges) if not e.recurrent]
+                a, wraps = _ff_current(d, ff_syn, ff, steps=steps, delayed=d.layer.has_delays)
+                r = run_layer(
+                    d, current=a, current_wraps=wraps, recurrent=rec, kernel=self.kernel,
+                    record_v=record,
+                )  # fmt: skip
+            else:
+                r = run_layer(d, ff, kernel=self.kernel, record_v=record)
+            runs.append(r)
+            if r.spikes is not None:
+                seqs[d.layer.name] = r.spikes
+        return runs
 
-        def value(src: str, t_src: int) -> torch.Tensor:
-            return ring[src][t_src % size[src]] if t_src >= 0 else zeros[src]
 
-        for t in range(steps):
-            if INPUT in ring:
-                ring[INPUT][t % size[INPUT]] = x[t] if t < T else zero_in
-            k_neuron = 0
-            for k, d in enumerate(self.layers):
-                inputs = [value(src, t - dl) for src, dl in zip(sources[k], delays[k])]
-                if lines and k in lines:  # the delayed inline synapse, then the extra edges
-                    a, wraps = lines[k].step(inputs[0], t), 0
-                    for syn, xe in zip(d.synapses[1:], inputs[1:]):
-                        a_e, w_e = syn.apply(xe)
-                        a, wraps = a + a_e, wraps + w_e
-                else:
-                    a, wraps = d.current(inputs)
-                s = run.step(d, k_neuron, a, wraps=wraps, t=t)
-                if s is None:
-                    continue
-                if d.layer.name in ring:
-                    ring[d.layer.name][t % size[d.layer.name]] = s
-                k_neuron += 1
+def _shifted(seq: torch.Tensor, delay: int) -> torch.Tensor:
+    """``seq`` (steps, ...) delayed by ``delay`` steps: zeros first, the last ``delay`` dropped."""
+    if delay == 0:
+        return seq
+    steps = seq.shape[0]
+    pad = seq.new_zeros((min(delay, steps), *seq.shape[1:]))
+    return torch.cat([pad, seq[: max(0, steps - delay)]])
+
+
+def _ff_current(
+    d: PreparedLayer,
+    synapses: list[PreparedSynapse],
+    inputs: list[torch.Tensor],
+    *,
+    steps: int,
+    delayed: bool,
+) -> tuple[torch.Tensor, int]:
+    """The summed feed-forward current (steps, B, *out_shape) of ``d`` and its wrapped
+    convolution outputs: the inline synapse through its delay line when ``delayed``
+    (:class:`_DelayLine`, step by step), each other synapse over all steps at once."""
+    batch = inputs[0].shape[1]
+    total: torch.Tensor | None = None
+    wraps = 0
+    for j, (syn, xin) in enumerate(zip(synapses, inputs)):
+        if j == 0 and delayed:
+            line = _DelayLine.start(d, batch=batch, device=xin.device)
+            a = torch.stack([line.step(xin[t], t) for t in range(steps)])
+        else:
+            flat, w = syn.apply(xin.reshape(steps * batch, *xin.shape[2:]))
+            a = flat.reshape(steps, batch, *flat.shape[1:])
+            wraps += w
+        total = a if total is None else total + a
+    if total is None:  # a layer fed only by its own recurrent edge (no feed-forward input)
+        total = torch.zeros(
+            (steps, batch, *d.layer.out_shape), dtype=STATE_DTYPE, device=d.bias.device
+        )
+    return total, wraps
 
 
 @dataclass
@@ -251,111 +243,3 @@ class _DelayLine:
         a = self.pending[t % size].clone()
         self.pending[t % size] = 0
         return a
-
-
-@dataclass
-class _Run:
-    """The state of one run: per neuron layer (u, v), counters, recorded spikes (and v); the
-    readout's output (and an LI readout's membrane)."""
-
-    state: list[tuple[torch.Tensor, torch.Tensor]]
-    counters: list[Counters]
-    spikes: list[torch.Tensor]
-    states: list[torch.Tensor] | None
-    out: torch.Tensor | None
-    li_v: torch.Tensor | None
-
-    @classmethod
-    def start(
-        cls,
-        layers: list[PreparedLayer],
-        *,
-        steps: int,
-        batch: int,
-        device: torch.device,
-        record: bool,
-    ) -> _Run:
-        neurons = [d.layer for d in layers if d.layer.neuron is not None]
-
-        def zeros(layer: IntLayer, *lead: int) -> torch.Tensor:
-            return torch.zeros((*lead, batch, *layer.out_shape), dtype=STATE_DTYPE, device=device)
-
-        def u_start(d: PreparedLayer) -> torch.Tensor:
-            """u(-1): 0, or -bias where the current starts at -bias (IntLayer.u_init_bias)."""
-            u = zeros(d.layer)
-            return u - d.bias if d.layer.u_init_bias else u
-
-        readout = layers[-1].layer if layers[-1].layer.neuron is None else None
-        return cls(
-            state=[(u_start(d), zeros(d.layer)) for d in layers if d.layer.neuron is not None],
-            counters=[Counters() for _ in neurons],
-            spikes=[
-                torch.zeros((steps, batch, *l.out_shape), dtype=torch.uint8, device=device)
-                for l in neurons
-            ],
-            states=[zeros(layer, steps) for layer in neurons] if record else None,
-            out=zeros(readout, steps) if readout is not None else None,
-            # an LI readout's membrane (du = 4095: its u is each step's input, not kept)
-            li_v=zeros(readout) if readout is not None else None,
-        )
-
-    def step(
-        self, d: PreparedLayer, k_neuron: int, a: torch.Tensor, *, wraps: int, t: int
-    ) -> torch.Tensor | None:
-        """Layer ``d`` (the ``k_neuron``-th neuron layer, unless the readout) at step ``t`` with
-        input current ``a`` (``wraps`` of its convolution outputs wrapped): its spikes in
-        STATE_DTYPE, or None for the readout (its output recorded)."""
-        layer = d.layer
-        if layer.neuron is None:
-            assert self.out is not None and self.li_v is not None  # the readout: the last layer
-            if layer.li_readout:  # a LIF that cannot fire (quantize: "LI readout")
-                _, _, self.li_v = lif_int_step(
-                    a,
-                    self.li_v,
-                    self.li_v,
-                    du=layer.du,
-                    dv=layer.dv,
-                    vth=layer.vth,
-                    bias=d.bias,
-                    may_wrap=False,
-                    may_saturate=False,
-                )
-                self.out[t] = self.li_v
-            else:
-                self.out[t] = a + d.bias
-            return None
-        counters = self.counters[k_neuron]
-        counters.add_count(wraps=wraps)
-        u, v = self.state[k_neuron]
-        if layer.neuron == "mps":
-            s, v, _ = mps_int_step(
-                a,
-                v,
-                dv=layer.dv,
-                vth=layer.vth,
-                bias=d.bias,
-                coef=layer.coef,
-                counters=counters,
-                may_saturate=d.may_saturate,
-            )
-        else:
-            s, u, v = lif_int_step(
-                a,
-                u,
-                v,
-                du=layer.du,
-                dv=layer.dv,
-                vth=layer.vth,
-                bias=d.bias,
-                counters=counters,
-                may_wrap=d.may_wrap,
-                may_saturate=d.may_saturate,
-                refractory=(
-                    self.spikes[k_neuron][t - 1].bool() if layer.reset_delay and t > 0 else None
-                ),
-            )
-        self.state[k_neuron] = (u, v)
-        self.spikes[k_neuron][t] = s.to(torch.uint8)
-        if self.states is not None:
-            self.states[k_neuron][t] = v
-        return s.to(STATE_DTYPE)

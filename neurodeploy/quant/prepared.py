@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -174,6 +175,17 @@ class PreparedLayer:
         return cls(
             layer, inline.dtype, inline.weight, bias, may_wrap, may_saturate, synapses=synapses
         )
+
+    @cached_property
+    def bias_row(self) -> np.ndarray:
+        """The bias of every neuron of one sample, flat (prod(out_shape),) int64 (zeros where the
+        layer has none): what the compiled neuron loops read (:mod:`neurodeploy.quant.scan`)."""
+        n = int(np.prod(self.layer.out_shape))
+        b = self.bias.detach().cpu()
+        if b.numel() == 0:
+            return np.zeros(n, dtype=np.int64)
+        row = b.expand(self.layer.out_shape).reshape(-1).numpy().astype(np.int64)
+        return np.ascontiguousarray(row)
 
     def synapse(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
         """The inline synapse's exact integer input for integer-valued ``x`` (N, *in_shape): (a
