@@ -96,6 +96,7 @@ from neurodeploy.quant.graph_stages import graph_stages, is_neuron_node, neuron_
 from neurodeploy.quant.prepared import STATE_DTYPE, PreparedLayer, PreparedSynapse, prepare
 from neurodeploy.quant.program import INPUT, IntLayer, IntProgram
 from neurodeploy.quant.quantize import quantize_model, quantize_stages
+from neurodeploy.quant.scan import LayerRun, run_layer
 from neurodeploy.quant.split import WeightSplit
 from neurodeploy.quant.stages import model_stages
 
@@ -377,7 +378,7 @@ class QATNet(nn.Module):
             )
             if layer.neuron is None:
                 if layer.li_readout:  # chain ends in the model's LI: V(t) per step, float units
-                    exact = self._li_readout(a_exact, d.bias, layer)
+                    exact = self._li_readout(d, a_exact)
                     scale = layer.v_scale
                 else:
                     exact = a_exact + d.bias
@@ -405,7 +406,7 @@ class QATNet(nn.Module):
                     bias.expand(layer.out_shape).clone(),
                     c0 * layer.v_scale * du_to_tau_syn(layer.du),
                 )
-            s_all = self._neuron(layer, group.lif, a=a, bias=bias, counters=cnt, grad=grad)
+            s_all = self._neuron(d, group.lif, a=a, bias=bias, counters=cnt, grad=grad)
             spikes.append(s_all)
             counters.append(cnt)
             cur = s_all
@@ -484,7 +485,7 @@ class QATNet(nn.Module):
                 drive = gain(_drive(body, node, proxy_in, readout=readout)).to(STATE_DTYPE)
                 c0_drive = gain(_drive(body, node, zeros, readout=readout)).to(STATE_DTYPE)
             if readout and layer.li_readout:  # the output LI node: V(t) per step, float units
-                out_int = z = self._li_readout(a_exact, d.bias, layer)
+                out_int = z = self._li_readout(d, a_exact)
                 if grad:
                     v_in = _drive(body, node, proxy_in, readout=False)
                     z = straight_through(
@@ -522,7 +523,7 @@ class QATNet(nn.Module):
                     bias.expand(layer.out_shape).clone(),
                     c0 * layer.v_scale * du_to_tau_syn(layer.du),
                 )
-            s_all = self._neuron(layer, lif, a=a, bias=bias, counters=cnt, grad=grad, rec=rec)
+            s_all = self._neuron(d, lif, a=a, bias=bias, counters=cnt, grad=grad, rec=rec)
             spikes[layer.name] = s_all
             counters.append(cnt)
             exact[layer.name] = s_all.detach()
@@ -541,32 +542,19 @@ class QATNet(nn.Module):
         )
 
     @staticmethod
-    def _li_readout(a: torch.Tensor, bias: torch.Tensor, layer: IntLayer) -> torch.Tensor:
+    def _li_readout(d: PreparedLayer, a: torch.Tensor) -> torch.Tensor:
         """The LI readout's membrane (T, B, classes), membrane units, all T steps: the reference
-        simulator's non-spiking compartment (:func:`~neurodeploy.neuron.fixedpoint.lif_int_step`
-        with du = 4095, ``v(t) = decay(v(t-1), dv) + (a(t) << 6) + bias``; the quantiser proved
-        that v neither saturates nor reaches vth << 6, so no check runs, as in the reference)."""
-        v = torch.zeros(a.shape[1:], dtype=STATE_DTYPE, device=a.device)
-        out = []
+        simulator's non-spiking compartment (``v(t) = decay(v(t-1), dv) + (a(t) << 6) + bias``;
+        the quantiser proved that v neither saturates nor reaches vth << 6), run by
+        :func:`~neurodeploy.quant.scan.run_layer` as the reference runs it."""
         with torch.no_grad():
-            for t in range(a.shape[0]):
-                _, _, v = lif_int_step(
-                    a[t],
-                    v,
-                    v,
-                    du=layer.du,
-                    dv=layer.dv,
-                    vth=layer.vth,
-                    bias=bias,
-                    may_wrap=False,
-                    may_saturate=False,
-                )
-                out.append(v)
-        return torch.stack(out)
+            out = run_layer(d, current=a.detach()).out
+        assert out is not None
+        return out
 
     @staticmethod
     def _neuron(
-        layer: IntLayer,
+        d: PreparedLayer,
         lif: LIF | None,
         *,
         a: torch.Tensor,
@@ -577,8 +565,27 @@ class QATNet(nn.Module):
     ) -> torch.Tensor:
         """All T steps of one neuron layer: exact integers from neurodeploy.neuron.fixedpoint, proxies
         for the gradient (module docstring). ``rec``: a recurrent self-edge, whose current from
-        the layer's spikes of step t-1 (zero at t = 0) joins ``a[t]`` (module docstring, "Graphs")."""
+        the layer's spikes of step t-1 (zero at t = 0) joins ``a[t]`` (module docstring, "Graphs").
+
+        Without ``rec``, the exact integers of all T steps come first, in one call of the
+        reference simulator's layer-major run (:func:`~neurodeploy.quant.scan.run_layer`: the
+        compiled integer loop on CPU), and only the proxies run step by step (not at all in
+        evaluation, where the exact spikes are the result)."""
+        layer = d.layer
         T = a.shape[0]
+        exact: LayerRun | None = None
+        if rec is None:
+            with torch.no_grad():
+                exact = run_layer(
+                    d,
+                    current=a.detach(),
+                    record_v=grad,
+                    record_u=grad and layer.neuron != "mps",
+                )
+            counters.add_count(saturations=exact.saturations, wraps=exact.wraps)
+            assert exact.spikes is not None
+            if not grad:
+                return exact.spikes.to(STATE_DTYPE)
         m = torch.zeros(a.shape[1:], dtype=STATE_DTYPE, device=a.device)
         s_prev = torch.zeros_like(m)
         u = torch.zeros_like(m)
@@ -612,7 +619,13 @@ class QATNet(nn.Module):
                     else a_t + a_rec
                 )
             with torch.no_grad():
-                if layer.neuron == "mps":
+                if exact is not None:  # the exact values of step t, computed above
+                    assert exact.spikes is not None and exact.v is not None
+                    s_e = exact.spikes[t].bool()
+                    m_e = exact.v[t].to(STATE_DTYPE)
+                    if exact.u is not None:
+                        u = exact.u[t].to(STATE_DTYPE)
+                elif layer.neuron == "mps":
                     s_e, m_e, _ = mps_int_step(
                         a_t.detach(),
                         m.detach(),
