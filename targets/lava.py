@@ -187,13 +187,15 @@ def dense_weight_to_lava(w: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray
 
 
 def stop_runtime(
-    proc: Any, started_before: set[Any] | None = None, timeout: float = STOP_TIMEOUT_S
+    proc: Any, started_before: set[Any] | None = None, timeout: float | None = None
 ) -> bool:
     """``proc.stop()``, but never hang and never leak: after an exception inside a run Lava's
     stop() can wait forever on a dead child, and a runtime that was created but never started
     leaves its system processes behind. Worker processes started since ``started_before`` that
     are still alive after stop (and a short grace period) are killed, with a warning. Returns
-    whether stop() returned (or there was no runtime): False leaves the runtime half stopped."""
+    whether stop() returned (or there was no runtime): False leaves the runtime half stopped.
+    ``timeout``: seconds to wait for stop() (default :data:`STOP_TIMEOUT_S`, read at call time)."""
+    timeout = STOP_TIMEOUT_S if timeout is None else timeout
     stopped = True
     if getattr(proc, "runtime", None) is not None:
         t = threading.Thread(target=proc.stop, daemon=True)

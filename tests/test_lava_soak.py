@@ -3,7 +3,7 @@ interrupted by a real SIGINT in a subprocess leave no Lava worker processes, thr
 shared-memory segments (/dev/shm) or temporary files (``tempfile.gettempdir()``) behind, and
 neither per-run time nor resident memory grows. The programs, the /proc probes and the full
 50-run measurement are benchmarks/lava_soak.py's (results/lava_soak.md); this suite runs
-:data:`IN_SUITE_RUNS` of each program (about 20 s) and the interrupts (about 5 s each).
+:data:`IN_SUITE_RUNS` of each program (about 15 s) and the interrupts (about 5 s each).
 
 Interrupts: SIGINT to the child alone (``kill -INT pid``) and to its whole process group, as a
 terminal's Ctrl-C sends it (Lava's worker processes receive it too, unless they were started
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.lava
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks" / "lava_soak.py"
-IN_SUITE_RUNS = 10  # per program (the benchmark: 50)
+IN_SUITE_RUNS = 6  # per program (the benchmark: 50)
 EXIT_AFTER_SIGINT_S = 15.0  # the child is stopped and gone within this after the signal
 LAVA_COMPILER = "lava.magma.compiler.compiler"  # Lava adds a handler to it per compile
 SHM_GRACE_S = 3.0  # other processes' segments (a parallel test run) may come and go meanwhile
