@@ -4,6 +4,11 @@ stock-neuron option (smoothing coefficient annealed to 0, netx formats), plus th
 needs on Loihi 1 and Loihi 2. Writes benchmarks/results/finetune_accuracy.md and .json.
 
     .venv/bin/python benchmarks/finetune_accuracy.py [--seeds 0] [--event-digits-seeds 0 1 2] [--tasks ...]
+    .venv/bin/python benchmarks/finetune_accuracy.py --merge --tasks fashion-mnist event-fashion \
+        spoken-digits --seeds 0 1 2
+
+``--merge`` keeps the rows of the existing .json and replaces those of the (task, seed) pairs run
+now, so one table holds every task; each row carries the date of the run that made it.
 
 Float models: the shipped defaults (MPS + guidance), per-task model and lr as the reproduction,
 epochs as its full plan (the same models as benchmarks/results/ptq_accuracy.md).
@@ -43,6 +48,8 @@ def run_one(task: str, seed: int, epochs: int, tmp: Path) -> dict:
         "float_epochs": cfg.epochs,
         "finetune_epochs": epochs,
         "train_s": round(t_train, 1),
+        "date": time.strftime("%Y-%m-%d"),
+        "threads": torch.get_num_threads(),
     }
     for label, stock in (("mps", False), ("stock", True)):
         t1 = time.perf_counter()
@@ -67,6 +74,18 @@ def run_one(task: str, seed: int, epochs: int, tmp: Path) -> dict:
     return rec
 
 
+#: Test-set sizes, for the "one test sample is ... points" line.
+TEST_SIZES = {
+    "digits": 360,
+    "event-digits": 360,
+    "seq1d": 1000,
+    "shapes3d": 500,
+    "fashion-mnist": 10000,
+    "event-fashion": 1000,
+    "spoken-digits": 1280,
+}
+
+
 def render(records: list[dict], meta: dict) -> str:
     p = lambda v: f"{100 * v:.2f}"  # noqa: E731
     finetune_epochs = records[0]["finetune_epochs"] if records else "-"
@@ -74,8 +93,8 @@ def render(records: list[dict], meta: dict) -> str:
         "# Hardware-constrained fine-tuning: float, post-training quantisation, "
         "fine-tuned integer, stock neurons",
         "",
-        f"Date {meta['date']}; {meta['machine']}, Python {meta['python']}, torch {meta['torch']}, "
-        f"{meta['threads']} torch thread(s); wall time {meta['wall_s']:.0f} s. "
+        f"Runs: {'; '.join(meta['runs'])}. {meta['machine']}, Python {meta['python']}, "
+        f"torch {meta['torch']}, 1 torch thread per run (the date column says which run). "
         "Accuracies in % on the test set; "
         "integer accuracies are the integer program for Loihi 2 run with the reference "
         "simulator's arithmetic "
@@ -91,8 +110,8 @@ def render(records: list[dict], meta: dict) -> str:
         "| task | model | seed | float | PTQ | fine-tuned int | int - float (points) "
         "| alpha:=0 PTQ | stock fine-tuned int "
         "| stock - float (points) | stock float | cores Loihi 1 / 2 "
-        "| fine-tune s (mps / stock) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| fine-tune s (mps / stock) | date |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         m, s = r["mps"], r["stock"]
@@ -102,7 +121,7 @@ def render(records: list[dict], meta: dict) -> str:
             f"{p(s['stock_ptq_acc'])} | {p(s['int_acc'])} | "
             f"{100 * (s['int_acc'] - s['float_acc_before']):+.2f} | "
             f"{p(s['float_acc'])} | {r['cores']['loihi1']} / {r['cores']['loihi2']} | "
-            f"{m['seconds']:.0f} / {s['seconds']:.0f} |"
+            f"{m['seconds']:.0f} / {s['seconds']:.0f} | {r.get('date', meta['runs'][0][:10])} |"
         )
     over = [
         r
@@ -116,8 +135,13 @@ def render(records: list[dict], meta: dict) -> str:
     lines += [
         "",
         f"Saturations/wraps during fine-tuning: {over_tasks}.",
-        "One test sample is 100/360 = 0.28 points on digits and event-digits, 0.1 on seq1d, "
-        "0.2 on shapes3d.",
+        "One test sample is "
+        + ", ".join(
+            f"{100 / TEST_SIZES[t]:.2g} points on {t}"
+            for t in dict.fromkeys(r["task"] for r in records)
+            if t in TEST_SIZES
+        )
+        + ".",
     ]
     return "\n".join(lines) + "\n"
 
@@ -135,7 +159,13 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=list(TASK_BASE))
     ap.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs")
     ap.add_argument("--out", default=str(RESULTS / "finetune_accuracy.md"))
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the existing .json's rows; replace only the (task, seed) pairs run now",
+    )
     a = ap.parse_args()
+    torch.set_num_threads(1)
     t0 = time.time()
     records = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,19 +173,31 @@ def main() -> None:
             for seed in a.event_digits_seeds if task == "event-digits" else a.seeds:
                 records.append(run_one(task, seed, a.epochs, Path(tmp)))
                 print(json.dumps(records[-1]), flush=True)
+    run = f"{time.strftime('%Y-%m-%d')} ({', '.join(a.tasks)}; wall {time.time() - t0:.0f} s)"
     meta = {
-        "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "wall_s": time.time() - t0,
+        "runs": [run],
     }
+    json_path = Path(a.out).with_suffix(".json")
+    if a.merge and json_path.exists():
+        old = json.loads(json_path.read_text())
+        old_meta = old["meta"]
+        old_runs = old_meta.get("runs") or [f"{old_meta['date']} (wall {old_meta['wall_s']:.0f} s)"]
+        done_now = {(r["task"], r["seed"]) for r in records}
+        kept = [r for r in old["records"] if (r["task"], r["seed"]) not in done_now]
+        for r in kept:
+            r.setdefault("date", old_meta.get("date", ""))
+        order = list(TEST_SIZES)
+        records = sorted(
+            kept + records,
+            key=lambda r: (order.index(r["task"]) if r["task"] in order else len(order), r["seed"]),
+        )
+        meta["runs"] = old_runs + meta["runs"]
     md = render(records, meta)
     Path(a.out).write_text(md)
-    Path(a.out).with_suffix(".json").write_text(
-        json.dumps({"meta": meta, "records": records}, indent=1)
-    )
+    json_path.write_text(json.dumps({"meta": meta, "records": records}, indent=1))
     print(md)
 
 
