@@ -28,7 +28,7 @@ SURROGATE_CODES = {"rectangular": 0, "arctan": 1, "sigmoid": 2}
 DEFAULT_WIDTH = {"rectangular": 1.0, "arctan": 2.0, "sigmoid": 4.0}
 
 
-def _pseudo_derivative(x: torch.Tensor, kind: str, width: float) -> torch.Tensor:
+def pseudo_derivative(x: torch.Tensor, kind: str, width: float) -> torch.Tensor:
     if kind == "rectangular":
         return (x.abs() < width / 2).to(x.dtype) / width
     if kind == "arctan":
@@ -53,7 +53,7 @@ class _SpikeFn(torch.autograd.Function):
         ctx: Any, grad_out: torch.Tensor
     ) -> tuple[torch.Tensor, None, None]:
         (x,) = ctx.saved_tensors
-        return grad_out * _pseudo_derivative(x, ctx.kind, ctx.width), None, None
+        return grad_out * pseudo_derivative(x, ctx.kind, ctx.width), None, None
 
 
 @dataclass(frozen=True)

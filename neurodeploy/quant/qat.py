@@ -95,6 +95,7 @@ from neurodeploy.nn.walk import LayerGroup, layer_groups
 from neurodeploy.quant.graph_stages import graph_stages, is_neuron_node, neuron_parts, normal_graph
 from neurodeploy.quant.prepared import STATE_DTYPE, PreparedLayer, PreparedSynapse, prepare
 from neurodeploy.quant.program import INPUT, IntLayer, IntProgram
+from neurodeploy.quant.qat_neuron import NeuronSpec, fused_neuron
 from neurodeploy.quant.quantize import quantize_model, quantize_stages
 from neurodeploy.quant.scan import LayerRun, run_layer
 from neurodeploy.quant.split import WeightSplit
@@ -562,6 +563,7 @@ class QATNet(nn.Module):
         counters: Counters,
         grad: bool,
         rec: _RecEdge | None = None,
+        fused: bool = True,
     ) -> torch.Tensor:
         """All T steps of one neuron layer: exact integers from neurodeploy.neuron.fixedpoint, proxies
         for the gradient (module docstring). ``rec``: a recurrent self-edge, whose current from
@@ -570,7 +572,10 @@ class QATNet(nn.Module):
         Without ``rec``, the exact integers of all T steps come first, in one call of the
         reference simulator's layer-major run (:func:`~neurodeploy.quant.scan.run_layer`: the
         compiled integer loop on CPU), and only the proxies run step by step (not at all in
-        evaluation, where the exact spikes are the result)."""
+        evaluation, where the exact spikes are the result). With ``fused`` (the default) the
+        proxies of all T steps are one autograd function instead
+        (:func:`~neurodeploy.quant.qat_neuron.fused_neuron`: the same values and gradients,
+        its backward a reverse-time recursion); ``fused=False`` keeps the step-by-step graph."""
         layer = d.layer
         T = a.shape[0]
         exact: LayerRun | None = None
@@ -602,6 +607,23 @@ class QATNet(nn.Module):
                 torch.tensor(float(layer.coef), dtype=STATE_DTYPE, device=a.device),
                 DECAY_UNIT * lif.alpha.to(STATE_DTYPE),
             )
+        if fused and exact is not None:
+            assert lif is not None and exact.spikes is not None and exact.v is not None
+            spec = NeuronSpec(
+                spikes=exact.spikes,
+                v=exact.v,
+                u=exact.u if layer.neuron != "mps" else None,
+                keep=keep,
+                keep_u=keep_u,
+                coef=float(layer.coef),
+                vth64=vth64,
+                v_scale=float(layer.v_scale),
+                reset_delay=bool(layer.reset_delay),
+                detach_reset=bool(lif.params.detach_reset),
+                u_init_bias=bool(layer.u_init_bias),
+                surrogate=lif.params.surrogate,
+            )
+            return fused_neuron(a, bias, coef if isinstance(coef, torch.Tensor) else None, spec)
         bias_e = bias.detach()
         out = []
         for t in range(T):
