@@ -26,6 +26,10 @@ Neuron back ends (``kernel``):
 - ``"auto"``: numba where it can run (:func:`kernel_for`), else torch.
 
 Both compute the same integers (``tests/test_int_scan.py``); only the speed differs.
+
+Memory: a layer holds the sums of all steps at once, (steps x B x neurons) values of 4 or 8
+bytes, where the step-by-step schedule held one step's; the spikes of every step were kept
+before too. Batch long or large inputs (the measuring code runs batches of 256).
 """
 
 from __future__ import annotations
@@ -208,7 +212,6 @@ def _run_numba(
             m=m,
             spikes=spikes,
             rec_v=rec_v,
-            threads=torch.get_num_threads(),
         )
     else:  # a LIF, or an LI readout (a LIF the quantiser proved cannot fire or overflow)
         u = np.zeros(n, dtype=np.float64)
@@ -228,7 +231,6 @@ def _run_numba(
             spikes=spikes,
             rec_u=rec_u,
             rec_v=rec_v,
-            threads=torch.get_num_threads(),
         )
     shape = (steps, batch, *layer.out_shape)
     if layer.li_readout:

@@ -44,15 +44,16 @@ trunc and floor vectorise on AVX2 where int64 multiplies do not (every value is 
 wrap, the refractory step) are closure constants, one compiled loop per set: as runtime flags
 they kept the loop from vectorising (2.4x slower on the machine of
 benchmarks/results/intsim_speed.md). The u wrap and the v saturation always run: where the
-caller proved they cannot fire they change nothing. Large layers run their chunk groups on
-``threads`` Python threads (the loops release the GIL) instead of numba's ``parallel``, which
-more than tripled the compile time (3.6 s against 1.1 s per loop).
+caller proved they cannot fire they change nothing. The loops run on one thread: numba's
+``parallel`` more than tripled the compile time (3.6 s against 1.1 s per loop), and splitting
+the chunks over Python threads made a layer 4x slower inside the simulator (the threads met
+torch's OpenMP workers, still spinning after the layer's matrix product) while gaining nothing
+on the 2-core machine of the benchmark.
 """
 
 from __future__ import annotations
 
 import functools
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -69,7 +70,6 @@ from neurodeploy.neuron.fixedpoint import (
 
 BLOCK = 2048  # neurons per chunk: 2048 x (u, v) float64 = 32 KiB of state
 MAX_A = float(1 << 40)  # the largest worst-case |a| run here (module docstring, "Bounds")
-PARALLEL_WORK = 1 << 18  # neuron updates (T x N) from which a layer's chunks run on threads
 
 _UNIT = float(DECAY_UNIT)
 _INV_UNIT = 1.0 / DECAY_UNIT
@@ -81,32 +81,14 @@ _ACT = float(1 << ACT_SHIFT)
 
 
 def _compile(fn: Any) -> Any:
-    """numba.njit ``fn`` (serial, without the GIL: :func:`_run_chunks` runs chunk groups on
-    threads); cached on disk where a cache folder is writable (numba keys a closure's entries by
-    its constants)."""
+    """numba.njit ``fn`` (one thread, without the GIL); cached on disk where a cache folder is
+    writable (numba keys a closure's entries by its constants)."""
     import numba
 
     try:
         return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
     except RuntimeError:  # "no locator available": no writable cache folder
         return numba.njit(nogil=True, error_model="numpy")(fn)
-
-
-def _run_chunks(
-    kern: Any, rows: np.ndarray, args: tuple[Any, ...], threads: int, work: int
-) -> tuple[int, int]:
-    """``kern(y, scale, rows, *rest)`` over the chunk ``rows``, split into ``threads``
-    contiguous groups run on threads (the loops release the GIL; chunks touch disjoint neurons)
-    when the layer has at least :data:`PARALLEL_WORK` neuron updates; (saturations, wraps)
-    summed over the groups."""
-    groups = min(threads, len(rows))
-    if groups <= 1 or work < PARALLEL_WORK:
-        sat, wraps = kern(args[0], args[1], rows, *args[2:])
-        return int(sat), int(wraps)
-    parts = np.array_split(rows, groups)
-    with ThreadPoolExecutor(max_workers=groups) as pool:
-        done = list(pool.map(lambda r: kern(args[0], args[1], r, *args[2:]), parts))
-    return sum(int(d[0]) for d in done), sum(int(d[1]) for d in done)
 
 
 @functools.cache
@@ -272,38 +254,33 @@ def lif_scan(
     spikes: np.ndarray,
     rec_u: np.ndarray | None = None,
     rec_v: np.ndarray | None = None,
-    threads: int = 1,
 ) -> tuple[int, int]:
     """Run Lava's LIF over the synaptic sums ``y`` (T, N; float32/float64 integers, C-contiguous)
     from the states ``u``, ``v`` (N, float64 integers; updated in place to the states after step
     T - 1). ``bias`` (F, int64): membrane units per neuron of a sample (N = B F). Writes the
     spikes into ``spikes`` (T, N, uint8) and, where given, each step's u / v into ``rec_u``
     (T, N, int64) / ``rec_v`` (T, N, int32). Every range check runs (a check the caller proved
-    idle changes nothing). ``threads``: how many threads may share the chunks. Returns
+    idle changes nothing). Returns
     (saturations, wraps): wraps of convolution outputs and of u."""
     rows, bias_t = _layout(y.shape[1], bias)
     kern = lif_kernel(exp < 0, bool(conv_wrap), bool(refractory))
-    return _run_chunks(
-        kern,
+    sat, wraps = kern(
+        y,
+        float(2.0**exp),
         rows,
-        (
-            y,
-            float(2.0**exp),
-            bias_t,
-            float(DECAY_UNIT - (int(du) + CURRENT_DECAY_OFFSET)),
-            float(DECAY_UNIT - (int(dv) + VOLTAGE_DECAY_OFFSET)),
-            float(int(vth) << VTH_SHIFT),
-            u,
-            v,
-            spikes,
-            _NO_RECORD_U if rec_u is None else rec_u,
-            _NO_RECORD if rec_v is None else rec_v,
-            rec_u is not None,
-            rec_v is not None,
-        ),
-        threads,
-        y.size,
+        bias_t,
+        float(DECAY_UNIT - (int(du) + CURRENT_DECAY_OFFSET)),
+        float(DECAY_UNIT - (int(dv) + VOLTAGE_DECAY_OFFSET)),
+        float(int(vth) << VTH_SHIFT),
+        u,
+        v,
+        spikes,
+        _NO_RECORD_U if rec_u is None else rec_u,
+        _NO_RECORD if rec_v is None else rec_v,
+        rec_u is not None,
+        rec_v is not None,
     )
+    return int(sat), int(wraps)
 
 
 def mps_scan(
@@ -318,28 +295,23 @@ def mps_scan(
     m: np.ndarray,
     spikes: np.ndarray,
     rec_v: np.ndarray | None = None,
-    threads: int = 1,
 ) -> tuple[int, int]:
     """Run the smoothed-reset neuron over ``y`` (T, N) from the smoothed state ``m`` (N, float64
     integers; updated in place); arguments as :func:`lif_scan`, ``rec_v`` records m. Returns
     (saturations, wraps of the convolution outputs)."""
     rows, bias_t = _layout(y.shape[1], bias)
     kern = mps_kernel(exp < 0, bool(conv_wrap))
-    return _run_chunks(
-        kern,
+    sat, wraps = kern(
+        y,
+        float(2.0**exp),
         rows,
-        (
-            y,
-            float(2.0**exp),
-            bias_t,
-            float(DECAY_UNIT - (int(dv) + VOLTAGE_DECAY_OFFSET)),
-            float(int(vth) << VTH_SHIFT),
-            float(coef),
-            m,
-            spikes,
-            _NO_RECORD if rec_v is None else rec_v,
-            rec_v is not None,
-        ),
-        threads,
-        y.size,
+        bias_t,
+        float(DECAY_UNIT - (int(dv) + VOLTAGE_DECAY_OFFSET)),
+        float(int(vth) << VTH_SHIFT),
+        float(coef),
+        m,
+        spikes,
+        _NO_RECORD if rec_v is None else rec_v,
+        rec_v is not None,
     )
+    return int(sat), int(wraps)
