@@ -143,6 +143,8 @@ def render(records: list[dict], meta: dict) -> str:
         )
         + ".",
     ]
+    for note in meta.get("notes", []):
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 
@@ -190,6 +192,7 @@ def main() -> None:
         for r in kept:
             r.setdefault("date", old_meta.get("date", ""))
         order = list(TEST_SIZES)
+        meta["notes"] = old_meta.get("notes", [])
         records = sorted(
             kept + records,
             key=lambda r: (order.index(r["task"]) if r["task"] in order else len(order), r["seed"]),
