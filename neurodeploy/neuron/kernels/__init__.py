@@ -7,6 +7,10 @@ GPU kernels in :mod:`.triton_lif` (Triton, verified in its interpreter only)).
 or Triton (CUDA), and ``unavailable_reason(x)`` says when neither can run (other devices, half
 precision, numba or triton missing). :class:`neurodeploy.nn.layers.LIF` uses it by
 default (``kernel="auto"``) and falls back to the reference path with a one-line warning.
+
+The integer neurons have their own compiled loops in :mod:`.int_scan` (Lava's LIF and the
+smoothed-reset neuron over all T steps of a layer), which the reference simulator and QAT run
+through :mod:`neurodeploy.quant.scan`.
 """
 
 from neurodeploy.neuron.kernels.fused import (
