@@ -92,12 +92,46 @@ def _compile(fn: Any) -> Any:
 
 
 @functools.cache
-def lif_kernel(floor_it: bool, conv_wrap: bool, refractory: bool) -> Any:
-    """The LIF loop for one option set (module docstring). The options are closure constants,
-    so each set compiles to a branch-free loop that vectorises (as runtime flags they cost 1.7x
-    on the 2-core machine of benchmarks/results/intsim_speed.md)."""
+def _synaptic_input(floor_it: bool, conv_wrap: bool) -> Any:
+    """The inlined first lines of both loops: ``a(y, scale) -> (a, 1 if it wrapped else 0)``,
+    a = y 2^e (floored for e < 0), a convolution's a wrapped to signed 24 bits."""
+    import numba
 
-    unit_inv, limit, span, span_inv, vmax, act = _INV_UNIT, _LIMIT, _SPAN, _INV_SPAN, _VMAX, _ACT
+    limit, span, span_inv = _LIMIT, _SPAN, _INV_SPAN
+
+    @numba.njit(inline="always")
+    def synaptic_input(y: float, scale: float) -> tuple[float, np.int64]:
+        a = y * scale
+        if floor_it:  # a flooring right shift (negative exponent)
+            a = np.floor(a)
+        if conv_wrap:  # signed 24-bit wrap of a convolution's output
+            aw = a - span * np.floor((a + limit) * span_inv)
+            return aw, np.int64(aw != a)
+        return a, np.int64(0)
+
+    return synaptic_input
+
+
+@functools.cache
+def _copy_row() -> Any:
+    """``copy_row(dst, src)``: dst[n] = src[n] (integer-valued float64 into an integer row)."""
+    import numba
+
+    @numba.njit(inline="always")
+    def copy_row(dst: np.ndarray, src: np.ndarray) -> None:
+        for n in range(src.shape[0]):
+            dst[n] = src[n]
+
+    return copy_row
+
+
+@functools.cache
+def lif_kernel(floor_it: bool, conv_wrap: bool, refractory: bool) -> Any:
+    """The LIF loop for one option set (module docstring: closure constants, one vectorised
+    loop per set)."""
+
+    unit_inv, limit, span, vmax, act = _INV_UNIT, _LIMIT, _SPAN, _VMAX, _ACT
+    synaptic_input, copy_row = _synaptic_input(floor_it, conv_wrap), _copy_row()
 
     def lif_scan(  # type: ignore[no-untyped-def]
         y, scale, chunks, bias, keep_u, keep_v, vth64, u, v, s_out, rec_u, rec_v, record_u,
@@ -120,13 +154,8 @@ def lif_kernel(floor_it: bool, conv_wrap: bool, refractory: bool) -> Any:
                 if refractory and t > 0:
                     prev = s_out[t - 1, lo:hi]
                 for n in range(m):
-                    a = yk[n] * scale
-                    if floor_it:  # a flooring right shift (negative exponent)
-                        a = np.floor(a)
-                    if conv_wrap:  # signed 24-bit wrap of a convolution's output
-                        aw = a - span * np.floor((a + limit) * span_inv)
-                        n_wrap += np.int64(aw != a)
-                        a = aw
+                    a, wrapped = synaptic_input(yk[n], scale)
+                    n_wrap += wrapped
                     uu = np.trunc(uk[n] * keep_u * unit_inv) + a * act
                     uw = uu - span * (uu > limit) + span * (uu <= -limit)
                     n_wrap += np.int64(uw != uu)
@@ -140,13 +169,9 @@ def lif_kernel(floor_it: bool, conv_wrap: bool, refractory: bool) -> Any:
                     vk[n] = vc * (1.0 - s)
                     uk[n] = uw
                 if record_u:
-                    ru = rec_u[t, lo:hi]
-                    for n in range(m):
-                        ru[n] = np.int64(uk[n])
+                    copy_row(rec_u[t, lo:hi], uk)
                 if record_v:
-                    rv = rec_v[t, lo:hi]
-                    for n in range(m):
-                        rv[n] = np.int32(vk[n])
+                    copy_row(rec_v[t, lo:hi], vk)
             sat += n_sat
             wraps += n_wrap
         return sat, wraps
@@ -158,8 +183,8 @@ def lif_kernel(floor_it: bool, conv_wrap: bool, refractory: bool) -> Any:
 def mps_kernel(floor_it: bool, conv_wrap: bool) -> Any:
     """The smoothed-reset loop for one option set (see :func:`lif_kernel`)."""
 
-    unit, unit_inv, limit, span, span_inv = _UNIT, _INV_UNIT, _LIMIT, _SPAN, _INV_SPAN
-    vmax, act = _VMAX, _ACT
+    unit, unit_inv, vmax, act = _UNIT, _INV_UNIT, _VMAX, _ACT
+    synaptic_input, copy_row = _synaptic_input(floor_it, conv_wrap), _copy_row()
 
     def mps_scan(  # type: ignore[no-untyped-def]
         y, scale, chunks, bias, keep_v, vth64, coef, m_state, s_out, rec_v, record_v
@@ -179,13 +204,8 @@ def mps_kernel(floor_it: bool, conv_wrap: bool) -> Any:
                 yk = y[t, lo:hi]
                 sk = s_out[t, lo:hi]
                 for n in range(m):
-                    a = yk[n] * scale
-                    if floor_it:
-                        a = np.floor(a)
-                    if conv_wrap:
-                        aw = a - span * np.floor((a + limit) * span_inv)
-                        n_wrap += np.int64(aw != a)
-                        a = aw
+                    a, wrapped = synaptic_input(yk[n], scale)
+                    n_wrap += wrapped
                     h = np.trunc(mk[n] * keep_v * unit_inv) + a * act + bk[n]
                     hc = min(max(h, -vmax), vmax)
                     n_sat += np.int64(hc != h)
@@ -193,9 +213,7 @@ def mps_kernel(floor_it: bool, conv_wrap: bool) -> Any:
                     sk[n] = s
                     mk[n] = np.trunc((coef * mk[n] + mix * (hc * (1.0 - s))) * unit_inv)
                 if record_v:
-                    rv = rec_v[t, lo:hi]
-                    for n in range(m):
-                        rv[n] = np.int32(mk[n])
+                    copy_row(rec_v[t, lo:hi], mk)
             sat += n_sat
             wraps += n_wrap
         return sat, wraps
