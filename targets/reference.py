@@ -85,6 +85,12 @@ class ReferenceTarget:
         ]
         for d in self.layers:  # an unknown kernel, or numba where it cannot run: named now
             kernel_for(d, self.device, kernel)
+        # the schedule, fixed with the program: per layer its edges and their delays (steps)
+        self._edges = [program.edges(k) for k in range(len(self.layers))]
+        self._delays = [program.edge_delays(k, latency=latency) for k in range(len(self.layers))]
+        # steps after the input that drain it: the pipeline (a chain's depth is its number of
+        # layers) with latency, and every synaptic delay
+        self._drain = (max(program.depths().values()) if latency else 0) + program.max_delay_path
 
     @torch.no_grad()
     def run(
@@ -102,9 +108,8 @@ class ReferenceTarget:
             np.asarray(x_int) if not isinstance(x_int, torch.Tensor) else x_int, device=self.device
         ).to(STATE_DTYPE)
         T, _ = check_input(self.program.input_shape, tuple(x.shape))
-        depth = max(self.program.depths().values())  # a chain's: its number of layers
         if steps is None:  # the last input step's effect needs the pipeline and every delay
-            steps = T + (depth if self.latency else 0) + self.program.max_delay_path
+            steps = T + self._drain
         if steps > T:
             x = torch.cat([x, x.new_zeros((steps - T, *x.shape[1:]))])
         runs = self._run_layers(x[:steps], steps=steps, record=record_states)
@@ -131,12 +136,9 @@ class ReferenceTarget:
         """Every layer over all ``steps`` in program order (module docstring, "Layer-major"):
         synapse e of layer k reads its source's whole sequence shifted by its delay (zeros before
         step 0); a recurrent self-edge is added step by step inside the layer's run."""
-        prog = self.program
         seqs: dict[str, torch.Tensor] = {INPUT: x}
         runs: list[LayerRun] = []
-        for k, d in enumerate(self.layers):
-            edges = prog.edges(k)
-            delays = prog.edge_delays(k, latency=self.latency)
+        for d, edges, delays in zip(self.layers, self._edges, self._delays):
             ff = [_shifted(seqs[e.source], dl) for e, dl in zip(edges, delays) if not e.recurrent]
             rec = [syn for syn, e in zip(d.synapses, edges) if e.recurrent]
             if d.layer.has_delays or rec:  # the current first: a delay line, or ff edges only
