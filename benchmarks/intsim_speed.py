@@ -22,8 +22,6 @@ import argparse
 import dataclasses
 import importlib.util
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -45,6 +43,9 @@ from neurodeploy.quant.qat import QATNet
 from neurodeploy.quant.quantize import input_settings, quantize_model
 from neurodeploy.targets.reference import ReferenceTarget
 from neurodeploy.training.loop import train
+
+sys.path.insert(0, str(Path(__file__).parent))
+import reference_vs_lava as lava_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -224,21 +225,10 @@ def qat_rows(
 
 
 def machine() -> dict[str, Any]:
+    """reference_vs_lava's record of the machine and versions, plus numba's version."""
     from importlib import metadata
 
-    return {
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": platform.machine(),
-        "processor": platform.processor() or "",
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "numba": metadata.version("numba"),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
-    }
+    return {**lava_bench.machine(), "numba": metadata.version("numba")}
 
 
 def render(info: dict[str, Any], rows: list[dict], qat: list[dict], wall: float) -> str:
