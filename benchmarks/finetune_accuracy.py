@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from neurodeploy.data import load_task
 from neurodeploy.finetune import FinetuneConfig, finetune
 from neurodeploy.measure.reproduce import FULL, TASK_BASE
 from neurodeploy.measure.resources import resource_report
@@ -48,6 +49,7 @@ def run_one(task: str, seed: int, epochs: int, tmp: Path) -> dict:
         "float_epochs": cfg.epochs,
         "finetune_epochs": epochs,
         "train_s": round(t_train, 1),
+        "n_test": len(load_task(task, T=4, seed=cfg.data_seed).y_test),
         "date": time.strftime("%Y-%m-%d"),
         "threads": torch.get_num_threads(),
     }
@@ -72,18 +74,6 @@ def run_one(task: str, seed: int, epochs: int, tmp: Path) -> dict:
                 hw.name: resource_report(res.program, hw).cores for hw in (LOIHI1, LOIHI2)
             }
     return rec
-
-
-#: Test-set sizes, for the "one test sample is ... points" line.
-TEST_SIZES = {
-    "digits": 360,
-    "event-digits": 360,
-    "seq1d": 1000,
-    "shapes3d": 500,
-    "fashion-mnist": 10000,
-    "event-fashion": 1000,
-    "spoken-digits": 1280,
-}
 
 
 def render(records: list[dict], meta: dict) -> str:
@@ -137,9 +127,8 @@ def render(records: list[dict], meta: dict) -> str:
         f"Saturations/wraps during fine-tuning: {over_tasks}.",
         "One test sample is "
         + ", ".join(
-            f"{100 / TEST_SIZES[t]:.2g} points on {t}"
-            for t in dict.fromkeys(r["task"] for r in records)
-            if t in TEST_SIZES
+            f"{100 / n:.2g} points on {t}"
+            for t, n in dict.fromkeys((r["task"], r["n_test"]) for r in records)
         )
         + ".",
     ]
@@ -191,7 +180,7 @@ def main() -> None:
         kept = [r for r in old["records"] if (r["task"], r["seed"]) not in done_now]
         for r in kept:
             r.setdefault("date", old_meta.get("date", ""))
-        order = list(TEST_SIZES)
+        order = list(TASK_BASE)
         meta["notes"] = old_meta.get("notes", [])
         records = sorted(
             kept + records,
