@@ -100,6 +100,15 @@ def test_a_refractory_step_and_a_current_that_starts_at_minus_bias():
     assert u[0].tolist() == [-320] and v[0].tolist() == [320]  # decay(0) - 320 + 640
 
 
+def _core_input(y_t, exp, conv_wrap, counters):
+    """One step's synaptic input as PreparedSynapse computes it: y << exp, a conv's wrapped."""
+    a = shift_exp(torch.as_tensor(y_t.astype(np.float64)), exp)
+    if conv_wrap:
+        counters.add(wrap=(a >= STATE_LIMIT) | (a < -STATE_LIMIT))
+        a = torch.remainder(a + STATE_LIMIT, 2 * STATE_LIMIT) - STATE_LIMIT
+    return a
+
+
 def _core_lif(y, bias, *, exp, conv_wrap, du, dv, vth, refractory, u_init):
     T, N = y.shape
     b = torch.as_tensor(np.tile(bias, N // len(bias)).astype(np.float64))
@@ -107,11 +116,7 @@ def _core_lif(y, bias, *, exp, conv_wrap, du, dv, vth, refractory, u_init):
     v = torch.zeros(N, dtype=torch.float64)
     c, out, prev = Counters(), [], None
     for t in range(T):
-        a = shift_exp(torch.as_tensor(y[t].astype(np.float64)), exp)
-        if conv_wrap:
-            hit = (a >= STATE_LIMIT) | (a < -STATE_LIMIT)
-            c.add(wrap=hit)
-            a = torch.remainder(a + STATE_LIMIT, 2 * STATE_LIMIT) - STATE_LIMIT
+        a = _core_input(y[t], exp, conv_wrap, c)
         s, u, v = lif_int_step(
             a, u, v, du=du, dv=dv, vth=vth, bias=b, counters=c,
             refractory=prev if refractory and t > 0 else None,
@@ -126,11 +131,7 @@ def _core_mps(y, bias, *, exp, conv_wrap, dv, vth, coef):
     b = torch.as_tensor(np.tile(bias, N // len(bias)).astype(np.float64))
     m, c, out = torch.zeros(N, dtype=torch.float64), Counters(), []
     for t in range(T):
-        a = shift_exp(torch.as_tensor(y[t].astype(np.float64)), exp)
-        if conv_wrap:
-            hit = (a >= STATE_LIMIT) | (a < -STATE_LIMIT)
-            c.add(wrap=hit)
-            a = torch.remainder(a + STATE_LIMIT, 2 * STATE_LIMIT) - STATE_LIMIT
+        a = _core_input(y[t], exp, conv_wrap, c)
         s, m, _ = mps_int_step(a, m, dv=dv, vth=vth, bias=b, coef=coef, counters=c)
         out.append((s.numpy().astype(np.uint8), m.numpy()))
     return [np.array(z) for z in zip(*out)] + [c.saturations, c.wraps]

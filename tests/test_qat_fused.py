@@ -158,6 +158,16 @@ def _model_grads(
     return logits.detach(), [p.grad for p in model.parameters() if p.requires_grad]
 
 
+def _fused_equals_unfused(model: torch.nn.Module, qnet: QATNet, x: torch.Tensor) -> None:
+    """The same loss bit for bit and the same parameter gradients (:func:`_same`), some of them
+    non-zero, with the fused and the step-by-step neuron."""
+    l0, g0 = _model_grads(model, qnet, x, False, None)
+    l1, g1 = _model_grads(model, qnet, x, True, None)
+    assert torch.equal(l0, l1)
+    assert any(g is not None and float(g.abs().sum()) > 0 for g in g0)
+    _same(g0, g1)
+
+
 @pytest.mark.parametrize("mps", [True, False])
 @pytest.mark.parametrize("name", ["mlp", "vgg"])
 def test_qatnet_gradients_fused_equal_unfused(name: str, mps: bool) -> None:
@@ -166,11 +176,7 @@ def test_qatnet_gradients_fused_equal_unfused(name: str, mps: bool) -> None:
     model = active_net(name, mps).double()  # float32 parameters: module docstring of the test
     qnet = QATNet(model, **qkw(name)).train()
     x = inputs(name).double()
-    l0, g0 = _model_grads(model, qnet, x, False, None)
-    l1, g1 = _model_grads(model, qnet, x, True, None)
-    assert torch.equal(l0, l1)
-    assert any(g is not None and float(g.abs().sum()) > 0 for g in g0)
-    _same(g0, g1)
+    _fused_equals_unfused(model, qnet, x)
 
 
 def test_cubalif_chain_gradients_fused_equal_unfused(tmp_path: Path) -> None:
@@ -183,11 +189,7 @@ def test_cubalif_chain_gradients_fused_equal_unfused(tmp_path: Path) -> None:
     x = torch.from_numpy(
         (np.random.default_rng(1).random((12, 8, 1, 8, 8)) < 0.3).astype(np.float64)
     )
-    l0, g0 = _model_grads(model, qnet, x, False, None)
-    l1, g1 = _model_grads(model, qnet, x, True, None)
-    assert torch.equal(l0, l1)
-    assert any(g is not None and float(g.abs().sum()) > 0 for g in g0)
-    _same(g0, g1)
+    _fused_equals_unfused(model, qnet, x)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -251,8 +253,4 @@ def test_graph_gradients_fused_equal_unfused(name: str) -> None:
     model = model.double()
     qnet = QATNet(model).train()
     x = spikes_in(shape).double()
-    l0, g0 = _model_grads(model, qnet, x, False, None)
-    l1, g1 = _model_grads(model, qnet, x, True, None)
-    assert torch.equal(l0, l1)
-    assert any(g is not None and float(g.abs().sum()) > 0 for g in g0)
-    _same(g0, g1)
+    _fused_equals_unfused(model, qnet, x)
